@@ -1,0 +1,53 @@
+// shim.cc - registers the C micro-benchmark tables (bm.h) with Google Benchmark.
+// The only C++ in Ricochet: it owns nothing but the glue between the two APIs.
+#include <benchmark/benchmark.h>
+#include <string>
+#include "bench/micro/bm.h"
+
+namespace {
+
+void run_case(benchmark::State &st, const bm_case *c, int64_t arg)
+{
+	static void *state;                 // shared by the threads of one case
+	if (st.thread_index() == 0)
+		state = c->setup ? c->setup(arg) : nullptr;
+	uint64_t items = 0;
+	for (auto _ : st)
+		items += c->run(state);
+	st.SetItemsProcessed(static_cast<int64_t>(items));
+	if (st.thread_index() == 0 && c->teardown)
+		c->teardown(state);
+}
+
+void register_table(const bm_case *t)
+{
+	for (const bm_case *c = t; c->name; c++) {
+		benchmark::internal::Benchmark *b;
+		if (c->args[0]) {
+			b = benchmark::RegisterBenchmark(c->name, [c](benchmark::State &st) {
+				run_case(st, c, st.range(0));
+			});
+			for (int i = 0; i < 8 && c->args[i]; i++)
+				b->Arg(c->args[i]);
+		} else {
+			b = benchmark::RegisterBenchmark(c->name, run_case, c, int64_t(0));
+		}
+		if (c->threads > 1)
+			b->Threads(c->threads);
+		b->UseRealTime();
+	}
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	register_table(bm_msg_cases);
+	register_table(bm_rib_cases);
+	benchmark::Initialize(&argc, argv);
+	if (benchmark::ReportUnrecognizedArguments(argc, argv))
+		return 1;
+	benchmark::RunSpecifiedBenchmarks();
+	benchmark::Shutdown();
+	return 0;
+}

@@ -1,0 +1,77 @@
+/*
+ * attr.h - interned (hash-consed), reference-counted path attribute sets.
+ *
+ * Owns: the table of distinct attribute sets (a liburcu rculfhash), keyed by
+ * (next hop, canonical attribute blob - see core/bgp.h).  Identical sets from
+ * any peer are stored once; a full Internet table has ~150k distinct sets for
+ * 1M prefixes, so this is where most memory is saved.
+ *
+ * Threading: any RCU-registered thread may intern, ref and unref concurrently.
+ * attr_intern() and attr_unref() take rcu_read_lock themselves.  A pointer
+ * obtained from a path under rcu_read_lock stays valid until rcu_read_unlock
+ * even if its last reference is dropped meanwhile (freed after a grace period).
+ * Refcount underflow, overflow or use of a released set aborts loudly.
+ *
+ * The decision fields are extracted once at intern time, so best-path
+ * selection never parses attributes.
+ */
+#ifndef RICOCHET_RIB_ATTR_H
+#define RICOCHET_RIB_ATTR_H
+
+#include <urcu.h>
+#include <urcu/rculfhash.h>
+#include "core/bgp.h"
+
+/* attr_set.flags */
+#define ATTR_F_MED            0x0001
+#define ATTR_F_LOCAL_PREF     0x0002
+#define ATTR_F_ORIGINATOR     0x0004
+#define ATTR_F_ATOMIC_AGG     0x0008
+#define ATTR_F_NO_EXPORT      0x0010
+#define ATTR_F_NO_ADVERTISE   0x0020
+#define ATTR_F_NO_EXPORT_SUBCONFED 0x0040
+#define ATTR_F_CLUSTER_LIST   0x0080
+
+struct attr_set {
+	struct cds_lfht_node node;       /* in attr_table */
+	struct rcu_head rcu;
+	unsigned long hash;
+	uint32_t refcnt;                 /* atomic; 0 = dying, never resurrected */
+	/* decision fields, extracted at intern time */
+	uint32_t local_pref;             /* 100 when absent */
+	uint32_t med;                    /* 0 when absent */
+	uint32_t originator_id;          /* host order, 0 when absent */
+	uint32_t neighbor_as;            /* first AS of the first AS_SEQUENCE, 0 if none */
+	uint16_t as_path_len;            /* RFC 4271 9.1.2.2a: AS_SET counts 1, confed 0 */
+	uint16_t cluster_list_len;       /* number of cluster ids */
+	uint16_t flags;                  /* ATTR_F_* */
+	uint8_t origin;
+	struct bgp_nexthop nh;
+	uint16_t blob_len;
+	uint8_t blob[];                  /* canonical attribute blob */
+};
+
+struct attr_table;
+
+struct attr_table *attr_table_create(void);
+/* Destroy: every set must have been released (aborts otherwise). */
+void attr_table_destroy(struct attr_table *t);
+
+/*
+ * Return the interned set for (nh, blob), taking one reference for the caller.
+ * Allocates only when the set is new.  blob must be canonical; it is copied.
+ */
+struct attr_set *attr_intern(struct attr_table *t, const struct bgp_nexthop *nh,
+			     const uint8_t *blob, size_t len);
+void attr_ref(struct attr_set *a);               /* aborts on overflow / dead set */
+void attr_unref(struct attr_table *t, struct attr_set *a); /* last ref frees after a grace period */
+
+struct attr_stats {
+	uint64_t sets;                   /* live distinct sets */
+	uint64_t bytes;                  /* bytes held by them (allocation sizes) */
+	uint64_t interns;                /* attr_intern calls */
+	uint64_t hits;                   /* of which found an existing set */
+};
+void attr_table_stats(struct attr_table *t, struct attr_stats *st);
+
+#endif

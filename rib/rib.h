@@ -1,0 +1,141 @@
+/*
+ * rib.h - the RIB: one path-compressed radix tree per address family, each
+ * prefix holding its candidate paths best-first, plus the change journal the
+ * reflection thread drains.
+ *
+ * Threading contract (details and the correctness argument in rib.c):
+ *   - Every thread that calls into the RIB is registered with liburcu
+ *     (rcu_register_thread).
+ *   - Readers (lookups, walks, reading a node's path set) run under
+ *     rcu_read_lock and never take a lock.  Pointers they get stay valid until
+ *     rcu_read_unlock.
+ *   - Writers (rib_update / rib_withdraw / rib_withdraw_peer) may run on many
+ *     threads at once; they take rcu_read_lock themselves.  All updates for one
+ *     peer index must come from one thread at a time (the peer's I/O thread),
+ *     which is what lets the per-peer prefix index go unlocked.
+ *   - The journal is drained by exactly one thread (the reflection thread).
+ *
+ * Path sets are immutable: a writer builds a new set and publishes it with
+ * rcu_assign_pointer, the old one is freed after a grace period.
+ */
+#ifndef RICOCHET_RIB_RIB_H
+#define RICOCHET_RIB_RIB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "core/bgp.h"
+#include "rib/attr.h"
+#include "rib/decide.h"
+
+#define RIB_MAX_PEERS 65536
+#define RIB_PEER_NONE 0xFFFFFFFFu
+
+/* An immutable set of paths for one prefix, best first. */
+struct rib_pathset {
+	struct rcu_head rcu;
+	uint16_t n;                      /* number of paths */
+	uint16_t n_multipath;            /* leading paths equal to the best (>= 1 if n) */
+	struct rib_path p[];
+};
+
+struct rib_node;                     /* opaque: a prefix in the tree */
+struct rib;
+
+struct rib_opts {
+	struct decide_opts decide;
+	struct attr_table *attrs;        /* where path attribute sets live */
+	const struct rib_peerinfo *peers;/* peer table, RIB_MAX_PEERS entries, owned by caller */
+};
+
+struct rib *rib_create(const struct rib_opts *o);
+/* Destroy: no other thread may use the RIB any more.  Releases every path. */
+void rib_destroy(struct rib *r);
+
+/* ---- writers ---------------------------------------------------------- */
+
+/*
+ * Insert or replace the path (peer, pfx->path_id) of prefix pfx.  Takes its
+ * own reference on attr (the caller keeps its own).  Marks the prefix in the
+ * journal if its best path or multipath set changed.
+ * Returns 1 if a new path was added, 0 if an existing one was replaced.
+ */
+int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struct attr_set *attr,
+	       uint32_t path_flags);
+/* Withdraw the path (peer, pfx->path_id).  Returns 1 if it existed, 0 if not. */
+int rib_withdraw(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer);
+/*
+ * Withdraw every path of peer in family fam (BGP_FAM_COUNT = all families).
+ * Cost is proportional to the number of prefixes the peer announced, not to
+ * the table size.  With only_stale, withdraws only paths flagged
+ * RIB_PATH_F_STALE (graceful restart end).  Returns paths removed.
+ */
+uint64_t rib_withdraw_peer(struct rib *r, uint32_t peer, unsigned fam, bool only_stale);
+/* Flag every path of peer (in fam) as stale (graceful restart begins). */
+uint64_t rib_mark_peer_stale(struct rib *r, uint32_t peer, unsigned fam);
+
+/* ---- readers (call under rcu_read_lock) ------------------------------- */
+
+struct rib_node *rib_lookup(struct rib *r, const struct bgp_prefix *pfx);   /* exact */
+struct rib_node *rib_lookup_lpm(struct rib *r, unsigned fam, const uint8_t *addr);
+/* The node's prefix (path_id 0) and its current path set (NULL if empty). */
+void rib_node_prefix(const struct rib_node *n, struct bgp_prefix *pfx);
+const struct rib_pathset *rib_node_paths(const struct rib_node *n);
+
+/*
+ * Ordered walk of family fam (prefix order: address, then length), restricted
+ * to prefixes inside `below` if not NULL, starting strictly after `after` if
+ * not NULL (a resume cursor: need not exist any more).  Calls cb for each
+ * prefix that has paths; stops after max prefixes or when cb returns false.
+ * Returns prefixes visited; *last gets the last prefix visited (the cursor to
+ * resume from).  Call under rcu_read_lock; resume across read-side sections.
+ */
+typedef bool (*rib_walk_cb)(struct rib_node *n, const struct bgp_prefix *pfx,
+			    const struct rib_pathset *ps, void *arg);
+size_t rib_walk(struct rib *r, unsigned fam, const struct bgp_prefix *below,
+		const struct bgp_prefix *after, size_t max, rib_walk_cb cb, void *arg,
+		struct bgp_prefix *last);
+
+/* ---- the change journal (one consumer: the reflection thread) ---------- */
+
+/*
+ * Take up to max changed prefixes.  Each prefix is handed over once however
+ * often it changed since it was last drained; its state must be read (under
+ * rcu_read_lock) after this returns.  Each returned node stays allocated until
+ * rib_journal_release() is called for it.  Returns the count.
+ */
+size_t rib_journal_drain(struct rib *r, struct rib_node **out, size_t max);
+/* Done with a drained node: an empty node may now be unlinked and freed. */
+void rib_journal_release(struct rib *r, struct rib_node *n);
+/* Number of prefixes waiting in the journal (approximate). */
+uint64_t rib_journal_pending(struct rib *r);
+/*
+ * Block until the journal is non-empty or timeout_ms passes (-1 forever) or
+ * rib_journal_wake() is called.  Writers wake the consumer when the journal
+ * goes from empty to non-empty.
+ */
+void rib_journal_wait(struct rib *r, int timeout_ms);
+void rib_journal_wake(struct rib *r);
+
+/*
+ * A small word per node owned by the journal consumer (reflection thread):
+ * it records what was last advertised for the prefix.  Only the consumer
+ * reads or writes it.
+ */
+uint32_t *rib_node_out_state(struct rib_node *n);
+
+/* ---- accounting ------------------------------------------------------- */
+
+struct rib_stats {
+	uint64_t prefixes[BGP_FAM_COUNT];
+	uint64_t paths[BGP_FAM_COUNT];
+	uint64_t nodes;                  /* tree nodes including glue nodes */
+	uint64_t node_bytes;
+	uint64_t pathset_bytes;
+	uint64_t peer_index_bytes;
+	uint64_t journal_pending;
+};
+void rib_stats(struct rib *r, struct rib_stats *st);
+/* Prefixes (per family) for which peer currently has at least one path. */
+uint64_t rib_peer_prefixes(struct rib *r, uint32_t peer, unsigned fam);
+
+#endif
