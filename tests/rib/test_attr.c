@@ -506,7 +506,7 @@ static void *torture_thread(void *arg)
 
 	rcu_register_thread();
 	/* Bounded in both time and count. */
-	for (uint64_t it = 0; it < 5000000; it++) {
+	for (uint64_t it = 0; it < 100000000; it++) {
 		if ((it & 1023) == 0 && now_ns() > tt->deadline_ns)
 			break;
 		x ^= x << 13;
