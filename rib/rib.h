@@ -50,6 +50,13 @@ struct rib_opts {
 struct rib *rib_create(const struct rib_opts *o);
 /* Destroy: no other thread may use the RIB any more.  Releases every path. */
 void rib_destroy(struct rib *r);
+/*
+ * Hand every deferred free (replaced path sets, unlinked nodes, the attribute
+ * references of removed paths) to call_rcu now and wait for them to run
+ * (rcu_barrier).  Writers batch these per stripe; tests and memory accounting
+ * call this to see the settled state.  Not under rcu_read_lock.
+ */
+void rib_flush(struct rib *r);
 
 /* ---- writers ---------------------------------------------------------- */
 

@@ -1,0 +1,1204 @@
+/*
+ * rib.c - the RIB: per-family path-compressed radix (Patricia) trees split by
+ * a first stride, immutable per-prefix path sets, the change journal and the
+ * per-peer prefix index.
+ *
+ * Threads: any number of writer threads (peer I/O threads) call rib_update /
+ * rib_withdraw / rib_withdraw_peer / rib_mark_peer_stale at once; any thread
+ * reads under rcu_read_lock; exactly one thread (reflection) drains the
+ * journal.  Every such thread is RCU-registered.
+ *
+ * LAYOUT
+ *   IPv4 prefixes with len >= 8 live in one of 256 subtrees picked by the
+ *   first octet, IPv6 prefixes with len >= 16 in one of 65536 subtrees picked
+ *   by the first 16 bits; shorter ones in a per-family "short" subtree.  Each
+ *   subtree is guarded by one writer mutex ("stripe"): IPv4 has a stripe per
+ *   slot, IPv6 1024 stripes (slot & 1023), each short tree its own.  Writers
+ *   on different stripes never contend; readers never lock.  A node holds
+ *   its prefix (immutable once linked), two child pointers and a pointer to
+ *   an immutable struct rib_pathset.  Nodes without paths are glue.
+ *
+ * WHY A READER NEVER SEES A TORN TREE
+ *   1. A node is fully initialised (key, length, children, path set) before
+ *      the single release store (rib_pub) that links it; readers load every
+ *      child / path-set pointer with an acquire load (rib_deref).  These are
+ *      exactly rcu_assign_pointer / rcu_dereference, spelled with C11
+ *      atomics so that ThreadSanitizer understands them.
+ *   2. Every structural change is one pointer store:
+ *      - insert below a node: store the new leaf into a NULL child slot;
+ *      - insert above / split: the new node (or new glue + new leaf) is built
+ *        pointing at the existing subtree, then replaces it in its parent's
+ *        link with one store.  A reader that loaded the old link walks the old
+ *        subtree (still intact and linked under the new node); one that loads
+ *        the new link walks the new node then the same old subtree.
+ *      - remove a node with <= 1 child: the parent's link is set to that child
+ *        (or NULL).  A reader already on the removed node still sees its
+ *        unchanged children, i.e. the rest of the tree.
+ *      A key and length never change after linking, and the child pointers of
+ *      an unlinked node are never written again.  So any reader's traversal is
+ *      a path through some valid tree (old or new), never a mix that skips or
+ *      invents a subtree.  Paths change only by publishing a whole new set.
+ *   3. Memory is freed only after a grace period: an unlinked node or replaced
+ *      path set goes on its stripe's reclaim batch (under the stripe lock) and
+ *      the batch is handed to call_rcu, so its free runs after every read-side
+ *      section that began before it was handed over has ended.  A reader
+ *      starting later can only reach nodes that were linked at some time after
+ *      it started (the child pointers of unlinked nodes are frozen), i.e. not
+ *      ones already handed over.
+ *   4. Attribute references: each path in a published set owns one reference
+ *      to its attr_set.  A path carried from the old set into the new one
+ *      moves its reference; the reference of a removed or replaced path is
+ *      dropped in the reclaim callback, after the grace period.  So every
+ *      attr a reader can reach through a path set has refcnt >= 1 (not merely
+ *      "not freed yet", which attr.c's own deferred free would also give).
+ *
+ * JOURNAL
+ *   A writer whose change alters the best path or the multipath set (the
+ *   first n_multipath paths compared by peer, path_id and attr pointer) sets
+ *   the node's `queued` flag; if it was clear it takes a journal reference
+ *   (jrefs) and enqueues the node on a wfcqueue (wait-free multi-producer,
+ *   drained by the single consumer).  Drain clears `queued` (so the next
+ *   change re-marks) and hands the node over; rib_journal_release drops the
+ *   reference.  A node is unlinked only when it has no paths, jrefs == 0 and
+ *   at most one child - checked under its stripe lock - so the consumer's
+ *   nodes stay allocated until released.  The consumer is woken only when the
+ *   queue goes from empty to non-empty.
+ *
+ * PER-PEER INDEX
+ *   Each peer owns, per family, a vector of prefix keys appended when the
+ *   peer gains its first path on a prefix.  Only the peer's thread touches it
+ *   (contract in rib.h).  Withdrawn prefixes leave stale entries; when the
+ *   vector holds more than twice the live count it is sorted, deduplicated
+ *   and filtered against the tree.  rib_withdraw_peer walks only this vector.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <urcu.h>
+#include <urcu/wfcqueue.h>
+#include "core/log.h"
+#include "rib/rib.h"
+
+typedef unsigned __int128 rkey_t;
+
+#define rib_pub(p, v)  __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
+#define rib_deref(p)   __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
+#define rd_relaxed(p)  __atomic_load_n(&(p), __ATOMIC_RELAXED)
+#define wr_relaxed(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELAXED)
+#define add_relaxed(p, v) __atomic_add_fetch(&(p), (v), __ATOMIC_RELAXED)
+
+struct rib_node {
+	struct rib_node *ch[2];
+	struct rib_pathset *ps;
+	struct cds_wfcq_node jn;         /* journal link (consumer / enqueuer) */
+	uint32_t out_state;              /* consumer's word */
+	uint16_t jrefs;                  /* journal references (atomic) */
+	uint8_t queued;                  /* in the journal queue, not drained (atomic) */
+	uint8_t fam;
+	uint8_t len;
+	uint8_t pad_[3];
+	uint32_t k4;                     /* IPv4 address, host order */
+};
+struct rib_node6 {
+	struct rib_node n;
+	uint64_t hi, lo;                 /* IPv6 address, host-order halves */
+};
+
+#define RIB_RECLAIM_BATCH 128
+struct rib_reclaim {
+	struct rcu_head rcu;
+	struct attr_table *attrs;
+	unsigned n;
+	struct {
+		void *p;
+		struct attr_set *a;
+	} e[RIB_RECLAIM_BATCH];
+};
+
+struct rib_stripe {
+	pthread_mutex_t mu;
+	struct rib_reclaim *pending;
+	/* written under mu with relaxed stores, read by rib_stats */
+	int64_t paths, prefixes, nodes, node_bytes, ps_bytes;
+} __attribute__((aligned(64)));
+
+struct rib_fam {
+	unsigned fam, stride, nslots, nstripes, maxlen;
+	struct rib_node **slots;
+	struct rib_node *shortroot;
+	struct rib_stripe *stripes;      /* nstripes + 1: the last guards shortroot */
+};
+
+/* IPv6 index key: 17 bytes. */
+struct rib_pk6 {
+	uint64_t hi, lo;
+	uint8_t len;
+} __attribute__((packed));
+
+struct rib_peer {
+	uint64_t *v4;                    /* (addr << 8) | len */
+	struct rib_pk6 *v6;
+	size_t n[BGP_FAM_COUNT], cap[BGP_FAM_COUNT];
+	uint64_t live[BGP_FAM_COUNT];    /* prefixes with >= 1 path of this peer (atomic) */
+};
+
+struct rib {
+	struct rib_fam f[BGP_FAM_COUNT];
+	struct decide_opts dopts;
+	struct attr_table *attrs;
+	const struct rib_peerinfo *peers;
+	struct rib_peer **peer;          /* RIB_MAX_PEERS, lazily filled by the peer's thread */
+	uint64_t peer_index_bytes;       /* atomic */
+	/* journal */
+	struct __cds_wfcq_head jhead __attribute__((aligned(64)));
+	struct cds_wfcq_tail jtail __attribute__((aligned(64)));
+	uint64_t jpending __attribute__((aligned(64)));
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv;
+	int wflag;
+};
+
+/* ---- keys --------------------------------------------------------------- */
+
+static inline rkey_t kmask(unsigned len)
+{
+	return len ? ~(rkey_t)0 << (128 - len) : 0;
+}
+
+static inline unsigned kbit(rkey_t k, unsigned i)
+{
+	return (unsigned)(k >> (127 - i)) & 1;
+}
+
+static inline unsigned kcpl(rkey_t a, rkey_t b)
+{
+	rkey_t x = a ^ b;
+	uint64_t hi = (uint64_t)(x >> 64), lo = (uint64_t)x;
+	if (hi)
+		return (unsigned)__builtin_clzll(hi);
+	if (lo)
+		return 64 + (unsigned)__builtin_clzll(lo);
+	return 128;
+}
+
+static inline uint64_t be64_load(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return __builtin_bswap64(v);
+}
+
+static inline uint32_t be32_load(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return __builtin_bswap32(v);
+}
+
+static inline rkey_t key_from_addr(unsigned fam, const uint8_t *a)
+{
+	if (fam == BGP_FAM_IPV4)
+		return (rkey_t)be32_load(a) << 96;
+	return (rkey_t)be64_load(a) << 64 | be64_load(a + 8);
+}
+
+static void key_to_addr(unsigned fam, rkey_t k, uint8_t *a)
+{
+	memset(a, 0, 16);
+	unsigned nb = fam == BGP_FAM_IPV4 ? 4 : 16;
+	for (unsigned i = 0; i < nb; i++)
+		a[i] = (uint8_t)(k >> (120 - 8 * i));
+}
+
+static inline rkey_t node_key(const struct rib_node *n)
+{
+	if (n->fam == BGP_FAM_IPV4)
+		return (rkey_t)n->k4 << 96;
+	const struct rib_node6 *n6 = (const struct rib_node6 *)n;
+	return (rkey_t)n6->hi << 64 | n6->lo;
+}
+
+static inline size_t node_size(unsigned fam)
+{
+	return fam == BGP_FAM_IPV4 ? sizeof(struct rib_node) : sizeof(struct rib_node6);
+}
+
+static inline size_t ps_size(unsigned n)
+{
+	return sizeof(struct rib_pathset) + n * sizeof(struct rib_path);
+}
+
+static void *xmalloc(size_t sz)
+{
+	void *p = malloc(sz);
+	if (!p)
+		log_fatal("rib: out of memory (%zu bytes)", sz);
+	return p;
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n, sz);
+	if (!p)
+		log_fatal("rib: out of memory (%zu x %zu bytes)", n, sz);
+	return p;
+}
+
+/* ---- stripes and deferred reclaim -------------------------------------- */
+
+static inline unsigned key_slot(const struct rib_fam *f, rkey_t k)
+{
+	return (unsigned)(k >> (128 - f->stride));
+}
+
+static inline struct rib_node **root_link(struct rib_fam *f, rkey_t k, unsigned len)
+{
+	return len >= f->stride ? &f->slots[key_slot(f, k)] : &f->shortroot;
+}
+
+static inline struct rib_stripe *stripe_of(struct rib_fam *f, rkey_t k, unsigned len)
+{
+	if (len < f->stride)
+		return &f->stripes[f->nstripes];
+	return &f->stripes[key_slot(f, k) & (f->nstripes - 1)];
+}
+
+static void reclaim_cb(struct rcu_head *h)
+{
+	struct rib_reclaim *b = caa_container_of(h, struct rib_reclaim, rcu);
+	for (unsigned i = 0; i < b->n; i++) {
+		if (b->e[i].a)
+			attr_unref(b->attrs, b->e[i].a);
+		free(b->e[i].p);
+	}
+	free(b);
+}
+
+static void stripe_flush(struct rib_stripe *st)
+{
+	struct rib_reclaim *b = st->pending;
+	if (b) {
+		st->pending = NULL;
+		call_rcu(&b->rcu, reclaim_cb);
+	}
+}
+
+/* Free p (may be NULL) and drop a reference to a (may be NULL) after a
+ * grace period.  Caller holds st->mu. */
+static void defer_free(struct rib *r, struct rib_stripe *st, void *p, struct attr_set *a)
+{
+	struct rib_reclaim *b = st->pending;
+	if (!b) {
+		b = xmalloc(sizeof(*b));
+		b->attrs = r->attrs;
+		b->n = 0;
+		st->pending = b;
+	}
+	b->e[b->n].p = p;
+	b->e[b->n].a = a;
+	if (++b->n == RIB_RECLAIM_BATCH)
+		stripe_flush(st);
+}
+
+/* ---- tree (writer side: caller holds the stripe lock) ------------------- */
+
+static struct rib_node *node_new(struct rib_stripe *st, unsigned fam, rkey_t k, unsigned len)
+{
+	size_t sz = node_size(fam);
+	struct rib_node *n = xmalloc(sz);
+	memset(n, 0, sz);
+	n->fam = (uint8_t)fam;
+	n->len = (uint8_t)len;
+	if (fam == BGP_FAM_IPV4) {
+		n->k4 = (uint32_t)(k >> 96);
+	} else {
+		struct rib_node6 *n6 = (struct rib_node6 *)n;
+		n6->hi = (uint64_t)(k >> 64);
+		n6->lo = (uint64_t)k;
+	}
+	wr_relaxed(st->nodes, st->nodes + 1);
+	wr_relaxed(st->node_bytes, st->node_bytes + (int64_t)sz);
+	return n;
+}
+
+/* Find or create the node for (k, len) in the tree at *link. */
+static struct rib_node *tree_get(struct rib_stripe *st, unsigned fam, struct rib_node **link,
+				 rkey_t k, unsigned len)
+{
+	struct rib_node *n;
+	while ((n = *link) != NULL) {
+		rkey_t kn = node_key(n);
+		unsigned l = n->len, c = kcpl(k, kn);
+		if (c > l)
+			c = l;
+		if (c > len)
+			c = len;
+		if (c < l) {
+			struct rib_node *nn = node_new(st, fam, k, len);
+			if (c == len) {
+				nn->ch[kbit(kn, len)] = n;
+				rib_pub(*link, nn);
+			} else {
+				struct rib_node *g = node_new(st, fam, k & kmask(c), c);
+				g->ch[kbit(k, c)] = nn;
+				g->ch[kbit(kn, c)] = n;
+				rib_pub(*link, g);
+			}
+			return nn;
+		}
+		if (l == len)
+			return n;
+		link = &n->ch[kbit(k, l)];
+	}
+	n = node_new(st, fam, k, len);
+	rib_pub(*link, n);
+	return n;
+}
+
+/* Find (k, len) recording the links from the root; returns depth (index of
+ * the node's link + 1) or 0 if absent. */
+static unsigned tree_find_links(struct rib_node **link, rkey_t k, unsigned len,
+				struct rib_node ***links)
+{
+	unsigned d = 0;
+	struct rib_node *n;
+	while ((n = *link) != NULL && n->len <= len) {
+		links[d++] = link;
+		if (kcpl(k, node_key(n)) < n->len)
+			return 0;
+		if (n->len == len)
+			return d;
+		link = &n->ch[kbit(k, n->len)];
+	}
+	return 0;
+}
+
+static inline bool node_prunable(struct rib_node *n)
+{
+	return n->ps == NULL && !(n->ch[0] && n->ch[1]) &&
+	       __atomic_load_n(&n->jrefs, __ATOMIC_ACQUIRE) == 0;
+}
+
+/* Unlink the node at *links[d-1] and then its ancestors while they are
+ * prunable.  Caller holds the stripe lock. */
+static void tree_prune(struct rib *r, struct rib_stripe *st, struct rib_node ***links, unsigned d)
+{
+	while (d > 0) {
+		struct rib_node **link = links[d - 1];
+		struct rib_node *n = *link;
+		if (!node_prunable(n))
+			return;
+		struct rib_node *c = n->ch[0] ? n->ch[0] : n->ch[1];
+		rib_pub(*link, c);
+		wr_relaxed(st->nodes, st->nodes - 1);
+		wr_relaxed(st->node_bytes, st->node_bytes - (int64_t)node_size(n->fam));
+		defer_free(r, st, n, NULL);
+		if (c)
+			return;          /* parent keeps the same number of children */
+		d--;
+	}
+}
+
+/* ---- journal ------------------------------------------------------------ */
+
+static bool mp_changed(const struct rib_pathset *a, const struct rib_pathset *b)
+{
+	unsigned na = a ? a->n_multipath : 0, nb = b ? b->n_multipath : 0;
+	if (na != nb)
+		return true;
+	for (unsigned i = 0; i < na; i++)
+		if (a->p[i].peer != b->p[i].peer || a->p[i].path_id != b->p[i].path_id ||
+		    a->p[i].attr != b->p[i].attr)
+			return true;
+	return false;
+}
+
+static void journal_signal(struct rib *r, bool explicit_wake)
+{
+	pthread_mutex_lock(&r->wmu);
+	if (explicit_wake)
+		r->wflag = 1;
+	pthread_cond_signal(&r->wcv);
+	pthread_mutex_unlock(&r->wmu);
+}
+
+/* Caller holds the node's stripe lock and has just published its new set. */
+static void journal_mark(struct rib *r, struct rib_node *n)
+{
+	if (__atomic_exchange_n(&n->queued, 1, __ATOMIC_SEQ_CST))
+		return;
+	if (__atomic_add_fetch(&n->jrefs, 1, __ATOMIC_RELAXED) == 0)
+		log_fatal("rib: journal reference overflow (consumer never releases?)");
+	__atomic_add_fetch(&r->jpending, 1, __ATOMIC_SEQ_CST);
+	cds_wfcq_node_init(&n->jn);
+	if (!cds_wfcq_enqueue(&r->jhead, &r->jtail, &n->jn))
+		journal_signal(r, false);
+}
+
+size_t rib_journal_drain(struct rib *r, struct rib_node **out, size_t max)
+{
+	size_t i;
+	for (i = 0; i < max; i++) {
+		struct cds_wfcq_node *qn = __cds_wfcq_dequeue_blocking(&r->jhead, &r->jtail);
+		if (!qn)
+			break;
+		struct rib_node *n = caa_container_of(qn, struct rib_node, jn);
+		__atomic_sub_fetch(&r->jpending, 1, __ATOMIC_RELAXED);
+		/* After this, a writer's next change re-queues the node; paired
+		 * with the exchange in journal_mark, which follows its publish. */
+		__atomic_exchange_n(&n->queued, 0, __ATOMIC_SEQ_CST);
+		out[i] = n;
+	}
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return i;
+}
+
+void rib_journal_release(struct rib *r, struct rib_node *n)
+{
+	rcu_read_lock();             /* n may be pruned by a writer once jrefs hits 0 */
+	uint16_t left = __atomic_sub_fetch(&n->jrefs, 1, __ATOMIC_ACQ_REL);
+	if (left == 0xFFFF)
+		log_fatal("rib: journal release of a node not held");
+	if (left == 0 && rib_deref(n->ps) == NULL) {
+		struct rib_fam *f = &r->f[n->fam];
+		rkey_t k = node_key(n);
+		unsigned len = n->len;
+		struct rib_stripe *st = stripe_of(f, k, len);
+		struct rib_node **links[130];
+		pthread_mutex_lock(&st->mu);
+		unsigned d = tree_find_links(root_link(f, k, len), k, len, links);
+		if (d && *links[d - 1] == n)
+			tree_prune(r, st, links, d);
+		pthread_mutex_unlock(&st->mu);
+	}
+	rcu_read_unlock();
+}
+
+uint64_t rib_journal_pending(struct rib *r)
+{
+	return __atomic_load_n(&r->jpending, __ATOMIC_RELAXED);
+}
+
+void rib_journal_wait(struct rib *r, int timeout_ms)
+{
+	if (rib_journal_pending(r))
+		return;
+	struct timespec ts;
+	if (timeout_ms >= 0) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&r->wmu);
+	while (!r->wflag && rib_journal_pending(r) == 0) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&r->wcv, &r->wmu);
+		} else if (pthread_cond_timedwait(&r->wcv, &r->wmu, &ts) == ETIMEDOUT) {
+			break;
+		}
+	}
+	r->wflag = 0;
+	pthread_mutex_unlock(&r->wmu);
+}
+
+void rib_journal_wake(struct rib *r)
+{
+	journal_signal(r, true);
+}
+
+uint32_t *rib_node_out_state(struct rib_node *n)
+{
+	return &n->out_state;
+}
+
+/* ---- per-peer index (touched only by the peer's own thread) ------------- */
+
+static struct rib_peer *peer_get(struct rib *r, uint32_t peer)
+{
+	struct rib_peer *p = rib_deref(r->peer[peer]);
+	if (!p) {
+		p = xcalloc(1, sizeof(*p));
+		rib_pub(r->peer[peer], p);
+	}
+	return p;
+}
+
+static int pk4_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int pk6_cmp(const void *a, const void *b)
+{
+	const struct rib_pk6 *x = a, *y = b;
+	if (x->hi != y->hi)
+		return x->hi < y->hi ? -1 : 1;
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return (int)x->len - (int)y->len;
+}
+
+static size_t pidx_esize(unsigned fam)
+{
+	return fam == BGP_FAM_IPV4 ? sizeof(uint64_t) : sizeof(struct rib_pk6);
+}
+
+static void *pidx_vec(struct rib_peer *p, unsigned fam)
+{
+	return fam == BGP_FAM_IPV4 ? (void *)p->v4 : (void *)p->v6;
+}
+
+static void pidx_setvec(struct rib *r, struct rib_peer *p, unsigned fam, void *v, size_t cap)
+{
+	size_t es = pidx_esize(fam);
+	add_relaxed(r->peer_index_bytes, (cap - p->cap[fam]) * es);
+	if (fam == BGP_FAM_IPV4)
+		p->v4 = v;
+	else
+		p->v6 = v;
+	p->cap[fam] = cap;
+}
+
+static void pidx_get(struct rib_peer *p, unsigned fam, size_t i, rkey_t *k, unsigned *len)
+{
+	if (fam == BGP_FAM_IPV4) {
+		*k = (rkey_t)(uint32_t)(p->v4[i] >> 8) << 96;
+		*len = (unsigned)(p->v4[i] & 0xFF);
+	} else {
+		*k = (rkey_t)p->v6[i].hi << 64 | p->v6[i].lo;
+		*len = p->v6[i].len;
+	}
+}
+
+static bool node_has_peer(const struct rib_node *n, uint32_t peer)
+{
+	const struct rib_pathset *ps = n ? rib_deref(n->ps) : NULL;
+	for (unsigned i = 0; ps && i < ps->n; i++)
+		if (ps->p[i].peer == peer)
+			return true;
+	return false;
+}
+
+static struct rib_node *tree_lookup(struct rib_node *n, rkey_t k, unsigned len);
+
+/* Sort, deduplicate and drop entries where the peer has no path any more. */
+static void pidx_compact(struct rib *r, struct rib_peer *p, uint32_t peer, unsigned fam)
+{
+	size_t n = p->n[fam], es = pidx_esize(fam), o = 0;
+	uint8_t *v = pidx_vec(p, fam);
+	struct rib_fam *f = &r->f[fam];
+	qsort(v, n, es, fam == BGP_FAM_IPV4 ? pk4_cmp : pk6_cmp);
+	rcu_read_lock();
+	for (size_t i = 0; i < n; i++) {
+		if (o && memcmp(v + (o - 1) * es, v + i * es, es) == 0)
+			continue;
+		rkey_t k;
+		unsigned len;
+		pidx_get(p, fam, i, &k, &len);
+		if (!node_has_peer(tree_lookup(rib_deref(*root_link(f, k, len)), k, len), peer))
+			continue;
+		if (o != i)
+			memmove(v + o * es, v + i * es, es);
+		o++;
+	}
+	rcu_read_unlock();
+	p->n[fam] = o;
+	size_t cap = o + o / 4 + 16;
+	if (cap < p->cap[fam]) {
+		void *nv = realloc(v, cap * es);
+		if (!nv)
+			log_fatal("rib: out of memory (peer index)");
+		pidx_setvec(r, p, fam, nv, cap);
+	}
+}
+
+static void pidx_add(struct rib *r, uint32_t peer, unsigned fam, rkey_t k, unsigned len)
+{
+	struct rib_peer *p = peer_get(r, peer);
+	size_t n = p->n[fam], es = pidx_esize(fam);
+	if (n == p->cap[fam]) {
+		uint64_t live = rd_relaxed(p->live[fam]);
+		if (n > 64 && n > 2 * live) {
+			pidx_compact(r, p, peer, fam);
+			n = p->n[fam];
+		}
+		if (n == p->cap[fam]) {
+			size_t cap = n < 16 ? 16 : n + n / 2;
+			void *nv = realloc(pidx_vec(p, fam), cap * es);
+			if (!nv)
+				log_fatal("rib: out of memory (peer index)");
+			pidx_setvec(r, p, fam, nv, cap);
+		}
+	}
+	if (fam == BGP_FAM_IPV4) {
+		p->v4[n] = (uint64_t)(uint32_t)(k >> 96) << 8 | len;
+	} else {
+		p->v6[n].hi = (uint64_t)(k >> 64);
+		p->v6[n].lo = (uint64_t)k;
+		p->v6[n].len = (uint8_t)len;
+	}
+	p->n[fam] = n + 1;
+	wr_relaxed(p->live[fam], rd_relaxed(p->live[fam]) + 1);
+}
+
+static void pidx_lost(struct rib *r, uint32_t peer, unsigned fam, bool may_compact)
+{
+	struct rib_peer *p = peer_get(r, peer);
+	uint64_t live = rd_relaxed(p->live[fam]);
+	if (live == 0)
+		log_fatal("rib: peer %u prefix count underflow", peer);
+	wr_relaxed(p->live[fam], live - 1);
+	if (may_compact && p->n[fam] > 64 && p->n[fam] > 2 * (live - 1))
+		pidx_compact(r, p, peer, fam);
+}
+
+/* ---- path set edits (caller holds the stripe lock) ---------------------- */
+
+enum edit_mode { EDIT_WITHDRAW_ONE, EDIT_WITHDRAW_ALL, EDIT_WITHDRAW_STALE, EDIT_MARK_STALE };
+
+static void ps_publish(struct rib *r, struct rib_stripe *st, struct rib_node *n,
+		       struct rib_pathset *old, struct rib_pathset *nw, struct attr_set *gone)
+{
+	rib_pub(n->ps, nw);
+	int64_t db = (nw ? (int64_t)ps_size(nw->n) : 0) - (old ? (int64_t)ps_size(old->n) : 0);
+	int64_t dp = (nw ? nw->n : 0) - (old ? old->n : 0);
+	int64_t dx = (nw != NULL) - (old != NULL);
+	wr_relaxed(st->ps_bytes, st->ps_bytes + db);
+	wr_relaxed(st->paths, st->paths + dp);
+	wr_relaxed(st->prefixes, st->prefixes + dx);
+	if (mp_changed(old, nw))
+		journal_mark(r, n);
+	if (old || gone)
+		defer_free(r, st, old, gone);
+}
+
+/*
+ * Apply mode to peer's paths on n.  Returns the number of paths removed or
+ * re-flagged; *peer_left tells whether peer still has a path there.
+ */
+static unsigned node_edit(struct rib *r, struct rib_stripe *st, struct rib_node *n, uint32_t peer,
+			  enum edit_mode mode, uint32_t path_id, bool *peer_left)
+{
+	struct rib_pathset *old = n->ps;
+	unsigned hit = 0, keep = 0;
+	*peer_left = false;
+	if (!old)
+		return 0;
+	for (unsigned i = 0; i < old->n; i++) {
+		const struct rib_path *p = &old->p[i];
+		bool m = false;
+		if (p->peer == peer) {
+			switch (mode) {
+			case EDIT_WITHDRAW_ONE: m = p->path_id == path_id; break;
+			case EDIT_WITHDRAW_ALL: m = true; break;
+			case EDIT_WITHDRAW_STALE: m = (p->flags & RIB_PATH_F_STALE) != 0; break;
+			case EDIT_MARK_STALE: m = !(p->flags & RIB_PATH_F_STALE); break;
+			}
+			if (!m || mode == EDIT_MARK_STALE)
+				*peer_left = true;
+		}
+		hit += m;
+	}
+	if (!hit)
+		return 0;
+	keep = mode == EDIT_MARK_STALE ? old->n : old->n - hit;
+	struct rib_pathset *nw = NULL;
+	struct attr_set *gone = NULL;
+	if (keep) {
+		nw = xmalloc(ps_size(keep));
+		unsigned j = 0;
+		for (unsigned i = 0; i < old->n; i++) {
+			const struct rib_path *p = &old->p[i];
+			if (p->peer != peer) {
+				nw->p[j++] = *p;
+				continue;
+			}
+			bool m = mode == EDIT_WITHDRAW_ONE ? p->path_id == path_id :
+				 mode == EDIT_WITHDRAW_ALL ? true :
+				 mode == EDIT_WITHDRAW_STALE ? (p->flags & RIB_PATH_F_STALE) != 0 :
+				 !(p->flags & RIB_PATH_F_STALE);
+			if (mode == EDIT_MARK_STALE) {
+				nw->p[j] = *p;
+				nw->p[j++].flags |= m ? RIB_PATH_F_STALE : 0;
+			} else if (!m) {
+				nw->p[j++] = *p;
+			}
+		}
+		nw->n = (uint16_t)keep;
+		nw->n_multipath = (uint16_t)decide_sort(nw->p, keep, r->peers, &r->dopts);
+	}
+	if (mode != EDIT_MARK_STALE) {
+		/* one reference rides on the old set's reclaim entry, others alone */
+		for (unsigned i = 0; i < old->n; i++) {
+			const struct rib_path *p = &old->p[i];
+			if (p->peer != peer)
+				continue;
+			bool m = mode == EDIT_WITHDRAW_ONE ? p->path_id == path_id :
+				 mode == EDIT_WITHDRAW_ALL ? true : (p->flags & RIB_PATH_F_STALE) != 0;
+			if (!m)
+				continue;
+			if (!gone)
+				gone = p->attr;
+			else
+				defer_free(r, st, NULL, p->attr);
+		}
+	}
+	ps_publish(r, st, n, old, nw, gone);
+	return hit;
+}
+
+/* ---- public writers ----------------------------------------------------- */
+
+static void check_prefix(const struct bgp_prefix *pfx)
+{
+	if (pfx->family >= BGP_FAM_COUNT || pfx->len > bgp_family_maxlen(pfx->family))
+		log_fatal("rib: bad prefix family %u len %u", pfx->family, pfx->len);
+}
+
+static void check_peer(uint32_t peer)
+{
+	if (peer >= RIB_MAX_PEERS)
+		log_fatal("rib: bad peer index %u", peer);
+}
+
+int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struct attr_set *attr,
+	       uint32_t path_flags)
+{
+	check_prefix(pfx);
+	check_peer(peer);
+	if (!attr)
+		log_fatal("rib: update without attributes");
+	unsigned fam = pfx->family, len = pfx->len;
+	struct rib_fam *f = &r->f[fam];
+	rkey_t k = key_from_addr(fam, pfx->addr) & kmask(len);
+	struct rib_stripe *st = stripe_of(f, k, len);
+
+	pthread_mutex_lock(&st->mu);
+	struct rib_node *n = tree_get(st, fam, root_link(f, k, len), k, len);
+	struct rib_pathset *old = n->ps;
+	int idx = -1;
+	bool peer_had = false;
+	unsigned on = old ? old->n : 0;
+	for (unsigned i = 0; i < on; i++) {
+		if (old->p[i].peer != peer)
+			continue;
+		peer_had = true;
+		if (old->p[i].path_id == pfx->path_id)
+			idx = (int)i;
+	}
+	if (idx >= 0 && old->p[idx].attr == attr && old->p[idx].flags == path_flags) {
+		pthread_mutex_unlock(&st->mu);
+		return 0;
+	}
+	if (idx < 0 && on >= UINT16_MAX)
+		log_fatal("rib: too many paths for one prefix");
+	unsigned nn = on + (idx < 0);
+	struct rib_pathset *nw = xmalloc(ps_size(nn));
+	if (on)
+		memcpy(nw->p, old->p, on * sizeof(struct rib_path));
+	struct rib_path *np = &nw->p[idx >= 0 ? (unsigned)idx : on];
+	struct attr_set *gone = NULL;
+	if (idx < 0 || np->attr != attr) {
+		attr_ref(attr);
+		if (idx >= 0)
+			gone = np->attr;
+	}
+	np->attr = attr;
+	np->peer = peer;
+	np->path_id = pfx->path_id;
+	np->flags = path_flags;
+	nw->n = (uint16_t)nn;
+	nw->n_multipath = (uint16_t)decide_sort(nw->p, nn, r->peers, &r->dopts);
+	ps_publish(r, st, n, old, nw, gone);
+	pthread_mutex_unlock(&st->mu);
+
+	if (!peer_had)
+		pidx_add(r, peer, fam, k, len);
+	return idx < 0;
+}
+
+static unsigned withdraw_locked(struct rib *r, struct rib_fam *f, rkey_t k, unsigned len,
+				uint32_t peer, enum edit_mode mode, uint32_t path_id,
+				bool *peer_had, bool *peer_left)
+{
+	struct rib_stripe *st = stripe_of(f, k, len);
+	struct rib_node **links[130];
+	unsigned hit = 0;
+	*peer_had = *peer_left = false;
+	pthread_mutex_lock(&st->mu);
+	unsigned d = tree_find_links(root_link(f, k, len), k, len, links);
+	if (d) {
+		struct rib_node *n = *links[d - 1];
+		*peer_had = node_has_peer(n, peer);
+		hit = node_edit(r, st, n, peer, mode, path_id, peer_left);
+		if (hit && !n->ps)
+			tree_prune(r, st, links, d);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return hit;
+}
+
+int rib_withdraw(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer)
+{
+	check_prefix(pfx);
+	check_peer(peer);
+	unsigned fam = pfx->family, len = pfx->len;
+	rkey_t k = key_from_addr(fam, pfx->addr) & kmask(len);
+	bool had, left;
+	unsigned hit = withdraw_locked(r, &r->f[fam], k, len, peer, EDIT_WITHDRAW_ONE,
+				       pfx->path_id, &had, &left);
+	if (hit && !left)
+		pidx_lost(r, peer, fam, true);
+	return hit != 0;
+}
+
+static uint64_t peer_sweep(struct rib *r, uint32_t peer, unsigned fam, enum edit_mode mode)
+{
+	struct rib_peer *p = rib_deref(r->peer[peer]);
+	struct rib_fam *f = &r->f[fam];
+	uint64_t total = 0;
+	if (!p)
+		return 0;
+	for (size_t i = 0; i < p->n[fam]; i++) {
+		rkey_t k;
+		unsigned len;
+		bool had, left;
+		pidx_get(p, fam, i, &k, &len);
+		unsigned hit = withdraw_locked(r, f, k, len, peer, mode, 0, &had, &left);
+		total += hit;
+		if (hit && had && !left)
+			pidx_lost(r, peer, fam, false);
+	}
+	if (mode == EDIT_WITHDRAW_ALL || rd_relaxed(p->live[fam]) == 0) {
+		if (rd_relaxed(p->live[fam]) != 0)
+			log_fatal("rib: peer %u index lost prefixes", peer);
+		free(pidx_vec(p, fam));
+		pidx_setvec(r, p, fam, NULL, 0);
+		p->n[fam] = 0;
+	} else if (mode != EDIT_MARK_STALE && p->n[fam] > 2 * rd_relaxed(p->live[fam])) {
+		pidx_compact(r, p, peer, fam);
+	}
+	return total;
+}
+
+uint64_t rib_withdraw_peer(struct rib *r, uint32_t peer, unsigned fam, bool only_stale)
+{
+	check_peer(peer);
+	uint64_t t = 0;
+	for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+		if (fam == BGP_FAM_COUNT || fam == f)
+			t += peer_sweep(r, peer, f, only_stale ? EDIT_WITHDRAW_STALE : EDIT_WITHDRAW_ALL);
+	return t;
+}
+
+uint64_t rib_mark_peer_stale(struct rib *r, uint32_t peer, unsigned fam)
+{
+	check_peer(peer);
+	uint64_t t = 0;
+	for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+		if (fam == BGP_FAM_COUNT || fam == f)
+			t += peer_sweep(r, peer, f, EDIT_MARK_STALE);
+	return t;
+}
+
+/* ---- readers ------------------------------------------------------------ */
+
+static struct rib_node *tree_lookup(struct rib_node *n, rkey_t k, unsigned len)
+{
+	while (n && n->len <= len) {
+		if (kcpl(k, node_key(n)) < n->len)
+			return NULL;
+		if (n->len == len)
+			return n;
+		n = rib_deref(n->ch[kbit(k, n->len)]);
+	}
+	return NULL;
+}
+
+struct rib_node *rib_lookup(struct rib *r, const struct bgp_prefix *pfx)
+{
+	if (pfx->family >= BGP_FAM_COUNT || pfx->len > bgp_family_maxlen(pfx->family))
+		return NULL;
+	struct rib_fam *f = &r->f[pfx->family];
+	rkey_t k = key_from_addr(pfx->family, pfx->addr) & kmask(pfx->len);
+	struct rib_node *n = tree_lookup(rib_deref(*root_link(f, k, pfx->len)), k, pfx->len);
+	return n && rib_deref(n->ps) ? n : NULL;
+}
+
+static struct rib_node *tree_lpm(struct rib_node *n, rkey_t k, unsigned maxlen)
+{
+	struct rib_node *best = NULL;
+	while (n) {
+		if (kcpl(k, node_key(n)) < n->len)
+			break;
+		if (rib_deref(n->ps))
+			best = n;
+		if (n->len >= maxlen)
+			break;
+		n = rib_deref(n->ch[kbit(k, n->len)]);
+	}
+	return best;
+}
+
+struct rib_node *rib_lookup_lpm(struct rib *r, unsigned fam, const uint8_t *addr)
+{
+	if (fam >= BGP_FAM_COUNT)
+		return NULL;
+	struct rib_fam *f = &r->f[fam];
+	rkey_t k = key_from_addr(fam, addr);
+	struct rib_node *n = tree_lpm(rib_deref(f->slots[key_slot(f, k)]), k, f->maxlen);
+	return n ? n : tree_lpm(rib_deref(f->shortroot), k, f->maxlen);
+}
+
+void rib_node_prefix(const struct rib_node *n, struct bgp_prefix *pfx)
+{
+	memset(pfx, 0, sizeof(*pfx));
+	pfx->family = n->fam;
+	pfx->len = n->len;
+	key_to_addr(n->fam, node_key(n), pfx->addr);
+}
+
+const struct rib_pathset *rib_node_paths(const struct rib_node *n)
+{
+	return rib_deref(n->ps);
+}
+
+/* ---- ordered walk ------------------------------------------------------- */
+
+struct walk {
+	struct rib_fam *f;
+	bool has_below, has_after, in_short, stop;
+	rkey_t bk, ak;
+	unsigned bl, al;
+	unsigned next_slot, end_slot;    /* slots still to walk: [next, end) */
+	size_t max, count;
+	rib_walk_cb cb;
+	void *arg;
+	struct bgp_prefix *last;
+};
+
+static void walk_node(struct walk *w, struct rib_node *n);
+
+static void walk_slots(struct walk *w, unsigned upto)
+{
+	bool was_short = w->in_short;
+	w->in_short = false;
+	for (; w->next_slot < upto && !w->stop; w->next_slot++)
+		walk_node(w, rib_deref(w->f->slots[w->next_slot]));
+	w->in_short = was_short;
+}
+
+static void walk_emit(struct walk *w, struct rib_node *n, rkey_t k)
+{
+	const struct rib_pathset *ps = rib_deref(n->ps);
+	if (!ps || !ps->n)
+		return;
+	if (w->has_after && (k < w->ak || (k == w->ak && n->len <= w->al)))
+		return;
+	if (w->in_short) {
+		/* everything in slots before this prefix's stride value precedes it */
+		unsigned s = key_slot(w->f, k);
+		walk_slots(w, s < w->end_slot ? s : w->end_slot);
+		if (w->stop)
+			return;
+	}
+	struct bgp_prefix pfx;
+	rib_node_prefix(n, &pfx);
+	w->count++;
+	if (w->last)
+		*w->last = pfx;
+	if (!w->cb(n, &pfx, ps, w->arg) || w->count >= w->max)
+		w->stop = true;
+}
+
+static void walk_node(struct walk *w, struct rib_node *n)
+{
+	if (!n || w->stop)
+		return;
+	rkey_t k = node_key(n);
+	unsigned l = n->len;
+	if (w->has_below) {
+		if (l < w->bl) {
+			if (kcpl(k, w->bk) < l)
+				return;
+			walk_node(w, rib_deref(n->ch[kbit(w->bk, l)]));
+			return;
+		}
+		if (kcpl(k, w->bk) < w->bl)
+			return;
+	}
+	if (w->has_after && (k | ~kmask(l)) < w->ak)
+		return;
+	walk_emit(w, n, k);
+	walk_node(w, rib_deref(n->ch[0]));
+	walk_node(w, rib_deref(n->ch[1]));
+}
+
+size_t rib_walk(struct rib *r, unsigned fam, const struct bgp_prefix *below,
+		const struct bgp_prefix *after, size_t max, rib_walk_cb cb, void *arg,
+		struct bgp_prefix *last)
+{
+	if (fam >= BGP_FAM_COUNT || max == 0)
+		return 0;
+	struct walk w = { .f = &r->f[fam], .max = max, .cb = cb, .arg = arg, .last = last };
+	struct rib_fam *f = w.f;
+	w.next_slot = 0;
+	w.end_slot = f->nslots;
+	bool do_short = true;
+	if (below) {
+		if (below->family != fam || below->len > f->maxlen)
+			return 0;
+		w.has_below = true;
+		w.bl = below->len;
+		w.bk = key_from_addr(fam, below->addr) & kmask(w.bl);
+		w.next_slot = key_slot(f, w.bk);
+		w.end_slot = key_slot(f, w.bk | ~kmask(w.bl)) + 1;
+		do_short = w.bl < f->stride;
+	}
+	if (after) {
+		if (after->family != fam || after->len > f->maxlen)
+			return 0;
+		w.has_after = true;
+		w.al = after->len;
+		w.ak = key_from_addr(fam, after->addr) & kmask(w.al);
+		unsigned s = key_slot(f, w.ak);
+		if (s > w.next_slot)
+			w.next_slot = s;
+	}
+	if (do_short) {
+		w.in_short = true;
+		walk_node(&w, rib_deref(f->shortroot));
+		w.in_short = false;
+	}
+	walk_slots(&w, w.end_slot);
+	return w.count;
+}
+
+/* ---- lifecycle and accounting ------------------------------------------- */
+
+static void fam_init(struct rib_fam *f, unsigned fam)
+{
+	f->fam = fam;
+	f->stride = fam == BGP_FAM_IPV4 ? 8 : 16;
+	f->nslots = 1u << f->stride;
+	f->nstripes = fam == BGP_FAM_IPV4 ? 256 : 1024;
+	f->maxlen = bgp_family_maxlen(fam);
+	f->slots = xcalloc(f->nslots, sizeof(*f->slots));
+	if (posix_memalign((void **)&f->stripes, 64, (f->nstripes + 1) * sizeof(*f->stripes)))
+		log_fatal("rib: out of memory (stripes)");
+	memset(f->stripes, 0, (f->nstripes + 1) * sizeof(*f->stripes));
+	for (unsigned i = 0; i <= f->nstripes; i++)
+		pthread_mutex_init(&f->stripes[i].mu, NULL);
+}
+
+struct rib *rib_create(const struct rib_opts *o)
+{
+	struct rib *r;
+	if (posix_memalign((void **)&r, 64, sizeof(*r)))
+		log_fatal("rib: out of memory");
+	memset(r, 0, sizeof(*r));
+	r->dopts = o->decide;
+	r->attrs = o->attrs;
+	r->peers = o->peers;
+	r->peer = xcalloc(RIB_MAX_PEERS, sizeof(*r->peer));
+	for (unsigned i = 0; i < BGP_FAM_COUNT; i++)
+		fam_init(&r->f[i], i);
+	__cds_wfcq_init(&r->jhead, &r->jtail);
+	pthread_mutex_init(&r->wmu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->wcv, &ca);
+	pthread_condattr_destroy(&ca);
+	return r;
+}
+
+static void tree_free(struct rib *r, struct rib_node *n)
+{
+	while (n) {
+		tree_free(r, n->ch[0]);
+		struct rib_node *next = n->ch[1];
+		if (n->ps) {
+			for (unsigned i = 0; i < n->ps->n; i++)
+				attr_unref(r->attrs, n->ps->p[i].attr);
+			free(n->ps);
+		}
+		free(n);
+		n = next;
+	}
+}
+
+void rib_flush(struct rib *r)
+{
+	for (unsigned fam = 0; fam < BGP_FAM_COUNT; fam++) {
+		struct rib_fam *f = &r->f[fam];
+		for (unsigned i = 0; i <= f->nstripes; i++) {
+			pthread_mutex_lock(&f->stripes[i].mu);
+			stripe_flush(&f->stripes[i]);
+			pthread_mutex_unlock(&f->stripes[i].mu);
+		}
+	}
+	rcu_barrier();
+}
+
+void rib_destroy(struct rib *r)
+{
+	if (!r)
+		return;
+	rib_flush(r);
+	for (unsigned fam = 0; fam < BGP_FAM_COUNT; fam++) {
+		struct rib_fam *f = &r->f[fam];
+		for (unsigned s = 0; s < f->nslots; s++)
+			tree_free(r, f->slots[s]);
+		tree_free(r, f->shortroot);
+		for (unsigned i = 0; i <= f->nstripes; i++)
+			pthread_mutex_destroy(&f->stripes[i].mu);
+		free(f->stripes);
+		free(f->slots);
+	}
+	for (unsigned i = 0; i < RIB_MAX_PEERS; i++) {
+		if (r->peer[i]) {
+			free(r->peer[i]->v4);
+			free(r->peer[i]->v6);
+			free(r->peer[i]);
+		}
+	}
+	free(r->peer);
+	pthread_mutex_destroy(&r->wmu);
+	pthread_cond_destroy(&r->wcv);
+	free(r);
+	rcu_barrier();               /* attr frees queued by our reclaim callbacks */
+}
+
+void rib_stats(struct rib *r, struct rib_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	for (unsigned fam = 0; fam < BGP_FAM_COUNT; fam++) {
+		struct rib_fam *f = &r->f[fam];
+		for (unsigned i = 0; i <= f->nstripes; i++) {
+			struct rib_stripe *s = &f->stripes[i];
+			st->prefixes[fam] += (uint64_t)rd_relaxed(s->prefixes);
+			st->paths[fam] += (uint64_t)rd_relaxed(s->paths);
+			st->nodes += (uint64_t)rd_relaxed(s->nodes);
+			st->node_bytes += (uint64_t)rd_relaxed(s->node_bytes);
+			st->pathset_bytes += (uint64_t)rd_relaxed(s->ps_bytes);
+		}
+	}
+	st->peer_index_bytes = rd_relaxed(r->peer_index_bytes);
+	st->journal_pending = rib_journal_pending(r);
+}
+
+uint64_t rib_peer_prefixes(struct rib *r, uint32_t peer, unsigned fam)
+{
+	if (peer >= RIB_MAX_PEERS || fam >= BGP_FAM_COUNT)
+		return 0;
+	struct rib_peer *p = rib_deref(r->peer[peer]);
+	return p ? rd_relaxed(p->live[fam]) : 0;
+}
