@@ -153,6 +153,8 @@ struct msg_session {
 	size_t max_msg;                  /* 4096 or 65535 */
 	uint32_t peer_as;
 	uint32_t local_as;
+	bool rs_client;                  /* RFC 7947: peer is a route server that does not
+					    prepend its AS: skip the eBGP first-AS check */
 };
 
 /* An NLRI block to iterate: a run of (path-id) length prefix encodings, validated. */
