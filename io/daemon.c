@@ -1,0 +1,390 @@
+/*
+ * daemon.c - startup, the peer table, listeners and accept, reload, and
+ * shutdown: the glue that owns every other part of ricochetd.
+ *
+ * Threads: the main thread runs daemon_start/daemon_run (signals, reloads);
+ * daemon_accept runs on the I/O thread that holds the listening sockets;
+ * both take cfg_lock and peers_lock (in that order) when they look at the
+ * configuration or create peers.  Peers are never freed while the daemon
+ * runs: an address that connected once keeps its slot (dynamic peers are
+ * bounded by the configured ranges), which keeps peer ids stable for the
+ * RIB and the reflection thread without reference counting.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "io/daemon.h"
+
+struct daemon *g_daemon;
+
+#define ADDR_HT_SIZE (1u << 17)          /* > 2 * RIB_MAX_PEERS */
+
+static uint32_t *addr_ht;                /* peer id + 1, open addressing */
+
+static uint32_t addr_hash(const struct bgp_addr *a)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ a->family;
+	unsigned n = a->family == BGP_FAM_IPV6 ? 16 : 4;
+	for (unsigned i = 0; i < n; i++)
+		h = (h ^ a->addr[i]) * 0x100000001b3ull;
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+static bool addr_eq(const struct bgp_addr *a, const struct bgp_addr *b)
+{
+	return a->family == b->family && !memcmp(a->addr, b->addr, a->family == BGP_FAM_IPV6 ? 16 : 4);
+}
+
+struct peer *daemon_peer_by_addr(struct daemon *d, const struct bgp_addr *a)
+{
+	for (uint32_t i = addr_hash(a) & (ADDR_HT_SIZE - 1);; i = (i + 1) & (ADDR_HT_SIZE - 1)) {
+		if (!addr_ht[i])
+			return NULL;
+		struct peer *p = d->peers[addr_ht[i] - 1];
+		if (addr_eq(&p->addr, a))
+			return p;
+	}
+}
+
+static char *xstrdup(const char *s)
+{
+	if (!s)
+		return NULL;
+	char *c = strdup(s);
+	if (!c)
+		log_fatal("daemon: out of memory");
+	return c;
+}
+
+/* Copy a configured peer so that it owns its strings (the cfg may be freed on reload). */
+static void peer_cfg_copy(struct cfg_peer *dst, const struct cfg_peer *src)
+{
+	*dst = *src;
+	dst->description = xstrdup(src->description);
+	dst->md5_password = xstrdup(src->md5_password);
+}
+
+struct peer *daemon_peer_create(struct daemon *d, const struct cfg_peer *cp, const struct bgp_addr *addr,
+				bool dynamic)
+{
+	if (d->n_peers >= RIB_MAX_PEERS - 1) {
+		log_err("daemon: peer table full (%u peers)", d->n_peers);
+		return NULL;
+	}
+	struct peer *p = calloc(1, sizeof(*p));
+	if (!p)
+		log_fatal("daemon: out of memory");
+	p->id = d->n_peers;
+	p->dynamic = dynamic;
+	p->configured = true;
+	peer_cfg_copy(&p->cfg, cp);
+	p->addr = *addr;
+	p->fd = -1;
+	p->pending_fd = -1;
+	p->rx_cap = 256 * 1024;
+	p->rx = malloc(p->rx_cap);
+	p->scratch = malloc(MSG_SCRATCH_SIZE);
+	if (!p->rx || !p->scratch)
+		log_fatal("daemon: out of memory");
+	cds_wfcq_init(&p->oq_head, &p->oq_tail);
+	if (d->per_peer_threads) {
+		struct io_thread *t = io_thread_create(d, d->n_thr);
+		d->thr = realloc(d->thr, (d->n_thr + 1) * sizeof(*d->thr));
+		if (!d->thr)
+			log_fatal("daemon: out of memory");
+		d->thr[d->n_thr++] = t;
+		io_thread_start(t);
+		p->thr = t;
+	} else {
+		/* thread 0 also accepts; spread peers over all threads */
+		p->thr = d->thr[p->id % d->n_thr];
+	}
+	uint32_t i = addr_hash(addr) & (ADDR_HT_SIZE - 1);
+	while (addr_ht[i])
+		i = (i + 1) & (ADDR_HT_SIZE - 1);
+	rcu_assign_pointer(d->peers[p->id], p);
+	addr_ht[i] = p->id + 1;
+	d->n_peers++;
+	io_thread_add_peer(p->thr, p);
+	return p;
+}
+
+/* ------------------------------------------------------------ accept */
+
+static bool sockaddr_to_addr(const struct sockaddr_storage *ss, struct bgp_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET) {
+		a->family = BGP_FAM_IPV4;
+		memcpy(a->addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+		return true;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *i6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(i6)) {
+			a->family = BGP_FAM_IPV4;
+			memcpy(a->addr, i6->s6_addr + 12, 4);
+		} else {
+			a->family = BGP_FAM_IPV6;
+			memcpy(a->addr, i6->s6_addr, 16);
+		}
+		return true;
+	}
+	return false;
+}
+
+void daemon_accept(struct daemon *d, int lfd)
+{
+	static struct log_ratelimit rl;
+	for (int k = 0; k < 64; k++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn("daemon: accept: %s", strerror(errno));
+			return;
+		}
+		struct bgp_addr a;
+		char as[64];
+		if (!sockaddr_to_addr(&ss, &a)) {
+			close(fd);
+			continue;
+		}
+		bgp_addr_fmt(as, sizeof(as), &a);
+		pthread_mutex_lock(&d->cfg_lock);
+		pthread_mutex_lock(&d->peers_lock);
+		struct peer *p = daemon_peer_by_addr(d, &a);
+		if (!p || !p->configured) {
+			const struct cfg_peer *cp = cfg_match_peer(d->cfg, &a);
+			if (cp && p) {
+				p->configured = true; /* a range covers it again */
+			} else if (cp) {
+				p = daemon_peer_create(d, cp, &a, cp->is_range);
+			} else {
+				p = NULL;
+			}
+		}
+		pthread_mutex_unlock(&d->peers_lock);
+		pthread_mutex_unlock(&d->cfg_lock);
+		if (!p) {
+			uint32_t sup = 0;
+			if (log_ratelimit_ok(&rl, 1000000000ull, &sup))
+				log_warn("daemon: connection from %s refused: not a configured peer or range "
+					 "[%u similar suppressed]", as, sup);
+			close(fd);
+			continue;
+		}
+		io_thread_accepted(p->thr, p, fd);
+	}
+}
+
+static int listen_on(const struct cfg_endpoint *ep)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	socklen_t sl;
+	if (ep->addr.family == BGP_FAM_IPV6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		memcpy(&s6->sin6_addr, ep->addr.addr, 16);
+		s6->sin6_port = htons(ep->port);
+		sl = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, ep->addr.addr, 4);
+		s4->sin_port = htons(ep->port);
+		sl = sizeof(*s4);
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 4096) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static unsigned ncpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+int daemon_start(struct daemon *d, struct cfg *cfg, const char *cfg_path)
+{
+	g_daemon = d;
+	d->cfg = cfg;
+	d->cfg_path = cfg_path ? xstrdup(cfg_path) : NULL;
+	d->router_id = cfg->router_id;
+	d->asn = cfg->asn;
+	d->cluster_id = cfg->cluster_id;
+	d->start_ns = log_now_ns();
+	pthread_mutex_init(&d->cfg_lock, NULL);
+	pthread_mutex_init(&d->peers_lock, NULL);
+	addr_ht = calloc(ADDR_HT_SIZE, sizeof(*addr_ht));
+	d->peerinfo = calloc(RIB_MAX_PEERS, sizeof(*d->peerinfo));
+	d->peers = calloc(RIB_MAX_PEERS, sizeof(*d->peers));
+	if (!addr_ht || !d->peerinfo || !d->peers)
+		log_fatal("daemon: out of memory");
+
+	d->attrs = attr_table_create();
+	struct rib_opts ro = {
+		.decide = { .always_compare_med = cfg->always_compare_med,
+			    .deterministic_med = cfg->deterministic_med },
+		.attrs = d->attrs,
+		.peers = d->peerinfo,
+	};
+	d->rib = rib_create(&ro);
+	struct refl_opts fo = {
+		.rib = d->rib, .peers = d->peers, .router_id = cfg->router_id,
+		.cluster_id = cfg->cluster_id, .local_as = cfg->asn, .batch = 65536,
+	};
+	d->refl = refl_create(&fo);
+	refl_start(d->refl);
+
+	/* I/O threads: a pool (default: one per CPU), or one per peer plus an acceptor */
+	d->per_peer_threads = cfg->io_threads == CFG_IOT_PER_PEER;
+	unsigned n = d->per_peer_threads ? 1
+		     : cfg->io_threads == CFG_IOT_COUNT && cfg->io_threads_count ? cfg->io_threads_count
+										     : ncpus();
+	d->thr = calloc(n, sizeof(*d->thr));
+	for (unsigned i = 0; i < n; i++) {
+		d->thr[i] = io_thread_create(d, i);
+		io_thread_start(d->thr[i]);
+	}
+	d->n_thr = n;
+
+	d->listen_fds = calloc(cfg->n_listen ? cfg->n_listen : 1, sizeof(int));
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		char as[64];
+		bgp_addr_fmt(as, sizeof(as), &cfg->listen[i].addr);
+		int fd = listen_on(&cfg->listen[i]);
+		if (fd < 0) {
+			log_err("daemon: cannot listen on %s port %u: %s", as, cfg->listen[i].port, strerror(errno));
+			return -1;
+		}
+		d->listen_fds[d->n_listen++] = fd;
+		io_thread_listen(d->thr[0], fd, (unsigned)i);
+		log_info("listening on %s port %u", as, cfg->listen[i].port);
+	}
+
+	pthread_mutex_lock(&d->peers_lock);
+	for (size_t i = 0; i < cfg->n_peers; i++)
+		daemon_peer_create(d, &cfg->peers[i], &cfg->peers[i].addr, false);
+	pthread_mutex_unlock(&d->peers_lock);
+	char rid[32];
+	struct in_addr ri = { htonl(cfg->router_id) };
+	inet_ntop(AF_INET, &ri, rid, sizeof(rid));
+	log_info("ricochetd started: router-id %s, AS%u, %zu peers, %zu ranges, %u I/O thread%s%s", rid,
+		 cfg->asn, cfg->n_peers, cfg->n_ranges, d->n_thr, d->n_thr == 1 ? "" : "s",
+		 d->per_peer_threads ? " (per-peer mode)" : "");
+	return 0;
+}
+
+int daemon_reload(struct daemon *d, char *err, size_t errlen)
+{
+	if (!d->cfg_path) {
+		snprintf(err, errlen, "running on the built-in configuration: nothing to reload");
+		return -1;
+	}
+	struct cfg *nc = cfg_load(d->cfg_path, err, errlen);
+	if (!nc) {
+		log_err("reload failed, keeping the running configuration: %s", err);
+		return -1;
+	}
+	if (nc->router_id != d->router_id || nc->asn != d->asn || nc->cluster_id != d->cluster_id)
+		log_warn("reload: router-id, asn and cluster-id changes need a restart; ignored");
+	pthread_mutex_lock(&d->cfg_lock);
+	pthread_mutex_lock(&d->peers_lock);
+	unsigned kept = 0, reset = 0, removed = 0, added = 0;
+	for (uint32_t i = 0; i < d->n_peers; i++) {
+		struct peer *p = d->peers[i];
+		const struct cfg_peer *np = cfg_match_peer(nc, &p->addr);
+		if (!np) {
+			if (p->configured) {
+				p->configured = false;
+				io_thread_close_peer(p->thr, p, BGP_CEASE_PEER_DECONFIG);
+				removed++;
+			}
+			continue;
+		}
+		if (!p->configured || cfg_peer_needs_reset(&p->cfg, np)) {
+			/* the owning thread applies the new settings when it restarts the session */
+			struct cfg_peer *copy = malloc(sizeof(*copy));
+			if (!copy)
+				log_fatal("daemon: out of memory");
+			peer_cfg_copy(copy, np);
+			p->configured = true;
+			io_thread_reconfig_peer(p->thr, p, copy);
+			reset++;
+		} else {
+			kept++;
+		}
+	}
+	for (size_t i = 0; i < nc->n_peers; i++) {
+		if (!daemon_peer_by_addr(d, &nc->peers[i].addr)) {
+			daemon_peer_create(d, &nc->peers[i], &nc->peers[i].addr, false);
+			added++;
+		}
+	}
+	struct cfg *old = d->cfg;
+	d->cfg = nc;
+	log_set_level(nc->log_level);
+	pthread_mutex_unlock(&d->peers_lock);
+	pthread_mutex_unlock(&d->cfg_lock);
+	cfg_free(old);
+	log_info("configuration reloaded from %s: %u sessions kept, %u reset, %u removed, %u added",
+		 d->cfg_path, kept, reset, removed, added);
+	return 0;
+}
+
+void daemon_run(struct daemon *d)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	while (!d->stop) {
+		struct timespec ts = { 1, 0 };
+		int sig = sigtimedwait(&set, NULL, &ts);
+		if (sig == SIGHUP || d->reload) {
+			char err[512];
+			d->reload = 0;
+			daemon_reload(d, err, sizeof(err));
+		} else if (sig == SIGINT || sig == SIGTERM) {
+			log_info("signal %d: shutting down", sig);
+			d->stop = 1;
+		}
+	}
+}
+
+void daemon_stop(struct daemon *d)
+{
+	for (uint32_t i = 0; i < d->n_peers; i++)
+		io_thread_close_peer(d->peers[i]->thr, d->peers[i], BGP_CEASE_ADMIN_SHUTDOWN);
+	usleep(200 * 1000);
+	for (unsigned i = 0; i < d->n_thr; i++)
+		io_thread_stop(d->thr[i]);
+	refl_stop(d->refl);
+	for (size_t i = 0; i < d->n_listen; i++)
+		close(d->listen_fds[i]);
+}

@@ -1,0 +1,120 @@
+/*
+ * daemon.h - the running daemon: configuration, peer table, I/O threads,
+ * RIB, reflection thread and control socket, and the glue between them.
+ *
+ * Ownership: the main thread creates everything, handles signals and
+ * reloads.  The peer table (peers[], peerinfo[]) is indexed by peer id; a
+ * slot is written once when the peer is created (under peers_lock) and then
+ * only read, so lookups by id need no lock.  Lookups by address (accept)
+ * take peers_lock.
+ */
+#ifndef RICOCHET_IO_DAEMON_H
+#define RICOCHET_IO_DAEMON_H
+
+#include "io/io.h"
+#include "io/reflect.h"
+
+struct io_thread;
+struct ctl_server;
+
+struct daemon {
+	struct cfg *cfg;                 /* running configuration (swapped on reload) */
+	pthread_mutex_t cfg_lock;
+	char *cfg_path;                  /* NULL: embedded default */
+	/* identity, fixed for the daemon's life (a change needs a restart) */
+	uint32_t router_id, asn, cluster_id;
+	struct attr_table *attrs;
+	struct rib *rib;
+	struct refl *refl;
+	struct rib_peerinfo *peerinfo;   /* RIB_MAX_PEERS entries */
+	struct peer **peers;             /* RIB_MAX_PEERS slots */
+	uint32_t n_peers;                /* ids in use: 0..n_peers-1 */
+	pthread_mutex_t peers_lock;
+	struct io_thread **thr;
+	unsigned n_thr;
+	bool per_peer_threads;
+	int *listen_fds;
+	size_t n_listen;
+	struct ctl_server *ctl;
+	uint64_t start_ns;
+	volatile int stop;
+	volatile int reload;
+};
+
+/* Start everything from cfg (takes ownership).  0 on success. */
+int daemon_start(struct daemon *d, struct cfg *cfg, const char *cfg_path);
+/* Main-thread loop: signals, reloads; returns when asked to stop. */
+void daemon_run(struct daemon *d);
+void daemon_stop(struct daemon *d);
+/* Reload the configuration file; on error keeps the running one.  0 = ok. */
+int daemon_reload(struct daemon *d, char *err, size_t errlen);
+
+/* ---- I/O threads (io/loop.c) ---- */
+enum io_cmd_type { CMD_ADD_PEER, CMD_ACCEPTED, CMD_RESET_DONE, CMD_CLOSE, CMD_RECONFIG };
+struct io_cmd {
+	uint8_t type, arg;
+	int fd;
+	struct peer *p;
+	struct cfg_peer *cfgp;           /* CMD_RECONFIG: new settings, the thread frees */
+};
+
+struct io_thread {
+	struct daemon *d;
+	unsigned idx;
+	pthread_t thr;
+	bool started;
+	int epfd, evfd;
+	atomic_int kicked;
+	volatile int stop;
+	pthread_mutex_t cmd_lock;
+	struct io_cmd *cmds;
+	size_t n_cmds, cap_cmds;
+	struct peer **peers;
+	size_t n_peers, cap_peers;
+};
+
+
+#define EV_KIND_EVFD   1ull
+#define EV_KIND_LISTEN 2ull
+#define EV_KIND_PEER   3ull
+#define EV_DATA(kind, v) (((kind) << 56) | (uint64_t)(v))
+
+
+/* ------------------------------------------------------------ helpers */
+
+struct io_thread *io_thread_create(struct daemon *d, unsigned idx);
+void io_thread_listen(struct io_thread *t, int fd, unsigned idx);
+void io_thread_start(struct io_thread *t);
+void io_thread_stop(struct io_thread *t);
+/* Give a peer to its thread (at creation). */
+void io_thread_add_peer(struct io_thread *t, struct peer *p);
+/* Hand an accepted connection to the owning thread of p. */
+void io_thread_accepted(struct io_thread *t, struct peer *p, int fd);
+/* Ask the owning thread to close p's session with Cease/subcode (reload, CLI). */
+void io_thread_close_peer(struct io_thread *t, struct peer *p, uint8_t subcode);
+
+/* Apply new settings to p (reload): resets the session if it is up. */
+void io_thread_reconfig_peer(struct io_thread *t, struct peer *p, struct cfg_peer *nc);
+
+/* Create a peer (explicit or dynamic) and give it to a thread.  Under peers_lock. */
+struct peer *daemon_peer_create(struct daemon *d, const struct cfg_peer *cp,
+				const struct bgp_addr *addr, bool dynamic);
+struct peer *daemon_peer_by_addr(struct daemon *d, const struct bgp_addr *addr);
+
+/* ---- sessions (io/peer.c), called on the owning I/O thread ---- */
+void sess_start(struct peer *p);                 /* peer added: connect if active */
+void sess_accepted(struct peer *p, int fd);      /* an incoming connection for p */
+void sess_reset_done(struct peer *p);            /* reflection released p's queue */
+void sess_admin_close(struct peer *p, uint8_t cease_subcode);
+void sess_reconfig(struct peer *p, struct cfg_peer *nc); /* takes nc */
+void sess_readable(struct peer *p);
+void peer_flush(struct peer *p);                 /* write what the socket takes */
+void sess_writable(struct peer *p);
+void sess_timers(struct peer *p, uint64_t now_ns);
+/* Accept on a listening socket (any I/O thread), route the fd to its peer. */
+void daemon_accept(struct daemon *d, int lfd);
+
+/* ---- control socket commands (io/daemon.c) ---- */
+void daemon_ctl_register(struct daemon *d);
+
+#endif

@@ -1,0 +1,139 @@
+/*
+ * io.h - the daemon's moving parts: peers, I/O threads, shared output
+ * buffers, update groups and the reflection thread.
+ *
+ * Who owns what (the full story, with the lock order, is docs/DESIGN.md):
+ *   - An I/O thread owns its peers' sockets, receive buffers, FSMs, timers and
+ *     private control messages.  It parses UPDATEs in place and writes the RIB.
+ *   - The reflection thread owns update groups, group membership, outbound
+ *     encoding, the per-node "advertised" word and table dumps.  It produces
+ *     shared, refcounted obufs and enqueues a reference to each on every
+ *     member's output queue (a wait-free liburcu wfcqueue: one producer, the
+ *     reflection thread; one consumer, the peer's I/O thread).
+ *   - Session up/down and route-refresh requests travel from I/O threads to the
+ *     reflection thread on a small mutex-protected event queue (a few per
+ *     session lifetime, never per route).  A peer's output queue is drained
+ *     and freed by the reflection thread when it processes "down", after which
+ *     it hands the peer back ("reset done") so a new session may start.
+ *
+ * Lock order (outermost first): daemon.cfg_lock > io_thread.cmd_lock >
+ * refl.ev_lock > rib subtree locks > attr table (lock-free).  No thread holds a
+ * lock while blocking on I/O.
+ */
+#ifndef RICOCHET_IO_IO_H
+#define RICOCHET_IO_IO_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <urcu.h>
+#include <urcu/wfcqueue.h>
+
+#include "core/bgp.h"
+#include "core/config.h"
+#include "core/fsm.h"
+#include "core/log.h"
+#include "core/msg.h"
+#include "rib/rib.h"
+
+/* ------------------------------------------------------------ shared output */
+
+/* A sealed, immutable chunk of whole encoded BGP messages, shared by refcount. */
+struct obuf {
+	uint32_t refcnt;                 /* atomic */
+	uint32_t len;
+	uint32_t cap;
+	uint32_t pad;
+	uint8_t data[];
+};
+#define OBUF_SIZE (256 * 1024)
+
+struct obuf *obuf_new(size_t cap);
+void obuf_ref(struct obuf *b);
+void obuf_unref(struct obuf *b);
+
+/* One chunk queued to one peer. */
+struct outq_ent {
+	struct cds_wfcq_node node;
+	struct obuf *b;
+};
+
+/* ------------------------------------------------------------ peers */
+
+/* Peer roles are the configuration's (enum cfg_role): rr-client, ibgp, rs-client. */
+#define PEER_RR_CLIENT CFG_ROLE_RR_CLIENT
+#define PEER_IBGP      CFG_ROLE_IBGP
+#define PEER_RS_CLIENT CFG_ROLE_RS_CLIENT
+
+/* Counters: written by the owning thread, read racily by the CLI (relaxed). */
+struct peer_counters {
+	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+	uint64_t updates_in, prefixes_in, withdraws_in, prefixes_out;
+	uint64_t notif_in, notif_out;
+	uint64_t treat_as_withdraw, attr_discard, loops_dropped;
+};
+
+struct io_thread;
+struct refl_group;
+
+struct peer {
+	uint32_t id;                     /* index in the daemon's peer table and the RIB */
+	bool dynamic;                    /* created from a peer range on accept */
+	bool configured;                 /* still present in the running configuration */
+	struct cfg_peer cfg;             /* settings (copied, owned by the peer) */
+	struct bgp_addr addr;
+	struct io_thread *thr;           /* owning I/O thread (fixed for the peer's life) */
+
+	/* ---- owned by the I/O thread ---- */
+	int fd;
+	struct fsm fsm;
+	uint8_t *rx;                     /* receive buffer */
+	size_t rx_len, rx_cap;
+	uint8_t ctl[4096 * 2];           /* private control messages (OPEN, KEEPALIVE, NOTIFICATION) */
+	size_t ctl_len, ctl_off;
+	struct obuf *cur;                /* chunk being written */
+	size_t cur_off;
+	bool want_out;                   /* EPOLLOUT armed */
+	bool connecting;                 /* outbound connect() in progress */
+	bool down_by_notification;       /* the session ended with a NOTIFICATION (no GR) */
+	bool admin_down;                 /* stopped by configuration: do not restart */
+	bool max_prefix_warned;
+	int pending_fd;                  /* accepted while the last session was being reset */
+	uint64_t last_write_ns;          /* last output progress (send hold timer) */
+	struct msg_session sess;         /* negotiated: what the parser needs */
+	struct msg_open peer_open;       /* copy without pointers into rx */
+	uint32_t peer_bgp_id;
+	uint64_t up_since_ns, down_since_ns;
+	uint64_t next_timer_ns[4];       /* deadlines for FSM timers, 0 = off */
+	uint32_t backoff_s;              /* reconnect backoff */
+	bool reset_pending;              /* waiting for the reflection thread's "reset done" */
+	bool gr_stale;                   /* routes kept as stale after a drop (GR helper) */
+	uint64_t gr_deadline_ns;
+	uint8_t *scratch;                /* MSG_SCRATCH_SIZE, for the canonical blob */
+	struct log_ratelimit rl_malformed;
+	char last_error[96];
+	struct peer_counters c;
+	uint64_t prefixes_accepted[BGP_FAM_COUNT];
+
+	/* ---- output queue: producer reflection thread, consumer I/O thread ---- */
+	struct cds_wfcq_head oq_head;
+	struct cds_wfcq_tail oq_tail;
+	atomic_uint_fast64_t oq_bytes;   /* queued and not yet written */
+	atomic_int state;                /* enum fsm_state mirror for readers */
+
+	/* ---- owned by the reflection thread ---- */
+	struct refl_group *group;
+	struct peer *group_next;
+	bool dumping;                    /* a table walk is in progress */
+	uint8_t dump_family;
+	struct bgp_prefix dump_cursor;
+	bool dump_started;
+};
+
+/* ------------------------------------------------------------ daemon */
+
+struct daemon;
+extern struct daemon *g_daemon;
+
+#endif

@@ -1,0 +1,925 @@
+/*
+ * peer.c - BGP sessions on the owning I/O thread: the socket side of the
+ * FSM (core/fsm.c decides, this file carries out), OPEN negotiation, output
+ * (private control messages + shared chunks), and UPDATE ingest straight
+ * into the RIB.
+ *
+ * Everything here runs on the peer's I/O thread (see io/loop.c), so the
+ * struct peer fields it touches need no locks.  The exceptions are the
+ * output queue (wait-free, fed by the reflection thread) and the counters
+ * and state mirror, which the CLI reads racily.
+ *
+ * UPDATE ingest is the hot path: the message is parsed in place, the
+ * attribute set is interned once per UPDATE (one hash lookup, no allocation
+ * when the set is known), and each prefix costs one rib_update().
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "io/daemon.h"
+
+#define RX_BUF_SIZE   (256 * 1024)
+#define READ_BUDGET   (2 * 1024 * 1024)   /* bytes per peer per wakeup */
+#define IOV_MAX_CHUNKS 64
+#define MALFORMED_LOG_INTERVAL_NS (10ull * 1000000000ull)
+
+static const char *peer_name(const struct peer *p, char *buf, size_t len)
+{
+	char a[64];
+	bgp_addr_fmt(a, sizeof(a), &p->addr);
+	snprintf(buf, len, "%s AS%u", a, p->cfg.asn);
+	return buf;
+}
+
+static void set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static void ep_mod(struct peer *p)
+{
+	struct epoll_event ev = { .events = EPOLLIN | (p->want_out ? EPOLLOUT : 0),
+				  .data.u64 = EV_DATA(EV_KIND_PEER, p->id) };
+	epoll_ctl(p->thr->epfd, EPOLL_CTL_MOD, p->fd, &ev);
+}
+
+/* ------------------------------------------------------------ output */
+
+/* Queue a private control message; written at the next chunk boundary. */
+static void ctl_queue(struct peer *p, const uint8_t *msg, size_t len)
+{
+	if (p->ctl_off && p->ctl_off == p->ctl_len)
+		p->ctl_off = p->ctl_len = 0;
+	if (p->ctl_len + len > sizeof(p->ctl)) {
+		if (p->ctl_off) {
+			memmove(p->ctl, p->ctl + p->ctl_off, p->ctl_len - p->ctl_off);
+			p->ctl_len -= p->ctl_off;
+			p->ctl_off = 0;
+		}
+		if (p->ctl_len + len > sizeof(p->ctl))
+			return; /* a peer this far behind will hit its send hold timer */
+	}
+	memcpy(p->ctl + p->ctl_len, msg, len);
+	p->ctl_len += len;
+	p->c.msgs_out++;
+}
+
+static void send_keepalive(struct peer *p)
+{
+	uint8_t m[BGP_HDR_LEN];
+	size_t n = msg_keepalive_encode(m, sizeof(m));
+	ctl_queue(p, m, n);
+}
+
+static void send_notification(struct peer *p, uint8_t code, uint8_t sub, const uint8_t *data, size_t dlen)
+{
+	uint8_t m[BGP_MAX_MSG];
+	if (dlen > BGP_MAX_MSG - 21)
+		dlen = BGP_MAX_MSG - 21;
+	size_t n = msg_notification_encode(m, sizeof(m), code, sub, data, dlen);
+	char nm[96];
+	log_warn("peer %s: sending NOTIFICATION %u/%u (%s / %s)", peer_name(p, nm, sizeof(nm)), code, sub,
+		 bgp_err_name(code), bgp_suberr_name(code, sub));
+	snprintf(p->last_error, sizeof(p->last_error), "sent %s/%s", bgp_err_name(code),
+		 bgp_suberr_name(code, sub));
+	p->c.notif_out++;
+	ctl_queue(p, m, n);
+	/* best effort: try to get it out before the close */
+	if (p->fd >= 0) {
+		struct obuf *cur = p->cur;
+		if (!cur || p->cur_off == 0) {
+			ssize_t w = write(p->fd, p->ctl + p->ctl_off, p->ctl_len - p->ctl_off);
+			if (w > 0)
+				p->ctl_off += (size_t)w;
+		}
+	}
+}
+
+/*
+ * Write as much as the socket takes: control messages at chunk boundaries,
+ * then queued chunks, gathered into one writev.
+ */
+static void sess_run(struct peer *p, enum fsm_event ev, const struct fsm_event_arg *arg);
+
+void peer_flush(struct peer *p)
+{
+	if (p->fd < 0)
+		return;
+	for (;;) {
+		struct iovec iov[IOV_MAX_CHUNKS + 1];
+		struct obuf *bufs[IOV_MAX_CHUNKS];
+		int n = 0, nb = 0;
+		bool ctl_first = false;
+		if (!p->cur && p->ctl_len > p->ctl_off) {
+			iov[n].iov_base = p->ctl + p->ctl_off;
+			iov[n].iov_len = p->ctl_len - p->ctl_off;
+			n++;
+			ctl_first = true;
+		}
+		if (!p->cur && p->fsm.state == FSM_ESTABLISHED) {
+			struct cds_wfcq_node *node =
+				__cds_wfcq_dequeue_nonblocking(&p->oq_head, &p->oq_tail);
+			if (node) {
+				struct outq_ent *e = caa_container_of(node, struct outq_ent, node);
+				p->cur = e->b;
+				p->cur_off = 0;
+				free(e);
+			}
+		}
+		if (p->cur) {
+			iov[n].iov_base = p->cur->data + p->cur_off;
+			iov[n].iov_len = p->cur->len - p->cur_off;
+			bufs[nb++] = p->cur;
+			n++;
+		}
+		if (n == 0) {
+			if (p->want_out) {
+				p->want_out = false;
+				ep_mod(p);
+			}
+			return;
+		}
+		ssize_t w = writev(p->fd, iov, n);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if (!p->want_out) {
+					p->want_out = true;
+					ep_mod(p);
+				}
+				return;
+			}
+			if (errno == EINTR)
+				continue;
+			snprintf(p->last_error, sizeof(p->last_error), "write: %s", strerror(errno));
+			sess_run(p, FSM_EV_TCP_FAILS, NULL);
+			return;
+		}
+		p->c.bytes_out += (uint64_t)w;
+		p->last_write_ns = log_now_ns();
+		size_t left = (size_t)w;
+		if (ctl_first) {
+			size_t k = p->ctl_len - p->ctl_off;
+			size_t take = left < k ? left : k;
+			p->ctl_off += take;
+			left -= take;
+		}
+		if (nb && left) {
+			p->cur_off += left;
+			if (p->cur_off >= p->cur->len) {
+				atomic_fetch_sub_explicit(&p->oq_bytes, p->cur->len, memory_order_relaxed);
+				obuf_unref(p->cur);
+				p->cur = NULL;
+				p->cur_off = 0;
+			}
+		}
+		(void)bufs;
+	}
+}
+
+/* ------------------------------------------------------------ session */
+
+
+/* ------------------------------------------------------------ connection */
+
+static void conn_teardown(struct peer *p)
+{
+	if (p->fd < 0)
+		return;
+	epoll_ctl(p->thr->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+	close(p->fd);
+	p->fd = -1;
+	p->want_out = false;
+	p->connecting = false;
+	p->rx_len = 0;
+	p->ctl_len = p->ctl_off = 0;
+	if (p->cur) {
+		obuf_unref(p->cur);
+		p->cur = NULL;
+		p->cur_off = 0;
+	}
+}
+
+static void conn_attach(struct peer *p, int fd, bool connecting)
+{
+	set_nonblock(fd);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	p->fd = fd;
+	p->connecting = connecting;
+	p->want_out = connecting;
+	p->rx_len = 0;
+	p->last_write_ns = log_now_ns();
+	struct epoll_event ev = { .events = EPOLLIN | (connecting ? EPOLLOUT : 0),
+				  .data.u64 = EV_DATA(EV_KIND_PEER, p->id) };
+	if (epoll_ctl(p->thr->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		log_fatal("io: epoll_ctl add: %s", strerror(errno));
+}
+
+static socklen_t fill_sockaddr(struct sockaddr_storage *ss, const struct bgp_addr *a, uint16_t port)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == BGP_FAM_IPV6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		memcpy(&s6->sin6_addr, a->addr, 16);
+		s6->sin6_port = htons(port);
+		return sizeof(*s6);
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	s4->sin_family = AF_INET;
+	memcpy(&s4->sin_addr, a->addr, 4);
+	s4->sin_port = htons(port);
+	return sizeof(*s4);
+}
+
+static void conn_start(struct peer *p)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = fill_sockaddr(&ss, &p->addr, p->cfg.port ? p->cfg.port : BGP_PORT);
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_warn("io: socket: %s", strerror(errno));
+		sess_run(p, FSM_EV_TCP_FAILS, NULL);
+		return;
+	}
+	if (p->cfg.has_local_addr) {
+		struct sockaddr_storage ls;
+		socklen_t ll = fill_sockaddr(&ls, &p->cfg.local_addr, 0);
+		int one = 1;
+		setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&ls, ll) < 0)
+			log_warn("io: bind local address: %s", strerror(errno));
+	}
+	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
+		close(fd);
+		sess_run(p, FSM_EV_TCP_FAILS, NULL);
+		return;
+	}
+	conn_attach(p, fd, true);
+}
+
+/* ------------------------------------------------------------ OPEN */
+
+static void build_capa(const struct peer *p, struct msg_capa *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->mp_any = true;
+	for (unsigned f = 0; f < BGP_FAM_COUNT; f++) {
+		c->mp[f] = (p->cfg.families & CFG_FAM_BIT(f)) != 0;
+		if (c->mp[f])
+			c->add_path[f] = (uint8_t)((p->cfg.addpath_receive ? MSG_ADDPATH_RECV : 0) |
+						   (p->cfg.addpath_send ? MSG_ADDPATH_SEND : 0));
+	}
+	c->route_refresh = p->cfg.route_refresh;
+	c->enhanced_rr = p->cfg.route_refresh;
+	c->ext_msg = p->cfg.extended_messages;
+	c->as4 = true;
+	c->as4_asn = g_daemon->asn;
+	if (p->cfg.gr_enabled) {
+		c->gr = true;
+		c->gr_time = p->cfg.gr_restart_time;
+	}
+}
+
+static void send_open(struct peer *p)
+{
+	struct msg_capa c;
+	uint8_t m[BGP_MAX_MSG];
+	build_capa(p, &c);
+	size_t n = msg_open_encode(m, sizeof(m), g_daemon->asn, (uint16_t)p->cfg.timers.hold,
+				   g_daemon->router_id, &c);
+	if (!n)
+		log_fatal("io: OPEN does not fit");
+	ctl_queue(p, m, n);
+}
+
+/* Check the peer's OPEN against configuration; fill the session parameters. */
+static bool open_accept(struct peer *p, const struct msg_open *o, struct msg_error *err)
+{
+	const struct daemon *cfg = g_daemon;
+	uint32_t asn = msg_open_asn(o);
+	memset(err, 0, sizeof(*err));
+	err->action = MSG_SESSION_RESET;
+	err->code = BGP_ERR_OPEN;
+	if (asn != p->cfg.asn) {
+		err->subcode = BGP_ERR_OPEN_AS;
+		err->reason = "peer AS does not match configuration";
+		return false;
+	}
+	if (asn == cfg->asn && o->bgp_id == cfg->router_id) {
+		err->subcode = BGP_ERR_OPEN_BGPID;
+		err->reason = "peer uses our BGP identifier";
+		return false;
+	}
+	struct msg_session *s = &p->sess;
+	memset(s, 0, sizeof(*s));
+	s->as4 = o->capa.as4;
+	s->peer_as = asn;
+	s->local_as = cfg->asn;
+	s->ebgp = asn != cfg->asn;
+	s->rs_client = p->cfg.role == CFG_ROLE_RS_CLIENT;
+	bool any = false;
+	for (unsigned f = 0; f < BGP_FAM_COUNT; f++) {
+		bool theirs = o->capa.mp_any ? o->capa.mp[f] : f == BGP_FAM_IPV4;
+		s->family[f] = theirs && (p->cfg.families & CFG_FAM_BIT(f));
+		any |= s->family[f];
+		s->addpath_rx[f] = s->family[f] && p->cfg.addpath_receive &&
+				   (o->capa.add_path[f] & MSG_ADDPATH_SEND);
+		s->addpath_tx[f] = s->family[f] && p->cfg.addpath_send &&
+				   (o->capa.add_path[f] & MSG_ADDPATH_RECV);
+	}
+	if (!any) {
+		err->subcode = BGP_ERR_OPEN_CAPA;
+		err->reason = "no address family in common";
+		return false;
+	}
+	s->max_msg = (p->cfg.extended_messages && o->capa.ext_msg) ? BGP_MAX_EXT_MSG : BGP_MAX_MSG;
+	p->peer_open = *o;
+	p->peer_open.capa.n_unknown = o->capa.n_unknown; /* values point into rx: not kept */
+	for (unsigned i = 0; i < MSG_MAX_UNKNOWN_CAPA; i++)
+		p->peer_open.capa.unknown[i].value = NULL;
+	p->peer_bgp_id = o->bgp_id;
+	struct rib_peerinfo *pi = &g_daemon->peerinfo[p->id];
+	pi->bgp_id = o->bgp_id;
+	pi->asn = asn;
+	pi->ebgp = s->ebgp;
+	pi->addr = p->addr;
+	err->action = MSG_OK;
+	return true;
+}
+
+/* ------------------------------------------------------------ FSM glue */
+
+static void session_up(struct peer *p)
+{
+	char nm[96];
+	p->up_since_ns = log_now_ns();
+	p->backoff_s = 0;
+	p->last_error[0] = '\0';
+	atomic_store(&p->state, FSM_ESTABLISHED);
+	char fams[64];
+	fams[0] = '\0';
+	for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+		if (p->sess.family[f])
+			strcat(fams, f == BGP_FAM_IPV4 ? " ipv4" : " ipv6");
+	log_info("peer %s: session Established (hold %u s, families%s%s%s%s)",
+		 peer_name(p, nm, sizeof(nm)), p->fsm.hold, fams, p->sess.as4 ? ", as4" : "",
+		 p->sess.max_msg > BGP_MAX_MSG ? ", extended messages" : "",
+		 (p->sess.addpath_rx[0] || p->sess.addpath_rx[1] || p->sess.addpath_tx[0] ||
+		  p->sess.addpath_tx[1]) ? ", add-path" : "");
+	/* a graceful restart that did not keep forwarding state for a family */
+	if (p->gr_stale) {
+		for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+			if (!p->peer_open.capa.gr || !p->peer_open.capa.gr_fwd[f])
+				rib_withdraw_peer(g_daemon->rib, p->id, f, true);
+	}
+	refl_peer_up(g_daemon->refl, p);
+}
+
+static void session_down(struct peer *p)
+{
+	char nm[96];
+	uint64_t now = log_now_ns();
+	p->down_since_ns = now;
+	atomic_store(&p->state, FSM_IDLE);
+	bool keep = p->peer_open.capa.gr && p->cfg.gr_enabled && !p->down_by_notification;
+	uint64_t n;
+	if (keep) {
+		n = rib_mark_peer_stale(g_daemon->rib, p->id, BGP_FAM_COUNT);
+		p->gr_stale = true;
+		p->gr_deadline_ns = now + (uint64_t)(p->peer_open.capa.gr_time ? p->peer_open.capa.gr_time
+									   : p->cfg.gr_restart_time) * 1000000000ull;
+		log_info("peer %s: session down, %" PRIu64 " paths kept as stale (graceful restart, %u s)",
+			 peer_name(p, nm, sizeof(nm)), n, p->peer_open.capa.gr_time);
+	} else {
+		n = rib_withdraw_peer(g_daemon->rib, p->id, BGP_FAM_COUNT, false);
+		p->gr_stale = false;
+		log_info("peer %s: session down, %" PRIu64 " paths withdrawn", peer_name(p, nm, sizeof(nm)), n);
+	}
+	memset(p->prefixes_accepted, 0, sizeof(p->prefixes_accepted));
+	p->reset_pending = true;
+	refl_peer_down(g_daemon->refl, p);
+}
+
+static void sess_run(struct peer *p, enum fsm_event ev, const struct fsm_event_arg *arg)
+{
+	struct fsm_action acts[FSM_MAX_ACTIONS];
+	uint8_t before = p->fsm.state;
+	size_t n = fsm_event(&p->fsm, ev, arg, acts, FSM_MAX_ACTIONS);
+	uint64_t now = log_now_ns();
+	if (p->fsm.state != before) {
+		char nm[96];
+		log_debug("peer %s: %s -> %s on %s", peer_name(p, nm, sizeof(nm)), fsm_state_name(before),
+			  fsm_state_name(p->fsm.state), fsm_event_name(ev));
+		if (p->fsm.state != FSM_ESTABLISHED)
+			atomic_store(&p->state, p->fsm.state);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct fsm_action *a = &acts[i];
+		switch (a->type) {
+		case FSM_ACT_CONNECT:
+			if (p->reset_pending)
+				break; /* reconnect after the reflection thread let go */
+			conn_start(p);
+			break;
+		case FSM_ACT_CLOSE:
+			peer_flush(p);
+			conn_teardown(p);
+			break;
+		case FSM_ACT_SEND_OPEN:
+			send_open(p);
+			peer_flush(p);
+			break;
+		case FSM_ACT_SEND_KEEPALIVE:
+			send_keepalive(p);
+			peer_flush(p);
+			break;
+		case FSM_ACT_SEND_NOTIFICATION:
+			send_notification(p, a->code, a->subcode, a->data, a->data_len);
+			break;
+		case FSM_ACT_TIMER_START: {
+			uint32_t s = a->seconds;
+			if (a->timer == FSM_TIMER_IDLE_HOLD) {
+				p->backoff_s = p->backoff_s ? p->backoff_s * 2 : 1;
+				if (p->backoff_s > 120)
+					p->backoff_s = 120;
+				s = p->backoff_s;
+			}
+			if (a->timer < FSM_TIMER_COUNT)
+				p->next_timer_ns[a->timer] = now + (uint64_t)s * 1000000000ull;
+			break;
+		}
+		case FSM_ACT_TIMER_STOP:
+			if (a->timer == FSM_TIMER_ALL)
+				memset(p->next_timer_ns, 0, sizeof(p->next_timer_ns));
+			else if (a->timer < FSM_TIMER_COUNT)
+				p->next_timer_ns[a->timer] = 0;
+			break;
+		case FSM_ACT_SESSION_UP:
+			session_up(p);
+			break;
+		case FSM_ACT_SESSION_DOWN:
+			session_down(p);
+			break;
+		case FSM_ACT_RELEASE:
+			break;
+		}
+	}
+}
+
+static void fsm_setup(struct peer *p)
+{
+	struct fsm_config fc = {
+		.hold_time = (uint16_t)p->cfg.timers.hold,
+		.keepalive = (uint16_t)p->cfg.timers.keepalive,
+		.connect_retry = (uint16_t)p->cfg.timers.connect_retry,
+		.idle_hold_time = p->cfg.passive ? 0 : 1,
+		.passive = p->cfg.passive,
+	};
+	fsm_init(&p->fsm, &fc);
+}
+
+void sess_start(struct peer *p)
+{
+	fsm_setup(p);
+	sess_run(p, p->cfg.passive ? FSM_EV_MANUAL_START_PASSIVE : FSM_EV_MANUAL_START, NULL);
+}
+
+void sess_accepted(struct peer *p, int fd)
+{
+	char nm[96];
+	if (p->reset_pending) {
+		/* the previous session is still being cleaned up: take it a moment later */
+		if (p->pending_fd >= 0)
+			close(p->pending_fd);
+		p->pending_fd = fd;
+		return;
+	}
+	if (p->fd >= 0) {
+		if (p->fsm.state == FSM_CONNECT || p->fsm.state == FSM_ACTIVE ||
+		    (p->fsm.state == FSM_OPENSENT && p->connecting)) {
+			/* our own connect has not produced an OPEN yet: prefer theirs */
+			conn_teardown(p);
+		} else {
+			uint8_t m[BGP_HDR_LEN + 2];
+			size_t n = msg_notification_encode(m, sizeof(m), BGP_ERR_CEASE, BGP_CEASE_COLLISION,
+							   NULL, 0);
+			ssize_t w = write(fd, m, n);
+			(void)w;
+			close(fd);
+			log_info("peer %s: connection collision, new connection closed (state %s)",
+				 peer_name(p, nm, sizeof(nm)), fsm_state_name(p->fsm.state));
+			return;
+		}
+	}
+	if (p->fsm.state == FSM_IDLE) {
+		fsm_setup(p);
+		sess_run(p, FSM_EV_MANUAL_START_PASSIVE, NULL);
+	}
+	conn_attach(p, fd, false);
+	p->want_out = false;
+	ep_mod(p);
+	p->down_by_notification = false;
+	log_debug("peer %s: connection accepted", peer_name(p, nm, sizeof(nm)));
+	sess_run(p, FSM_EV_TCP_CONFIRMED, NULL);
+}
+
+void sess_reset_done(struct peer *p)
+{
+	p->reset_pending = false;
+	if (p->pending_fd >= 0) {
+		int fd = p->pending_fd;
+		p->pending_fd = -1;
+		sess_accepted(p, fd);
+		return;
+	}
+	if (p->admin_down)
+		return;
+	if (p->fsm.state == FSM_IDLE && (p->cfg.passive || !p->next_timer_ns[FSM_TIMER_IDLE_HOLD])) {
+		fsm_setup(p);
+		sess_run(p, p->cfg.passive ? FSM_EV_MANUAL_START_PASSIVE : FSM_EV_MANUAL_START, NULL);
+	} else if (p->fsm.state == FSM_CONNECT && p->fd < 0) {
+		conn_start(p);
+	}
+}
+
+void sess_reconfig(struct peer *p, struct cfg_peer *nc)
+{
+	if (p->fd >= 0 || p->fsm.state != FSM_IDLE)
+		sess_admin_close(p, BGP_CEASE_OTHER_CONFIG);
+	free(p->cfg.description);
+	free(p->cfg.md5_password);
+	p->cfg = *nc;
+	free(nc);
+	p->admin_down = false;
+	if (!p->reset_pending && p->fsm.state == FSM_IDLE)
+		sess_start(p);
+}
+
+void sess_admin_close(struct peer *p, uint8_t sub)
+{
+	struct fsm_event_arg arg = { .cease_subcode = sub };
+	p->down_by_notification = true;
+	sess_run(p, FSM_EV_MANUAL_STOP, &arg);
+	p->admin_down = sub == BGP_CEASE_PEER_DECONFIG;
+}
+
+/* ------------------------------------------------------------ UPDATE ingest */
+
+static void log_malformed(struct peer *p, const struct msg_error *e)
+{
+	uint32_t sup = 0;
+	if (!log_ratelimit_ok(&p->rl_malformed, MALFORMED_LOG_INTERVAL_NS, &sup))
+		return;
+	char nm[96];
+	log_warn("peer %s: malformed UPDATE (%s): %s%s [%u similar suppressed]", peer_name(p, nm, sizeof(nm)),
+		 e->action == MSG_TREAT_AS_WITHDRAW ? "treat-as-withdraw" : "attribute discarded",
+		 e->reason ? e->reason : "?", e->attr_type ? "" : "", sup);
+}
+
+static bool is_loop(const struct msg_update *u)
+{
+	const struct daemon *cfg = g_daemon;
+	if (u->has_originator_id && u->originator_id == cfg->router_id)
+		return true;
+	for (unsigned i = 0; i < u->cluster_list_len; i++) {
+		const uint8_t *c = u->cluster_list + 4 * i;
+		uint32_t id = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+		if (id == cfg->cluster_id)
+			return true;
+	}
+	return false;
+}
+
+static void ingest_withdraw(struct peer *p, const struct msg_nlri *n)
+{
+	struct msg_nlri_iter it;
+	struct bgp_prefix pfx;
+	if (!n->len)
+		return;
+	msg_nlri_iter_init(&it, n);
+	while (msg_nlri_next(&it, &pfx)) {
+		p->c.withdraws_in++;
+		if (pfx.family < BGP_FAM_COUNT && rib_withdraw(g_daemon->rib, &pfx, p->id) > 0)
+			p->prefixes_accepted[pfx.family]--;
+	}
+}
+
+static void ingest_announce(struct peer *p, const struct msg_nlri *n, const struct bgp_nexthop *nh,
+			    const struct msg_update *u)
+{
+	struct msg_nlri_iter it;
+	struct bgp_prefix pfx;
+	if (!n->len)
+		return;
+	struct attr_set *a = attr_intern(g_daemon->attrs, nh, u->attrs, u->attrs_len);
+	msg_nlri_iter_init(&it, n);
+	while (msg_nlri_next(&it, &pfx)) {
+		p->c.prefixes_in++;
+		if (rib_update(g_daemon->rib, &pfx, p->id, a, 0) > 0)
+			p->prefixes_accepted[pfx.family]++;
+	}
+	attr_unref(g_daemon->attrs, a);
+}
+
+/* Returns false when the session must be reset (err filled). */
+static bool ingest_update(struct peer *p, const uint8_t *msg, size_t len, struct msg_error *err)
+{
+	struct msg_update u;
+	msg_update_parse(msg, len, &p->sess, p->scratch, &u, err);
+	p->c.updates_in++;
+	if (err->action == MSG_SESSION_RESET)
+		return false;
+	if (err->action == MSG_AFI_DISABLE) {
+		/* we do not keep a session with a family switched off: reset (RFC 7606 s5.3 allows) */
+		err->action = MSG_SESSION_RESET;
+		return false;
+	}
+	bool taw = err->action == MSG_TREAT_AS_WITHDRAW;
+	if (taw || err->discarded) {
+		if (taw)
+			p->c.treat_as_withdraw++;
+		else
+			p->c.attr_discard++;
+		log_malformed(p, err);
+	}
+	if (!taw && (u.nlri.len || u.mp_reach.len) && is_loop(&u)) {
+		p->c.loops_dropped++;
+		taw = true;
+	}
+	ingest_withdraw(p, &u.withdrawn);
+	ingest_withdraw(p, &u.mp_unreach);
+	if (taw) {
+		ingest_withdraw(p, &u.nlri);
+		ingest_withdraw(p, &u.mp_reach);
+	} else {
+		ingest_announce(p, &u.nlri, &u.nexthop4, &u);
+		ingest_announce(p, &u.mp_reach, &u.mp_nexthop, &u);
+	}
+	if (u.eor_family != BGP_FAM_NONE && p->gr_stale) {
+		uint64_t n = rib_withdraw_peer(g_daemon->rib, p->id, u.eor_family, true);
+		char nm[96];
+		log_info("peer %s: End-of-RIB for %s, %" PRIu64 " stale paths removed",
+			 peer_name(p, nm, sizeof(nm)), u.eor_family == BGP_FAM_IPV4 ? "ipv4" : "ipv6", n);
+	}
+	/* max-prefixes (per peer, all families) */
+	if (p->cfg.max_prefixes) {
+		uint64_t total = p->prefixes_accepted[0] + p->prefixes_accepted[1];
+		uint64_t warn = (uint64_t)p->cfg.max_prefixes * p->cfg.max_prefixes_warning_pct / 100;
+		if (total > p->cfg.max_prefixes) {
+			memset(err, 0, sizeof(*err));
+			err->action = MSG_SESSION_RESET;
+			err->code = BGP_ERR_CEASE;
+			err->subcode = BGP_CEASE_MAX_PREFIX;
+			err->reason = "maximum number of prefixes reached";
+			/* RFC 4486: AFI, SAFI, limit */
+			err->data_len = 7;
+			err->data[0] = 0;
+			err->data[1] = BGP_AFI_IPV4;
+			err->data[2] = BGP_SAFI_UNICAST;
+			err->data[3] = (uint8_t)(p->cfg.max_prefixes >> 24);
+			err->data[4] = (uint8_t)(p->cfg.max_prefixes >> 16);
+			err->data[5] = (uint8_t)(p->cfg.max_prefixes >> 8);
+			err->data[6] = (uint8_t)p->cfg.max_prefixes;
+			return false;
+		} else if (total >= warn && !p->max_prefix_warned) {
+			char nm[96];
+			p->max_prefix_warned = true;
+			log_warn("peer %s: %" PRIu64 " prefixes, warning threshold of %u%% of %u reached",
+				 peer_name(p, nm, sizeof(nm)), total, p->cfg.max_prefixes_warning_pct,
+				 p->cfg.max_prefixes);
+		}
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------ input */
+
+static void handle_msg(struct peer *p, const uint8_t *msg, size_t len)
+{
+	struct msg_error err;
+	struct fsm_event_arg arg = { .err = &err };
+	uint8_t type = msg[18];
+	char nm[96];
+	p->c.msgs_in++;
+	switch (type) {
+	case BGP_MSG_OPEN: {
+		struct msg_open o;
+		if (msg_open_parse(msg, len, &o, &err) < 0) {
+			log_warn("peer %s: bad OPEN: %s", peer_name(p, nm, sizeof(nm)),
+				 err.reason ? err.reason : "?");
+			sess_run(p, FSM_EV_OPEN_ERR, &arg);
+			return;
+		}
+		if (p->fsm.state == FSM_OPENSENT && !open_accept(p, &o, &err)) {
+			log_warn("peer %s: OPEN refused: %s", peer_name(p, nm, sizeof(nm)), err.reason);
+			sess_run(p, FSM_EV_OPEN_ERR, &arg);
+			return;
+		}
+		struct fsm_event_arg oa = { .open = &o };
+		sess_run(p, FSM_EV_OPEN, &oa);
+		return;
+	}
+	case BGP_MSG_KEEPALIVE:
+		sess_run(p, FSM_EV_KEEPALIVE, NULL);
+		return;
+	case BGP_MSG_UPDATE:
+		if (p->fsm.state != FSM_ESTABLISHED) {
+			sess_run(p, FSM_EV_UPDATE, NULL); /* the FSM answers with an FSM error */
+			return;
+		}
+		if (!ingest_update(p, msg, len, &err)) {
+			log_warn("peer %s: UPDATE error %u/%u (%s): %s", peer_name(p, nm, sizeof(nm)), err.code,
+				 err.subcode, bgp_suberr_name(err.code, err.subcode),
+				 err.reason ? err.reason : "?");
+			if (err.code == BGP_ERR_CEASE) {
+				struct fsm_event_arg sa = { .cease_subcode = err.subcode };
+				send_notification(p, err.code, err.subcode, err.data, err.data_len);
+				p->down_by_notification = true;
+				sess_run(p, FSM_EV_AUTO_STOP, &sa);
+				return;
+			}
+			p->down_by_notification = true;
+			sess_run(p, FSM_EV_UPDATE_ERR, &arg);
+			return;
+		}
+		sess_run(p, FSM_EV_UPDATE, NULL);
+		return;
+	case BGP_MSG_NOTIFICATION: {
+		uint8_t code = 0, sub = 0;
+		const uint8_t *data;
+		size_t dlen = 0;
+		msg_notification_parse(msg, len, &code, &sub, &data, &dlen);
+		p->c.notif_in++;
+		log_warn("peer %s: received NOTIFICATION %u/%u (%s / %s), %zu data octets",
+			 peer_name(p, nm, sizeof(nm)), code, sub, bgp_err_name(code), bgp_suberr_name(code, sub),
+			 dlen);
+		snprintf(p->last_error, sizeof(p->last_error), "received %s/%s", bgp_err_name(code),
+			 bgp_suberr_name(code, sub));
+		p->down_by_notification = true;
+		sess_run(p, (code == BGP_ERR_OPEN && sub == BGP_ERR_OPEN_VERSION) ? FSM_EV_NOTIF_VERSION_ERR
+										  : FSM_EV_NOTIF, NULL);
+		return;
+	}
+	case BGP_MSG_ROUTE_REFRESH: {
+		unsigned fam;
+		uint8_t sub;
+		if (msg_route_refresh_parse(msg, len, &fam, &sub, &err) < 0) {
+			p->down_by_notification = true;
+			sess_run(p, FSM_EV_UPDATE_ERR, &arg);
+			return;
+		}
+		if (p->fsm.state == FSM_ESTABLISHED && sub == BGP_RR_NORMAL && fam < BGP_FAM_COUNT &&
+		    p->sess.family[fam]) {
+			log_info("peer %s: ROUTE-REFRESH for %s", peer_name(p, nm, sizeof(nm)),
+				 fam == BGP_FAM_IPV4 ? "ipv4-unicast" : "ipv6-unicast");
+			refl_route_refresh(g_daemon->refl, p, fam);
+		}
+		sess_run(p, FSM_EV_ROUTE_REFRESH, NULL);
+		return;
+	}
+	}
+}
+
+void sess_readable(struct peer *p)
+{
+	if (p->connecting) {
+		sess_writable(p);
+		if (p->fd < 0 || p->connecting)
+			return;
+	}
+	size_t budget = READ_BUDGET;
+	while (p->fd >= 0 && budget) {
+		if (p->rx_cap - p->rx_len < BGP_MAX_EXT_MSG && p->rx_len) {
+			/* compaction happens below after framing; grow only if a message is partial */
+		}
+		ssize_t r = read(p->fd, p->rx + p->rx_len, p->rx_cap - p->rx_len);
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			if (errno == EINTR)
+				continue;
+			snprintf(p->last_error, sizeof(p->last_error), "read: %s", strerror(errno));
+			sess_run(p, FSM_EV_TCP_FAILS, NULL);
+			return;
+		}
+		if (r == 0) {
+			if (!p->last_error[0] || p->fsm.state == FSM_ESTABLISHED)
+				snprintf(p->last_error, sizeof(p->last_error), "connection closed by peer");
+			sess_run(p, FSM_EV_TCP_FAILS, NULL);
+			return;
+		}
+		p->c.bytes_in += (uint64_t)r;
+		budget = (size_t)r > budget ? 0 : budget - (size_t)r;
+		p->rx_len += (size_t)r;
+		size_t off = 0;
+		while (p->fd >= 0) {
+			struct msg_error err;
+			size_t maxl = p->fsm.state == FSM_ESTABLISHED ? p->sess.max_msg : BGP_MAX_MSG;
+			int m = msg_frame(p->rx + off, p->rx_len - off, maxl, &err);
+			if (m == 0)
+				break;
+			if (m < 0) {
+				char nm[96];
+				struct fsm_event_arg arg = { .err = &err };
+				log_warn("peer %s: bad message header: %s", peer_name(p, nm, sizeof(nm)),
+					 err.reason ? err.reason : "?");
+				p->down_by_notification = true;
+				sess_run(p, FSM_EV_HEADER_ERR, &arg);
+				return;
+			}
+			handle_msg(p, p->rx + off, (size_t)m);
+			off += (size_t)m;
+		}
+		if (p->fd < 0)
+			return;
+		if (off) {
+			memmove(p->rx, p->rx + off, p->rx_len - off);
+			p->rx_len -= off;
+		}
+	}
+	if (p->fd >= 0 && p->fsm.state == FSM_ESTABLISHED)
+		peer_flush(p);
+}
+
+void sess_writable(struct peer *p)
+{
+	if (p->connecting) {
+		int e = 0;
+		socklen_t el = sizeof(e);
+		getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &e, &el);
+		if (e == EINPROGRESS || e == EALREADY)
+			return;
+		p->connecting = false;
+		if (e) {
+			snprintf(p->last_error, sizeof(p->last_error), "connect: %s", strerror(e));
+			conn_teardown(p);
+			sess_run(p, FSM_EV_TCP_FAILS, NULL);
+			return;
+		}
+		p->want_out = false;
+		ep_mod(p);
+		sess_run(p, FSM_EV_TCP_CR_ACKED, NULL);
+		return;
+	}
+	peer_flush(p);
+}
+
+void sess_timers(struct peer *p, uint64_t now)
+{
+	static const enum fsm_event tev[FSM_TIMER_COUNT] = {
+		[FSM_TIMER_CONNECT_RETRY] = FSM_EV_CONNECT_RETRY_EXPIRES,
+		[FSM_TIMER_HOLD] = FSM_EV_HOLD_EXPIRES,
+		[FSM_TIMER_KEEPALIVE] = FSM_EV_KEEPALIVE_EXPIRES,
+		[FSM_TIMER_IDLE_HOLD] = FSM_EV_IDLE_HOLD_EXPIRES,
+	};
+	for (unsigned t = 0; t < FSM_TIMER_COUNT; t++) {
+		if (p->next_timer_ns[t] && p->next_timer_ns[t] <= now) {
+			p->next_timer_ns[t] = 0;
+			if (t == FSM_TIMER_HOLD) {
+				snprintf(p->last_error, sizeof(p->last_error), "hold timer expired");
+				p->down_by_notification = false;
+			}
+			if (t == FSM_TIMER_IDLE_HOLD && p->reset_pending) {
+				p->next_timer_ns[t] = now + 1000000000ull;
+				continue;
+			}
+			sess_run(p, tev[t], NULL);
+		}
+	}
+	/* RFC 9687 send hold timer: output pending and no progress for too long */
+	if (p->fd >= 0 && p->fsm.state == FSM_ESTABLISHED && p->cfg.send_hold_time) {
+		bool pending = p->cur || p->ctl_len > p->ctl_off || !cds_wfcq_empty(&p->oq_head, &p->oq_tail);
+		if (!pending)
+			p->last_write_ns = now;
+		else if (now - p->last_write_ns > (uint64_t)p->cfg.send_hold_time * 1000000000ull) {
+			snprintf(p->last_error, sizeof(p->last_error), "send hold timer expired");
+			send_notification(p, BGP_ERR_SEND_HOLD, 0, NULL, 0);
+			struct fsm_event_arg sa = { .cease_subcode = 0 };
+			p->down_by_notification = true;
+			sess_run(p, FSM_EV_AUTO_STOP, &sa);
+		}
+	}
+	/* graceful restart: stale paths expire */
+	if (p->gr_stale && p->gr_deadline_ns && now >= p->gr_deadline_ns &&
+	    p->fsm.state != FSM_ESTABLISHED) {
+		uint64_t n = rib_withdraw_peer(g_daemon->rib, p->id, BGP_FAM_COUNT, true);
+		char nm[96];
+		log_info("peer %s: restart time over, %" PRIu64 " stale paths withdrawn",
+			 peer_name(p, nm, sizeof(nm)), n);
+		p->gr_stale = false;
+		p->gr_deadline_ns = 0;
+	}
+}

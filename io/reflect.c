@@ -1,0 +1,729 @@
+/*
+ * reflect.c - the reflection thread: change journal -> update groups ->
+ * shared, pre-encoded UPDATE chunks -> members' output queues.
+ *
+ * Why it is built this way: for a route reflector the cost is fan-out, not
+ * ingest.  Clients that would receive the same bytes (same role, same
+ * negotiated capabilities) form an update group, and each batch of changed
+ * prefixes is encoded once per group.  Per member the only work is queueing a
+ * reference to the chunk.  The one per-client exception - never send a route
+ * back to the peer it came from - is handled by making chunks homogeneous in
+ * their source peer, so the source is simply not given that chunk.
+ *
+ * Ordering: every message a peer receives is produced here, on one thread, and
+ * queued in production order, so a peer's view always converges to the latest
+ * state read from the RIB (a later read is always at least as new).  Table
+ * dumps for new sessions run on this thread too, interleaved with live
+ * batches, which is why a peer can join its group before its dump finishes.
+ *
+ * The per-node advertised word (rib_node_out_state) holds 1 + the peer index
+ * of the best path last advertised, 0 for nothing.  It lets a withdrawal be
+ * skipped when nothing was advertised and tells when the source of the best
+ * path changed to a group member that must now get a withdrawal of the path
+ * it received earlier.
+ *
+ * Threading: only the reflection thread runs the code below, except the
+ * refl_peer_up/down/route_refresh entry points, which post events under
+ * ev_lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/reflect.h"
+
+/* ------------------------------------------------------------ obufs */
+
+struct obuf *obuf_new(size_t cap)
+{
+	struct obuf *b = malloc(sizeof(*b) + cap);
+	if (!b)
+		log_fatal("obuf_new: out of memory (%zu bytes)", cap);
+	b->refcnt = 1;
+	b->len = 0;
+	b->cap = (uint32_t)cap;
+	return b;
+}
+
+void obuf_ref(struct obuf *b)
+{
+	uint32_t old = uatomic_add_return(&b->refcnt, 1) - 1;
+	if (old == 0 || old > (1u << 30))
+		log_fatal("obuf_ref: bad refcount %u", old);
+}
+
+void obuf_unref(struct obuf *b)
+{
+	uint32_t n = uatomic_sub_return(&b->refcnt, 1);
+	if (n == UINT32_MAX)
+		log_fatal("obuf_unref: refcount underflow");
+	if (n == 0)
+		free(b);
+}
+
+/* ------------------------------------------------------------ batch buckets */
+
+enum { BK_ANNOUNCE = 0, BK_WITHDRAW = 1, BK_ONLY_WITHDRAW = 2 };
+
+struct refl_ent {
+	struct bgp_prefix pfx;
+	uint32_t next;
+};
+
+struct refl_bucket {
+	struct attr_set *attr;           /* NULL for withdrawals */
+	uint32_t src;                    /* announce: source peer; only-withdraw: target */
+	uint8_t fam, kind;
+	uint32_t head, tail, n;
+};
+
+struct refl_bset {
+	struct refl_bucket *b;
+	uint32_t nb, capb;
+	uint32_t *ht;                    /* bucket index + 1, open addressing */
+	uint32_t htcap;                  /* power of two */
+	struct refl_ent *e;
+	uint32_t ne, cape;
+};
+
+static void bset_reset(struct refl_bset *s)
+{
+	if (s->nb)
+		memset(s->ht, 0, s->htcap * sizeof(*s->ht));
+	s->nb = 0;
+	s->ne = 0;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n);
+	if (!q)
+		log_fatal("reflect: out of memory (%zu bytes)", n);
+	return q;
+}
+
+static uint64_t bk_hash(const void *attr, uint32_t src, uint8_t fam, uint8_t kind)
+{
+	uint64_t h = (uint64_t)(uintptr_t)attr * 0x9E3779B97F4A7C15ull;
+	h ^= ((uint64_t)src << 16 | (uint64_t)fam << 8 | kind) * 0xC2B2AE3D27D4EB4Full;
+	return h ^ (h >> 29);
+}
+
+static void bset_grow_ht(struct refl_bset *s)
+{
+	uint32_t ncap = s->htcap ? s->htcap * 2 : 1024;
+	free(s->ht);
+	s->ht = calloc(ncap, sizeof(*s->ht));
+	if (!s->ht)
+		log_fatal("reflect: out of memory");
+	s->htcap = ncap;
+	for (uint32_t i = 0; i < s->nb; i++) {
+		struct refl_bucket *b = &s->b[i];
+		uint64_t h = bk_hash(b->attr, b->src, b->fam, b->kind);
+		for (uint32_t j = (uint32_t)h & (ncap - 1);; j = (j + 1) & (ncap - 1)) {
+			if (!s->ht[j]) {
+				s->ht[j] = i + 1;
+				break;
+			}
+		}
+	}
+}
+
+static void bset_add(struct refl_bset *s, struct attr_set *attr, uint32_t src, uint8_t kind,
+		     const struct bgp_prefix *pfx)
+{
+	if ((s->nb + 1) * 2 > s->htcap)
+		bset_grow_ht(s);
+	uint64_t h = bk_hash(attr, src, pfx->family, kind);
+	uint32_t j = (uint32_t)h & (s->htcap - 1);
+	struct refl_bucket *b = NULL;
+	for (;; j = (j + 1) & (s->htcap - 1)) {
+		uint32_t v = s->ht[j];
+		if (!v)
+			break;
+		struct refl_bucket *c = &s->b[v - 1];
+		if (c->attr == attr && c->src == src && c->fam == pfx->family && c->kind == kind) {
+			b = c;
+			break;
+		}
+	}
+	if (!b) {
+		if (s->nb == s->capb) {
+			s->capb = s->capb ? s->capb * 2 : 1024;
+			s->b = xrealloc(s->b, s->capb * sizeof(*s->b));
+		}
+		b = &s->b[s->nb];
+		*b = (struct refl_bucket){ .attr = attr, .src = src, .fam = pfx->family, .kind = kind,
+					   .head = UINT32_MAX, .tail = UINT32_MAX };
+		s->ht[j] = ++s->nb;
+	}
+	if (s->ne == s->cape) {
+		s->cape = s->cape ? s->cape * 2 : 4096;
+		s->e = xrealloc(s->e, s->cape * sizeof(*s->e));
+	}
+	uint32_t ei = s->ne++;
+	s->e[ei].pfx = *pfx;
+	s->e[ei].next = UINT32_MAX;
+	if (b->tail == UINT32_MAX)
+		b->head = ei;
+	else
+		s->e[b->tail].next = ei;
+	b->tail = ei;
+	b->n++;
+}
+
+/* ------------------------------------------------------------ groups */
+
+struct refl_group {
+	struct refl_group *next;
+	uint32_t id;
+	uint8_t role;                    /* enum peer_role of the members */
+	bool as4;
+	bool addpath[BGP_FAM_COUNT];
+	bool fam[BGP_FAM_COUNT];
+	uint32_t max_msg;
+	struct peer *members;
+	uint32_t n_members;
+	struct refl_bset bs;
+};
+
+enum refl_ev_type { EV_UP, EV_DOWN, EV_REFRESH };
+struct refl_ev {
+	uint8_t type, family;
+	struct peer *p;
+};
+
+struct refl {
+	struct refl_opts o;
+	pthread_t thr;
+	bool started;
+	volatile int stop;
+	pthread_mutex_t ev_lock;
+	struct refl_ev *ev;
+	size_t n_ev, cap_ev;
+	struct refl_group *groups;
+	uint32_t next_group_id;
+	struct rib_node **batch;
+	struct bgp_prefix *tmp;          /* prefixes of one bucket, contiguous */
+	size_t tmp_cap;
+	struct refl_bset dump_bs;        /* scratch for one dump step */
+	struct refl_stats st;
+};
+
+#define DUMP_STEP      4096
+#define DUMP_HIGHWATER (8u << 20)    /* a dump pauses while the peer has this much queued */
+
+static bool peer_is_ibgp_role(uint8_t role)
+{
+	return role == PEER_RR_CLIENT || role == PEER_IBGP;
+}
+
+static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
+{
+	struct refl_group key = { 0 };
+	key.role = (uint8_t)p->cfg.role;
+	key.as4 = p->sess.as4;
+	key.max_msg = (uint32_t)p->sess.max_msg;
+	for (unsigned f = 0; f < BGP_FAM_COUNT; f++) {
+		key.fam[f] = p->sess.family[f];
+		key.addpath[f] = p->sess.addpath_tx[f];
+	}
+	for (struct refl_group *g = r->groups; g; g = g->next) {
+		if (g->role == key.role && g->as4 == key.as4 && g->max_msg == key.max_msg &&
+		    !memcmp(g->fam, key.fam, sizeof(key.fam)) &&
+		    !memcmp(g->addpath, key.addpath, sizeof(key.addpath)))
+			return g;
+	}
+	struct refl_group *g = calloc(1, sizeof(*g));
+	if (!g)
+		log_fatal("reflect: out of memory");
+	*g = key;
+	g->id = r->next_group_id++;
+	g->next = r->groups;
+	r->groups = g;
+	r->st.groups++;
+	return g;
+}
+
+static void group_remove_member(struct refl *r, struct peer *p)
+{
+	struct refl_group *g = p->group;
+	if (!g)
+		return;
+	for (struct peer **pp = &g->members; *pp; pp = &(*pp)->group_next) {
+		if (*pp == p) {
+			*pp = p->group_next;
+			g->n_members--;
+			break;
+		}
+	}
+	p->group = NULL;
+	p->group_next = NULL;
+	if (g->n_members == 0) {
+		for (struct refl_group **gp = &r->groups; *gp; gp = &(*gp)->next) {
+			if (*gp == g) {
+				*gp = g->next;
+				break;
+			}
+		}
+		free(g->bs.b);
+		free(g->bs.ht);
+		free(g->bs.e);
+		free(g);
+		r->st.groups--;
+	}
+}
+
+/* ------------------------------------------------------------ delivery */
+
+static void deliver_one(struct peer *m, struct obuf *b)
+{
+	struct outq_ent *e = malloc(sizeof(*e));
+	if (!e)
+		log_fatal("reflect: out of memory");
+	cds_wfcq_node_init(&e->node);
+	obuf_ref(b);
+	e->b = b;
+	atomic_fetch_add_explicit(&m->oq_bytes, b->len, memory_order_relaxed);
+	cds_wfcq_enqueue(&m->oq_head, &m->oq_tail, &e->node);
+	io_peer_kick(m);
+}
+
+enum { TO_ALL_EXCEPT, TO_ONLY };
+
+/* Hand a sealed chunk to the group's members; drops the producer's reference. */
+static void deliver(struct refl *r, struct refl_group *g, struct obuf *b, int mode, uint32_t peer)
+{
+	if (b->len) {
+		r->st.chunks++;
+		r->st.bytes_encoded += b->len;
+		if (mode == TO_ONLY) {
+			struct peer *m = r->o.peers[peer];
+			if (m && m->group == g)
+				deliver_one(m, b);
+		} else {
+			for (struct peer *m = g->members; m; m = m->group_next)
+				if (m->id != peer)
+					deliver_one(m, b);
+		}
+	}
+	obuf_unref(b);
+}
+
+/* ------------------------------------------------------------ export policy */
+
+static bool exportable(const struct refl *r, const struct rib_path *best, unsigned fam,
+		       const struct refl_group *g)
+{
+	const struct attr_set *a = best->attr;
+	if (fam >= BGP_FAM_COUNT || !g->fam[fam])
+		return false;
+	if (a->flags & ATTR_F_NO_ADVERTISE)
+		return false;
+	if (g->role == PEER_RS_CLIENT && (a->flags & (ATTR_F_NO_EXPORT | ATTR_F_NO_EXPORT_SUBCONFED)))
+		return false;
+	const struct peer *src = r->o.peers[best->peer];
+	uint8_t src_role = src ? (uint8_t)src->cfg.role : PEER_RR_CLIENT;
+	/* RFC 4456 s6: routes from a non-client go to clients only */
+	if (src_role == PEER_IBGP && g->role == PEER_IBGP)
+		return false;
+	return true;
+}
+
+static void out_params(const struct refl *r, const struct refl_group *g, uint32_t src,
+		       struct msg_out_params *op)
+{
+	const struct peer *sp = r->o.peers[src];
+	uint8_t src_role = sp ? (uint8_t)sp->cfg.role : PEER_RR_CLIENT;
+	memset(op, 0, sizeof(*op));
+	op->as4 = g->as4;
+	if (g->role == PEER_RS_CLIENT) {
+		op->ebgp = true;             /* RFC 7947: AS_PATH, NEXT_HOP, MED untouched */
+	} else if (peer_is_ibgp_role(src_role)) {
+		op->reflect = true;
+		op->originator_id = r->o.peers[src] ? r->o.peers[src]->peer_bgp_id : 0;
+		op->cluster_id = r->o.cluster_id;
+	}
+}
+
+/* ------------------------------------------------------------ encoding */
+
+static int bucket_cmp(const void *a, const void *b)
+{
+	const struct refl_bucket *x = a, *y = b;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	if (x->src != y->src)
+		return x->src < y->src ? -1 : 1;
+	if (x->fam != y->fam)
+		return x->fam < y->fam ? -1 : 1;
+	return 0;
+}
+
+static struct bgp_prefix *bucket_prefixes(struct refl *r, struct refl_bset *s,
+					  const struct refl_bucket *b, bool addpath)
+{
+	if (b->n > r->tmp_cap) {
+		r->tmp_cap = b->n * 2;
+		r->tmp = xrealloc(r->tmp, r->tmp_cap * sizeof(*r->tmp));
+	}
+	uint32_t k = 0;
+	for (uint32_t i = b->head; i != UINT32_MAX; i = s->e[i].next) {
+		r->tmp[k] = s->e[i].pfx;
+		r->tmp[k].path_id = addpath ? 1 : 0;
+		k++;
+	}
+	return r->tmp;
+}
+
+/*
+ * Encode every bucket of s for group g.  Chunks are cut whenever the delivery
+ * target changes (source peer for announcements), so each chunk goes to
+ * exactly the right members.  only_peer != NONE sends everything to one peer
+ * (table dumps).
+ */
+static void encode_bset(struct refl *r, struct refl_group *g, struct refl_bset *s, uint32_t only_peer)
+{
+	static uint8_t attrs[BGP_MAX_EXT_MSG];
+	if (!s->nb)
+		return;
+	qsort(s->b, s->nb, sizeof(*s->b), bucket_cmp);
+	struct obuf *chunk = NULL;
+	int cur_mode = -1;
+	uint32_t cur_peer = RIB_PEER_NONE;
+
+	for (uint32_t bi = 0; bi < s->nb; bi++) {
+		struct refl_bucket *b = &s->b[bi];
+		int mode;
+		uint32_t target;
+		if (only_peer != RIB_PEER_NONE) {
+			mode = TO_ONLY;
+			target = only_peer;
+		} else if (b->kind == BK_ANNOUNCE) {
+			mode = TO_ALL_EXCEPT;
+			target = b->src;
+		} else if (b->kind == BK_WITHDRAW) {
+			mode = TO_ALL_EXCEPT;
+			target = RIB_PEER_NONE;
+		} else {
+			mode = TO_ONLY;
+			target = b->src;
+		}
+		if (chunk && (mode != cur_mode || target != cur_peer)) {
+			deliver(r, g, chunk, cur_mode, cur_peer);
+			chunk = NULL;
+		}
+		cur_mode = mode;
+		cur_peer = target;
+
+		bool addpath = g->addpath[b->fam];
+		struct bgp_prefix *pf = bucket_prefixes(r, s, b, addpath);
+		size_t alen = 0;
+		if (b->kind == BK_ANNOUNCE) {
+			struct msg_out_params op;
+			out_params(r, g, b->src, &op);
+			alen = msg_attrs_out(attrs, sizeof(attrs), b->attr->blob, b->attr->blob_len, &op);
+		}
+		size_t i = 0;
+		while (i < b->n) {
+			if (!chunk)
+				chunk = obuf_new(OBUF_SIZE);
+			size_t consumed = 0, w;
+			if (b->kind == BK_ANNOUNCE)
+				w = msg_update_pack(chunk->data + chunk->len, chunk->cap - chunk->len, g->max_msg,
+						    b->fam, addpath, attrs, alen, &b->attr->nh, pf + i, b->n - i,
+						    &consumed);
+			else
+				w = msg_withdraw_pack(chunk->data + chunk->len, chunk->cap - chunk->len,
+						      g->max_msg, b->fam, addpath, pf + i, b->n - i, &consumed);
+			chunk->len += (uint32_t)w;
+			i += consumed;
+			if (w)
+				r->st.updates_encoded++;
+			if (i < b->n) {
+				if (consumed == 0 && chunk->len == 0) {
+					/* attributes too large for max_msg once rewritten */
+					log_warn("reflect: path attributes of %zu octets do not fit a %u-octet "
+						 "message; %u prefixes not sent to group %u",
+						 alen, g->max_msg, b->n - (uint32_t)i, g->id);
+					break;
+				}
+				deliver(r, g, chunk, mode, target);
+				chunk = NULL;
+			}
+		}
+	}
+	if (chunk)
+		deliver(r, g, chunk, cur_mode, cur_peer);
+}
+
+/* ------------------------------------------------------------ live batches */
+
+static void process_batch(struct refl *r, size_t n)
+{
+	uint64_t t0 = log_now_ns();
+	for (struct refl_group *g = r->groups; g; g = g->next)
+		bset_reset(&g->bs);
+
+	rcu_read_lock();
+	for (size_t i = 0; i < n; i++) {
+		struct rib_node *node = r->batch[i];
+		const struct rib_pathset *ps = rib_node_paths(node);
+		struct bgp_prefix pfx;
+		rib_node_prefix(node, &pfx);
+		uint32_t *adv = rib_node_out_state(node);
+		uint32_t old = *adv;
+		if (!ps || ps->n == 0) {
+			if (old)
+				for (struct refl_group *g = r->groups; g; g = g->next)
+					bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &pfx);
+			*adv = 0;
+			continue;
+		}
+		const struct rib_path *best = &ps->p[0];
+		uint32_t src = best->peer;
+		for (struct refl_group *g = r->groups; g; g = g->next) {
+			if (exportable(r, best, pfx.family, g)) {
+				bset_add(&g->bs, best->attr, src, BK_ANNOUNCE, &pfx);
+				struct peer *sp = r->o.peers[src];
+				if (old && old - 1 != src && sp && sp->group == g)
+					bset_add(&g->bs, NULL, src, BK_ONLY_WITHDRAW, &pfx);
+			} else if (old) {
+				bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &pfx);
+			}
+		}
+		*adv = src + 1;
+	}
+	for (struct refl_group *g = r->groups; g; g = g->next)
+		encode_bset(r, g, &g->bs, RIB_PEER_NONE);
+	rcu_read_unlock();
+
+	for (size_t i = 0; i < n; i++)
+		rib_journal_release(r->o.rib, r->batch[i]);
+	r->st.batches++;
+	r->st.prefixes += n;
+	r->st.last_batch_ns = log_now_ns() - t0;
+}
+
+/* ------------------------------------------------------------ table dumps */
+
+struct dump_ctx {
+	struct refl *r;
+	struct peer *p;
+};
+
+static bool dump_cb(struct rib_node *n, const struct bgp_prefix *pfx, const struct rib_pathset *ps,
+		    void *arg)
+{
+	struct dump_ctx *d = arg;
+	(void)n;
+	if (!ps || !ps->n)
+		return true;
+	const struct rib_path *best = &ps->p[0];
+	if (best->peer == d->p->id || !exportable(d->r, best, pfx->family, d->p->group))
+		return true;
+	bset_add(&d->r->dump_bs, best->attr, best->peer, BK_ANNOUNCE, pfx);
+	return true;
+}
+
+static void dump_eor(struct refl *r, struct peer *p, unsigned fam)
+{
+	struct obuf *b = obuf_new(64);
+	b->len = (uint32_t)msg_eor_encode(b->data, b->cap, fam);
+	deliver(r, p->group, b, TO_ONLY, p->id);
+}
+
+/* One bounded step of p's dump.  Returns true while the dump goes on. */
+static bool dump_step(struct refl *r, struct peer *p)
+{
+	if (atomic_load_explicit(&p->oq_bytes, memory_order_relaxed) > DUMP_HIGHWATER)
+		return true;
+	while (p->dump_family < BGP_FAM_COUNT && !p->sess.family[p->dump_family])
+		p->dump_family++;
+	if (p->dump_family >= BGP_FAM_COUNT) {
+		p->dumping = false;
+		r->st.dumps_done++;
+		return false;
+	}
+	struct dump_ctx d = { r, p };
+	struct bgp_prefix last;
+	bset_reset(&r->dump_bs);
+	rcu_read_lock();
+	size_t n = rib_walk(r->o.rib, p->dump_family, NULL, p->dump_started ? &p->dump_cursor : NULL,
+			    DUMP_STEP, dump_cb, &d, &last);
+	encode_bset(r, p->group, &r->dump_bs, p->id);
+	rcu_read_unlock();
+	if (n)
+		p->dump_cursor = last;
+	p->dump_started = true;
+	if (n < DUMP_STEP) {
+		dump_eor(r, p, p->dump_family);
+		p->dump_family++;
+		p->dump_started = false;
+	}
+	return true;
+}
+
+static void dump_start(struct peer *p, unsigned fam)
+{
+	p->dumping = true;
+	p->dump_family = fam == BGP_FAM_COUNT ? 0 : (uint8_t)fam;
+	p->dump_started = false;
+}
+
+/* ------------------------------------------------------------ events */
+
+static void drain_queue(struct peer *p)
+{
+	struct cds_wfcq_node *node;
+	while ((node = __cds_wfcq_dequeue_blocking(&p->oq_head, &p->oq_tail))) {
+		struct outq_ent *e = caa_container_of(node, struct outq_ent, node);
+		obuf_unref(e->b);
+		free(e);
+	}
+	atomic_store(&p->oq_bytes, 0);
+}
+
+static void handle_events(struct refl *r)
+{
+	pthread_mutex_lock(&r->ev_lock);
+	size_t n = r->n_ev;
+	struct refl_ev evs[64];
+	if (n > 64)
+		n = 64;
+	memcpy(evs, r->ev, n * sizeof(*evs));
+	memmove(r->ev, r->ev + n, (r->n_ev - n) * sizeof(*evs));
+	r->n_ev -= n;
+	pthread_mutex_unlock(&r->ev_lock);
+
+	for (size_t i = 0; i < n; i++) {
+		struct peer *p = evs[i].p;
+		switch (evs[i].type) {
+		case EV_UP: {
+			struct refl_group *g = group_find_or_create(r, p);
+			p->group = g;
+			p->group_next = g->members;
+			g->members = p;
+			g->n_members++;
+			dump_start(p, BGP_FAM_COUNT);
+			break;
+		}
+		case EV_DOWN:
+			group_remove_member(r, p);
+			p->dumping = false;
+			drain_queue(p);
+			io_peer_reset_done(p);
+			break;
+		case EV_REFRESH:
+			if (p->group && !p->dumping)
+				dump_start(p, evs[i].family);
+			else if (p->group)
+				dump_start(p, BGP_FAM_COUNT);
+			break;
+		}
+	}
+}
+
+static void post(struct refl *r, uint8_t type, struct peer *p, unsigned fam)
+{
+	pthread_mutex_lock(&r->ev_lock);
+	if (r->n_ev == r->cap_ev) {
+		r->cap_ev = r->cap_ev ? r->cap_ev * 2 : 64;
+		r->ev = xrealloc(r->ev, r->cap_ev * sizeof(*r->ev));
+	}
+	r->ev[r->n_ev++] = (struct refl_ev){ .type = type, .family = (uint8_t)fam, .p = p };
+	pthread_mutex_unlock(&r->ev_lock);
+	rib_journal_wake(r->o.rib);
+}
+
+void refl_peer_up(struct refl *r, struct peer *p) { post(r, EV_UP, p, BGP_FAM_COUNT); }
+void refl_peer_down(struct refl *r, struct peer *p) { post(r, EV_DOWN, p, BGP_FAM_COUNT); }
+void refl_route_refresh(struct refl *r, struct peer *p, unsigned family)
+{
+	post(r, EV_REFRESH, p, family);
+}
+
+/* ------------------------------------------------------------ the thread */
+
+static bool any_events(struct refl *r)
+{
+	pthread_mutex_lock(&r->ev_lock);
+	bool any = r->n_ev != 0;
+	pthread_mutex_unlock(&r->ev_lock);
+	return any;
+}
+
+static void *refl_main(void *arg)
+{
+	struct refl *r = arg;
+	rcu_register_thread();
+	while (!r->stop) {
+		handle_events(r);
+		size_t n = rib_journal_drain(r->o.rib, r->batch, r->o.batch);
+		if (n)
+			process_batch(r, n);
+		bool dumping = false;
+		for (struct refl_group *g = r->groups; g; g = g->next)
+			for (struct peer *p = g->members; p; p = p->group_next)
+				if (p->dumping)
+					dumping |= dump_step(r, p);
+		if (!n && !any_events(r))
+			rib_journal_wait(r->o.rib, dumping ? 1 : 200);
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+struct refl *refl_create(const struct refl_opts *o)
+{
+	struct refl *r = calloc(1, sizeof(*r));
+	if (!r)
+		log_fatal("reflect: out of memory");
+	r->o = *o;
+	if (!r->o.batch)
+		r->o.batch = 65536;
+	r->batch = calloc(r->o.batch, sizeof(*r->batch));
+	if (!r->batch)
+		log_fatal("reflect: out of memory");
+	pthread_mutex_init(&r->ev_lock, NULL);
+	return r;
+}
+
+void refl_start(struct refl *r)
+{
+	if (pthread_create(&r->thr, NULL, refl_main, r))
+		log_fatal("reflect: cannot start thread: %s", strerror(errno));
+	pthread_setname_np(r->thr, "reflect");
+	r->started = true;
+}
+
+void refl_stop(struct refl *r)
+{
+	if (!r->started)
+		return;
+	r->stop = 1;
+	rib_journal_wake(r->o.rib);
+	pthread_join(r->thr, NULL);
+	r->started = false;
+}
+
+void refl_destroy(struct refl *r)
+{
+	refl_stop(r);
+	/* groups exist only while they have members; removing the last frees it */
+	while (r->groups)
+		group_remove_member(r, r->groups->members);
+	free(r->dump_bs.b);
+	free(r->dump_bs.ht);
+	free(r->dump_bs.e);
+	free(r->tmp);
+	free(r->batch);
+	free(r->ev);
+	pthread_mutex_destroy(&r->ev_lock);
+	free(r);
+}
+
+void refl_get_stats(struct refl *r, struct refl_stats *st)
+{
+	*st = r->st;
+}

@@ -1,0 +1,52 @@
+/*
+ * reflect.h - the reflection thread: drains the RIB's change journal in
+ * batches, decides what each update group must receive (RFC 4456 rules,
+ * NO_EXPORT / NO_ADVERTISE), groups prefixes by attribute set, encodes every
+ * UPDATE once per group into shared obufs and queues them to the members.
+ * Also runs table dumps (new sessions, route refresh) as bounded, resumable
+ * walks, each ending with End-of-RIB.
+ *
+ * Threading: refl_* entry points below may be called from any thread; they
+ * post an event and wake the reflection thread.  Everything else in
+ * reflect.c runs on the reflection thread only.
+ */
+#ifndef RICOCHET_IO_REFLECT_H
+#define RICOCHET_IO_REFLECT_H
+
+#include "io/io.h"
+
+struct refl;
+
+struct refl_opts {
+	struct rib *rib;
+	struct peer **peers;             /* the daemon's peer table, RIB_MAX_PEERS slots */
+	uint32_t router_id;              /* host order */
+	uint32_t cluster_id;             /* host order */
+	uint32_t local_as;
+	size_t batch;                    /* prefixes per journal batch */
+};
+
+struct refl *refl_create(const struct refl_opts *o);
+void refl_start(struct refl *r);
+void refl_stop(struct refl *r);      /* joins the thread */
+void refl_destroy(struct refl *r);
+
+/* Session became Established: join an update group, start the table dump. */
+void refl_peer_up(struct refl *r, struct peer *p);
+/* Session ended: leave the group, drop queued output, then io_peer_reset_done(p). */
+void refl_peer_down(struct refl *r, struct peer *p);
+/* ROUTE-REFRESH received: re-send the table of one family (BGP_FAM_COUNT: all). */
+void refl_route_refresh(struct refl *r, struct peer *p, unsigned family);
+
+struct refl_stats {
+	uint64_t batches, prefixes, updates_encoded, bytes_encoded, chunks, groups;
+	uint64_t dumps_done;
+	uint64_t last_batch_ns;
+};
+void refl_get_stats(struct refl *r, struct refl_stats *st);
+
+/* Callbacks implemented by the I/O layer (io/loop.c). */
+void io_peer_kick(struct peer *p);           /* output queued: make the owner write */
+void io_peer_reset_done(struct peer *p);     /* queue drained after "down" */
+
+#endif
