@@ -1,0 +1,686 @@
+/*
+ * test_rib.c - unit tests for rib/rib.c on one thread: insert / replace /
+ * withdraw, exact and longest-prefix lookup, ordered walks (full, below a
+ * prefix, resumed, resumed after the cursor was deleted) for every prefix
+ * length of both families, best-path order after updates, the journal
+ * (one hand-over per drain however many changes, node lifetime until
+ * release), withdraw_peer, stale marking and the per-peer index.
+ *
+ * Attribute sets are real interned ones (rib/attr.c) that differ in
+ * LOCAL_PREF, so the expected best path is obvious from the table.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <urcu.h>
+
+#include "rib/rib.h"
+
+struct fx {
+	struct attr_table *at;
+	struct rib_peerinfo *peers;
+	struct rib *rib;
+};
+
+static struct attr_set *mk_attr(struct attr_table *at, uint32_t lp)
+{
+	uint8_t b[32];
+	size_t n = 0;
+	b[n++] = 0x40; b[n++] = BGP_ATTR_ORIGIN; b[n++] = 1; b[n++] = BGP_ORIGIN_IGP;
+	b[n++] = 0x40; b[n++] = BGP_ATTR_AS_PATH; b[n++] = 0;
+	b[n++] = 0x40; b[n++] = BGP_ATTR_LOCAL_PREF; b[n++] = 4;
+	b[n++] = (uint8_t)(lp >> 24); b[n++] = (uint8_t)(lp >> 16);
+	b[n++] = (uint8_t)(lp >> 8); b[n++] = (uint8_t)lp;
+	struct bgp_nexthop nh = { .len = 4, .addr = { 192, 0, 2, 1 } };
+	struct attr_set *a = attr_intern(at, &nh, b, n);
+	assert_non_null(a);
+	assert_int_equal(a->local_pref, lp);
+	return a;
+}
+
+static int setup(void **state)
+{
+	rcu_register_thread();
+	struct fx *f = calloc(1, sizeof(*f));
+	f->at = attr_table_create();
+	f->peers = calloc(RIB_MAX_PEERS, sizeof(*f->peers));
+	for (unsigned i = 0; i < 64; i++) {
+		f->peers[i].bgp_id = 0x0A000000u + i;
+		f->peers[i].asn = 65515;
+		f->peers[i].addr.family = BGP_FAM_IPV4;
+		f->peers[i].addr.addr[0] = 10;
+		f->peers[i].addr.addr[3] = (uint8_t)i;
+	}
+	struct rib_opts o = { .attrs = f->at, .peers = f->peers };
+	f->rib = rib_create(&o);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	rib_destroy(f->rib);
+	if (!getenv("RIB_TEST_NOLEAKCHECK")) attr_table_destroy(f->at);
+	free(f->peers);
+	free(f);
+	rcu_unregister_thread();
+	return 0;
+}
+
+static struct bgp_prefix pfx_make(unsigned fam, const uint8_t *addr, unsigned len)
+{
+	struct bgp_prefix p;
+	memset(&p, 0, sizeof(p));
+	p.family = (uint8_t)fam;
+	p.len = (uint8_t)len;
+	unsigned nb = fam == BGP_FAM_IPV4 ? 4 : 16;
+	for (unsigned i = 0; i < nb; i++) {
+		unsigned bits = len > 8 * i ? len - 8 * i : 0;
+		uint8_t m = bits >= 8 ? 0xFF : (uint8_t)(0xFF00u >> bits);
+		p.addr[i] = addr[i] & m;
+	}
+	return p;
+}
+
+static struct bgp_prefix p4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, unsigned len)
+{
+	uint8_t x[4] = { a, b, c, d };
+	return pfx_make(BGP_FAM_IPV4, x, len);
+}
+
+static int pfx_cmp(const struct bgp_prefix *a, const struct bgp_prefix *b)
+{
+	int c = memcmp(a->addr, b->addr, 16);
+	if (c)
+		return c;
+	return (int)a->len - (int)b->len;
+}
+
+static int pfx_qcmp(const void *a, const void *b)
+{
+	return pfx_cmp(a, b);
+}
+
+static bool pfx_eq(const struct bgp_prefix *a, const struct bgp_prefix *b)
+{
+	return a->family == b->family && pfx_cmp(a, b) == 0;
+}
+
+/* ---- walk collection ---------------------------------------------------- */
+
+struct coll {
+	struct bgp_prefix p[4096];
+	size_t n;
+};
+
+static bool coll_cb(struct rib_node *n, const struct bgp_prefix *pfx,
+		    const struct rib_pathset *ps, void *arg)
+{
+	struct coll *c = arg;
+	struct bgp_prefix np;
+	assert_non_null(ps);
+	assert_true(ps->n > 0);
+	rib_node_prefix(n, &np);
+	assert_true(pfx_eq(&np, pfx));
+	assert_true(c->n < 4096);
+	c->p[c->n++] = *pfx;
+	return true;
+}
+
+static void walk_all(struct rib *r, unsigned fam, const struct bgp_prefix *below, struct coll *c)
+{
+	c->n = 0;
+	rcu_read_lock();
+	rib_walk(r, fam, below, NULL, SIZE_MAX, coll_cb, c, NULL);
+	rcu_read_unlock();
+}
+
+/* Drain the journal completely (release included); returns prefixes drained. */
+static size_t drain_all(struct rib *r)
+{
+	struct rib_node *buf[256];
+	size_t total = 0, n;
+	while ((n = rib_journal_drain(r, buf, 256)) > 0) {
+		for (size_t i = 0; i < n; i++)
+			rib_journal_release(r, buf[i]);
+		total += n;
+	}
+	return total;
+}
+
+/* ---- every prefix length ------------------------------------------------ */
+
+static void all_lengths(struct fx *f, unsigned fam)
+{
+	unsigned maxlen = bgp_family_maxlen(fam), nb = fam == BGP_FAM_IPV4 ? 4 : 16;
+	static struct bgp_prefix ref[3 * 129];
+	size_t nref = 0;
+	struct attr_set *a = mk_attr(f->at, 100);
+	uint8_t host[3][16];
+	srand(7 + fam);
+	for (unsigned v = 0; v < 3; v++)
+		for (unsigned i = 0; i < nb; i++)
+			host[v][i] = (uint8_t)rand();
+	host[2][0] = host[0][0];      /* share a first stride with variant 0 */
+
+	for (unsigned v = 0; v < 3; v++) {
+		for (unsigned len = 0; len <= maxlen; len++) {
+			struct bgp_prefix p = pfx_make(fam, host[v], len);
+			bool dup = false;
+			for (size_t j = 0; j < nref; j++)
+				dup |= pfx_eq(&ref[j], &p);
+			int rv = rib_update(f->rib, &p, 1, a, 0);
+			assert_int_equal(rv, dup ? 0 : 1);
+			if (!dup)
+				ref[nref++] = p;
+		}
+	}
+	struct rib_stats st;
+	rib_stats(f->rib, &st);
+	assert_int_equal(st.prefixes[fam], nref);
+	assert_int_equal(st.paths[fam], nref);
+	assert_int_equal(rib_peer_prefixes(f->rib, 1, fam), nref);
+
+	/* exact lookups */
+	rcu_read_lock();
+	for (size_t j = 0; j < nref; j++) {
+		struct rib_node *n = rib_lookup(f->rib, &ref[j]);
+		assert_non_null(n);
+		struct bgp_prefix q;
+		rib_node_prefix(n, &q);
+		assert_true(pfx_eq(&q, &ref[j]));
+		const struct rib_pathset *ps = rib_node_paths(n);
+		assert_int_equal(ps->n, 1);
+		assert_ptr_equal(ps->p[0].attr, a);
+	}
+	rcu_read_unlock();
+
+	/* full ordered walk equals the sorted reference */
+	qsort(ref, nref, sizeof(ref[0]), pfx_qcmp);
+	static struct coll c;
+	walk_all(f->rib, fam, NULL, &c);
+	assert_int_equal(c.n, nref);
+	for (size_t j = 0; j < nref; j++)
+		assert_true(pfx_eq(&c.p[j], &ref[j]));
+
+	/* walk below each prefix: exactly the reference entries inside it */
+	for (size_t b = 0; b < nref; b++) {
+		walk_all(f->rib, fam, &ref[b], &c);
+		size_t k = 0;
+		for (size_t j = 0; j < nref; j++) {
+			struct bgp_prefix in = pfx_make(fam, ref[j].addr, ref[b].len);
+			if (ref[j].len >= ref[b].len && memcmp(in.addr, ref[b].addr, 16) == 0) {
+				assert_true(k < c.n);
+				assert_true(pfx_eq(&c.p[k], &ref[j]));
+				k++;
+			}
+		}
+		assert_int_equal(k, c.n);
+	}
+
+	/* resumable walk in chunks of 5 gives the same sequence */
+	struct bgp_prefix cur;
+	bool have = false;
+	size_t seen = 0;
+	for (unsigned guard = 0; guard < 1000; guard++) {
+		c.n = 0;
+		rcu_read_lock();
+		size_t got = rib_walk(f->rib, fam, NULL, have ? &cur : NULL, 5, coll_cb, &c, &cur);
+		rcu_read_unlock();
+		for (size_t j = 0; j < got; j++)
+			assert_true(pfx_eq(&c.p[j], &ref[seen + j]));
+		seen += got;
+		have = true;
+		if (got < 5)
+			break;
+	}
+	assert_int_equal(seen, nref);
+
+	/* LPM: for each host, remove its prefixes from the longest down; the
+	 * LPM must always be the longest prefix of that host still present */
+	static bool gone[3 * 129];
+	memset(gone, 0, sizeof(gone));
+	for (unsigned v = 0; v < 3; v++) {
+		for (int len = (int)maxlen; len >= 0; len--) {
+			int want = -1;
+			for (int l = len; l >= 0 && want < 0; l--) {
+				struct bgp_prefix w = pfx_make(fam, host[v], (unsigned)l);
+				for (size_t j = 0; j < nref; j++)
+					if (!gone[j] && pfx_eq(&ref[j], &w))
+						want = (int)j;
+			}
+			rcu_read_lock();
+			struct rib_node *n = rib_lookup_lpm(f->rib, fam, host[v]);
+			struct bgp_prefix q;
+			if (n)
+				rib_node_prefix(n, &q);
+			rcu_read_unlock();
+			if (want < 0) {
+				assert_null(n);
+				continue;
+			}
+			assert_non_null(n);
+			assert_true(pfx_eq(&q, &ref[want]));
+			struct bgp_prefix d = pfx_make(fam, host[v], (unsigned)len);
+			if (!pfx_eq(&d, &ref[want]))
+				continue;
+			assert_int_equal(rib_withdraw(f->rib, &d, 1), 1);
+			assert_int_equal(rib_withdraw(f->rib, &d, 1), 0);
+			gone[want] = true;
+		}
+	}
+	rib_stats(f->rib, &st);
+	assert_int_equal(st.prefixes[fam], 0);
+	assert_int_equal(st.paths[fam], 0);
+	assert_int_equal(rib_peer_prefixes(f->rib, 1, fam), 0);
+	drain_all(f->rib);
+	rib_stats(f->rib, &st);
+	assert_int_equal(st.nodes, 0);            /* every node and glue node freed */
+	walk_all(f->rib, fam, NULL, &c);
+	assert_int_equal(c.n, 0);
+	attr_unref(f->at, a);
+}
+
+static void test_lengths_v4(void **state)
+{
+	all_lengths(*state, BGP_FAM_IPV4);
+}
+
+static void test_lengths_v6(void **state)
+{
+	all_lengths(*state, BGP_FAM_IPV6);
+}
+
+/* ---- default route, host routes, LPM table ------------------------------ */
+
+static void test_lpm_table(void **state)
+{
+	struct fx *f = *state;
+	struct attr_set *a = mk_attr(f->at, 100);
+	static const struct {
+		uint8_t a[4];
+		unsigned len;
+	} routes[] = {
+		{ { 0, 0, 0, 0 }, 0 },       { { 10, 0, 0, 0 }, 8 },      { { 10, 1, 0, 0 }, 16 },
+		{ { 10, 1, 2, 0 }, 24 },     { { 10, 1, 2, 3 }, 32 },     { { 10, 128, 0, 0 }, 9 },
+		{ { 192, 168, 0, 0 }, 16 },  { { 255, 255, 255, 255 }, 32 }, { { 128, 0, 0, 0 }, 1 },
+		{ { 4, 0, 0, 0 }, 6 },
+	};
+	static const struct {
+		uint8_t q[4];
+		int want;                    /* index into routes */
+	} cases[] = {
+		{ { 10, 1, 2, 3 }, 4 },      { { 10, 1, 2, 4 }, 3 },      { { 10, 1, 3, 0 }, 2 },
+		{ { 10, 2, 0, 0 }, 1 },      { { 10, 200, 0, 0 }, 5 },    { { 11, 0, 0, 0 }, 0 },
+		{ { 192, 168, 7, 7 }, 6 },   { { 192, 169, 0, 0 }, 8 },   { { 255, 255, 255, 255 }, 7 },
+		{ { 255, 255, 255, 254 }, 8 }, { { 5, 1, 1, 1 }, 9 },     { { 3, 255, 0, 0 }, 0 },
+	};
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		struct bgp_prefix p = pfx_make(BGP_FAM_IPV4, routes[i].a, routes[i].len);
+		assert_int_equal(rib_update(f->rib, &p, 2, a, 0), 1);
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rcu_read_lock();
+		struct rib_node *n = rib_lookup_lpm(f->rib, BGP_FAM_IPV4, cases[i].q);
+		assert_non_null(n);
+		struct bgp_prefix q, w;
+		rib_node_prefix(n, &q);
+		w = pfx_make(BGP_FAM_IPV4, routes[cases[i].want].a, routes[cases[i].want].len);
+		assert_true(pfx_eq(&q, &w));
+		rcu_read_unlock();
+	}
+	/* a prefix that is only glue is not found exactly */
+	struct bgp_prefix g = p4(10, 0, 0, 0, 15);
+	rcu_read_lock();
+	assert_null(rib_lookup(f->rib, &g));
+	rcu_read_unlock();
+	/* the default route goes: LPM for 11/8 now finds nothing */
+	struct bgp_prefix d = p4(0, 0, 0, 0, 0);
+	assert_int_equal(rib_withdraw(f->rib, &d, 2), 1);
+	rcu_read_lock();
+	assert_null(rib_lookup_lpm(f->rib, BGP_FAM_IPV4, (const uint8_t[]){ 11, 0, 0, 0 }));
+	rcu_read_unlock();
+	/* IPv6 default and host route */
+	uint8_t z[16] = { 0 }, h[16] = { 0x20, 0x01, 0x0d, 0xb8 };
+	h[15] = 1;
+	struct bgp_prefix d6 = pfx_make(BGP_FAM_IPV6, z, 0), h6 = pfx_make(BGP_FAM_IPV6, h, 128);
+	assert_int_equal(rib_update(f->rib, &d6, 2, a, 0), 1);
+	assert_int_equal(rib_update(f->rib, &h6, 2, a, 0), 1);
+	rcu_read_lock();
+	struct rib_node *n = rib_lookup_lpm(f->rib, BGP_FAM_IPV6, h);
+	struct bgp_prefix q;
+	rib_node_prefix(n, &q);
+	assert_int_equal(q.len, 128);
+	h[15] = 2;
+	n = rib_lookup_lpm(f->rib, BGP_FAM_IPV6, h);
+	rib_node_prefix(n, &q);
+	assert_int_equal(q.len, 0);
+	rcu_read_unlock();
+	assert_int_equal(rib_withdraw_peer(f->rib, 2, BGP_FAM_COUNT, false), 10 - 1 + 2);
+	attr_unref(f->at, a);
+}
+
+/* ---- best path order ---------------------------------------------------- */
+
+static void expect_order(struct fx *f, const struct bgp_prefix *p, const uint32_t *peers, unsigned n)
+{
+	rcu_read_lock();
+	struct rib_node *nd = rib_lookup(f->rib, p);
+	if (n == 0) {
+		assert_null(nd);
+	} else {
+		assert_non_null(nd);
+		const struct rib_pathset *ps = rib_node_paths(nd);
+		assert_int_equal(ps->n, n);
+		assert_true(ps->n_multipath >= 1);
+		for (unsigned i = 0; i < n; i++)
+			assert_int_equal(ps->p[i].peer, peers[i]);
+	}
+	rcu_read_unlock();
+}
+
+static void test_best_order(void **state)
+{
+	struct fx *f = *state;
+	struct attr_set *a100 = mk_attr(f->at, 100), *a200 = mk_attr(f->at, 200),
+			*a150 = mk_attr(f->at, 150), *a50 = mk_attr(f->at, 50);
+	struct bgp_prefix p = p4(198, 51, 100, 0, 24);
+	assert_int_equal(rib_update(f->rib, &p, 1, a100, 0), 1);
+	assert_int_equal(rib_update(f->rib, &p, 2, a200, 0), 1);
+	assert_int_equal(rib_update(f->rib, &p, 3, a150, 0), 1);
+	expect_order(f, &p, (const uint32_t[]){ 2, 3, 1 }, 3);
+	assert_int_equal(rib_update(f->rib, &p, 2, a50, 0), 0);      /* replace */
+	expect_order(f, &p, (const uint32_t[]){ 3, 1, 2 }, 3);
+	assert_int_equal(rib_update(f->rib, &p, 2, a50, 0), 0);      /* no-op */
+	assert_int_equal(rib_withdraw(f->rib, &p, 3), 1);
+	expect_order(f, &p, (const uint32_t[]){ 1, 2 }, 2);
+	/* ADD-PATH: a second path from peer 1 */
+	struct bgp_prefix p2 = p;
+	p2.path_id = 7;
+	assert_int_equal(rib_update(f->rib, &p2, 1, a200, 0), 1);
+	expect_order(f, &p, (const uint32_t[]){ 1, 1, 2 }, 3);
+	rcu_read_lock();
+	const struct rib_pathset *ps = rib_node_paths(rib_lookup(f->rib, &p));
+	assert_int_equal(ps->p[0].path_id, 7);
+	assert_int_equal(ps->p[1].path_id, 0);
+	rcu_read_unlock();
+	assert_int_equal(rib_peer_prefixes(f->rib, 1, BGP_FAM_IPV4), 1);
+	assert_int_equal(rib_withdraw(f->rib, &p, 1), 1);
+	assert_int_equal(rib_peer_prefixes(f->rib, 1, BGP_FAM_IPV4), 1);
+	assert_int_equal(rib_withdraw(f->rib, &p2, 1), 1);
+	assert_int_equal(rib_peer_prefixes(f->rib, 1, BGP_FAM_IPV4), 0);
+	expect_order(f, &p, (const uint32_t[]){ 2 }, 1);
+	assert_int_equal(rib_withdraw(f->rib, &p, 2), 1);
+	expect_order(f, &p, NULL, 0);
+	/* the replaced and withdrawn paths' references are gone once reclaimed */
+	drain_all(f->rib);
+	rib_flush(f->rib);
+	assert_int_equal(__atomic_load_n(&a50->refcnt, __ATOMIC_RELAXED), 1);
+	assert_int_equal(__atomic_load_n(&a200->refcnt, __ATOMIC_RELAXED), 1);
+	attr_unref(f->at, a100);
+	attr_unref(f->at, a200);
+	attr_unref(f->at, a150);
+	attr_unref(f->at, a50);
+}
+
+/* ---- walks: below, resume after a deleted cursor ------------------------ */
+
+static void test_walk_resume_deleted(void **state)
+{
+	struct fx *f = *state;
+	struct attr_set *a = mk_attr(f->at, 100);
+	static struct bgp_prefix ref[600];
+	size_t n = 0;
+	for (unsigned i = 0; i < 200; i++) {
+		ref[n++] = p4((uint8_t)(i * 37), (uint8_t)i, 0, 0, 16);
+		ref[n++] = p4((uint8_t)(i * 37), (uint8_t)i, (uint8_t)(i * 3), 0, 24);
+		ref[n++] = p4((uint8_t)(i * 37), 0, 0, 0, (i % 8));
+	}
+	size_t uniq = 0;
+	for (size_t i = 0; i < n; i++)
+		uniq += rib_update(f->rib, &ref[i], 4, a, 0);
+	qsort(ref, n, sizeof(ref[0]), pfx_qcmp);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!o || !pfx_eq(&ref[o - 1], &ref[i]))
+			ref[o++] = ref[i];
+	assert_int_equal(o, uniq);
+
+	/* walk in chunks of 7; after every chunk delete the cursor prefix itself
+	 * and the next one, then resume from the deleted cursor */
+	static struct coll c;
+	struct bgp_prefix cur;
+	bool have = false, deleted_next = false;
+	size_t pos = 0;
+	for (unsigned guard = 0; guard < 10000; guard++) {
+		c.n = 0;
+		rcu_read_lock();
+		size_t got = rib_walk(f->rib, BGP_FAM_IPV4, NULL, have ? &cur : NULL, 7, coll_cb, &c, &cur);
+		rcu_read_unlock();
+		for (size_t j = 0; j < got; j++) {
+			if (deleted_next) {
+				pos++;               /* skip the one we deleted */
+				deleted_next = false;
+			}
+			assert_true(pos < o);
+			assert_true(pfx_eq(&c.p[j], &ref[pos]));
+			pos++;
+		}
+		if (got < 7)
+			break;
+		have = true;
+		assert_int_equal(rib_withdraw(f->rib, &cur, 4), 1);
+		if (pos < o) {
+			assert_int_equal(rib_withdraw(f->rib, &ref[pos], 4), 1);
+			deleted_next = true;
+		}
+		drain_all(f->rib);           /* frees the cursor's node */
+	}
+	assert_int_equal(pos + (deleted_next ? 1 : 0), o);
+
+	/* below 0.0.0.0/1: everything with first bit 0, including short ones */
+	struct bgp_prefix b = p4(0, 0, 0, 0, 1);
+	walk_all(f->rib, BGP_FAM_IPV4, &b, &c);
+	for (size_t j = 0; j < c.n; j++) {
+		assert_true(c.p[j].addr[0] < 128);
+		assert_true(c.p[j].len >= 1);
+		if (j)
+			assert_true(pfx_cmp(&c.p[j - 1], &c.p[j]) < 0);
+	}
+	/* max and early stop */
+	rcu_read_lock();
+	c.n = 0;
+	assert_int_equal(rib_walk(f->rib, BGP_FAM_IPV4, NULL, NULL, 3, coll_cb, &c, NULL), 3);
+	rcu_read_unlock();
+	rib_withdraw_peer(f->rib, 4, BGP_FAM_IPV4, false);
+	attr_unref(f->at, a);
+}
+
+/* ---- journal ------------------------------------------------------------ */
+
+static void test_journal(void **state)
+{
+	struct fx *f = *state;
+	struct rib *r = f->rib;
+	struct attr_set *a100 = mk_attr(f->at, 100), *a200 = mk_attr(f->at, 200),
+			*a50 = mk_attr(f->at, 50);
+	struct bgp_prefix p = p4(203, 0, 113, 0, 24), q = p4(203, 0, 112, 0, 24);
+	struct rib_node *buf[16];
+
+	assert_int_equal(rib_journal_pending(r), 0);
+	rib_journal_wait(r, 0);                        /* times out at once */
+	/* many changes to p, one to q: two hand-overs */
+	rib_update(r, &p, 1, a100, 0);
+	rib_update(r, &p, 2, a200, 0);
+	rib_update(r, &p, 1, a200, 0);
+	rib_update(r, &p, 3, a50, 0);                  /* not best: no new mark needed */
+	rib_update(r, &q, 1, a100, 0);
+	assert_int_equal(rib_journal_pending(r), 2);
+	rib_journal_wait(r, -1);                       /* non-empty: returns */
+	size_t n = rib_journal_drain(r, buf, 16);
+	assert_int_equal(n, 2);
+	assert_int_equal(rib_journal_drain(r, buf + n, 16), 0);
+	struct bgp_prefix x;
+	rib_node_prefix(buf[0], &x);
+	assert_true(pfx_eq(&x, &p));
+	*rib_node_out_state(buf[0]) = 42;
+	rib_journal_release(r, buf[0]);
+	rib_journal_release(r, buf[1]);
+
+	/* a change that keeps best and multipath set does not mark */
+	rib_update(r, &p, 3, a100, 0);                 /* peer 3 still worse */
+	assert_int_equal(rib_journal_pending(r), 0);
+	/* changing the best does */
+	rib_update(r, &p, 2, a50, 0);
+	assert_int_equal(rib_journal_pending(r), 1);
+	n = rib_journal_drain(r, buf, 16);
+	assert_int_equal(n, 1);
+	assert_int_equal(*rib_node_out_state(buf[0]), 42);   /* consumer state kept */
+
+	/* a held node survives becoming empty; it is freed on release */
+	struct rib_stats st0, st1;
+	rib_withdraw(r, &p, 1);
+	rib_withdraw(r, &p, 2);
+	rib_withdraw(r, &p, 3);
+	rcu_read_lock();
+	assert_null(rib_lookup(r, &p));
+	assert_null(rib_node_paths(buf[0]));
+	rcu_read_unlock();
+	struct rib_node *second[4];
+	assert_int_equal(rib_journal_drain(r, second, 4), 1);   /* re-marked while held */
+	assert_ptr_equal(second[0], buf[0]);
+	rib_stats(r, &st0);
+	rib_journal_release(r, buf[0]);
+	rib_stats(r, &st1);
+	assert_int_equal(st1.nodes, st0.nodes);        /* still held once */
+	rib_journal_release(r, second[0]);
+	rib_stats(r, &st1);
+	assert_true(st1.nodes < st0.nodes);
+
+	/* a node re-filled before release is not freed */
+	rib_withdraw(r, &q, 1);
+	assert_int_equal(rib_journal_drain(r, buf, 16), 1);
+	rib_update(r, &q, 1, a100, 0);
+	rib_journal_release(r, buf[0]);
+	rcu_read_lock();
+	assert_ptr_equal(rib_lookup(r, &q), buf[0]);
+	rcu_read_unlock();
+	drain_all(r);
+	rib_journal_wake(r);
+	rib_journal_wait(r, -1);                       /* woken explicitly: returns */
+	rib_withdraw_peer(r, 1, BGP_FAM_COUNT, false);
+	drain_all(r);
+	attr_unref(f->at, a100);
+	attr_unref(f->at, a200);
+	attr_unref(f->at, a50);
+}
+
+/* ---- withdraw_peer, stale, index compaction ----------------------------- */
+
+static void test_withdraw_peer_stale(void **state)
+{
+	struct fx *f = *state;
+	struct rib *r = f->rib;
+	struct attr_set *lo = mk_attr(f->at, 90), *hi = mk_attr(f->at, 300);
+	enum { N = 3000 };
+	for (unsigned i = 0; i < N; i++) {
+		struct bgp_prefix p = p4(100, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		rib_update(r, &p, 5, hi, 0);
+		rib_update(r, &p, 6, lo, 0);
+		if (i % 3 == 0) {
+			uint8_t a6[16] = { 0x20, 0x01, 0x0d, 0xb8, (uint8_t)(i >> 8), (uint8_t)i };
+			struct bgp_prefix p6 = pfx_make(BGP_FAM_IPV6, a6, 48);
+			rib_update(r, &p6, 5, hi, 0);
+		}
+	}
+	assert_int_equal(rib_peer_prefixes(r, 5, BGP_FAM_IPV4), N);
+	assert_int_equal(rib_peer_prefixes(r, 5, BGP_FAM_IPV6), N / 3);
+	drain_all(r);
+
+	/* graceful restart: stale paths lose to fresh ones */
+	assert_int_equal(rib_mark_peer_stale(r, 5, BGP_FAM_IPV4), N);
+	assert_int_equal(rib_mark_peer_stale(r, 5, BGP_FAM_IPV4), 0);
+	assert_int_equal(drain_all(r), N);            /* best moved to peer 6 everywhere */
+	struct bgp_prefix p0 = p4(100, 0, 0, 0, 24);
+	expect_order(f, &p0, (const uint32_t[]){ 6, 5 }, 2);
+	/* the peer comes back and re-announces a third of its routes */
+	for (unsigned i = 0; i < N; i += 3) {
+		struct bgp_prefix p = p4(100, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		assert_int_equal(rib_update(r, &p, 5, hi, 0), 0);
+	}
+	expect_order(f, &p0, (const uint32_t[]){ 5, 6 }, 2);
+	assert_int_equal(rib_withdraw_peer(r, 5, BGP_FAM_IPV4, true), N - N / 3);
+	assert_int_equal(rib_peer_prefixes(r, 5, BGP_FAM_IPV4), N / 3);
+	struct bgp_prefix p1 = p4(100, 0, 1, 0, 24);
+	expect_order(f, &p1, (const uint32_t[]){ 6 }, 1);
+	assert_int_equal(rib_peer_prefixes(r, 5, BGP_FAM_IPV6), N / 3);
+
+	/* full withdraw of peer 5 in all families */
+	assert_int_equal(rib_withdraw_peer(r, 5, BGP_FAM_COUNT, false), N / 3 + N / 3);
+	assert_int_equal(rib_peer_prefixes(r, 5, BGP_FAM_IPV4), 0);
+	assert_int_equal(rib_peer_prefixes(r, 5, BGP_FAM_IPV6), 0);
+	assert_int_equal(rib_peer_prefixes(r, 6, BGP_FAM_IPV4), N);
+	struct rib_stats st;
+	rib_stats(r, &st);
+	assert_int_equal(st.paths[BGP_FAM_IPV4], N);
+	assert_int_equal(st.prefixes[BGP_FAM_IPV6], 0);
+	assert_int_equal(rib_withdraw_peer(r, 5, BGP_FAM_COUNT, false), 0);
+
+	/* churn: announce/withdraw the same and new prefixes many times; the
+	 * index stays proportional to the live prefixes */
+	for (unsigned round = 0; round < 20; round++) {
+		for (unsigned i = 0; i < 500; i++) {
+			struct bgp_prefix p = p4(101, (uint8_t)round, (uint8_t)i, (uint8_t)(i >> 8), 32);
+			rib_update(r, &p, 7, lo, 0);
+			if (i % 10)
+				rib_withdraw(r, &p, 7);
+		}
+	}
+	assert_int_equal(rib_peer_prefixes(r, 7, BGP_FAM_IPV4), 20 * 50);
+	rib_stats(r, &st);
+	/* peer 6: N live (8-byte entries), peer 7: 1000 live */
+	assert_true(st.peer_index_bytes <= 8 * (2 * N + 2 * 1000 + 64));
+	assert_int_equal(rib_withdraw_peer(r, 7, BGP_FAM_IPV4, false), 1000);
+	assert_int_equal(rib_withdraw_peer(r, 6, BGP_FAM_IPV4, false), N);
+	drain_all(r);
+	rib_stats(r, &st);
+	assert_int_equal(st.nodes, 0);
+	assert_int_equal(st.paths[BGP_FAM_IPV4], 0);
+	attr_unref(f->at, lo);
+	attr_unref(f->at, hi);
+}
+
+/* Destroy with paths and held journal entries still present releases all. */
+static void test_destroy_full(void **state)
+{
+	struct fx *f = *state;
+	struct attr_set *a = mk_attr(f->at, 100);
+	for (unsigned i = 0; i < 1000; i++) {
+		struct bgp_prefix p = p4(77, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		rib_update(f->rib, &p, (i % 4) + 1, a, 0);
+	}
+	assert_int_equal(__atomic_load_n(&a->refcnt, __ATOMIC_RELAXED), 1001);
+	attr_unref(f->at, a);
+	/* teardown destroys the RIB, then the attr table, which aborts if any
+	 * reference leaked */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_lengths_v4, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lengths_v6, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lpm_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_best_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_walk_resume_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_withdraw_peer_stale, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_full, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
