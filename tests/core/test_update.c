@@ -77,13 +77,16 @@ static size_t mk_update(uint8_t *buf, const void *wd, size_t wl, const void *at,
 	buf[18] = BGP_MSG_UPDATE;
 	o[0] = (uint8_t)(wl >> 8);
 	o[1] = (uint8_t)wl;
-	memcpy(o + 2, wd, wl);
+	if (wl)
+		memcpy(o + 2, wd, wl);
 	o += 2 + wl;
 	o[0] = (uint8_t)(al >> 8);
 	o[1] = (uint8_t)al;
-	memcpy(o + 2, at, al);
+	if (al)
+		memcpy(o + 2, at, al);
 	o += 2 + al;
-	memcpy(o, nl, nll);
+	if (nll)
+		memcpy(o, nl, nll);
 	return len;
 }
 
