@@ -54,7 +54,8 @@ struct attr_set {
 struct attr_table;
 
 struct attr_table *attr_table_create(void);
-/* Destroy: every set must have been released (aborts otherwise). */
+/* Destroy: every set must have been released (aborts otherwise).  Call outside
+ * rcu_read_lock: it waits for pending frees (rcu_barrier). */
 void attr_table_destroy(struct attr_table *t);
 
 /*
