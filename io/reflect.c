@@ -312,22 +312,28 @@ static void deliver(struct refl *r, struct refl_group *g, struct obuf *b, int mo
 
 /* ------------------------------------------------------------ export policy */
 
-static bool exportable(const struct refl *r, const struct rib_path *best, unsigned fam,
-		       const struct refl_group *g)
+bool refl_export_ok(const struct refl *r, const struct rib_path *best, unsigned fam, uint8_t role,
+		    const bool *families)
 {
 	const struct attr_set *a = best->attr;
-	if (fam >= BGP_FAM_COUNT || !g->fam[fam])
+	if (fam >= BGP_FAM_COUNT || !families[fam])
 		return false;
 	if (a->flags & ATTR_F_NO_ADVERTISE)
 		return false;
-	if (g->role == PEER_RS_CLIENT && (a->flags & (ATTR_F_NO_EXPORT | ATTR_F_NO_EXPORT_SUBCONFED)))
+	if (role == PEER_RS_CLIENT && (a->flags & (ATTR_F_NO_EXPORT | ATTR_F_NO_EXPORT_SUBCONFED)))
 		return false;
-	const struct peer *src = r->o.peers[best->peer];
+	const struct peer *src = rcu_dereference(r->o.peers[best->peer]);
 	uint8_t src_role = src ? (uint8_t)src->cfg.role : PEER_RR_CLIENT;
 	/* RFC 4456 s6: routes from a non-client go to clients only */
-	if (src_role == PEER_IBGP && g->role == PEER_IBGP)
+	if (src_role == PEER_IBGP && role == PEER_IBGP)
 		return false;
 	return true;
+}
+
+static bool exportable(const struct refl *r, const struct rib_path *best, unsigned fam,
+		       const struct refl_group *g)
+{
+	return refl_export_ok(r, best, fam, g->role, g->fam);
 }
 
 static void out_params(const struct refl *r, const struct refl_group *g, uint32_t src,

@@ -38,6 +38,15 @@ void refl_peer_down(struct refl *r, struct peer *p);
 /* ROUTE-REFRESH received: re-send the table of one family (BGP_FAM_COUNT: all). */
 void refl_route_refresh(struct refl *r, struct peer *p, unsigned family);
 
+/*
+ * Would a path be advertised to a peer of this role with these negotiated
+ * families (RFC 4456 rules, NO_EXPORT / NO_ADVERTISE)?  The source-peer
+ * exception (never back to the sender) is the caller's.  Any thread, under
+ * rcu_read_lock.
+ */
+bool refl_export_ok(const struct refl *r, const struct rib_path *best, unsigned fam, uint8_t role,
+		    const bool *families);
+
 struct refl_stats {
 	uint64_t batches, prefixes, updates_encoded, bytes_encoded, chunks, groups;
 	uint64_t dumps_done;

@@ -1,0 +1,466 @@
+/*
+ * daemon_ctl.c - the control commands of ricochetd (show summary, peers,
+ * routes, memory; reload), served on the ctl thread (io/ctl.c).
+ *
+ * Everything here reads: RCU snapshots of the RIB (walks under
+ * rcu_read_lock), per-peer counters read racily (relaxed, for display), and
+ * the peer table, whose slots never change once written.  Nothing here
+ * blocks a data-path thread, so the CLI answers while a full table loads.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <jemalloc/jemalloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/ctl.h"
+#include "io/daemon.h"
+
+#define ROUTES_DEFAULT_LIMIT 1000
+
+static const char *state_name(const struct peer *p)
+{
+	return fsm_state_name((unsigned)atomic_load_explicit(&((struct peer *)p)->state,
+							     memory_order_relaxed));
+}
+
+static void fmt_uptime(char *buf, size_t len, uint64_t ns)
+{
+	uint64_t s = ns / 1000000000ull;
+	if (s >= 86400)
+		snprintf(buf, len, "%" PRIu64 "d%02" PRIu64 "h%02" PRIu64 "m", s / 86400, s / 3600 % 24,
+			 s / 60 % 60);
+	else
+		snprintf(buf, len, "%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64, s / 3600, s / 60 % 60, s % 60);
+}
+
+static void fmt_ipv4(char *buf, size_t len, uint32_t host)
+{
+	struct in_addr a = { htonl(host) };
+	inet_ntop(AF_INET, &a, buf, (socklen_t)len);
+}
+
+static struct peer *find_peer(struct daemon *d, const char *s)
+{
+	struct bgp_addr a;
+	if (bgp_addr_parse(s, &a) != 0)
+		return NULL;
+	pthread_mutex_lock(&d->peers_lock);
+	struct peer *p = daemon_peer_by_addr(d, &a);
+	pthread_mutex_unlock(&d->peers_lock);
+	return p;
+}
+
+/* ------------------------------------------------------------ show summary */
+
+static int cmd_summary(int argc, char **argv, struct ctl_out *out, void *arg)
+{
+	struct daemon *d = arg;
+	(void)argv;
+	if (argc)
+		return ctl_error(out, "usage: show summary [--json]");
+	struct rib_stats rs;
+	struct attr_stats as;
+	struct refl_stats fs;
+	rib_stats(d->rib, &rs);
+	attr_table_stats(d->attrs, &as);
+	refl_get_stats(d->refl, &fs);
+	uint32_t est = 0, n = d->n_peers;
+	for (uint32_t i = 0; i < n; i++)
+		if (atomic_load_explicit(&d->peers[i]->state, memory_order_relaxed) == FSM_ESTABLISHED)
+			est++;
+	char rid[32], cid[32], up[32];
+	fmt_ipv4(rid, sizeof(rid), d->router_id);
+	fmt_ipv4(cid, sizeof(cid), d->cluster_id);
+	fmt_uptime(up, sizeof(up), log_now_ns() - d->start_ns);
+	if (ctl_json(out)) {
+		ctl_json_obj_open(out);
+		ctl_json_kstr(out, "router_id", rid);
+		ctl_json_kuint(out, "asn", d->asn);
+		ctl_json_kstr(out, "cluster_id", cid);
+		ctl_json_kuint(out, "uptime_s", (log_now_ns() - d->start_ns) / 1000000000ull);
+		ctl_json_kuint(out, "peers", n);
+		ctl_json_kuint(out, "established", est);
+		ctl_json_kuint(out, "ipv4_prefixes", rs.prefixes[BGP_FAM_IPV4]);
+		ctl_json_kuint(out, "ipv6_prefixes", rs.prefixes[BGP_FAM_IPV6]);
+		ctl_json_kuint(out, "ipv4_paths", rs.paths[BGP_FAM_IPV4]);
+		ctl_json_kuint(out, "ipv6_paths", rs.paths[BGP_FAM_IPV6]);
+		ctl_json_kuint(out, "attribute_sets", as.sets);
+		ctl_json_kuint(out, "journal_pending", rs.journal_pending);
+		ctl_json_kuint(out, "reflect_batches", fs.batches);
+		ctl_json_kuint(out, "reflect_prefixes", fs.prefixes);
+		ctl_json_kuint(out, "updates_encoded", fs.updates_encoded);
+		ctl_json_kuint(out, "bytes_encoded", fs.bytes_encoded);
+		ctl_json_kuint(out, "update_groups", fs.groups);
+		ctl_json_obj_close(out);
+		return 0;
+	}
+	ctl_printf(out, "Ricochet route reflector: router-id %s, AS%u, cluster-id %s, up %s\n", rid, d->asn,
+		   cid, up);
+	ctl_printf(out, "Peers: %u configured or seen, %u established; %" PRIu64 " update groups\n", n, est,
+		   fs.groups);
+	ctl_printf(out, "RIB: %" PRIu64 " IPv4 prefixes (%" PRIu64 " paths), %" PRIu64 " IPv6 prefixes (%" PRIu64
+		   " paths), %" PRIu64 " attribute sets\n",
+		   rs.prefixes[0], rs.paths[0], rs.prefixes[1], rs.paths[1], as.sets);
+	ctl_printf(out, "Reflection: %" PRIu64 " batches, %" PRIu64 " prefixes, %" PRIu64 " UPDATEs encoded (%" PRIu64
+		   " bytes), %" PRIu64 " pending\n",
+		   fs.batches, fs.prefixes, fs.updates_encoded, fs.bytes_encoded, rs.journal_pending);
+	return 0;
+}
+
+/* ------------------------------------------------------------ show peers */
+
+static int cmd_peers(int argc, char **argv, struct ctl_out *out, void *arg)
+{
+	struct daemon *d = arg;
+	(void)argv;
+	if (argc)
+		return ctl_error(out, "usage: show peers [--json]");
+	bool json = ctl_json(out);
+	uint64_t now = log_now_ns();
+	if (json)
+		ctl_json_arr_open(out);
+	else
+		ctl_printf(out, "%-24s %-10s %-9s %-11s %-10s %10s %10s %12s  %s\n", "Neighbor", "AS", "Role",
+			   "State", "Up/Down", "PfxRcd", "PfxAcc", "BytesOut", "Last error");
+	for (uint32_t i = 0; i < d->n_peers; i++) {
+		struct peer *p = d->peers[i];
+		char a[64], up[32];
+		bgp_addr_fmt(a, sizeof(a), &p->addr);
+		bool est = atomic_load_explicit(&p->state, memory_order_relaxed) == FSM_ESTABLISHED;
+		uint64_t since = est ? p->up_since_ns : p->down_since_ns;
+		if (since)
+			fmt_uptime(up, sizeof(up), now - since);
+		else
+			snprintf(up, sizeof(up), "never");
+		uint64_t acc = p->prefixes_accepted[0] + p->prefixes_accepted[1];
+		if (json) {
+			ctl_json_obj_open(out);
+			ctl_json_kstr(out, "address", a);
+			ctl_json_kuint(out, "asn", p->cfg.asn);
+			ctl_json_kstr(out, "role", cfg_role_name(p->cfg.role));
+			ctl_json_kstr(out, "state", state_name(p));
+			ctl_json_kbool(out, "dynamic", p->dynamic);
+			ctl_json_kuint(out, "uptime_s", since ? (now - since) / 1000000000ull : 0);
+			ctl_json_kuint(out, "prefixes_received", p->c.prefixes_in);
+			ctl_json_kuint(out, "prefixes_accepted", acc);
+			ctl_json_kuint(out, "withdraws_received", p->c.withdraws_in);
+			ctl_json_kuint(out, "updates_received", p->c.updates_in);
+			ctl_json_kuint(out, "messages_in", p->c.msgs_in);
+			ctl_json_kuint(out, "bytes_in", p->c.bytes_in);
+			ctl_json_kuint(out, "bytes_out", p->c.bytes_out);
+			ctl_json_kuint(out, "queued_bytes", atomic_load(&p->oq_bytes));
+			ctl_json_kuint(out, "treat_as_withdraw", p->c.treat_as_withdraw);
+			ctl_json_kuint(out, "loops_dropped", p->c.loops_dropped);
+			ctl_json_kuint(out, "notifications_in", p->c.notif_in);
+			ctl_json_kuint(out, "notifications_out", p->c.notif_out);
+			ctl_json_kstr(out, "last_error", p->last_error);
+			ctl_json_obj_close(out);
+		} else {
+			ctl_printf(out, "%-24s %-10u %-9s %-11s %-10s %10" PRIu64 " %10" PRIu64 " %12" PRIu64 "  %s\n",
+				   a, p->cfg.asn, cfg_role_name(p->cfg.role), state_name(p), up, p->c.prefixes_in,
+				   acc, p->c.bytes_out, p->last_error);
+		}
+	}
+	if (json)
+		ctl_json_arr_close(out);
+	return 0;
+}
+
+/* ------------------------------------------------------------ show routes */
+
+static void fmt_aspath(char *buf, size_t len, const struct attr_set *a)
+{
+	struct msg_attr at;
+	size_t n = 0;
+	buf[0] = '\0';
+	if (!msg_attr_find(a->blob, a->blob_len, BGP_ATTR_AS_PATH, &at))
+		return;
+	const uint8_t *p = at.value, *end = at.value + at.len;
+	while (p + 2 <= end && n + 16 < len) {
+		uint8_t type = p[0], cnt = p[1];
+		p += 2;
+		bool set = type == BGP_AS_SET || type == BGP_AS_CONFED_SET;
+		if (set)
+			n += (size_t)snprintf(buf + n, len - n, "%s{", n ? " " : "");
+		for (unsigned i = 0; i < cnt && p + 4 <= end && n + 16 < len; i++, p += 4) {
+			uint32_t as = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+			n += (size_t)snprintf(buf + n, len - n, "%s%u", (n && !(set && i == 0)) ? (set ? "," : " ") : "",
+					      as);
+		}
+		if (set)
+			n += (size_t)snprintf(buf + n, len - n, "}");
+	}
+}
+
+static void fmt_nh(char *buf, size_t len, const struct bgp_nexthop *nh)
+{
+	if (nh->len == 4)
+		inet_ntop(AF_INET, nh->addr, buf, (socklen_t)len);
+	else if (nh->len >= 16)
+		inet_ntop(AF_INET6, nh->addr, buf, (socklen_t)len);
+	else
+		snprintf(buf, len, "-");
+}
+
+enum routes_mode { RT_ALL, RT_LEARNED, RT_ADVERTISED };
+
+struct routes_ctx {
+	struct daemon *d;
+	struct ctl_out *out;
+	enum routes_mode mode;
+	struct peer *peer;
+	uint64_t shown, limit;
+	bool json;
+};
+
+static void print_path(struct routes_ctx *c, const char *pfx, const struct rib_path *rp, bool best)
+{
+	char nh[64], asp[512], from[64];
+	const struct attr_set *a = rp->attr;
+	fmt_nh(nh, sizeof(nh), &a->nh);
+	fmt_aspath(asp, sizeof(asp), a);
+	struct peer *src = c->d->peers[rp->peer];
+	if (src)
+		bgp_addr_fmt(from, sizeof(from), &src->addr);
+	else
+		snprintf(from, sizeof(from), "?");
+	if (c->json) {
+		ctl_json_obj_open(c->out);
+		ctl_json_kstr(c->out, "prefix", pfx);
+		ctl_json_kbool(c->out, "best", best);
+		ctl_json_kstr(c->out, "from", from);
+		ctl_json_kuint(c->out, "path_id", rp->path_id);
+		ctl_json_kstr(c->out, "next_hop", nh);
+		ctl_json_kstr(c->out, "as_path", asp);
+		ctl_json_kuint(c->out, "origin", a->origin);
+		ctl_json_kuint(c->out, "local_pref", a->local_pref);
+		if (a->flags & ATTR_F_MED)
+			ctl_json_kuint(c->out, "med", a->med);
+		if (a->flags & ATTR_F_ORIGINATOR) {
+			char o[32];
+			fmt_ipv4(o, sizeof(o), a->originator_id);
+			ctl_json_kstr(c->out, "originator_id", o);
+		}
+		ctl_json_kuint(c->out, "cluster_list_len", a->cluster_list_len);
+		ctl_json_kbool(c->out, "stale", rp->flags & RIB_PATH_F_STALE);
+		ctl_json_obj_close(c->out);
+	} else {
+		static const char org[] = "ie?";
+		ctl_printf(c->out, "%s %-32s %-26s %-16s %6u %8s  %s %c%s\n", best ? "*>" : "  ", pfx, nh, from,
+			   a->local_pref, (a->flags & ATTR_F_MED) ? "" : "-", asp, org[a->origin % 3],
+			   (rp->flags & RIB_PATH_F_STALE) ? " (stale)" : "");
+	}
+}
+
+static bool routes_cb(struct rib_node *n, const struct bgp_prefix *pfx, const struct rib_pathset *ps, void *arg)
+{
+	struct routes_ctx *c = arg;
+	(void)n;
+	if (!ps || !ps->n)
+		return true;
+	char ps_txt[64];
+	bgp_prefix_fmt(ps_txt, sizeof(ps_txt), pfx);
+	for (unsigned i = 0; i < ps->n; i++) {
+		const struct rib_path *rp = &ps->p[i];
+		if (c->mode == RT_LEARNED && rp->peer != c->peer->id)
+			continue;
+		if (c->mode == RT_ADVERTISED) {
+			if (i != 0 || rp->peer == c->peer->id ||
+			    !refl_export_ok(c->d->refl, rp, pfx->family, c->peer->cfg.role, c->peer->sess.family))
+				break;
+		}
+		print_path(c, ps_txt, rp, i == 0);
+		if (c->mode != RT_ALL)
+			break;
+	}
+	c->shown++;
+	return c->shown < c->limit;
+}
+
+static int show_routes(struct daemon *d, int argc, char **argv, struct ctl_out *out, enum routes_mode mode)
+{
+	struct routes_ctx c = { .d = d, .out = out, .mode = mode, .limit = ROUTES_DEFAULT_LIMIT,
+				.json = ctl_json(out) };
+	int ai = 0;
+	if (mode != RT_ALL) {
+		if (argc < 1)
+			return ctl_error(out, "usage: show routes %s PEER [--all] [--json]",
+					 mode == RT_LEARNED ? "learned" : "advertised");
+		c.peer = find_peer(d, argv[0]);
+		if (!c.peer)
+			return ctl_error(out, "no such peer: %s", argv[0]);
+		ai = 1;
+	}
+	struct bgp_prefix below, *belowp = NULL;
+	for (; ai < argc; ai++) {
+		if (!strcmp(argv[ai], "--all"))
+			c.limit = UINT64_MAX;
+		else if (bgp_prefix_parse(argv[ai], &below) == 0)
+			belowp = &below;
+		else {
+			struct bgp_addr a;
+			if (bgp_addr_parse(argv[ai], &a) != 0)
+				return ctl_error(out, "not a prefix or address: %s", argv[ai]);
+			/* longest match for an address */
+			if (c.json)
+				ctl_json_arr_open(out);
+			rcu_read_lock();
+			struct rib_node *n = rib_lookup_lpm(d->rib, a.family, a.addr);
+			if (n) {
+				struct bgp_prefix p;
+				rib_node_prefix(n, &p);
+				routes_cb(n, &p, rib_node_paths(n), &c);
+			}
+			rcu_read_unlock();
+			if (c.json)
+				ctl_json_arr_close(out);
+			return 0;
+		}
+	}
+	if (c.json)
+		ctl_json_arr_open(out);
+	else
+		ctl_printf(out, "   %-32s %-26s %-16s %6s %8s  %s\n", "Prefix", "Next hop", "From", "LocPrf", "MED",
+			   "AS path");
+	for (unsigned f = 0; f < BGP_FAM_COUNT && c.shown < c.limit; f++) {
+		if (belowp && belowp->family != f)
+			continue;
+		struct bgp_prefix cursor, last;
+		bool started = false;
+		for (;;) {
+			rcu_read_lock();
+			size_t k = rib_walk(d->rib, f, belowp, started ? &cursor : NULL, 4096, routes_cb, &c, &last);
+			rcu_read_unlock();
+			if (k == 0 || c.shown >= c.limit)
+				break;
+			cursor = last;
+			started = true;
+			if (k < 4096)
+				break;
+		}
+	}
+	if (c.json)
+		ctl_json_arr_close(out);
+	else if (c.shown >= c.limit)
+		ctl_printf(out, "(first %" PRIu64 " prefixes shown; add --all for everything)\n", c.limit);
+	return 0;
+}
+
+static int cmd_routes(int argc, char **argv, struct ctl_out *out, void *arg)
+{
+	return show_routes(arg, argc, argv, out, RT_ALL);
+}
+
+static int cmd_routes_learned(int argc, char **argv, struct ctl_out *out, void *arg)
+{
+	return show_routes(arg, argc, argv, out, RT_LEARNED);
+}
+
+static int cmd_routes_advertised(int argc, char **argv, struct ctl_out *out, void *arg)
+{
+	return show_routes(arg, argc, argv, out, RT_ADVERTISED);
+}
+
+/* ------------------------------------------------------------ show memory */
+
+static uint64_t je_stat(const char *name)
+{
+	uint64_t epoch = 1;
+	size_t sz = sizeof(epoch);
+	mallctl("epoch", &epoch, &sz, &epoch, sz);
+	size_t v = 0;
+	sz = sizeof(v);
+	if (mallctl(name, &v, &sz, NULL, 0) != 0)
+		return 0;
+	return v;
+}
+
+static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
+{
+	struct daemon *d = arg;
+	(void)argv;
+	if (argc)
+		return ctl_error(out, "usage: show memory [--json]");
+	struct rib_stats rs;
+	struct attr_stats as;
+	rib_stats(d->rib, &rs);
+	attr_table_stats(d->attrs, &as);
+	uint64_t paths = rs.paths[0] + rs.paths[1];
+	uint64_t alloc = je_stat("stats.allocated"), resident = je_stat("stats.resident");
+	if (ctl_json(out)) {
+		ctl_json_obj_open(out);
+		ctl_json_kuint(out, "prefixes", rs.prefixes[0] + rs.prefixes[1]);
+		ctl_json_kuint(out, "paths", paths);
+		ctl_json_kuint(out, "tree_nodes", rs.nodes);
+		ctl_json_kuint(out, "node_bytes", rs.node_bytes);
+		ctl_json_kuint(out, "pathset_bytes", rs.pathset_bytes);
+		ctl_json_kuint(out, "peer_index_bytes", rs.peer_index_bytes);
+		ctl_json_kuint(out, "attribute_sets", as.sets);
+		ctl_json_kuint(out, "attribute_bytes", as.bytes);
+		ctl_json_kuint(out, "allocated_bytes", alloc);
+		ctl_json_kuint(out, "resident_bytes", resident);
+		ctl_json_obj_close(out);
+		return 0;
+	}
+	ctl_printf(out, "%-22s %14s %14s\n", "Object", "Count", "Bytes");
+	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "tree nodes", rs.nodes, rs.node_bytes);
+	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "paths (path sets)", paths, rs.pathset_bytes);
+	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "per-peer index", "", rs.peer_index_bytes);
+	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "attribute sets", as.sets, as.bytes);
+	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc allocated", "", alloc);
+	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc resident", "", resident);
+	if (paths)
+		ctl_printf(out, "bytes per path (allocated / paths): %.1f\n", (double)alloc / (double)paths);
+	return 0;
+}
+
+static int cmd_reload(int argc, char **argv, struct ctl_out *out, void *arg)
+{
+	struct daemon *d = arg;
+	(void)argv;
+	if (argc)
+		return ctl_error(out, "usage: reload");
+	char err[1024];
+	if (daemon_reload(d, err, sizeof(err)) != 0)
+		return ctl_error(out, "%s (running configuration kept)", err);
+	ctl_printf(out, "configuration reloaded\n");
+	return 0;
+}
+
+static void ctl_thread_init(void *arg)
+{
+	(void)arg;
+	rcu_register_thread();
+}
+
+static void ctl_thread_fini(void *arg)
+{
+	(void)arg;
+	rcu_unregister_thread();
+}
+
+void daemon_ctl_register(struct daemon *d)
+{
+	struct ctl_server *cs = ctl_server_new();
+	ctl_server_set_hooks(cs, ctl_thread_init, ctl_thread_fini, d);
+	ctl_register_help(cs, "show summary", "show summary [--json]", cmd_summary, d);
+	ctl_register_help(cs, "show peers", "show peers [--json]", cmd_peers, d);
+	ctl_register_help(cs, "show routes", "show routes [PREFIX|ADDRESS] [--all] [--json]", cmd_routes, d);
+	ctl_register_help(cs, "show routes learned", "show routes learned PEER [--all] [--json]",
+			  cmd_routes_learned, d);
+	ctl_register_help(cs, "show routes advertised", "show routes advertised PEER [--all] [--json]",
+			  cmd_routes_advertised, d);
+	ctl_register_help(cs, "show memory", "show memory [--json]", cmd_memory, d);
+	ctl_register_help(cs, "reload", "reload (re-read the configuration file)", cmd_reload, d);
+	char err[256];
+	pthread_mutex_lock(&d->cfg_lock);
+	const char *path = d->cfg->ctl_socket;
+	if (ctl_server_start(cs, path, 0600, err, sizeof(err)) != 0)
+		log_err("control socket: %s (the CLI will not be available)", err);
+	else
+		log_info("control socket on %s", path);
+	pthread_mutex_unlock(&d->cfg_lock);
+	d->ctl = cs;
+}
