@@ -230,6 +230,46 @@ static void test_refcount(void **state)
 	attr_unref(t, b);
 }
 
+/*
+ * A set whose count reached zero stays linked until its releasing thread
+ * unlinks it.  Interning its key in that window must give a fresh set, not
+ * resurrect the dying one.  The window is forced here by dropping the count
+ * by hand (what a racing attr_unref does just before cds_lfht_del).
+ */
+static void test_dying_not_resurrected(void **state)
+{
+	struct attr_table *t = *state;
+	struct bgp_nexthop n1 = nh4(10, 0, 0, 7);
+	struct blob x = { .n = 0 };
+	struct attr_stats st;
+
+	b_origin(&x, BGP_ORIGIN_IGP);
+	struct attr_set *a = attr_intern(t, &n1, x.b, x.n);
+	__atomic_store_n(&a->refcnt, 0, __ATOMIC_RELEASE);     /* "dying", still linked */
+
+	struct attr_set *b = attr_intern(t, &n1, x.b, x.n);
+	assert_ptr_not_equal(a, b);
+	assert_int_equal(refcnt(a), 0);
+	assert_int_equal(refcnt(b), 1);
+	/* The new one is now the live set for the key. */
+	struct attr_set *c = attr_intern(t, &n1, x.b, x.n);
+	assert_ptr_equal(b, c);
+	attr_table_stats(t, &st);
+	assert_int_equal(st.sets, 2);
+
+	/* Let the old one finish dying the normal way, then the new one. */
+	__atomic_store_n(&a->refcnt, 1, __ATOMIC_RELEASE);
+	attr_unref(t, a);
+	attr_unref(t, b);
+	attr_table_stats(t, &st);
+	assert_int_equal(st.sets, 1);
+	assert_ptr_equal(attr_intern(t, &n1, x.b, x.n), c);
+	attr_unref(t, c);
+	attr_unref(t, c);
+	attr_table_stats(t, &st);
+	assert_int_equal(st.sets, 0);
+}
+
 /* Many distinct sets force the table through resizes; all stay findable. */
 static void test_many(void **state)
 {
@@ -682,6 +722,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refcount, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dying_not_resurrected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_extract, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_aspath, setup, teardown),
