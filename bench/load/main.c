@@ -1,0 +1,658 @@
+/*
+ * main.c - ricochet-load: command line, run context and the phases
+ * (connect, announce, churn, kill-feeder, withdraw), each with a timeout.
+ *
+ * Threads: this is the main thread.  It generates the routes, starts the
+ * feeder and monitor threads (peer.c), pre-encodes once the sessions are up
+ * (the negotiated message size is known then), and steers the workers with
+ * commands.  Phase times are taken by the workers themselves (first byte out
+ * on the feeder thread, table complete on the monitor thread), so the main
+ * thread's 20 ms polling only costs wall time, never precision.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench/load/load.h"
+#include "core/log.h"
+
+#define TICK_US 20000
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+void load_ctx_error(struct load_ctx *ctx, const char *fmt, ...)
+{
+	if (ctx->nerrors >= sizeof(ctx->errors) / sizeof(ctx->errors[0]))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ctx->errors[ctx->nerrors++], sizeof(ctx->errors[0]), fmt, ap);
+	va_end(ap);
+}
+
+uint64_t load_expected(const struct load_ctx *ctx, int dead_feeder)
+{
+	unsigned live = 0;
+	for (unsigned f = 0; f < ctx->o.feeders; f++)
+		live += !ctx->feeders[f].killed && (int)f != dead_feeder;
+	uint64_t per = (uint64_t)ctx->o.routes + ctx->o.v6_routes;
+	if (!ctx->o.shared)
+		return per * live;
+	unsigned paths = ctx->o.addpath ? ctx->o.addpath : 1;
+	return per * (live < paths ? live : paths);
+}
+
+/* ---------------------------------------------------------------- CLI */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+"usage: ricochet-load [options]\n"
+"Drive a BGP speaker with P feeder peers and watch it with M monitor peers.\n"
+"\n"
+"Target and sessions:\n"
+"  --target ADDR[:PORT]     speaker to connect to (default 127.0.0.1:179; [v6]:port)\n"
+"  --asn N                  the target's AS (default 65515)\n"
+"  --feeder-asn N           feeders' AS (default: --asn, iBGP)\n"
+"  --monitor-asn N          monitors' AS (default: --asn, iBGP)\n"
+"  --feeders P              feeder sessions (default 1), from 127.0.1.x (127.0.3.x, ...)\n"
+"  --monitors M             monitor sessions (default 1), from 127.0.2.x (127.0.4.x, ...)\n"
+"  --feeder-base A, --monitor-base A   first source address of each role\n"
+"  --hold S                 hold time to offer (default 90)\n"
+"  --ext-msg                offer extended messages (RFC 8654)\n"
+"  --addpath N              monitors ask for ADD-PATH receive, expect up to N paths\n"
+"Routes:\n"
+"  --routes R               IPv4 prefixes per feeder (default 10000)\n"
+"  --v6-routes R            IPv6 prefixes per feeder (default 0)\n"
+"  --shared                 all feeders announce the same prefixes (own attributes)\n"
+"  --prefixes-per-attr X    prefixes per attribute set (default 7)\n"
+"  --seed S                 generator seed (default 1)\n"
+"Phases (announce always runs):\n"
+"  --churn-rate F           re-announce F prefixes/s in total ...\n"
+"  --churn-seconds T        ... for T seconds (default 10), measure latency\n"
+"  --kill-feeder            close feeder 0, time until its routes are gone\n"
+"  --withdraw               feeders withdraw everything, time until monitors are empty\n"
+"  --timeout S              per phase (default 120)\n"
+"Checks and output:\n"
+"  --expect-rr/--no-expect-rr   require ORIGINATOR_ID and CLUSTER_LIST (default: on for iBGP)\n"
+"  --no-verify-attrs        do not compare attributes and next hops byte for byte\n"
+"  --wait-eor               convergence also needs an End-of-RIB after the announce\n"
+"  --json FILE              every figure as JSON\n"
+"  --timeline FILE          't_seconds prefixes_at_slowest_monitor' samples\n"
+"  -q, --quiet   -v, --verbose   --self-test   -h, --help\n");
+}
+
+static int parse_u32(const char *s, uint32_t *v, uint32_t min, uint32_t max)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 10);
+	if (errno || *end || end == s || x < min || x > max)
+		return -1;
+	*v = (uint32_t)x;
+	return 0;
+}
+
+static int parse_double(const char *s, double *v, double min, double max)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(s, &end);
+	if (errno || *end || end == s || x < min || x > max)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+static int parse_target(struct load_opts *o, const char *s)
+{
+	char host[128];
+	unsigned port = BGP_PORT;
+	snprintf(o->target_str, sizeof(o->target_str), "%s", s);
+	if (s[0] == '[') {
+		const char *e = strchr(s, ']');
+		if (!e || (size_t)(e - s - 1) >= sizeof(host))
+			return -1;
+		memcpy(host, s + 1, (size_t)(e - s - 1));
+		host[e - s - 1] = 0;
+		if (e[1] == ':')
+			port = (unsigned)atoi(e + 2);
+	} else {
+		snprintf(host, sizeof(host), "%s", s);
+		char *c = strchr(host, ':');
+		if (c && !strchr(c + 1, ':')) {
+			*c = 0;
+			port = (unsigned)atoi(c + 1);
+		}
+	}
+	if (port == 0 || port > 65535)
+		return -1;
+	memset(&o->target, 0, sizeof(o->target));
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&o->target;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&o->target;
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		o->target_len = sizeof(*s4);
+		o->target_v6 = false;
+	} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		o->target_len = sizeof(*s6);
+		o->target_v6 = true;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+enum {
+	OPT_TARGET = 256, OPT_ASN, OPT_FASN, OPT_MASN, OPT_FEEDERS, OPT_MONITORS, OPT_FBASE, OPT_MBASE,
+	OPT_HOLD, OPT_EXTMSG, OPT_ADDPATH, OPT_ROUTES, OPT_V6ROUTES, OPT_SHARED, OPT_PPA, OPT_SEED,
+	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_EXPECT_RR,
+	OPT_NO_EXPECT_RR, OPT_NO_VERIFY, OPT_WAIT_EOR, OPT_JSON, OPT_TIMELINE, OPT_SELFTEST,
+};
+
+static int parse_args(struct load_opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "target", required_argument, NULL, OPT_TARGET },
+		{ "asn", required_argument, NULL, OPT_ASN },
+		{ "feeder-asn", required_argument, NULL, OPT_FASN },
+		{ "monitor-asn", required_argument, NULL, OPT_MASN },
+		{ "feeders", required_argument, NULL, OPT_FEEDERS },
+		{ "monitors", required_argument, NULL, OPT_MONITORS },
+		{ "feeder-base", required_argument, NULL, OPT_FBASE },
+		{ "monitor-base", required_argument, NULL, OPT_MBASE },
+		{ "hold", required_argument, NULL, OPT_HOLD },
+		{ "ext-msg", no_argument, NULL, OPT_EXTMSG },
+		{ "addpath", required_argument, NULL, OPT_ADDPATH },
+		{ "routes", required_argument, NULL, OPT_ROUTES },
+		{ "v6-routes", required_argument, NULL, OPT_V6ROUTES },
+		{ "shared", no_argument, NULL, OPT_SHARED },
+		{ "prefixes-per-attr", required_argument, NULL, OPT_PPA },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "churn-rate", required_argument, NULL, OPT_CHURN_RATE },
+		{ "churn-seconds", required_argument, NULL, OPT_CHURN_SECONDS },
+		{ "kill-feeder", no_argument, NULL, OPT_KILL },
+		{ "withdraw", no_argument, NULL, OPT_WITHDRAW },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "expect-rr", no_argument, NULL, OPT_EXPECT_RR },
+		{ "no-expect-rr", no_argument, NULL, OPT_NO_EXPECT_RR },
+		{ "no-verify-attrs", no_argument, NULL, OPT_NO_VERIFY },
+		{ "wait-eor", no_argument, NULL, OPT_WAIT_EOR },
+		{ "json", required_argument, NULL, OPT_JSON },
+		{ "timeline", required_argument, NULL, OPT_TIMELINE },
+		{ "self-test", no_argument, NULL, OPT_SELFTEST },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int expect_rr = -1, c;
+	bool fasn = false, masn = false;
+	uint32_t u;
+	memset(o, 0, sizeof(*o));
+	parse_target(o, "127.0.0.1:179");
+	o->asn = BGP_DEFAULT_ASN;
+	o->feeders = o->monitors = 1;
+	o->routes = 10000;
+	o->prefixes_per_attr = 7;
+	o->seed = 1;
+	o->verify_attrs = true;
+	o->churn_seconds = 10;
+	o->timeout = 120;
+	o->hold = BGP_DEFAULT_HOLD;
+	inet_pton(AF_INET, "127.0.1.1", &o->feeder_base);
+	inet_pton(AF_INET, "127.0.2.1", &o->monitor_base);
+	while ((c = getopt_long(argc, argv, "qvh", lo, NULL)) != -1) {
+		int bad = 0;
+		switch (c) {
+		case OPT_TARGET: bad = parse_target(o, optarg); break;
+		case OPT_ASN: bad = parse_u32(optarg, &o->asn, 1, UINT32_MAX); break;
+		case OPT_FASN: bad = parse_u32(optarg, &o->feeder_asn, 1, UINT32_MAX); fasn = true; break;
+		case OPT_MASN: bad = parse_u32(optarg, &o->monitor_asn, 1, UINT32_MAX); masn = true; break;
+		case OPT_FEEDERS: bad = parse_u32(optarg, &u, 1, LOAD_MAX_PEERS); o->feeders = u; break;
+		case OPT_MONITORS: bad = parse_u32(optarg, &u, 1, LOAD_MAX_PEERS); o->monitors = u; break;
+		case OPT_FBASE: bad = inet_pton(AF_INET, optarg, &o->feeder_base) != 1; break;
+		case OPT_MBASE: bad = inet_pton(AF_INET, optarg, &o->monitor_base) != 1; break;
+		case OPT_HOLD:
+			bad = parse_u32(optarg, &u, 0, 65535) || u == 1 || u == 2;
+			o->hold = (uint16_t)u;
+			break;
+		case OPT_EXTMSG: o->ext_msg = true; break;
+		case OPT_ADDPATH: bad = parse_u32(optarg, &u, 0, 64); o->addpath = u; break;
+		case OPT_ROUTES: bad = parse_u32(optarg, &o->routes, 0, 50000000); break;
+		case OPT_V6ROUTES: bad = parse_u32(optarg, &o->v6_routes, 0, 50000000); break;
+		case OPT_SHARED: o->shared = true; break;
+		case OPT_PPA: bad = parse_double(optarg, &o->prefixes_per_attr, 1, 1e9); break;
+		case OPT_SEED: bad = parse_u32(optarg, &u, 0, UINT32_MAX); o->seed = u; break;
+		case OPT_CHURN_RATE: bad = parse_double(optarg, &o->churn_rate, 0, 1e7); break;
+		case OPT_CHURN_SECONDS: bad = parse_double(optarg, &o->churn_seconds, 0.1, 3600); break;
+		case OPT_KILL: o->kill_feeder = true; break;
+		case OPT_WITHDRAW: o->withdraw = true; break;
+		case OPT_TIMEOUT: bad = parse_double(optarg, &o->timeout, 0.1, 86400); break;
+		case OPT_EXPECT_RR: expect_rr = 1; break;
+		case OPT_NO_EXPECT_RR: expect_rr = 0; break;
+		case OPT_NO_VERIFY: o->verify_attrs = false; break;
+		case OPT_WAIT_EOR: o->wait_eor = true; break;
+		case OPT_JSON: o->json = optarg; break;
+		case OPT_TIMELINE: o->timeline = optarg; break;
+		case OPT_SELFTEST: o->self_test = true; break;
+		case 'q': o->quiet = true; break;
+		case 'v': o->verbose = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+		if (bad) {
+			fprintf(stderr, "ricochet-load: bad value for --%s: '%s'\n",
+				c >= OPT_TARGET ? lo[c - OPT_TARGET].name : "?", optarg ? optarg : "");
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ricochet-load: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (!fasn)
+		o->feeder_asn = o->asn;
+	if (!masn)
+		o->monitor_asn = o->asn;
+	o->expect_rr = expect_rr >= 0 ? expect_rr == 1 : o->monitor_asn == o->asn;
+	if (o->routes == 0 && o->v6_routes == 0) {
+		fprintf(stderr, "ricochet-load: nothing to announce (--routes 0 and no --v6-routes)\n");
+		return -1;
+	}
+	if (o->kill_feeder && o->feeders < 2 && o->withdraw) {
+		/* fine: the withdraw phase then has nothing left to withdraw */
+	}
+	if (o->feeders >= 0xFFFF) {
+		fprintf(stderr, "ricochet-load: at most 65534 feeders\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- phases */
+
+static unsigned sessions_up(struct load_ctx *ctx)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < ctx->o.feeders; i++)
+		n += ctx->feeders[i].state == LOAD_PS_ESTABLISHED;
+	for (unsigned i = 0; i < ctx->o.monitors; i++)
+		n += ctx->monitors[i].state == LOAD_PS_ESTABLISHED;
+	return n;
+}
+
+/* A peer that should be up went down: the phase cannot succeed. */
+static const struct load_peer *peer_failed(struct load_ctx *ctx)
+{
+	for (unsigned i = 0; i < ctx->o.feeders; i++)
+		if (ctx->feeders[i].failed)
+			return &ctx->feeders[i];
+	for (unsigned i = 0; i < ctx->o.monitors; i++)
+		if (ctx->monitors[i].failed)
+			return &ctx->monitors[i];
+	return NULL;
+}
+
+static void tick(struct load_ctx *ctx, const char *phase, uint64_t *last_progress)
+{
+	uint64_t now = log_now_ns();
+	load_timeline_add(ctx, now);
+	if (now - *last_progress >= 200000000ull) {
+		*last_progress = now;
+		load_report_progress(ctx, phase, now, false);
+	}
+	usleep(TICK_US);
+}
+
+static struct load_phase_res *phase_begin(struct load_ctx *ctx, int ph, const char *name)
+{
+	struct load_phase_res *r = &ctx->ph[ph];
+	r->name = name;
+	r->ran = true;
+	if (!ctx->o.quiet)
+		fprintf(stderr, "ricochet-load: phase %s\n", name);
+	return r;
+}
+
+static bool phase_connect(struct load_ctx *ctx)
+{
+	struct load_phase_res *r = phase_begin(ctx, 0, "connect");
+	uint64_t t0 = log_now_ns(), deadline = t0 + (uint64_t)(ctx->o.timeout * 1e9), lp = 0;
+	unsigned want = ctx->o.feeders + ctx->o.monitors;
+	while (sessions_up(ctx) < want) {
+		const struct load_peer *bad = peer_failed(ctx);
+		if (bad) {
+			snprintf(r->note, sizeof(r->note), "%.40s: %.80s", bad->name, bad->err);
+			return false;
+		}
+		if (interrupted || log_now_ns() > deadline) {
+			unsigned i;
+			const struct load_peer *p = NULL;
+			for (i = 0; i < ctx->o.feeders && !p; i++)
+				if (ctx->feeders[i].state != LOAD_PS_ESTABLISHED)
+					p = &ctx->feeders[i];
+			for (i = 0; i < ctx->o.monitors && !p; i++)
+				if (ctx->monitors[i].state != LOAD_PS_ESTABLISHED)
+					p = &ctx->monitors[i];
+			snprintf(r->note, sizeof(r->note), "%u/%u up; %.40s: %.60s", sessions_up(ctx), want,
+				 p ? p->name : "?", p && p->err[0] ? p->err : "no answer");
+			return false;
+		}
+		tick(ctx, "connect", &lp);
+	}
+	r->seconds = (double)(log_now_ns() - t0) / 1e9;
+	r->ok = true;
+	snprintf(r->note, sizeof(r->note), "%u sessions", want);
+	return true;
+}
+
+/* Pre-encode each feeder's streams with what its session negotiated. */
+static void encode_all(struct load_ctx *ctx, double *secs, uint64_t *bytes, uint64_t *msgs)
+{
+	uint64_t t0 = log_now_ns();
+	*bytes = *msgs = 0;
+	for (unsigned f = 0; f < ctx->o.feeders; f++) {
+		struct load_peer *p = &ctx->feeders[f];
+		size_t max = p->sess.max_msg ? p->sess.max_msg : BGP_MAX_MSG;
+		ctx->ann_msgs[f] = load_encode_announce(&ctx->rt, f, max, &p->nh4, &p->nh6,
+							ctx->o.routes > 0, ctx->o.v6_routes > 0, &ctx->ann[f]);
+		ctx->ann_prefixes[f] = ctx->rt.f[f].n;
+		if (ctx->o.withdraw)
+			load_encode_withdraw(&ctx->rt, f, max, &ctx->wdr[f]);
+		*bytes += ctx->ann[f].len;
+		*msgs += ctx->ann_msgs[f];
+	}
+	*secs = (double)(log_now_ns() - t0) / 1e9;
+}
+
+static void set_target(struct load_ctx *ctx, uint64_t expect, int dead)
+{
+	ctx->target.expect = expect;
+	ctx->target.dead_feeder = dead;
+	ctx->target.need_eor = ctx->o.wait_eor && dead < 0 && expect > 0;
+	ctx->target.since_ns = log_now_ns();
+	if (!load_worker_cmd(&ctx->mw, LOAD_CMD_TARGET, 10))
+		log_fatal("ricochet-load: monitor thread does not answer");
+}
+
+/* Wait until every monitor has reported the target complete; returns the time
+ * from t0 to the last monitor, or a negative value on failure. */
+static double wait_done(struct load_ctx *ctx, const char *phase, struct load_phase_res *r)
+{
+	uint64_t deadline = log_now_ns() + (uint64_t)(ctx->o.timeout * 1e9), lp = 0;
+	for (;;) {
+		uint64_t last = 0;
+		bool all = true;
+		for (unsigned i = 0; i < ctx->o.monitors && all; i++) {
+			uint64_t d = atomic_load(&ctx->mons[i].done_ns);
+			if (!d)
+				all = false;
+			else if (d > last)
+				last = d;
+		}
+		if (all) {
+			uint64_t t0 = atomic_load(&ctx->t0_ns);
+			load_report_progress(ctx, phase, log_now_ns(), true);
+			return last > t0 ? (double)(last - t0) / 1e9 : 0.0;
+		}
+		const struct load_peer *bad = peer_failed(ctx);
+		if (bad) {
+			snprintf(r->note, sizeof(r->note), "%.40s: %.80s", bad->name, bad->err);
+			break;
+		}
+		if (interrupted) {
+			snprintf(r->note, sizeof(r->note), "interrupted");
+			break;
+		}
+		if (log_now_ns() > deadline) {
+			uint64_t fast, slow = load_slowest(ctx, &fast);
+			snprintf(r->note, sizeof(r->note), "timeout: slowest monitor holds %llu of %llu",
+				 (unsigned long long)slow, (unsigned long long)ctx->target.expect);
+			break;
+		}
+		tick(ctx, phase, &lp);
+	}
+	load_report_progress(ctx, phase, log_now_ns(), true);
+	return -1;
+}
+
+/* Verify every monitor's table; true if nothing is wrong. */
+static bool verify(struct load_ctx *ctx, char *note, size_t nl)
+{
+	if (!load_worker_cmd(&ctx->mw, LOAD_CMD_VERIFY, 60))
+		log_fatal("ricochet-load: monitor thread does not answer");
+	struct load_verify t = { 0 };
+	for (unsigned i = 0; i < ctx->o.monitors; i++) {
+		const struct load_verify *v = &ctx->mons[i].ver;
+		t.missing += v->missing;
+		t.extra += v->extra;
+		t.wrong_feeder += v->wrong_feeder;
+		t.stale_gen += v->stale_gen;
+		t.bad_attrs += v->bad_attrs;
+		t.no_rr += v->no_rr;
+		t.bad_nh += v->bad_nh;
+		t.dead_feeder_paths += v->dead_feeder_paths;
+	}
+	uint64_t bad = t.missing + t.extra + t.wrong_feeder + t.stale_gen + t.bad_attrs + t.no_rr +
+		       t.bad_nh + t.dead_feeder_paths;
+	if (bad && note)
+		snprintf(note, nl,
+			 "verify: missing %llu extra %llu wrong-feeder %llu stale %llu bad-attrs %llu "
+			 "no-rr %llu bad-nh %llu",
+			 (unsigned long long)t.missing, (unsigned long long)t.extra,
+			 (unsigned long long)t.wrong_feeder, (unsigned long long)t.stale_gen,
+			 (unsigned long long)t.bad_attrs, (unsigned long long)t.no_rr,
+			 (unsigned long long)t.bad_nh);
+	return bad == 0;
+}
+
+static bool phase_announce(struct load_ctx *ctx)
+{
+	struct load_phase_res *r = phase_begin(ctx, 1, "announce");
+	set_target(ctx, ctx->expect_full, -1);
+	if (!load_worker_cmd(&ctx->fw, LOAD_CMD_ANNOUNCE, 10))
+		log_fatal("ricochet-load: feeder thread does not answer");
+	double s = wait_done(ctx, "announce", r);
+	r->prefixes = ctx->expect_full;
+	if (s < 0)
+		return false;
+	r->seconds = s;
+	r->ok = verify(ctx, r->note, sizeof(r->note));
+	if (r->ok)
+		snprintf(r->note, sizeof(r->note), "every monitor holds %llu paths, verified",
+			 (unsigned long long)ctx->expect_full);
+	return r->ok;
+}
+
+static bool phase_churn(struct load_ctx *ctx)
+{
+	struct load_phase_res *r = phase_begin(ctx, 2, "churn");
+	uint64_t lp = 0;
+	if (!load_worker_cmd(&ctx->fw, LOAD_CMD_CHURN, 10))
+		log_fatal("ricochet-load: feeder thread does not answer");
+	uint64_t end = log_now_ns() + (uint64_t)(ctx->o.churn_seconds * 1e9);
+	while (log_now_ns() < end && !interrupted) {
+		const struct load_peer *bad = peer_failed(ctx);
+		if (bad) {
+			snprintf(r->note, sizeof(r->note), "%.40s: %.80s", bad->name, bad->err);
+			return false;
+		}
+		tick(ctx, "churn", &lp);
+	}
+	/* let the last churn propagate: poll the verification until it is clean */
+	uint64_t deadline = log_now_ns() + (uint64_t)(ctx->o.timeout * 1e9);
+	usleep(100000);
+	for (;;) {
+		if (verify(ctx, r->note, sizeof(r->note)))
+			break;
+		if (log_now_ns() > deadline || interrupted || peer_failed(ctx))
+			return false;
+		usleep(200000);
+	}
+	r->seconds = (double)(log_now_ns() - atomic_load(&ctx->t0_ns)) / 1e9;
+	r->prefixes = atomic_load(&ctx->churn_sent);
+	r->ok = true;
+	snprintf(r->note, sizeof(r->note), "%llu re-announcements, settled and verified",
+		 (unsigned long long)r->prefixes);
+	return true;
+}
+
+static bool phase_kill(struct load_ctx *ctx)
+{
+	struct load_phase_res *r = phase_begin(ctx, 3, "kill-feeder");
+	ctx->kill_idx = 0;
+	uint64_t expect = load_expected(ctx, 0);
+	set_target(ctx, expect, 0);
+	if (!load_worker_cmd(&ctx->fw, LOAD_CMD_KILL, 10))
+		log_fatal("ricochet-load: feeder thread does not answer");
+	double s = wait_done(ctx, "kill-feeder", r);
+	r->prefixes = ctx->rt.f[0].n;
+	if (s < 0)
+		return false;
+	r->seconds = s;
+	r->ok = verify(ctx, r->note, sizeof(r->note));
+	if (r->ok)
+		snprintf(r->note, sizeof(r->note), "feeder 0 gone everywhere, %llu paths left",
+			 (unsigned long long)expect);
+	return r->ok;
+}
+
+static bool phase_withdraw(struct load_ctx *ctx)
+{
+	struct load_phase_res *r = phase_begin(ctx, 4, "withdraw");
+	set_target(ctx, 0, -1);
+	if (!load_worker_cmd(&ctx->fw, LOAD_CMD_WITHDRAW, 10))
+		log_fatal("ricochet-load: feeder thread does not answer");
+	double s = wait_done(ctx, "withdraw", r);
+	r->prefixes = load_expected(ctx, -1);
+	if (s < 0)
+		return false;
+	r->seconds = s;
+	r->ok = true;
+	snprintf(r->note, sizeof(r->note), "every monitor empty");
+	return true;
+}
+
+/* ---------------------------------------------------------------- main */
+
+int main(int argc, char **argv)
+{
+	static struct load_ctx ctx;
+	if (parse_args(&ctx.o, argc, argv) < 0)
+		return 2;
+	log_init("ricochet-load", false, ctx.o.verbose ? LOG_LVL_DEBUG : LOG_LVL_WARN);
+	if (ctx.o.self_test)
+		return load_routes_selftest();
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	const struct load_opts *o = &ctx.o;
+
+	struct load_gen_params gp = {
+		.feeders = o->feeders, .r4 = o->routes, .r6 = o->v6_routes, .shared = o->shared,
+		.ibgp = o->feeder_asn == o->asn, .feeder_asn = o->feeder_asn,
+		.prefixes_per_attr = o->prefixes_per_attr, .seed = o->seed,
+	};
+	load_routes_generate(&ctx.rt, &gp);
+	if (!o->quiet)
+		fprintf(stderr, "ricochet-load: %u prefixes, %u attribute sets per feeder, generated in %.2f s\n",
+			ctx.rt.npfx, ctx.rt.f[0].nattr, (double)ctx.rt.gen_ns / 1e9);
+
+	ctx.feeders = calloc(o->feeders, sizeof(*ctx.feeders));
+	ctx.monitors = calloc(o->monitors, sizeof(*ctx.monitors));
+	ctx.mons = calloc(o->monitors, sizeof(*ctx.mons));
+	ctx.ann = calloc(o->feeders, sizeof(*ctx.ann));
+	ctx.wdr = calloc(o->feeders, sizeof(*ctx.wdr));
+	ctx.ann_prefixes = calloc(o->feeders, sizeof(uint64_t));
+	ctx.ann_msgs = calloc(o->feeders, sizeof(size_t));
+	if (!ctx.feeders || !ctx.monitors || !ctx.mons || !ctx.ann || !ctx.wdr || !ctx.ann_prefixes ||
+	    !ctx.ann_msgs)
+		log_fatal("ricochet-load: out of memory");
+	load_worker_init(&ctx.fw, &ctx, LOAD_FEEDER);
+	load_worker_init(&ctx.mw, &ctx, LOAD_MONITOR);
+	ctx.fw.peers = calloc(o->feeders, sizeof(void *));
+	ctx.mw.peers = calloc(o->monitors, sizeof(void *));
+	for (unsigned i = 0; i < o->feeders; i++) {
+		load_peer_init(&ctx.feeders[i], &ctx, LOAD_FEEDER, i);
+		ctx.fw.peers[ctx.fw.npeers++] = &ctx.feeders[i];
+	}
+	for (unsigned i = 0; i < o->monitors; i++) {
+		load_peer_init(&ctx.monitors[i], &ctx, LOAD_MONITOR, i);
+		load_mon_init(&ctx.mons[i], &ctx, &ctx.monitors[i]);
+		ctx.mw.peers[ctx.mw.npeers++] = &ctx.monitors[i];
+	}
+	ctx.expect_full = load_expected(&ctx, -1);
+	ctx.ph[0].name = "connect";
+	ctx.ph[1].name = "announce";
+	ctx.ph[2].name = "churn";
+	ctx.ph[3].name = "kill-feeder";
+	ctx.ph[4].name = "withdraw";
+	ctx.start_ns = log_now_ns();
+	if (pthread_create(&ctx.fw.thread, NULL, load_worker_main, &ctx.fw) ||
+	    pthread_create(&ctx.mw.thread, NULL, load_worker_main, &ctx.mw))
+		log_fatal("ricochet-load: cannot start threads");
+
+	bool ok = phase_connect(&ctx);
+	if (ok) {
+		double es;
+		uint64_t eb, em;
+		encode_all(&ctx, &es, &eb, &em);
+		if (!o->quiet)
+			fprintf(stderr, "ricochet-load: pre-encoded %.1f MB in %llu messages (%.2f s)\n",
+				(double)eb / 1e6, (unsigned long long)em, es);
+		snprintf(ctx.ph[5].note, sizeof(ctx.ph[5].note), "%llu bytes %llu messages",
+			 (unsigned long long)eb, (unsigned long long)em);
+		ctx.ph[5].name = "encode";
+		ctx.ph[5].seconds = es;
+		ctx.ph[5].prefixes = eb;
+		ctx.ph[5].ok = true;
+		ctx.ph[5].ran = true;
+		ctx.tl_n = 0;
+		ok = phase_announce(&ctx);
+	}
+	if (ok && o->churn_rate > 0)
+		ok = phase_churn(&ctx);
+	if (ok && o->kill_feeder)
+		ok = phase_kill(&ctx);
+	if (ok && o->withdraw)
+		ok = phase_withdraw(&ctx);
+
+	/* final figures need the monitor thread once more, then everything stops */
+	if (ok)
+		load_worker_cmd(&ctx.mw, LOAD_CMD_VERIFY, 60);
+	atomic_store(&ctx.stop, 1);
+	load_worker_kick(&ctx.fw);
+	load_worker_kick(&ctx.mw);
+	pthread_join(ctx.fw.thread, NULL);
+	pthread_join(ctx.mw.thread, NULL);
+	for (unsigned i = 0; i < o->feeders; i++)
+		if (ctx.feeders[i].fd >= 0)
+			load_peer_close(&ctx.feeders[i], BGP_ERR_CEASE, BGP_CEASE_ADMIN_SHUTDOWN, NULL);
+	for (unsigned i = 0; i < o->monitors; i++)
+		if (ctx.monitors[i].fd >= 0)
+			load_peer_close(&ctx.monitors[i], BGP_ERR_CEASE, BGP_CEASE_ADMIN_SHUTDOWN, NULL);
+	ctx.exit_code = ok ? 0 : 1;
+	if (interrupted)
+		load_ctx_error(&ctx, "interrupted");
+	load_report_summary(&ctx, stdout);
+	if (o->json && load_report_json(&ctx, o->json) < 0)
+		ctx.exit_code = 1;
+	if (o->timeline && load_report_timeline(&ctx, o->timeline) < 0)
+		ctx.exit_code = 1;
+	return ctx.exit_code;
+}
