@@ -456,7 +456,7 @@ static bool chk_cluster(struct upd_state *st, const uint8_t *v, size_t len)
 	return true;
 }
 
-static unsigned upd_mp_family(const struct upd_state *st, const uint8_t *v, size_t len)
+static unsigned upd_mp_family(const uint8_t *v, size_t len)
 {
 	if (len < 3)
 		return BGP_FAM_NONE;
@@ -470,7 +470,7 @@ static bool chk_mp_reach(struct upd_state *st, const uint8_t *v, size_t len)
 
 	if (len < 3)
 		return upd_reset(st, BGP_ERR_UPD_OPTATTR, "MP_REACH_NLRI: too short for AFI/SAFI", true);
-	unsigned fam = upd_mp_family(st, v, len);
+	unsigned fam = upd_mp_family(v, len);
 	if (fam == BGP_FAM_NONE || !s->family[fam])
 		return upd_discard(st, "MP_REACH_NLRI: AFI/SAFI not negotiated (ignored)");
 	if (len < 5)
@@ -501,7 +501,7 @@ static bool chk_mp_unreach(struct upd_state *st, const uint8_t *v, size_t len)
 
 	if (len < 3)
 		return upd_reset(st, BGP_ERR_UPD_OPTATTR, "MP_UNREACH_NLRI: too short for AFI/SAFI", true);
-	unsigned fam = upd_mp_family(st, v, len);
+	unsigned fam = upd_mp_family(v, len);
 	if (fam == BGP_FAM_NONE || !s->family[fam])
 		return upd_discard(st, "MP_UNREACH_NLRI: AFI/SAFI not negotiated (ignored)");
 	if (!upd_nlri_valid(v + 3, len - 3, bgp_family_maxlen(fam), s->addpath_rx[fam]))
@@ -669,7 +669,7 @@ static bool upd_walk_attrs(struct upd_state *st, const uint8_t *p, size_t alen, 
 				upd_discard(st, d->flag_reason);
 				break;
 			default:
-				upd_mp_fail(st, upd_mp_family(st, v, vl), BGP_ERR_UPD_ATTRFLAGS,
+				upd_mp_fail(st, upd_mp_family(v, vl), BGP_ERR_UPD_ATTRFLAGS,
 					    d->flag_reason);
 				break;
 			}
