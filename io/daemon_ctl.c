@@ -248,8 +248,11 @@ static void print_path(struct routes_ctx *c, const char *pfx, const struct rib_p
 		ctl_json_obj_close(c->out);
 	} else {
 		static const char org[] = "ie?";
+		char med[16] = "-";
+		if (a->flags & ATTR_F_MED)
+			snprintf(med, sizeof(med), "%u", a->med);
 		ctl_printf(c->out, "%s %-32s %-26s %-16s %6u %8s  %s %c%s\n", best ? "*>" : "  ", pfx, nh, from,
-			   a->local_pref, (a->flags & ATTR_F_MED) ? "" : "-", asp, org[a->origin % 3],
+			   a->local_pref, med, asp, org[a->origin % 3],
 			   (rp->flags & RIB_PATH_F_STALE) ? " (stale)" : "");
 	}
 }
