@@ -1627,3 +1627,144 @@ const char *cfg_asn_fmt(char *buf, size_t len, uint32_t asn, bool asdot)
 		snprintf(buf, len, "%u", asn);
 	return buf;
 }
+
+/* ------------------------------------------------------------ dump */
+
+static void dump_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\x%02x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void dump_addr(FILE *f, const struct bgp_addr *a)
+{
+	char s[INET6_ADDRSTRLEN];
+	fmt_addr(a, s, sizeof(s));
+	fprintf(f, "\"%s\"", s);
+}
+
+static void dump_endpoint(FILE *f, const struct cfg_endpoint *e)
+{
+	char s[INET6_ADDRSTRLEN];
+	fmt_addr(&e->addr, s, sizeof(s));
+	if (e->addr.family == BGP_FAM_IPV6)
+		fprintf(f, "\"[%s]:%u\"", s, e->port);
+	else
+		fprintf(f, "\"%s:%u\"", s, e->port);
+}
+
+static void dump_ipv4(FILE *f, uint32_t v)
+{
+	fprintf(f, "%u.%u.%u.%u", v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
+}
+
+static void dump_peer(FILE *f, const struct cfg_peer *p, bool redact)
+{
+	char fam[64];
+	fprintf(f, "  - %s: ", p->is_range ? "prefix" : "address");
+	if (p->is_range) {
+		char s[INET6_ADDRSTRLEN];
+		fmt_addr(&p->addr, s, sizeof(s));
+		fprintf(f, "\"%s/%u\"\n", s, p->plen);
+	} else {
+		dump_addr(f, &p->addr);
+		fputc('\n', f);
+	}
+	if (p->description) {
+		fprintf(f, "    description: ");
+		dump_str(f, p->description);
+		fputc('\n', f);
+	}
+	fprintf(f, "    asn: %u\n    port: %u\n", p->asn, p->port);
+	if (p->has_local_addr) {
+		fprintf(f, "    local-address: ");
+		dump_addr(f, &p->local_addr);
+		fputc('\n', f);
+	}
+	fam[0] = 0;
+	for (unsigned i = 0, o = 0; i < BGP_FAM_COUNT; i++)
+		if (p->families & CFG_FAM_BIT(i))
+			o += (unsigned)snprintf(fam + o, sizeof(fam) - o, "%s%s", o ? ", " : "",
+						family_names[i]);
+	fprintf(f, "    role: %s\n    passive: %s\n    families: [%s]\n", role_names[p->role],
+		p->passive ? "true" : "false", fam);
+	fprintf(f, "    add-path: { send: %u, receive: %s }\n", p->addpath_send,
+		p->addpath_receive ? "true" : "false");
+	fprintf(f, "    route-refresh: %s\n    extended-messages: %s\n",
+		p->route_refresh ? "true" : "false", p->extended_messages ? "true" : "false");
+	fprintf(f, "    graceful-restart: { enabled: %s, restart-time: %u }\n",
+		p->gr_enabled ? "true" : "false", p->gr_restart_time);
+	if (p->max_prefixes)
+		fprintf(f, "    max-prefixes: { limit: %u, warning-pct: %u, restart: %u }\n",
+			p->max_prefixes, p->max_prefixes_warning_pct, p->max_prefixes_restart);
+	if (p->md5_password) {
+		fprintf(f, "    md5-password: ");
+		dump_str(f, redact ? "<redacted>" : p->md5_password);
+		fputc('\n', f);
+	}
+	fprintf(f, "    ttl-security: %u\n    send-hold-time: %u\n", p->ttl_security,
+		p->send_hold_time);
+	fprintf(f, "    timers: { hold: %u, keepalive: %u, connect-retry: %u }\n",
+		p->timers.hold, p->timers.keepalive, p->timers.connect_retry);
+}
+
+int cfg_dump(const struct cfg *c, FILE *f, bool redact)
+{
+	static const char *const levels[] = { "debug", "info", "warn", "error" };
+	fprintf(f, "# effective configuration of ");
+	dump_str(f, c->path);
+	fprintf(f, "\nrouter-id: ");
+	dump_ipv4(f, c->router_id);
+	fprintf(f, "\nasn: %u\ncluster-id: ", c->asn);
+	dump_ipv4(f, c->cluster_id);
+	fprintf(f, "\nlisten:%s\n", c->n_listen ? "" : " []");
+	for (size_t i = 0; i < c->n_listen; i++) {
+		fprintf(f, "  - { address: ");
+		dump_addr(f, &c->listen[i].addr);
+		fprintf(f, ", port: %u }\n", c->listen[i].port);
+	}
+	fprintf(f, "control-socket: ");
+	dump_str(f, c->ctl_socket);
+	if (c->io_threads == CFG_IOT_COUNT)
+		fprintf(f, "\nio-threads: %u\n", c->io_threads_count);
+	else
+		fprintf(f, "\nio-threads: %s\n", c->io_threads == CFG_IOT_PER_PEER ? "per-peer" : "auto");
+	fprintf(f, "timers: { hold: %u, keepalive: %u, connect-retry: %u }\n", c->timers.hold,
+		c->timers.keepalive, c->timers.connect_retry);
+	fprintf(f, "max-routes: %" PRIu64 "\n", c->max_routes);
+	fprintf(f, "decision: { always-compare-med: %s, deterministic-med: %s }\n",
+		c->always_compare_med ? "true" : "false", c->deterministic_med ? "true" : "false");
+	fprintf(f, "log-level: %s\n", levels[c->log_level]);
+	if (c->has_metrics) {
+		fprintf(f, "metrics: { listen: ");
+		dump_endpoint(f, &c->metrics);
+		fprintf(f, " }\n");
+	}
+	if (c->mrt_dir) {
+		fprintf(f, "mrt-dump: ");
+		dump_str(f, c->mrt_dir);
+		fputc('\n', f);
+	}
+	if (c->has_bmp) {
+		fprintf(f, "bmp: { station: ");
+		dump_endpoint(f, &c->bmp);
+		fprintf(f, " }\n");
+	}
+	fprintf(f, "peers:%s\n", c->n_peers ? "" : " []");
+	for (size_t i = 0; i < c->n_peers; i++)
+		dump_peer(f, &c->peers[i], redact);
+	fprintf(f, "peer-ranges:%s\n", c->n_ranges ? "" : " []");
+	for (size_t i = 0; i < c->n_ranges; i++)
+		dump_peer(f, &c->ranges[i], redact);
+	fflush(f);
+	return ferror(f) ? -1 : 0;
+}

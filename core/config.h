@@ -53,6 +53,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/bgp.h"
 #include "core/log.h"
@@ -214,6 +215,14 @@ enum cfg_change {
 	CFG_CHG_PEERS    = 1u << 9,  /* peers or ranges added, removed or changed */
 };
 unsigned cfg_diff(const struct cfg *old, const struct cfg *new_);
+
+/*
+ * Write the effective configuration (every default and inherited value made
+ * explicit) as YAML that cfg_load() reads back to an equal cfg.  With redact,
+ * md5 passwords print as "<redacted>" (for "show config"; not loadable as is).
+ * Returns 0, or -1 on a write error.
+ */
+int cfg_dump(const struct cfg *cfg, FILE *f, bool redact);
 
 /* ------------------------------------------------------------------ names */
 const char *cfg_role_name(unsigned role);          /* "rr-client", ... */

@@ -12,20 +12,38 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "core/config.h"
 
 static char errbuf[512];
 
-/* tests/core/configs/NAME, found next to this source file. */
+/*
+ * tests/core/configs/NAME, found next to this source file whatever the
+ * working directory: __FILE__ is either absolute or relative to the build
+ * root, which is two levels above this executable (BUILD/tests/core/).
+ */
 static const char *cfg_file(const char *name)
 {
-	static char path[1024];
+	static char path[2048];
+	char exe[1024];
 	const char *src = __FILE__;
 	const char *slash = strrchr(src, '/');
-	int dir = slash ? (int)(slash - src) : 1;
-	snprintf(path, sizeof(path), "%.*s/configs/%s", dir, slash ? src : ".", name);
+	int dir = slash ? (int)(slash - src) : 0;
+	if (src[0] == '/') {
+		snprintf(path, sizeof(path), "%.*s/configs/%s", dir, src, name);
+		return path;
+	}
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = 0;
+	for (int up = 0; up < 3; up++) {          /* strip test_config, core, tests */
+		char *s = strrchr(exe, '/');
+		assert_non_null(s);
+		*s = 0;
+	}
+	snprintf(path, sizeof(path), "%s/%.*s%sconfigs/%s", exe, dir, src, dir ? "/" : "", name);
 	return path;
 }
 
@@ -562,6 +580,52 @@ static void test_reload_diff(void **state)
 	cfg_free(old);
 }
 
+/* ------------------------------------------------------------ dump */
+
+/* The effective configuration reads back to an equal one. */
+static void test_dump_roundtrip(void **state)
+{
+	(void)state;
+	const char *srcs[] = { NULL, cfg_default_yaml, reload_base,
+		RID "listen: []\npeers: [{address: 10.0.0.1, description: \"a \\\"quoted\\\" name\"}]\n" };
+	for (size_t i = 0; i < sizeof(srcs) / sizeof(srcs[0]); i++) {
+		struct cfg *a = srcs[i] ? load_ok(srcs[i])
+					: cfg_load(cfg_file("example.yaml"), errbuf, sizeof(errbuf));
+		if (!a)
+			fail_msg("%s", errbuf);
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
+		assert_non_null(f);
+		assert_int_equal(cfg_dump(a, f, false), 0);
+		fclose(f);
+		struct cfg *b = cfg_load_string(text, "dump.yaml", errbuf, sizeof(errbuf));
+		if (!b)
+			fail_msg("case %zu: dump does not load: %s\n%s", i, errbuf, text);
+		unsigned d = cfg_diff(a, b);
+		if (d)
+			fail_msg("case %zu: dump differs (0x%x):\n%s", i, d, text);
+		assert_int_equal(a->n_peers, b->n_peers);
+		for (size_t j = 0; j < a->n_peers; j++)
+			assert_int_equal(cfg_peer_diff(&a->peers[j], &b->peers[j]), 0);
+		cfg_free(b);
+		free(text);
+		cfg_free(a);
+	}
+	/* redaction hides passwords */
+	struct cfg *a = cfg_load(cfg_file("example.yaml"), errbuf, sizeof(errbuf));
+	assert_non_null(a);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	assert_int_equal(cfg_dump(a, f, true), 0);
+	fclose(f);
+	assert_null(strstr(text, "s3cret"));
+	assert_non_null(strstr(text, "md5-password: \"<redacted>\""));
+	free(text);
+	cfg_free(a);
+}
+
 /* ------------------------------------------------------------ helpers */
 
 static void test_names(void **state)
@@ -600,6 +664,7 @@ int main(void)
 		cmocka_unit_test(test_small_errbuf),
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_reload_diff),
+		cmocka_unit_test(test_dump_roundtrip),
 		cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
