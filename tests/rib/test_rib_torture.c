@@ -30,6 +30,14 @@
 
 #include "rib/rib.h"
 
+/* ThreadSanitizer picks this up (see tests/rib/tsan.supp for the reasons):
+ * only races with a liburcu frame on a stack (RCU grace periods) are muted. */
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void)
+{
+	return "race:liburcu.so\nrace:liburcu-cds.so\nrace:liburcu-common.so\n";
+}
+
 #define NW        3                  /* writer threads */
 #define NR        2                  /* reader threads */
 #define PPW       3                  /* peers per writer */
