@@ -254,7 +254,8 @@ static struct msg_error mkerr(uint8_t code, uint8_t sub, const uint8_t *d, uint1
 	e.action = MSG_SESSION_RESET;
 	e.code = code;
 	e.subcode = sub;
-	memcpy(e.data, d, dl);
+	if (dl)
+		memcpy(e.data, d, dl);
 	e.data_len = dl;
 	return e;
 }
