@@ -94,6 +94,12 @@ struct load_feeder_routes {
 	_Atomic uint16_t *gen;      /* [n] churn generation of route j */
 };
 
+struct load_hent {
+	uint64_t k1;                /* address octets 0..7 */
+	uint32_t k2;                /* 1 | len << 8 | family << 16 */
+	uint32_t id;
+};
+
 struct load_routes {
 	unsigned nfeeders;
 	bool shared;
@@ -102,7 +108,7 @@ struct load_routes {
 	uint32_t r4, r6;            /* per feeder */
 	uint32_t npfx;              /* distinct prefixes */
 	struct bgp_prefix *pfx;     /* [npfx] */
-	uint32_t *hash;             /* open addressing, id + 1, 0 = empty */
+	struct load_hent *hash;     /* open addressing, linear probing, k2 == 0: empty */
 	uint32_t hmask;
 	struct load_feeder_routes *f;
 	uint64_t gen_ns;            /* how long generation took */
@@ -131,6 +137,10 @@ uint32_t load_routes_pid(const struct load_routes *rt, unsigned f, uint32_t j);
 bool load_routes_local(const struct load_routes *rt, unsigned f, uint32_t pid, uint32_t *j);
 /* Prefix id of a prefix (path_id ignored), or UINT32_MAX if it is not ours. */
 uint32_t load_routes_lookup(const struct load_routes *rt, const struct bgp_prefix *p);
+/* The same in steps, so a caller can prefetch a batch of buckets first. */
+uint32_t load_routes_hash(const struct bgp_prefix *p);
+void load_routes_prefetch(const struct load_routes *rt, uint32_t h);
+uint32_t load_routes_lookup_h(const struct load_routes *rt, const struct bgp_prefix *p, uint32_t h);
 /*
  * Canonical attribute blob of attribute set a of feeder f at churn generation
  * gen (odd generations carry MED + 1); ts != 0 adds the timestamp community.
@@ -239,6 +249,7 @@ struct load_worker {
 	/* monitor thread: copy of the target */
 	struct load_target target;
 	uint64_t last_check_ns;
+	double cpu_user_s, cpu_sys_s;   /* this thread's CPU time, at exit */
 };
 
 void load_peer_init(struct load_peer *p, struct load_ctx *ctx, uint8_t role, unsigned idx);
@@ -267,12 +278,17 @@ struct load_verify {
 		 dead_feeder_paths;
 };
 
+/* One path held by a monitor: 12 octets, one cache line touched per update. */
+struct load_slot {
+	uint32_t path_id;
+	uint32_t fg;                /* feeder << 16 | gen, UINT32_MAX = empty */
+	uint32_t attr;              /* attr index | LOAD_F_* flags */
+};
+
 struct load_mon {
 	struct load_peer *peer;
 	unsigned nslots;            /* paths per prefix kept (1, or --addpath) */
-	uint32_t *slot_pathid;      /* [npfx * nslots] */
-	uint32_t *slot_fg;          /* feeder << 16 | gen, UINT32_MAX = empty */
-	uint32_t *slot_attr;        /* attr index | LOAD_F_* flags */
+	struct load_slot *slots;    /* [npfx * nslots] */
 	_Atomic uint64_t filled;
 	_Atomic uint64_t extra;
 	uint64_t *per_feeder;       /* paths held per feeder */
@@ -337,9 +353,9 @@ struct load_ctx {
 	struct load_target target;             /* written by main before LOAD_CMD_TARGET */
 	_Atomic uint64_t t0_ns;                /* first byte of the running phase */
 	_Atomic uint64_t churn_sent;
-	_Atomic uint64_t prefixes_sent;
 	uint64_t start_ns;
 	unsigned kill_idx;
+	bool withdrawn;                        /* withdraw phase started: expect nothing */
 	struct load_phase_res ph[LOAD_NPHASES];
 	/* timeline */
 	double *tl_t;

@@ -535,6 +535,7 @@ static bool phase_kill(struct load_ctx *ctx)
 static bool phase_withdraw(struct load_ctx *ctx)
 {
 	struct load_phase_res *r = phase_begin(ctx, 4, "withdraw");
+	ctx->withdrawn = true;
 	set_target(ctx, 0, -1);
 	if (!load_worker_cmd(&ctx->fw, LOAD_CMD_WITHDRAW, 10))
 		log_fatal("ricochet-load: feeder thread does not answer");
@@ -543,9 +544,10 @@ static bool phase_withdraw(struct load_ctx *ctx)
 	if (s < 0)
 		return false;
 	r->seconds = s;
-	r->ok = true;
-	snprintf(r->note, sizeof(r->note), "every monitor empty");
-	return true;
+	r->ok = verify(ctx, r->note, sizeof(r->note));
+	if (r->ok)
+		snprintf(r->note, sizeof(r->note), "every monitor empty, verified");
+	return r->ok;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -619,7 +621,7 @@ int main(int argc, char **argv)
 			 (unsigned long long)eb, (unsigned long long)em);
 		ctx.ph[5].name = "encode";
 		ctx.ph[5].seconds = es;
-		ctx.ph[5].prefixes = eb;
+		ctx.ph[5].prefixes = ctx.rt.npfx;
 		ctx.ph[5].ok = true;
 		ctx.ph[5].ran = true;
 		ctx.tl_n = 0;

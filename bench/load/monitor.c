@@ -33,20 +33,17 @@ void load_mon_init(struct load_mon *m, struct load_ctx *ctx, struct load_peer *p
 	size_t n = (size_t)ctx->rt.npfx * m->nslots;
 	if (n == 0)
 		n = 1;
-	m->slot_pathid = malloc(n * sizeof(uint32_t));
-	m->slot_fg = malloc(n * sizeof(uint32_t));
-	m->slot_attr = malloc(n * sizeof(uint32_t));
+	m->slots = malloc(n * sizeof(*m->slots));
 	m->per_feeder = calloc(ctx->o.feeders + 1, sizeof(uint64_t));
 	m->scratch = malloc(MSG_SCRATCH_SIZE);
 	m->xcap = 64;
 	m->xtab = calloc(m->xcap, sizeof(*m->xtab));
 	m->xused = calloc(m->xcap, 1);
-	if (!m->slot_pathid || !m->slot_fg || !m->slot_attr || !m->per_feeder || !m->scratch ||
+	if (!m->slots || !m->per_feeder || !m->scratch ||
 	    !m->xtab || !m->xused)
 		log_fatal("ricochet-load: out of memory for monitor tables (%zu paths)", n);
-	memset(m->slot_fg, 0xFF, n * sizeof(uint32_t));
-	memset(m->slot_pathid, 0, n * sizeof(uint32_t));
-	memset(m->slot_attr, 0, n * sizeof(uint32_t));
+	for (size_t i = 0; i < n; i++)
+		m->slots[i] = (struct load_slot){ .path_id = 0, .fg = SLOT_EMPTY, .attr = 0 };
 }
 
 /* ---------------------------------------------------------------- latency histogram */
@@ -178,17 +175,17 @@ static void slot_set(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, uin
 {
 	size_t base = (size_t)pid * m->nslots, hit = SIZE_MAX, free_slot = SIZE_MAX;
 	for (size_t k = base; k < base + m->nslots; k++) {
-		if (m->slot_fg[k] == SLOT_EMPTY) {
+		if (m->slots[k].fg == SLOT_EMPTY) {
 			if (free_slot == SIZE_MAX)
 				free_slot = k;
-		} else if (m->nslots == 1 || m->slot_pathid[k] == path_id) {
+		} else if (m->nslots == 1 || m->slots[k].path_id == path_id) {
 			hit = k;
 			break;
 		}
 	}
 	unsigned nf = ctx->o.feeders, f = fg >> 16;
 	if (hit != SIZE_MAX) {
-		unsigned of = m->slot_fg[hit] >> 16;
+		unsigned of = m->slots[hit].fg >> 16;
 		m->per_feeder[of < nf ? of : nf]--;
 	} else if (free_slot != SIZE_MAX) {
 		hit = free_slot;
@@ -197,9 +194,9 @@ static void slot_set(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, uin
 		m->overflow++;
 		return;
 	}
-	m->slot_pathid[hit] = path_id;
-	m->slot_fg[hit] = fg;
-	m->slot_attr[hit] = attr;
+	m->slots[hit].path_id = path_id;
+	m->slots[hit].fg = fg;
+	m->slots[hit].attr = attr;
 	m->per_feeder[f < nf ? f : nf]++;
 }
 
@@ -207,31 +204,69 @@ static void slot_clear(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, u
 {
 	size_t base = (size_t)pid * m->nslots;
 	for (size_t k = base; k < base + m->nslots; k++) {
-		if (m->slot_fg[k] != SLOT_EMPTY && (m->nslots == 1 || m->slot_pathid[k] == path_id)) {
-			unsigned of = m->slot_fg[k] >> 16, nf = ctx->o.feeders;
+		if (m->slots[k].fg != SLOT_EMPTY && (m->nslots == 1 || m->slots[k].path_id == path_id)) {
+			unsigned of = m->slots[k].fg >> 16, nf = ctx->o.feeders;
 			m->per_feeder[of < nf ? of : nf]--;
-			m->slot_fg[k] = SLOT_EMPTY;
+			m->slots[k].fg = SLOT_EMPTY;
 			atomic_fetch_sub_explicit(&m->filled, 1, memory_order_relaxed);
 			return;
 		}
 	}
 }
 
-static void withdraw_block(struct load_ctx *ctx, struct load_mon *m, const struct msg_nlri *n)
+/*
+ * Apply one NLRI block in batches: hash a batch, prefetch the buckets, look
+ * them up, prefetch the slots, then apply.  The table is far bigger than the
+ * caches, so this overlaps the two misses per prefix instead of paying them
+ * one after the other.
+ */
+#define NLRI_BATCH 32
+static void nlri_apply(struct load_ctx *ctx, struct load_mon *m, const struct msg_nlri *n, bool announce,
+		       uint32_t fg, uint32_t attr, uint64_t lat_ns)
 {
 	if (!n->p || !n->len)
 		return;
+	const struct load_routes *rt = &ctx->rt;
+	struct bgp_prefix pb[NLRI_BATCH];
+	uint32_t hb[NLRI_BATCH], ids[NLRI_BATCH];
 	struct msg_nlri_iter it;
-	struct bgp_prefix p;
 	msg_nlri_iter_init(&it, n);
-	while (msg_nlri_next(&it, &p)) {
-		uint32_t pid = load_routes_lookup(&ctx->rt, &p);
-		atomic_fetch_add_explicit(&m->withdraws, 1, memory_order_relaxed);
-		if (pid == UINT32_MAX)
-			x_set(m, &p, false);
-		else
-			slot_clear(ctx, m, pid, p.path_id);
+	for (;;) {
+		unsigned k = 0;
+		while (k < NLRI_BATCH && msg_nlri_next(&it, &pb[k])) {
+			hb[k] = load_routes_hash(&pb[k]);
+			load_routes_prefetch(rt, hb[k]);
+			k++;
+		}
+		for (unsigned i = 0; i < k; i++) {
+			ids[i] = load_routes_lookup_h(rt, &pb[i], hb[i]);
+			if (ids[i] != UINT32_MAX)
+				__builtin_prefetch(&m->slots[(size_t)ids[i] * m->nslots], 1);
+		}
+		for (unsigned i = 0; i < k; i++) {
+			if (announce) {
+				if (ids[i] == UINT32_MAX) {
+					x_set(m, &pb[i], true);
+					continue;
+				}
+				slot_set(ctx, m, ids[i], pb[i].path_id, fg, attr);
+				if (lat_ns)
+					load_hist_add(&m->lat, lat_ns);
+			} else if (ids[i] == UINT32_MAX) {
+				x_set(m, &pb[i], false);
+			} else {
+				slot_clear(ctx, m, ids[i], pb[i].path_id);
+			}
+		}
+		atomic_fetch_add_explicit(announce ? &m->announces : &m->withdraws, k, memory_order_relaxed);
+		if (k < NLRI_BATCH)
+			break;
 	}
+}
+
+static void withdraw_block(struct load_ctx *ctx, struct load_mon *m, const struct msg_nlri *n)
+{
+	nlri_apply(ctx, m, n, false, 0, 0, 0);
 }
 
 static uint32_t get32(const uint8_t *v)
@@ -261,22 +296,7 @@ static size_t strip_rr(const uint8_t *blob, size_t len, uint8_t *out, size_t cap
 static void announce_block(struct load_ctx *ctx, struct load_mon *m, const struct msg_nlri *n,
 			   uint32_t fg, uint32_t attr, uint64_t lat_ns)
 {
-	if (!n->p || !n->len)
-		return;
-	struct msg_nlri_iter it;
-	struct bgp_prefix p;
-	msg_nlri_iter_init(&it, n);
-	while (msg_nlri_next(&it, &p)) {
-		uint32_t pid = load_routes_lookup(&ctx->rt, &p);
-		atomic_fetch_add_explicit(&m->announces, 1, memory_order_relaxed);
-		if (pid == UINT32_MAX) {
-			x_set(m, &p, true);
-			continue;
-		}
-		slot_set(ctx, m, pid, p.path_id, fg, attr);
-		if (lat_ns)
-			load_hist_add(&m->lat, lat_ns);
-	}
+	nlri_apply(ctx, m, n, true, fg, attr, lat_ns);
 }
 
 void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *msg, size_t len)
@@ -387,6 +407,8 @@ void load_mon_check_done(struct load_ctx *ctx, struct load_mon *m, uint64_t now)
 static unsigned paths_expected(const struct load_ctx *ctx, uint32_t pid, unsigned live)
 {
 	const struct load_routes *rt = &ctx->rt;
+	if (ctx->withdrawn)
+		return 0;
 	if (rt->shared) {
 		unsigned want = ctx->o.addpath ? ctx->o.addpath : 1;
 		return live < want ? live : want;
@@ -408,12 +430,12 @@ void load_mon_verify(struct load_ctx *ctx, struct load_mon *m)
 		unsigned have = 0;
 		size_t base = (size_t)pid * m->nslots;
 		for (size_t k = base; k < base + m->nslots; k++) {
-			if (m->slot_fg[k] == SLOT_EMPTY)
+			if (m->slots[k].fg == SLOT_EMPTY)
 				continue;
 			have++;
 			v->present++;
-			unsigned f = m->slot_fg[k] >> 16, g = m->slot_fg[k] & 0xFFFF;
-			uint32_t j, at = m->slot_attr[k];
+			unsigned f = m->slots[k].fg >> 16, g = m->slots[k].fg & 0xFFFF;
+			uint32_t j, at = m->slots[k].attr;
 			if (f >= rt->nfeeders || !load_routes_local(rt, f, pid, &j)) {
 				v->wrong_feeder++;
 				continue;

@@ -117,35 +117,61 @@ static bool pfx_eq(const struct bgp_prefix *a, const struct bgp_prefix *b)
 	return a->family == b->family && a->len == b->len && memcmp(a->addr, b->addr, 16) == 0;
 }
 
-uint32_t load_routes_lookup(const struct load_routes *rt, const struct bgp_prefix *p)
+uint32_t load_routes_hash(const struct bgp_prefix *p)
 {
-	uint32_t i = pfx_hash(p) & rt->hmask;
+	return pfx_hash(p);
+}
+
+/*
+ * The table entry carries the key inline (first 8 address octets, length and
+ * family), so a lookup costs one cache line, not two: the prefix array is
+ * only read to confirm prefixes longer than 64 bits.
+ */
+static inline void hent_key(const struct bgp_prefix *p, uint64_t *k1, uint32_t *k2)
+{
+	memcpy(k1, p->addr, 8);
+	*k2 = 1u | (uint32_t)p->len << 8 | (uint32_t)p->family << 16;
+}
+
+void load_routes_prefetch(const struct load_routes *rt, uint32_t h)
+{
+	__builtin_prefetch(&rt->hash[h & rt->hmask]);
+}
+
+uint32_t load_routes_lookup_h(const struct load_routes *rt, const struct bgp_prefix *p, uint32_t h)
+{
+	uint64_t k1;
+	uint32_t k2;
+	hent_key(p, &k1, &k2);
+	uint32_t i = h & rt->hmask;
 	for (uint32_t probes = 0; probes <= rt->hmask; probes++) {
-		uint32_t v = rt->hash[i];
-		if (v == 0)
+		const struct load_hent *e = &rt->hash[i];
+		if (e->k2 == 0)
 			return UINT32_MAX;
-		if (pfx_eq(&rt->pfx[v - 1], p))
-			return v - 1;
+		if (e->k2 == k2 && e->k1 == k1 && (p->len <= 64 || pfx_eq(&rt->pfx[e->id], p)))
+			return e->id;
 		i = (i + 1) & rt->hmask;
 	}
 	return UINT32_MAX;
+}
+
+uint32_t load_routes_lookup(const struct load_routes *rt, const struct bgp_prefix *p)
+{
+	return load_routes_lookup_h(rt, p, pfx_hash(p));
 }
 
 /* Insert pfx[id] unless an equal prefix is there; false on duplicate. */
 static bool hash_insert(struct load_routes *rt, uint32_t id)
 {
 	const struct bgp_prefix *p = &rt->pfx[id];
+	if (load_routes_lookup(rt, p) != UINT32_MAX)
+		return false;
 	uint32_t i = pfx_hash(p) & rt->hmask;
-	for (;;) {
-		uint32_t v = rt->hash[i];
-		if (v == 0) {
-			rt->hash[i] = id + 1;
-			return true;
-		}
-		if (pfx_eq(&rt->pfx[v - 1], p))
-			return false;
+	while (rt->hash[i].k2 != 0)
 		i = (i + 1) & rt->hmask;
-	}
+	hent_key(p, &rt->hash[i].k1, &rt->hash[i].k2);
+	rt->hash[i].id = id;
+	return true;
 }
 
 static void mask_prefix(struct bgp_prefix *p)
@@ -383,7 +409,7 @@ void load_routes_generate(struct load_routes *rt, const struct load_gen_params *
 	uint32_t hsize = 16;
 	while (hsize < 2 * rt->npfx)
 		hsize <<= 1;
-	rt->hash = calloc(hsize, sizeof(uint32_t));
+	rt->hash = calloc(hsize, sizeof(*rt->hash));
 	rt->hmask = hsize - 1;
 	rt->f = calloc(gp->feeders, sizeof(*rt->f));
 	if (!rt->pfx || !rt->hash || !rt->f)
