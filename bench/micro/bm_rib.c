@@ -1,0 +1,506 @@
+/*
+ * bm_rib.c - micro-benchmarks for rib/rib.c: path insert, replace,
+ * withdraw(+re-announce) and lookup throughput, one and two writer threads,
+ * lookups with concurrent readers or a concurrent writer.
+ *
+ * Tables have an Internet-like shape: IPv4 60% /24, the rest spread over
+ * /8../23 (weighted towards /16../23) and ~1% /25../32; IPv6 mostly /48 and
+ * /32.  Prefixes are inserted in table (sorted) order, as a peer's initial
+ * dump arrives.  Attribute sets are interned once in setup (a pool of up to
+ * 150k), so only RIB work is timed.  Writers also drain the journal (the
+ * reflection thread's side) after every batch, so the cost of marking and
+ * handing over changes is included.
+ *
+ * Threads: with threads=2 each thread owns its own peers (the RIB contract)
+ * and the two start half a table apart.  A thread whose peers have announced
+ * the whole table waits for the other on a barrier and one of them swaps in
+ * an empty RIB; full ones are destroyed in teardown, untimed.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu.h>
+
+#include "bench/micro/bm.h"
+#include "rib/rib.h"
+
+#define BM_PEERS   8                 /* peers per writer thread */
+#define BM_BATCH   8192
+#define BM_MAXATTR 150000
+#define BM_KEEP    48
+
+/* ---- thread registration ------------------------------------------------ */
+
+static pthread_key_t bm_key;
+static pthread_once_t bm_once = PTHREAD_ONCE_INIT;
+static __thread bool bm_registered;
+
+static void bm_unreg(void *p)
+{
+	(void)p;
+	rcu_unregister_thread();
+}
+
+static void bm_key_init(void)
+{
+	pthread_key_create(&bm_key, bm_unreg);
+}
+
+static void bm_thread(void)
+{
+	if (bm_registered)
+		return;
+	pthread_once(&bm_once, bm_key_init);
+	rcu_register_thread();
+	pthread_setspecific(bm_key, (void *)1);
+	bm_registered = true;
+}
+
+/* ---- table generation --------------------------------------------------- */
+
+static uint64_t xs(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static unsigned v4_len(uint64_t r)
+{
+	unsigned x = (unsigned)(r % 1000);
+	if (x < 600)
+		return 24;
+	if (x < 610)
+		return 25 + (unsigned)((r >> 12) % 8);
+	if (x < 900)
+		return 16 + (unsigned)((r >> 12) % 8);   /* /16../23 */
+	return 8 + (unsigned)((r >> 12) % 8);        /* /8../15 */
+}
+
+static unsigned v6_len(uint64_t r)
+{
+	unsigned x = (unsigned)(r % 100);
+	if (x < 70)
+		return 48;
+	if (x < 85)
+		return 32;
+	return 29 + (unsigned)((r >> 12) % 36);     /* /29../64 */
+}
+
+static void mask(struct bgp_prefix *p)
+{
+	for (unsigned i = 0; i < 16; i++) {
+		unsigned bits = p->len > 8 * i ? p->len - 8 * i : 0;
+		p->addr[i] &= bits >= 8 ? 0xFF : (uint8_t)(0xFF00u >> bits);
+	}
+}
+
+static int pcmp(const void *a, const void *b)
+{
+	const struct bgp_prefix *x = a, *y = b;
+	int c = memcmp(x->addr, y->addr, 16);
+	return c ? c : (int)x->len - (int)y->len;
+}
+
+/* n distinct prefixes of family fam, sorted. */
+static struct bgp_prefix *gen_table(unsigned fam, size_t n, uint64_t seed)
+{
+	struct bgp_prefix *t = malloc(n * sizeof(*t));
+	size_t have = 0;
+	uint64_t s = seed | 1;
+	while (have < n) {
+		for (size_t i = have; i < n; i++) {
+			uint64_t r = xs(&s);
+			struct bgp_prefix *p = &t[i];
+			memset(p, 0, sizeof(*p));
+			p->family = (uint8_t)fam;
+			if (fam == BGP_FAM_IPV4) {
+				uint32_t a = (uint32_t)(r >> 16);
+				a = (uint32_t)((uint64_t)a % (222ull << 24)) + (1u << 24);   /* 1/8 .. 222/8 */
+				p->addr[0] = (uint8_t)(a >> 24);
+				p->addr[1] = (uint8_t)(a >> 16);
+				p->addr[2] = (uint8_t)(a >> 8);
+				p->addr[3] = (uint8_t)a;
+				p->len = (uint8_t)v4_len(xs(&s));
+			} else {
+				uint64_t b = xs(&s);
+				p->addr[0] = 0x20;
+				p->addr[1] = (uint8_t)(0x01 + (r & 3));
+				for (unsigned k = 2; k < 8; k++)
+					p->addr[k] = (uint8_t)(b >> (8 * k));
+				p->len = (uint8_t)v6_len(r >> 8);
+			}
+			mask(p);
+		}
+		qsort(t, n, sizeof(*t), pcmp);
+		size_t o = 0;
+		for (size_t i = 0; i < n; i++)
+			if (!o || pcmp(&t[o - 1], &t[i]))
+				t[o++] = t[i];
+		have = o;
+	}
+	return t;
+}
+
+/* An interned set that looks like a real one: origin, an AS path of 2-7
+ * ASNs, MED sometimes, 0-4 communities. */
+static struct attr_set *gen_attr(struct attr_table *at, unsigned i)
+{
+	uint8_t b[128];
+	size_t n = 0;
+	uint64_t s = 0x51ED2701ull + i * 0x9E3779B97F4A7C15ull;
+	uint64_t r = xs(&s);
+	b[n++] = 0x40; b[n++] = BGP_ATTR_ORIGIN; b[n++] = 1; b[n++] = (uint8_t)(r % 3);
+	unsigned nas = 2 + (unsigned)((r >> 8) % 6);
+	b[n++] = 0x40; b[n++] = BGP_ATTR_AS_PATH; b[n++] = (uint8_t)(2 + 4 * nas);
+	b[n++] = BGP_AS_SEQUENCE; b[n++] = (uint8_t)nas;
+	for (unsigned k = 0; k < nas; k++) {
+		uint32_t as = k == nas - 1 ? i : (uint32_t)(xs(&s) % 400000);
+		b[n++] = (uint8_t)(as >> 24); b[n++] = (uint8_t)(as >> 16);
+		b[n++] = (uint8_t)(as >> 8); b[n++] = (uint8_t)as;
+	}
+	if (r & (1u << 20)) {
+		uint32_t med = (uint32_t)(r >> 24) % 1000;
+		b[n++] = 0x80; b[n++] = BGP_ATTR_MED; b[n++] = 4;
+		b[n++] = (uint8_t)(med >> 24); b[n++] = (uint8_t)(med >> 16);
+		b[n++] = (uint8_t)(med >> 8); b[n++] = (uint8_t)med;
+	}
+	unsigned nc = (unsigned)((r >> 40) % 5);
+	if (nc) {
+		b[n++] = 0xC0; b[n++] = BGP_ATTR_COMMUNITIES; b[n++] = (uint8_t)(4 * nc);
+		for (unsigned k = 0; k < nc; k++) {
+			uint32_t c = (uint32_t)xs(&s);
+			b[n++] = (uint8_t)(c >> 24); b[n++] = (uint8_t)(c >> 16);
+			b[n++] = (uint8_t)(c >> 8); b[n++] = (uint8_t)c;
+		}
+	}
+	struct bgp_nexthop nh = { .len = 4, .addr = { 10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i } };
+	return attr_intern(at, &nh, b, n);
+}
+
+/* ---- shared state ------------------------------------------------------- */
+
+struct bm_thr {
+	size_t idx;
+	unsigned pk;                     /* which of the thread's peers */
+	uint64_t gen, rng;
+};
+
+struct bm_rib {
+	struct attr_table *at;
+	struct attr_set **attr;
+	unsigned nattr;
+	struct rib_peerinfo *peers;
+	struct rib *rib;
+	struct bgp_prefix *pfx;
+	size_t n;
+	unsigned fam, nthreads, tcount;
+	uint64_t serial;
+	struct bm_thr thr[2];
+	pthread_mutex_t drain_mu;
+	pthread_barrier_t bar;
+	struct rib *full[BM_KEEP];
+	unsigned nfull;
+	/* background writer for lookup cases */
+	pthread_t bg;
+	bool bg_on;
+	volatile int stop;
+};
+
+static __thread uint64_t tl_serial;
+static __thread unsigned tl_id;
+static uint64_t bm_serial;
+
+static unsigned bm_tid(struct bm_rib *s)
+{
+	if (tl_serial != s->serial) {
+		tl_serial = s->serial;
+		tl_id = __atomic_fetch_add(&s->tcount, 1, __ATOMIC_RELAXED) % s->nthreads;
+	}
+	return tl_id;
+}
+
+static struct rib *bm_newrib(struct bm_rib *s)
+{
+	struct rib_opts o = { .attrs = s->at, .peers = s->peers };
+	return rib_create(&o);
+}
+
+static struct bm_rib *bm_setup(unsigned fam, size_t n, unsigned nthreads)
+{
+	bm_thread();
+	struct bm_rib *s = calloc(1, sizeof(*s));
+	s->fam = fam;
+	s->n = n;
+	s->nthreads = nthreads;
+	s->serial = __atomic_add_fetch(&bm_serial, 1, __ATOMIC_RELAXED);
+	s->at = attr_table_create();
+	s->nattr = (unsigned)(n / 7 + 1 < BM_MAXATTR ? n / 7 + 1 : BM_MAXATTR);
+	s->attr = malloc(s->nattr * sizeof(*s->attr));
+	for (unsigned i = 0; i < s->nattr; i++)
+		s->attr[i] = gen_attr(s->at, i);
+	s->peers = calloc(RIB_MAX_PEERS, sizeof(*s->peers));
+	for (unsigned i = 0; i < 64; i++) {
+		s->peers[i].bgp_id = 0x0A000000u + i;
+		s->peers[i].asn = 65515;
+		s->peers[i].addr.family = BGP_FAM_IPV4;
+		s->peers[i].addr.addr[0] = 10;
+		s->peers[i].addr.addr[3] = (uint8_t)i;
+	}
+	s->pfx = gen_table(fam, n, 0xC0FFEE + fam);
+	s->rib = bm_newrib(s);
+	pthread_mutex_init(&s->drain_mu, NULL);
+	pthread_barrier_init(&s->bar, NULL, nthreads);
+	for (unsigned t = 0; t < 2; t++) {
+		s->thr[t].idx = t * (n / 2);
+		s->thr[t].rng = 0x1234 + t;
+	}
+	return s;
+}
+
+static void bm_drain(struct bm_rib *s, struct rib *r)
+{
+	struct rib_node *buf[512];
+	size_t k;
+	if (pthread_mutex_trylock(&s->drain_mu))
+		return;
+	while ((k = rib_journal_drain(r, buf, 512)) > 0)
+		for (size_t i = 0; i < k; i++)
+			rib_journal_release(r, buf[i]);
+	pthread_mutex_unlock(&s->drain_mu);
+}
+
+static void bm_teardown(void *p)
+{
+	struct bm_rib *s = p;
+	if (s->bg_on) {
+		s->stop = 1;
+		pthread_join(s->bg, NULL);
+	}
+	for (unsigned i = 0; i < s->nfull; i++)
+		rib_destroy(s->full[i]);
+	rib_destroy(s->rib);
+	for (unsigned i = 0; i < s->nattr; i++)
+		attr_unref(s->at, s->attr[i]);
+	attr_table_destroy(s->at);
+	pthread_barrier_destroy(&s->bar);
+	free(s->attr);
+	free(s->peers);
+	free(s->pfx);
+	free(s);
+}
+
+static inline struct attr_set *pick_attr(struct bm_rib *s, size_t i, uint32_t peer, uint64_t gen)
+{
+	return s->attr[(i * 7 + peer * 13 + gen * 101) % s->nattr];
+}
+
+static inline uint32_t peer_of(unsigned tid, unsigned pk)
+{
+	return 1 + tid * BM_PEERS + pk;
+}
+
+/* Fill with `peers` peers per thread slot, untimed (setup). */
+static void bm_fill(struct bm_rib *s, unsigned nthr_slots, unsigned peers)
+{
+	for (unsigned t = 0; t < nthr_slots; t++)
+		for (unsigned pk = 0; pk < peers; pk++)
+			for (size_t i = 0; i < s->n; i++)
+				rib_update(s->rib, &s->pfx[i], peer_of(t, pk), pick_attr(s, i, peer_of(t, pk), 0), 0);
+	bm_drain(s, s->rib);
+}
+
+/* ---- insert ------------------------------------------------------------- */
+
+static uint64_t run_insert(void *p)
+{
+	struct bm_rib *s = p;
+	bm_thread();
+	unsigned t = bm_tid(s);
+	struct bm_thr *th = &s->thr[t];
+	struct rib *r = __atomic_load_n(&s->rib, __ATOMIC_ACQUIRE);
+	for (unsigned b = 0; b < BM_BATCH; b++) {
+		uint32_t peer = peer_of(t, th->pk);
+		rib_update(r, &s->pfx[th->idx], peer, pick_attr(s, th->idx, peer, 0), 0);
+		if (++th->idx == s->n)
+			th->idx = 0;
+		if (th->idx == t * (s->n / 2) && ++th->pk == BM_PEERS) {
+			/* this thread's peers announced everything: swap in an empty RIB */
+			th->pk = 0;
+			bm_drain(s, r);
+			if (pthread_barrier_wait(&s->bar) == PTHREAD_BARRIER_SERIAL_THREAD) {
+				if (s->nfull == BM_KEEP) {
+					rib_destroy(s->full[0]);
+					memmove(s->full, s->full + 1, (BM_KEEP - 1) * sizeof(*s->full));
+					s->nfull--;
+				}
+				s->full[s->nfull++] = r;
+				__atomic_store_n(&s->rib, bm_newrib(s), __ATOMIC_RELEASE);
+			}
+			pthread_barrier_wait(&s->bar);
+			r = __atomic_load_n(&s->rib, __ATOMIC_ACQUIRE);
+		}
+	}
+	bm_drain(s, r);
+	return BM_BATCH;
+}
+
+static void *setup_ins4_1(int64_t n) { return bm_setup(BGP_FAM_IPV4, (size_t)n, 1); }
+static void *setup_ins4_2(int64_t n) { return bm_setup(BGP_FAM_IPV4, (size_t)n, 2); }
+static void *setup_ins6_1(int64_t n) { return bm_setup(BGP_FAM_IPV6, (size_t)n, 1); }
+
+/* ---- replace ------------------------------------------------------------ */
+
+static void *setup_rep4(int64_t n, unsigned nthreads)
+{
+	struct bm_rib *s = bm_setup(BGP_FAM_IPV4, (size_t)n, nthreads);
+	bm_fill(s, nthreads, BM_PEERS / nthreads);
+	return s;
+}
+static void *setup_rep4_1(int64_t n) { return setup_rep4(n, 1); }
+static void *setup_rep4_2(int64_t n) { return setup_rep4(n, 2); }
+
+static uint64_t run_replace(void *p)
+{
+	struct bm_rib *s = p;
+	bm_thread();
+	unsigned t = bm_tid(s), np = BM_PEERS / s->nthreads;
+	struct bm_thr *th = &s->thr[t];
+	for (unsigned b = 0; b < BM_BATCH; b++) {
+		uint32_t peer = peer_of(t, th->pk);
+		rib_update(s->rib, &s->pfx[th->idx], peer, pick_attr(s, th->idx, peer, th->gen + 1), 0);
+		if (++th->pk == np) {
+			th->pk = 0;
+			if (++th->idx == s->n) {
+				th->idx = 0;
+				th->gen++;
+			}
+		}
+	}
+	bm_drain(s, s->rib);
+	return BM_BATCH;
+}
+
+/* ---- withdraw + re-announce --------------------------------------------- */
+
+static uint64_t run_withdraw(void *p)
+{
+	struct bm_rib *s = p;
+	bm_thread();
+	unsigned t = bm_tid(s), np = BM_PEERS / s->nthreads;
+	struct bm_thr *th = &s->thr[t];
+	size_t start = th->idx;
+	unsigned pk = th->pk;
+	uint32_t peer = peer_of(t, pk);
+	size_t k = BM_BATCH / 2 < s->n ? BM_BATCH / 2 : s->n;
+	for (size_t b = 0, i = start; b < k; b++) {
+		rib_withdraw(s->rib, &s->pfx[i], peer);
+		if (++i == s->n)
+			i = 0;
+	}
+	for (size_t b = 0, i = start; b < k; b++) {
+		rib_update(s->rib, &s->pfx[i], peer, pick_attr(s, i, peer, 0), 0);
+		if (++i == s->n)
+			i = 0;
+	}
+	th->idx = (start + k) % s->n;
+	th->pk = (pk + 1) % np;
+	bm_drain(s, s->rib);
+	return 2 * k;
+}
+
+/* ---- lookups ------------------------------------------------------------ */
+
+static void *bg_writer(void *p)
+{
+	struct bm_rib *s = p;
+	rcu_register_thread();
+	uint64_t gen = 1;
+	size_t i = 0;
+	while (!s->stop) {
+		for (unsigned b = 0; b < 1024; b++) {
+			rib_update(s->rib, &s->pfx[i], 60, pick_attr(s, i, 60, gen), 0);
+			if (++i == s->n) {
+				i = 0;
+				gen++;
+			}
+		}
+		bm_drain(s, s->rib);
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void *setup_lk(int64_t n, unsigned nthreads, bool writer)
+{
+	struct bm_rib *s = bm_setup(BGP_FAM_IPV4, (size_t)n, nthreads);
+	bm_fill(s, 1, 2);
+	if (writer) {
+		s->bg_on = true;
+		pthread_create(&s->bg, NULL, bg_writer, s);
+	}
+	return s;
+}
+static void *setup_lk_1(int64_t n) { return setup_lk(n, 1, false); }
+static void *setup_lk_2(int64_t n) { return setup_lk(n, 2, false); }
+static void *setup_lk_w(int64_t n) { return setup_lk(n, 1, true); }
+
+static uint64_t run_lpm(void *p)
+{
+	struct bm_rib *s = p;
+	bm_thread();
+	struct bm_thr *th = &s->thr[bm_tid(s)];
+	uint64_t hits = 0;
+	for (unsigned b = 0; b < BM_BATCH; b += 256) {
+		rcu_read_lock();
+		for (unsigned j = 0; j < 256; j++) {
+			uint64_t r = xs(&th->rng);
+			const struct bgp_prefix *q = &s->pfx[r % s->n];
+			uint8_t a[16];
+			memcpy(a, q->addr, 16);
+			a[3] |= (uint8_t)(r >> 56);          /* random host bits */
+			hits += rib_lookup_lpm(s->rib, BGP_FAM_IPV4, a) != NULL;
+		}
+		rcu_read_unlock();
+	}
+	if (hits == 0)
+		abort();
+	return BM_BATCH;
+}
+
+static uint64_t run_exact(void *p)
+{
+	struct bm_rib *s = p;
+	bm_thread();
+	struct bm_thr *th = &s->thr[bm_tid(s)];
+	uint64_t hits = 0;
+	for (unsigned b = 0; b < BM_BATCH; b += 256) {
+		rcu_read_lock();
+		for (unsigned j = 0; j < 256; j++) {
+			const struct bgp_prefix *q = &s->pfx[xs(&th->rng) % s->n];
+			struct rib_node *n = rib_lookup(s->rib, q);
+			hits += n && rib_node_paths(n) != NULL;
+		}
+		rcu_read_unlock();
+	}
+	if (hits == 0)
+		abort();
+	return BM_BATCH;
+}
+
+const struct bm_case bm_rib_cases[] = {
+	{ "rib/insert_v4", setup_ins4_1, run_insert, bm_teardown, { 10000, 100000, 1000000 }, 1 },
+	{ "rib/insert_v4_2w", setup_ins4_2, run_insert, bm_teardown, { 10000, 100000, 1000000 }, 2 },
+	{ "rib/insert_v6", setup_ins6_1, run_insert, bm_teardown, { 10000, 100000 }, 1 },
+	{ "rib/replace_v4", setup_rep4_1, run_replace, bm_teardown, { 10000, 100000, 1000000 }, 1 },
+	{ "rib/replace_v4_2w", setup_rep4_2, run_replace, bm_teardown, { 10000, 100000, 1000000 }, 2 },
+	{ "rib/withdraw_reannounce_v4", setup_rep4_1, run_withdraw, bm_teardown, { 10000, 100000, 1000000 }, 1 },
+	{ "rib/lpm_v4", setup_lk_1, run_lpm, bm_teardown, { 10000, 100000, 1000000 }, 1 },
+	{ "rib/lpm_v4_2r", setup_lk_2, run_lpm, bm_teardown, { 100000, 1000000 }, 2 },
+	{ "rib/lpm_v4_bgwriter", setup_lk_w, run_lpm, bm_teardown, { 100000, 1000000 }, 1 },
+	{ "rib/lookup_v4", setup_lk_1, run_exact, bm_teardown, { 10000, 100000, 1000000 }, 1 },
+	{ NULL, NULL, NULL, NULL, { 0 }, 0 },
+};
