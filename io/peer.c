@@ -507,6 +507,20 @@ void sess_accepted(struct peer *p, int fd)
 		p->pending_fd = fd;
 		return;
 	}
+	if (p->fd >= 0 && p->fsm.state >= FSM_OPENSENT) {
+		/* a peer cannot hold two sessions: if the old socket already saw EOF or
+		 * an error, finish it now and take the new one after the reset */
+		char c;
+		ssize_t r = recv(p->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+			snprintf(p->last_error, sizeof(p->last_error), "connection closed by peer");
+			sess_run(p, FSM_EV_TCP_FAILS, NULL);
+			if (p->reset_pending) {
+				p->pending_fd = fd;
+				return;
+			}
+		}
+	}
 	if (p->fd >= 0) {
 		if (p->fsm.state == FSM_CONNECT || p->fsm.state == FSM_ACTIVE ||
 		    (p->fsm.state == FSM_OPENSENT && p->connecting)) {
@@ -904,7 +918,8 @@ void sess_timers(struct peer *p, uint64_t now)
 		bool pending = p->cur || p->ctl_len > p->ctl_off || !cds_wfcq_empty(&p->oq_head, &p->oq_tail);
 		if (!pending)
 			p->last_write_ns = now;
-		else if (now - p->last_write_ns > (uint64_t)p->cfg.send_hold_time * 1000000000ull) {
+		else if (now > p->last_write_ns &&
+			 now - p->last_write_ns > (uint64_t)p->cfg.send_hold_time * 1000000000ull) {
 			snprintf(p->last_error, sizeof(p->last_error), "send hold timer expired");
 			send_notification(p, BGP_ERR_SEND_HOLD, 0, NULL, 0);
 			struct fsm_event_arg sa = { .cease_subcode = 0 };

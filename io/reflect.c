@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io/reflect.h"
 
@@ -207,10 +208,13 @@ struct refl {
 	struct bgp_prefix *tmp;          /* prefixes of one bucket, contiguous */
 	size_t tmp_cap;
 	struct refl_bset dump_bs;        /* scratch for one dump step */
+	struct obuf *scratch;            /* encoding buffer, copied out exactly on delivery */
+	uint64_t last_batch_end_ns;
 	struct refl_stats st;
 };
 
 #define DUMP_STEP      4096
+#define BATCH_GATHER_NS (2 * 1000 * 1000ull)
 #define DUMP_HIGHWATER (8u << 20)    /* a dump pauses while the peer has this much queued */
 
 static bool peer_is_ibgp_role(uint8_t role)
@@ -291,10 +295,21 @@ static void deliver_one(struct peer *m, struct obuf *b)
 
 enum { TO_ALL_EXCEPT, TO_ONLY };
 
-/* Hand a sealed chunk to the group's members; drops the producer's reference. */
-static void deliver(struct refl *r, struct refl_group *g, struct obuf *b, int mode, uint32_t peer)
+/*
+ * Hand the encoded bytes in scratch to the group's members as one shared,
+ * exact-size chunk (encoding happens in a reusable scratch buffer so that a
+ * small batch never pins a large allocation), then empty scratch.
+ */
+static void deliver(struct refl *r, struct refl_group *g, struct obuf *scratch, int mode, uint32_t peer)
 {
-	if (b->len) {
+	struct obuf *b = NULL;
+	if (scratch->len) {
+		b = obuf_new(scratch->len);
+		memcpy(b->data, scratch->data, scratch->len);
+		b->len = scratch->len;
+		scratch->len = 0;
+	}
+	if (b) {
 		r->st.chunks++;
 		r->st.bytes_encoded += b->len;
 		if (mode == TO_ONLY) {
@@ -306,8 +321,8 @@ static void deliver(struct refl *r, struct refl_group *g, struct obuf *b, int mo
 				if (m->id != peer)
 					deliver_one(m, b);
 		}
+		obuf_unref(b);
 	}
-	obuf_unref(b);
 }
 
 /* ------------------------------------------------------------ export policy */
@@ -394,7 +409,7 @@ static void encode_bset(struct refl *r, struct refl_group *g, struct refl_bset *
 	if (!s->nb)
 		return;
 	qsort(s->b, s->nb, sizeof(*s->b), bucket_cmp);
-	struct obuf *chunk = NULL;
+	struct obuf *chunk = r->scratch;
 	int cur_mode = -1;
 	uint32_t cur_peer = RIB_PEER_NONE;
 
@@ -415,10 +430,8 @@ static void encode_bset(struct refl *r, struct refl_group *g, struct refl_bset *
 			mode = TO_ONLY;
 			target = b->src;
 		}
-		if (chunk && (mode != cur_mode || target != cur_peer)) {
+		if (chunk->len && (mode != cur_mode || target != cur_peer))
 			deliver(r, g, chunk, cur_mode, cur_peer);
-			chunk = NULL;
-		}
 		cur_mode = mode;
 		cur_peer = target;
 
@@ -432,8 +445,6 @@ static void encode_bset(struct refl *r, struct refl_group *g, struct refl_bset *
 		}
 		size_t i = 0;
 		while (i < b->n) {
-			if (!chunk)
-				chunk = obuf_new(OBUF_SIZE);
 			size_t consumed = 0, w;
 			if (b->kind == BK_ANNOUNCE)
 				w = msg_update_pack(chunk->data + chunk->len, chunk->cap - chunk->len, g->max_msg,
@@ -455,11 +466,10 @@ static void encode_bset(struct refl *r, struct refl_group *g, struct refl_bset *
 					break;
 				}
 				deliver(r, g, chunk, mode, target);
-				chunk = NULL;
 			}
 		}
 	}
-	if (chunk)
+	if (chunk->len)
 		deliver(r, g, chunk, cur_mode, cur_peer);
 }
 
@@ -534,7 +544,7 @@ static bool dump_cb(struct rib_node *n, const struct bgp_prefix *pfx, const stru
 
 static void dump_eor(struct refl *r, struct peer *p, unsigned fam)
 {
-	struct obuf *b = obuf_new(64);
+	struct obuf *b = r->scratch;
 	b->len = (uint32_t)msg_eor_encode(b->data, b->cap, fam);
 	deliver(r, p->group, b, TO_ONLY, p->id);
 }
@@ -665,9 +675,21 @@ static void *refl_main(void *arg)
 	rcu_register_thread();
 	while (!r->stop) {
 		handle_events(r);
+		/*
+		 * Let a small journal fill a little: right after a batch, wait up to
+		 * BATCH_GATHER_NS for more changes, so a burst is sent in full
+		 * messages instead of many tiny ones.  Bounded, so latency stays low.
+		 */
+		if (rib_journal_pending(r->o.rib) < r->o.batch / 4) {
+			uint64_t since = log_now_ns() - r->last_batch_end_ns;
+			if (since < BATCH_GATHER_NS)
+				usleep((useconds_t)((BATCH_GATHER_NS - since) / 1000));
+		}
 		size_t n = rib_journal_drain(r->o.rib, r->batch, r->o.batch);
-		if (n)
+		if (n) {
 			process_batch(r, n);
+			r->last_batch_end_ns = log_now_ns();
+		}
 		bool dumping = false;
 		for (struct refl_group *g = r->groups; g; g = g->next)
 			for (struct peer *p = g->members; p; p = p->group_next)
@@ -689,6 +711,7 @@ struct refl *refl_create(const struct refl_opts *o)
 	if (!r->o.batch)
 		r->o.batch = 65536;
 	r->batch = calloc(r->o.batch, sizeof(*r->batch));
+	r->scratch = obuf_new(OBUF_SIZE);
 	if (!r->batch)
 		log_fatal("reflect: out of memory");
 	pthread_mutex_init(&r->ev_lock, NULL);
@@ -724,6 +747,7 @@ void refl_destroy(struct refl *r)
 	free(r->dump_bs.e);
 	free(r->tmp);
 	free(r->batch);
+	obuf_unref(r->scratch);
 	free(r->ev);
 	pthread_mutex_destroy(&r->ev_lock);
 	free(r);
