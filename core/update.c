@@ -32,6 +32,8 @@
  *  - Missing mandatory attributes, including "NLRI but no path attributes at
  *    all": treat-as-withdraw (RFC 7606 s3 d), reported as 3/3 with the type.
  *  - AS4_PATH with confederation segments is malformed (RFC 6793 s6: discard).
+ *  - Known optional transitive attributes keep a Partial bit set upstream
+ *    (RFC 4271 s5); everything else gets the flags of the RFC.
  *  - NOTIFICATION data carrying the erroneous attribute is the attribute as
  *    received (flags, type, length, value), cut at MSG_ERR_DATA_MAX octets.
  */
@@ -84,6 +86,7 @@ struct upd_state {
 	uint64_t keep[4];                 /* type codes valid and present */
 	const uint8_t *val[256];          /* value of the first instance; read only if keep */
 	uint16_t vlen[256];
+	uint8_t partial[256];             /* Partial bit as received (optional transitive only) */
 	/* AS_PATH facts gathered by its check */
 	unsigned aspath_count;            /* RFC 4271 9.1.2.2a path length */
 	size_t aspath_len4;               /* value length once in 4-octet form */
@@ -681,6 +684,7 @@ static bool upd_walk_attrs(struct upd_state *st, const uint8_t *p, size_t alen, 
 			bit_set(st->keep, t);
 			st->val[t] = v;
 			st->vlen[t] = (uint16_t)vl;
+			st->partial[t] = fl & BGP_ATTR_F_PARTIAL;
 		} else if (st->err->action == MSG_SESSION_RESET) {
 			return false;
 		}
@@ -747,7 +751,10 @@ static size_t upd_emit(struct upd_state *st, uint8_t *out)
 			const struct upd_attr_def *d = &upd_defs[t];
 			if (d->check && !d->in_blob)
 				continue;
-			uint8_t flags = d->check ? d->flags : (F_OT | BGP_ATTR_F_PARTIAL);
+			/* RFC 4271 s5: a Partial bit set upstream on an optional
+			 * transitive attribute is never cleared */
+			uint8_t flags = d->check ? (uint8_t)(d->flags | (d->flags == F_OT ? st->partial[t] : 0))
+						 : (F_OT | BGP_ATTR_F_PARTIAL);
 			const uint8_t *v = st->val[t];
 			size_t len = st->vlen[t];
 
