@@ -194,6 +194,7 @@ struct enc_plan {
 	bool add_cluster;
 	bool add_as4path;
 	bool add_as4aggr;
+	bool add_local_pref;
 };
 
 /* Emit the added attributes whose type is below limit (and not yet emitted). */
@@ -205,6 +206,11 @@ static void enc_added_below(struct enc_buf *b, struct enc_plan *pl, unsigned lim
 		enc_aspath_attr(b, BGP_ATTR_AS_PATH, NULL, 0, p->prepend_as,
 				p->as4 ? ENC_AS4 : ENC_AS2);
 		pl->add_aspath = false;
+	}
+	if (pl->add_local_pref && BGP_ATTR_LOCAL_PREF < limit) {
+		enc_hdr(b, BGP_ATTR_F_TRANSITIVE, BGP_ATTR_LOCAL_PREF, 4);
+		enc_u32(b, p->local_pref);
+		pl->add_local_pref = false;
 	}
 	if (pl->add_originator && BGP_ATTR_ORIGINATOR_ID < limit) {
 		enc_hdr(b, BGP_ATTR_F_OPTIONAL, BGP_ATTR_ORIGINATOR_ID, 4);
@@ -235,7 +241,7 @@ size_t msg_attrs_out(uint8_t *out, size_t cap, const uint8_t *blob, size_t len,
 	struct enc_plan pl = { .p = p };
 	struct msg_attr_iter it;
 	struct msg_attr a;
-	bool have_orig = false, have_cluster = false;
+	bool have_orig = false, have_cluster = false, have_lp = false;
 	bool reflect = p->reflect && !p->ebgp;
 
 	/* first pass: what is there decides what must be added */
@@ -250,8 +256,11 @@ size_t msg_attrs_out(uint8_t *out, size_t cap, const uint8_t *blob, size_t len,
 			have_orig = true;
 		} else if (a.type == BGP_ATTR_CLUSTER_LIST) {
 			have_cluster = true;
+		} else if (a.type == BGP_ATTR_LOCAL_PREF) {
+			have_lp = true;
 		}
 	}
+	pl.add_local_pref = p->local_pref && !p->ebgp && !have_lp;
 	pl.add_aspath = !pl.aspath && p->prepend_as;
 	pl.add_originator = reflect && !have_orig;
 	pl.add_cluster = reflect && !have_cluster;

@@ -239,6 +239,8 @@ bool msg_attr_find(const uint8_t *blob, size_t len, uint8_t type, struct msg_att
  *                 leave AS_PATH, NEXT_HOP and MED untouched (RFC 7947).
  *   prepend_as:   when nonzero, prepend this AS to AS_PATH (plain eBGP; unused by
  *                 route-server groups).
+ *   local_pref:   iBGP groups: add LOCAL_PREF (RFC 4271 s5.1.5 requires it towards
+ *                 internal peers) when the route came without one.
  *   as4:          peer speaks 4-octet AS; when false AS_PATH and AGGREGATOR are
  *                 emitted in 2-octet form with AS_TRANS, plus AS4_PATH /
  *                 AS4_AGGREGATOR when any ASN does not fit (RFC 6793 s4.2.2).
@@ -250,6 +252,8 @@ struct msg_out_params {
 	bool ebgp;
 	uint32_t prepend_as;
 	bool as4;
+	uint32_t local_pref;             /* nonzero: add LOCAL_PREF with this value when the
+	                                    blob has none (eBGP-learned route to iBGP peers) */
 };
 
 /*

@@ -879,17 +879,17 @@ int msg_update_parse(const uint8_t *msg, size_t len, const struct msg_session *s
 			u->eor_family = u->mp_unreach.family;
 	}
 
-	/* RFC 7606 s3 d: missing mandatory attributes when something is announced */
+	/*
+	 * RFC 7606 s3 d: missing well-known mandatory attributes when something is
+	 * announced.  LOCAL_PREF is well-known discretionary (RFC 4271 s5), so an
+	 * iBGP UPDATE without it is kept (it ranks with the default 100), as other
+	 * speakers do; only ORIGIN, AS_PATH and (for IPv4 NLRI) NEXT_HOP are required.
+	 */
 	if (nlen > 0 || u->mp_reach.len > 0) {
-		static const uint8_t need[] = { BGP_ATTR_ORIGIN, BGP_ATTR_AS_PATH, BGP_ATTR_NEXT_HOP,
-						BGP_ATTR_LOCAL_PREF };
-		static const char *const why[] = {
-			"missing ORIGIN", "missing AS_PATH", "missing NEXT_HOP", "missing LOCAL_PREF"
-		};
+		static const uint8_t need[] = { BGP_ATTR_ORIGIN, BGP_ATTR_AS_PATH, BGP_ATTR_NEXT_HOP };
+		static const char *const why[] = { "missing ORIGIN", "missing AS_PATH", "missing NEXT_HOP" };
 		for (unsigned i = 0; i < sizeof(need); i++) {
 			if (need[i] == BGP_ATTR_NEXT_HOP && nlen == 0)
-				continue;
-			if (need[i] == BGP_ATTR_LOCAL_PREF && s->ebgp)
 				continue;
 			if (bit_test(st.seen, need[i]))
 				continue;

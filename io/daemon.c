@@ -246,7 +246,16 @@ int daemon_start(struct daemon *d, struct cfg *cfg, const char *cfg_path)
 		log_fatal("daemon: out of memory");
 
 	d->attrs = attr_table_create();
+	/* ADD-PATH senders need the journal to watch their top N paths, not just the best */
+	unsigned jdepth = 0;
+	for (size_t i = 0; i < cfg->n_peers; i++)
+		if (cfg->peers[i].addpath_send > jdepth)
+			jdepth = cfg->peers[i].addpath_send;
+	for (size_t i = 0; i < cfg->n_ranges; i++)
+		if (cfg->ranges[i].addpath_send > jdepth)
+			jdepth = cfg->ranges[i].addpath_send;
 	struct rib_opts ro = {
+		.journal_depth = jdepth > 8 ? 8 : jdepth,
 		.decide = { .always_compare_med = cfg->always_compare_med,
 			    .deterministic_med = cfg->deterministic_med },
 		.attrs = d->attrs,

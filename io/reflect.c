@@ -173,6 +173,105 @@ static void bset_add(struct refl_bset *s, struct attr_set *attr, uint32_t src, u
 	b->n++;
 }
 
+/* ------------------------------------------------------------ ADD-PATH state */
+
+/*
+ * For ADD-PATH groups the reflection thread remembers which path ids it
+ * advertised for each prefix, so that a path leaving the top N is withdrawn
+ * by id.  Keyed by node pointer: a node stays allocated while it has paths
+ * and is only freed after the reflection thread has seen it empty (and
+ * removed its entry here).  Linear probing with backward-shift deletion.
+ */
+#define REFL_ADDPATH_MAX 8
+struct adv_slot {
+	struct rib_node *node;           /* NULL = empty */
+	uint8_t n;
+	uint32_t ids[REFL_ADDPATH_MAX];
+};
+struct adv_table {
+	struct adv_slot *slot;
+	size_t cap, used;                /* cap: power of two */
+};
+
+static size_t adv_hash(const struct rib_node *n, size_t cap)
+{
+	uint64_t h = (uint64_t)(uintptr_t)n * 0x9E3779B97F4A7C15ull;
+	return (size_t)(h >> 20) & (cap - 1);
+}
+
+static struct adv_slot *adv_find(struct adv_table *t, const struct rib_node *n)
+{
+	if (!t->cap)
+		return NULL;
+	for (size_t i = adv_hash(n, t->cap);; i = (i + 1) & (t->cap - 1)) {
+		if (!t->slot[i].node)
+			return NULL;
+		if (t->slot[i].node == n)
+			return &t->slot[i];
+	}
+}
+
+static void adv_put(struct adv_table *t, struct rib_node *n, const uint32_t *ids, uint8_t k);
+
+static void adv_grow(struct adv_table *t)
+{
+	struct adv_table old = *t;
+	t->cap = old.cap ? old.cap * 2 : 4096;
+	t->used = 0;
+	t->slot = calloc(t->cap, sizeof(*t->slot));
+	if (!t->slot)
+		log_fatal("reflect: out of memory");
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.slot[i].node)
+			adv_put(t, old.slot[i].node, old.slot[i].ids, old.slot[i].n);
+	free(old.slot);
+}
+
+static void adv_del(struct adv_table *t, struct adv_slot *s)
+{
+	size_t i = (size_t)(s - t->slot);
+	t->slot[i].node = NULL;
+	t->used--;
+	for (size_t j = (i + 1) & (t->cap - 1); t->slot[j].node; j = (j + 1) & (t->cap - 1)) {
+		size_t h = adv_hash(t->slot[j].node, t->cap);
+		/* move j back to i if its home position is not in (i, j] */
+		if ((j > i && (h <= i || h > j)) || (j < i && (h <= i && h > j))) {
+			t->slot[i] = t->slot[j];
+			t->slot[j].node = NULL;
+			i = j;
+		}
+	}
+}
+
+static void adv_put(struct adv_table *t, struct rib_node *n, const uint32_t *ids, uint8_t k)
+{
+	struct adv_slot *s = adv_find(t, n);
+	if (!k) {
+		if (s)
+			adv_del(t, s);
+		return;
+	}
+	if (!s) {
+		if ((t->used + 1) * 4 > t->cap * 3)
+			adv_grow(t);
+		size_t i = adv_hash(n, t->cap);
+		while (t->slot[i].node)
+			i = (i + 1) & (t->cap - 1);
+		s = &t->slot[i];
+		s->node = n;
+		t->used++;
+	}
+	s->n = k;
+	memcpy(s->ids, ids, k * sizeof(*ids));
+}
+
+/* The path id we send for a path: source peer and the id it used, combined.
+ * Unique per prefix while peer indexes and received ids stay below 65536. */
+static inline uint32_t out_path_id(const struct rib_path *p)
+{
+	return ((p->path_id & 0xFFFFu) << 16) | ((p->peer + 1) & 0xFFFFu);
+}
+
 /* ------------------------------------------------------------ groups */
 
 struct refl_group {
@@ -182,7 +281,9 @@ struct refl_group {
 	bool as4;
 	bool addpath[BGP_FAM_COUNT];
 	bool fam[BGP_FAM_COUNT];
+	uint8_t addpath_n;               /* ADD-PATH send: paths per prefix (0 = best only) */
 	uint32_t max_msg;
+	struct adv_table adv;            /* ADD-PATH: path ids advertised per prefix */
 	struct peer *members;
 	uint32_t n_members;
 	struct refl_bset bs;
@@ -210,6 +311,7 @@ struct refl {
 	struct refl_bset dump_bs;        /* scratch for one dump step */
 	struct obuf *scratch;            /* encoding buffer, copied out exactly on delivery */
 	uint64_t last_batch_end_ns;
+	uint64_t last_reclaim_ns;
 	struct refl_stats st;
 };
 
@@ -231,9 +333,13 @@ static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
 	for (unsigned f = 0; f < BGP_FAM_COUNT; f++) {
 		key.fam[f] = p->sess.family[f];
 		key.addpath[f] = p->sess.addpath_tx[f];
+		if (key.addpath[f])
+			key.addpath_n = p->cfg.addpath_send > REFL_ADDPATH_MAX ? REFL_ADDPATH_MAX
+										: p->cfg.addpath_send;
 	}
 	for (struct refl_group *g = r->groups; g; g = g->next) {
 		if (g->role == key.role && g->as4 == key.as4 && g->max_msg == key.max_msg &&
+		    g->addpath_n == key.addpath_n &&
 		    !memcmp(g->fam, key.fam, sizeof(key.fam)) &&
 		    !memcmp(g->addpath, key.addpath, sizeof(key.addpath)))
 			return g;
@@ -273,6 +379,7 @@ static void group_remove_member(struct refl *r, struct peer *p)
 		free(g->bs.b);
 		free(g->bs.ht);
 		free(g->bs.e);
+		free(g->adv.slot);
 		free(g);
 		r->st.groups--;
 	}
@@ -360,7 +467,10 @@ static void out_params(const struct refl *r, const struct refl_group *g, uint32_
 	op->as4 = g->as4;
 	if (g->role == PEER_RS_CLIENT) {
 		op->ebgp = true;             /* RFC 7947: AS_PATH, NEXT_HOP, MED untouched */
-	} else if (peer_is_ibgp_role(src_role)) {
+	} else {
+		op->local_pref = 100;        /* to internal peers LOCAL_PREF must be present */
+	}
+	if (g->role != PEER_RS_CLIENT && peer_is_ibgp_role(src_role)) {
 		op->reflect = true;
 		op->originator_id = r->o.peers[src] ? r->o.peers[src]->peer_bgp_id : 0;
 		op->cluster_id = r->o.cluster_id;
@@ -391,7 +501,8 @@ static struct bgp_prefix *bucket_prefixes(struct refl *r, struct refl_bset *s,
 	uint32_t k = 0;
 	for (uint32_t i = b->head; i != UINT32_MAX; i = s->e[i].next) {
 		r->tmp[k] = s->e[i].pfx;
-		r->tmp[k].path_id = addpath ? 1 : 0;
+		if (!addpath)
+			r->tmp[k].path_id = 0;
 		k++;
 	}
 	return r->tmp;
@@ -475,6 +586,36 @@ static void encode_bset(struct refl *r, struct refl_group *g, struct refl_bset *
 
 /* ------------------------------------------------------------ live batches */
 
+/*
+ * ADD-PATH group: advertise up to N exportable paths, each under its own
+ * path id, and withdraw by id the ones that left the top N.
+ */
+static void addpath_node(struct refl *r, struct refl_group *g, struct rib_node *node,
+			 const struct bgp_prefix *pfx, const struct rib_pathset *ps)
+{
+	uint32_t ids[REFL_ADDPATH_MAX];
+	uint8_t k = 0;
+	struct bgp_prefix q = *pfx;
+	for (unsigned i = 0; ps && i < ps->n && k < g->addpath_n; i++) {
+		const struct rib_path *p = &ps->p[i];
+		if (!exportable(r, p, pfx->family, g))
+			continue;
+		ids[k++] = q.path_id = out_path_id(p);
+		bset_add(&g->bs, p->attr, p->peer, BK_ANNOUNCE, &q);
+	}
+	struct adv_slot *old = adv_find(&g->adv, node);
+	for (unsigned j = 0; old && j < old->n; j++) {
+		bool kept = false;
+		for (unsigned i = 0; i < k && !kept; i++)
+			kept = ids[i] == old->ids[j];
+		if (!kept) {
+			q.path_id = old->ids[j];
+			bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &q);
+		}
+	}
+	adv_put(&g->adv, node, ids, k);
+}
+
 static void process_batch(struct refl *r, size_t n)
 {
 	uint64_t t0 = log_now_ns();
@@ -490,15 +631,22 @@ static void process_batch(struct refl *r, size_t n)
 		uint32_t *adv = rib_node_out_state(node);
 		uint32_t old = *adv;
 		if (!ps || ps->n == 0) {
-			if (old)
-				for (struct refl_group *g = r->groups; g; g = g->next)
+			for (struct refl_group *g = r->groups; g; g = g->next) {
+				if (g->addpath_n && g->addpath[pfx.family])
+					addpath_node(r, g, node, &pfx, NULL);
+				else if (old)
 					bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &pfx);
+			}
 			*adv = 0;
 			continue;
 		}
 		const struct rib_path *best = &ps->p[0];
 		uint32_t src = best->peer;
 		for (struct refl_group *g = r->groups; g; g = g->next) {
+			if (g->addpath_n && g->addpath[pfx.family]) {
+				addpath_node(r, g, node, &pfx, ps);
+				continue;
+			}
 			if (exportable(r, best, pfx.family, g)) {
 				bset_add(&g->bs, best->attr, src, BK_ANNOUNCE, &pfx);
 				struct peer *sp = r->o.peers[src];
@@ -535,8 +683,24 @@ static bool dump_cb(struct rib_node *n, const struct bgp_prefix *pfx, const stru
 	(void)n;
 	if (!ps || !ps->n)
 		return true;
+	struct refl_group *g = d->p->group;
+	if (g->addpath_n && g->addpath[pfx->family]) {
+		struct bgp_prefix q = *pfx;
+		unsigned k = 0;
+		for (unsigned i = 0; i < ps->n && k < g->addpath_n; i++) {
+			const struct rib_path *p = &ps->p[i];
+			if (!exportable(d->r, p, pfx->family, g))
+				continue;
+			k++;
+			if (p->peer == d->p->id)
+				continue;
+			q.path_id = out_path_id(p);
+			bset_add(&d->r->dump_bs, p->attr, p->peer, BK_ANNOUNCE, &q);
+		}
+		return true;
+	}
 	const struct rib_path *best = &ps->p[0];
-	if (best->peer == d->p->id || !exportable(d->r, best, pfx->family, d->p->group))
+	if (best->peer == d->p->id || !exportable(d->r, best, pfx->family, g))
 		return true;
 	bset_add(&d->r->dump_bs, best->attr, best->peer, BK_ANNOUNCE, pfx);
 	return true;
@@ -695,8 +859,15 @@ static void *refl_main(void *arg)
 			for (struct peer *p = g->members; p; p = p->group_next)
 				if (p->dumping)
 					dumping |= dump_step(r, p);
-		if (!n && !any_events(r))
+		if (!n && !any_events(r)) {
+			uint64_t now = log_now_ns();
+			if (now - r->last_reclaim_ns > 1000000000ull) {
+				/* quiet: release what the RIB still holds in partial free batches */
+				rib_reclaim_idle(r->o.rib);
+				r->last_reclaim_ns = now;
+			}
 			rib_journal_wait(r->o.rib, dumping ? 1 : 200);
+		}
 	}
 	rcu_unregister_thread();
 	return NULL;

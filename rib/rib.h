@@ -45,6 +45,9 @@ struct rib_opts {
 	struct decide_opts decide;
 	struct attr_table *attrs;        /* where path attribute sets live */
 	const struct rib_peerinfo *peers;/* peer table, RIB_MAX_PEERS entries, owned by caller */
+	/* Journal a prefix when any of its first journal_depth paths change (not
+	 * only its best / multipath set): what ADD-PATH senders of N paths need. */
+	unsigned journal_depth;
 };
 
 struct rib *rib_create(const struct rib_opts *o);
@@ -129,6 +132,14 @@ void rib_journal_wake(struct rib *r);
  * reads or writes it.
  */
 uint32_t *rib_node_out_state(struct rib_node *n);
+
+/*
+ * Hand every partly filled deferred-free batch to call_rcu without waiting.
+ * Writers free in batches per stripe; a stripe that goes quiet would
+ * otherwise pin up to a batch of old path sets, nodes and attribute
+ * references.  Call now and then from a thread that is otherwise idle.
+ */
+void rib_reclaim_idle(struct rib *r);
 
 /* ---- accounting ------------------------------------------------------- */
 

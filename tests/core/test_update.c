@@ -377,8 +377,10 @@ static const struct bad_case bad[] = {
 	  -1, 0 },
 	{ "missing NEXT_HOP", S_IBGP, NULL, 0, NONE, S(ORIGIN_IGP ASP_IBGP LP), S(NLRI1),
 	  TAW, 3, 3, D("\x03"), -1, 0 },
-	{ "missing LOCAL_PREF from iBGP", S_IBGP, NULL, 0, NONE, S(ORIGIN_IGP ASP_IBGP NH), S(NLRI1),
-	  TAW, 3, 5, D("\x05"), -1, 0 },
+	/* LOCAL_PREF is well-known discretionary (RFC 4271 s5): its absence is no
+	 * RFC 7606 s3 d error; the route is kept and ranks with the default 100 */
+	{ "missing LOCAL_PREF from iBGP accepted", S_IBGP, NULL, 0, NONE, S(ORIGIN_IGP ASP_IBGP NH),
+	  S(NLRI1), OK, 0, 0, -1, NULL, 0, 0 },
 	{ "MP_REACH without ORIGIN", S_IBGP, NULL, 0, NONE, S(MPR6 ASP_IBGP LP), NONE,
 	  TAW, 3, 1, D("\x01"), -1, 0 },
 	/* ---- RFC 7606 s3 j: the strongest reaction wins */
