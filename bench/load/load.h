@@ -298,12 +298,13 @@ struct load_mon {
 	size_t xcap, xn;
 	/* event counters (monitor thread writes, main reads at the end) */
 	_Atomic uint64_t announces, withdraws, updates, eors;
-	uint64_t treat_withdraw, parse_errors, overflow, unknown_tag, attr_events;
+	uint64_t treat_withdraw, parse_errors, overflow, unknown_tag, attr_events, readvertised;
 	_Atomic uint64_t eor_ns;
 	_Atomic uint64_t done_ns;   /* 0 = not done for the current target */
 	struct load_hist lat;
 	struct load_verify ver;
 	uint8_t *scratch;
+	unsigned debug_left;        /* -v: log the first few NLRI */
 };
 #define LOAD_F_BADATTR 0x80000000u
 #define LOAD_F_NORR    0x40000000u

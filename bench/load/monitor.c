@@ -36,6 +36,7 @@ void load_mon_init(struct load_mon *m, struct load_ctx *ctx, struct load_peer *p
 	m->slots = malloc(n * sizeof(*m->slots));
 	m->per_feeder = calloc(ctx->o.feeders + 1, sizeof(uint64_t));
 	m->scratch = malloc(MSG_SCRATCH_SIZE);
+	m->debug_left = 8;
 	m->xcap = 64;
 	m->xtab = calloc(m->xcap, sizeof(*m->xtab));
 	m->xused = calloc(m->xcap, 1);
@@ -244,14 +245,32 @@ static void nlri_apply(struct load_ctx *ctx, struct load_mon *m, const struct ms
 				__builtin_prefetch(&m->slots[(size_t)ids[i] * m->nslots], 1);
 		}
 		for (unsigned i = 0; i < k; i++) {
+			if (ctx->o.verbose && m->debug_left) {
+				char b[64];
+				m->debug_left--;
+				bgp_prefix_fmt(b, sizeof(b), &pb[i]);
+				log_debug("ricochet-load: %s: %s %s path-id %u tag %u/%u attr %u", m->peer->name,
+					  announce ? "announce" : "withdraw", b, pb[i].path_id, fg >> 16, fg & 0xFFFF,
+					  attr & LOAD_F_MASK);
+			}
 			if (announce) {
 				if (ids[i] == UINT32_MAX) {
 					x_set(m, &pb[i], true);
 					continue;
 				}
+				/* a latency sample only for the first copy of this (feeder, generation):
+				 * a reflector re-advertising an older churned path is not propagation */
+				if (lat_ns) {
+					const struct load_slot *sl = &m->slots[(size_t)ids[i] * m->nslots];
+					bool dup = false;
+					for (unsigned k2 = 0; k2 < m->nslots && !dup; k2++)
+						dup = sl[k2].fg == fg;
+					if (dup)
+						m->readvertised++;
+					else
+						load_hist_add(&m->lat, lat_ns);
+				}
 				slot_set(ctx, m, ids[i], pb[i].path_id, fg, attr);
-				if (lat_ns)
-					load_hist_add(&m->lat, lat_ns);
 			} else if (ids[i] == UINT32_MAX) {
 				x_set(m, &pb[i], false);
 			} else {

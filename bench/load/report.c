@@ -265,7 +265,7 @@ int load_report_json(struct load_ctx *ctx, const char *path)
 		fprintf(f, ", \"held\": %llu, \"announces\": %llu, \"withdraws\": %llu, \"updates\": %llu, "
 			"\"eors\": %llu, \"bytes_in\": %llu, \"addpath_negotiated\": %s, "
 			"\"untagged\": %llu, \"treat_as_withdraw\": %llu, \"parse_errors\": %llu, "
-			"\"addpath_overflow\": %llu, \"attr_mismatch_events\": %llu, "
+			"\"addpath_overflow\": %llu, \"attr_mismatch_events\": %llu, \"churn_readvertised\": %llu, "
 			"\"verify\": {\"present\": %llu, \"missing\": %llu, \"extra\": %llu, \"wrong_feeder\": %llu, "
 			"\"stale_generation\": %llu, \"bad_attrs\": %llu, \"no_rr_attrs\": %llu, \"bad_nexthop\": %llu, "
 			"\"dead_feeder_paths\": %llu}, \"latency_samples\": %llu, \"latency_p50_ms\": %.3f, "
@@ -276,7 +276,8 @@ int load_report_json(struct load_ctx *ctx, const char *path)
 			(p->sess.addpath_rx[0] || p->sess.addpath_rx[1]) ? "true" : "false",
 			(unsigned long long)m->unknown_tag, (unsigned long long)m->treat_withdraw,
 			(unsigned long long)m->parse_errors, (unsigned long long)m->overflow,
-			(unsigned long long)m->attr_events, (unsigned long long)m->ver.present,
+			(unsigned long long)m->attr_events, (unsigned long long)m->readvertised,
+			(unsigned long long)m->ver.present,
 			(unsigned long long)m->ver.missing, (unsigned long long)m->ver.extra,
 			(unsigned long long)m->ver.wrong_feeder, (unsigned long long)m->ver.stale_gen,
 			(unsigned long long)m->ver.bad_attrs, (unsigned long long)m->ver.no_rr,
