@@ -374,6 +374,8 @@ uint64_t load_expected(const struct load_ctx *ctx, int dead_feeder);
 
 /* ---------------------------------------------------------------- report.c */
 
+/* End a pending progress line (before other output). */
+void load_report_break(void);
 void load_report_progress(struct load_ctx *ctx, const char *phase, uint64_t now, bool final);
 void load_report_summary(struct load_ctx *ctx, FILE *out);
 int load_report_json(struct load_ctx *ctx, const char *path);

@@ -324,6 +324,7 @@ static struct load_phase_res *phase_begin(struct load_ctx *ctx, int ph, const ch
 	struct load_phase_res *r = &ctx->ph[ph];
 	r->name = name;
 	r->ran = true;
+	load_report_break();
 	if (!ctx->o.quiet)
 		fprintf(stderr, "ricochet-load: phase %s\n", name);
 	return r;
@@ -614,6 +615,7 @@ int main(int argc, char **argv)
 		double es;
 		uint64_t eb, em;
 		encode_all(&ctx, &es, &eb, &em);
+		load_report_break();
 		if (!o->quiet)
 			fprintf(stderr, "ricochet-load: pre-encoded %.1f MB in %llu messages (%.2f s)\n",
 				(double)eb / 1e6, (unsigned long long)em, es);

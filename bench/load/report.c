@@ -17,6 +17,16 @@
 #include "core/log.h"
 
 static uint64_t tl_t0;
+static bool progress_open;     /* a progress line without its newline is on screen */
+
+void load_report_break(void)
+{
+	if (progress_open) {
+		fputc('\n', stdout);
+		fflush(stdout);
+		progress_open = false;
+	}
+}
 
 uint64_t load_slowest(struct load_ctx *ctx, uint64_t *fastest)
 {
@@ -75,10 +85,11 @@ static uint64_t prefixes_sent(struct load_ctx *ctx)
 	double s = 0;
 	for (unsigned f = 0; f < ctx->o.feeders; f++) {
 		struct load_peer *p = &ctx->feeders[f];
-		if (!ctx->ann[f].len)
+		const struct load_bytes *b = ctx->withdrawn ? &ctx->wdr[f] : &ctx->ann[f];
+		if (!b->len)
 			continue;
 		uint64_t pos = atomic_load_explicit(&p->bulk_pos, memory_order_relaxed);
-		s += (double)pos / (double)ctx->ann[f].len * (double)ctx->ann_prefixes[f];
+		s += (double)pos / (double)b->len * (double)ctx->ann_prefixes[f];
 	}
 	return (uint64_t)s;
 }
@@ -102,8 +113,10 @@ void load_report_progress(struct load_ctx *ctx, const char *phase, uint64_t now,
 	uint64_t t0 = atomic_load(&ctx->t0_ns);
 	double t = t0 && now > t0 ? (double)(now - t0) / 1e9 : (double)(now - ctx->start_ns) / 1e9;
 	char a[16], b[16], c[16], d[16], e[16];
+	uint64_t sent = strcmp(phase, "churn") == 0 ? atomic_load(&ctx->churn_sent) : prefixes_sent(ctx);
+	progress_open = !final;
 	printf("\r[%-11s %6.1fs] up %u/%u  sent %s  rx slowest %s fastest %s of %s  %s/s\033[K%s", phase, t,
-	       up, want, human(a, sizeof(a), (double)prefixes_sent(ctx)), human(b, sizeof(b), (double)slow),
+	       up, want, human(a, sizeof(a), (double)sent), human(b, sizeof(b), (double)slow),
 	       human(c, sizeof(c), (double)fast), human(d, sizeof(d), (double)ctx->target.expect),
 	       human(e, sizeof(e), rate < 0 ? -rate : rate), final ? "\n" : "");
 	fflush(stdout);
@@ -127,6 +140,7 @@ void load_report_summary(struct load_ctx *ctx, FILE *out)
 {
 	const struct load_opts *o = &ctx->o;
 	char a[16];
+	load_report_break();
 	fprintf(out, "\nricochet-load: target %s AS %u; %u feeder%s (AS %u) x %u IPv4 + %u IPv6 routes (%s), "
 		"%u monitor%s (AS %u)%s, seed %llu\n",
 		o->target_str, o->asn, o->feeders, o->feeders == 1 ? "" : "s", o->feeder_asn, o->routes,
