@@ -265,6 +265,24 @@ static void adv_put(struct adv_table *t, struct rib_node *n, const uint32_t *ids
 	memcpy(s->ids, ids, k * sizeof(*ids));
 }
 
+/* Add ids to what the table says was advertised (a dump to one member). */
+static void adv_union(struct adv_table *t, struct rib_node *n, const uint32_t *ids, uint8_t k)
+{
+	struct adv_slot *s = adv_find(t, n);
+	uint32_t all[REFL_ADDPATH_MAX];
+	uint8_t m = 0;
+	for (unsigned i = 0; s && i < s->n; i++)
+		all[m++] = s->ids[i];
+	for (unsigned i = 0; i < k; i++) {
+		bool have = false;
+		for (unsigned j = 0; j < m && !have; j++)
+			have = all[j] == ids[i];
+		if (!have && m < REFL_ADDPATH_MAX)
+			all[m++] = ids[i];
+	}
+	adv_put(t, n, all, m);
+}
+
 /* The path id we send for a path: source peer and the id it used, combined.
  * Unique per prefix while peer indexes and received ids stay below 65536. */
 static inline uint32_t out_path_id(const struct rib_path *p)
@@ -680,23 +698,25 @@ static bool dump_cb(struct rib_node *n, const struct bgp_prefix *pfx, const stru
 		    void *arg)
 {
 	struct dump_ctx *d = arg;
-	(void)n;
 	if (!ps || !ps->n)
 		return true;
 	struct refl_group *g = d->p->group;
 	if (g->addpath_n && g->addpath[pfx->family]) {
+		/* what a member got from its dump must be withdrawable later: the
+		 * group's table of advertised ids is the union over its members */
 		struct bgp_prefix q = *pfx;
-		unsigned k = 0;
+		uint32_t ids[REFL_ADDPATH_MAX];
+		uint8_t k = 0;
 		for (unsigned i = 0; i < ps->n && k < g->addpath_n; i++) {
 			const struct rib_path *p = &ps->p[i];
 			if (!exportable(d->r, p, pfx->family, g))
 				continue;
-			k++;
+			ids[k++] = q.path_id = out_path_id(p);
 			if (p->peer == d->p->id)
 				continue;
-			q.path_id = out_path_id(p);
 			bset_add(&d->r->dump_bs, p->attr, p->peer, BK_ANNOUNCE, &q);
 		}
+		adv_union(&g->adv, n, ids, k);
 		return true;
 	}
 	const struct rib_path *best = &ps->p[0];
