@@ -386,7 +386,7 @@ static void set_target(struct load_ctx *ctx, uint64_t expect, int dead)
 	ctx->target.expect = expect;
 	ctx->target.dead_feeder = dead;
 	ctx->target.need_eor = ctx->o.wait_eor && dead < 0 && expect > 0;
-	ctx->target.since_ns = log_now_ns();
+	ctx->target.since_ns = 0;   /* a reflector sends its EoR once, at session start */
 	if (!load_worker_cmd(&ctx->mw, LOAD_CMD_TARGET, 10))
 		log_fatal("ricochet-load: monitor thread does not answer");
 }

@@ -414,7 +414,7 @@ void load_mon_check_done(struct load_ctx *ctx, struct load_mon *m, uint64_t now)
 		  m->per_feeder[ctx->o.feeders] == 0;
 	if (ok && t->dead_feeder >= 0 && m->per_feeder[t->dead_feeder] != 0)
 		ok = false;
-	if (ok && t->need_eor && atomic_load(&m->eor_ns) < t->since_ns)
+	if (ok && t->need_eor && (atomic_load(&m->eors) == 0 || atomic_load(&m->eor_ns) < t->since_ns))
 		ok = false;
 	if (!ok)
 		atomic_store(&m->done_ns, 0);
