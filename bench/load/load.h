@@ -184,7 +184,8 @@ struct load_rbuf {
 
 /* What the monitors must hold for the running phase to be complete. */
 struct load_target {
-	uint64_t expect;            /* (prefix, path) entries per monitor */
+	uint64_t expect;            /* (prefix, path) entries per monitor with ADD-PATH */
+	uint64_t expect_single;     /* ... for a monitor without (not asked or not negotiated) */
 	int dead_feeder;            /* -1, or a feeder whose paths must be gone */
 	bool need_eor;
 	uint64_t since_ns;          /* EoR must arrive after this */
@@ -370,7 +371,11 @@ struct load_ctx {
 
 /* Record an error for the summary (main thread only after workers joined, or via peers). */
 void load_ctx_error(struct load_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-uint64_t load_expected(const struct load_ctx *ctx, int dead_feeder);
+/* Paths a monitor should hold when feeder dead_feeder (-1: none) is gone and the
+ * monitor keeps `paths` paths per prefix. */
+uint64_t load_expected(const struct load_ctx *ctx, int dead_feeder, unsigned paths);
+/* Paths per prefix monitor m can receive: --addpath if negotiated, else 1. */
+unsigned load_mon_paths(const struct load_ctx *ctx, const struct load_mon *m);
 
 /* ---------------------------------------------------------------- report.c */
 

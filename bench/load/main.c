@@ -41,7 +41,15 @@ void load_ctx_error(struct load_ctx *ctx, const char *fmt, ...)
 	va_end(ap);
 }
 
-uint64_t load_expected(const struct load_ctx *ctx, int dead_feeder)
+unsigned load_mon_paths(const struct load_ctx *ctx, const struct load_mon *m)
+{
+	const struct msg_session *s = &m->peer->sess;
+	if (ctx->o.addpath > 1 && (s->addpath_rx[BGP_FAM_IPV4] || s->addpath_rx[BGP_FAM_IPV6]))
+		return ctx->o.addpath;
+	return 1;
+}
+
+uint64_t load_expected(const struct load_ctx *ctx, int dead_feeder, unsigned paths)
 {
 	unsigned live = 0;
 	for (unsigned f = 0; f < ctx->o.feeders; f++)
@@ -49,7 +57,6 @@ uint64_t load_expected(const struct load_ctx *ctx, int dead_feeder)
 	uint64_t per = (uint64_t)ctx->o.routes + ctx->o.v6_routes;
 	if (!ctx->o.shared)
 		return per * live;
-	unsigned paths = ctx->o.addpath ? ctx->o.addpath : 1;
 	return per * (live < paths ? live : paths);
 }
 
@@ -381,9 +388,12 @@ static void encode_all(struct load_ctx *ctx, double *secs, uint64_t *bytes, uint
 	*secs = (double)(log_now_ns() - t0) / 1e9;
 }
 
-static void set_target(struct load_ctx *ctx, uint64_t expect, int dead)
+static void set_target(struct load_ctx *ctx, bool empty, int dead)
 {
+	unsigned ap = ctx->o.addpath > 1 ? ctx->o.addpath : 1;
+	uint64_t expect = empty ? 0 : load_expected(ctx, dead, ap);
 	ctx->target.expect = expect;
+	ctx->target.expect_single = empty ? 0 : load_expected(ctx, dead, 1);
 	ctx->target.dead_feeder = dead;
 	ctx->target.need_eor = ctx->o.wait_eor && dead < 0 && expect > 0;
 	ctx->target.since_ns = 0;   /* a reflector sends its EoR once, at session start */
@@ -462,21 +472,37 @@ static bool verify(struct load_ctx *ctx, char *note, size_t nl)
 	return bad == 0;
 }
 
+/* "... 60000 paths (30000 without ADD-PATH), verified" */
+static void target_note(struct load_ctx *ctx, struct load_phase_res *r, const char *what)
+{
+	unsigned with = 0;
+	for (unsigned i = 0; i < ctx->o.monitors; i++)
+		with += load_mon_paths(ctx, &ctx->mons[i]) > 1;
+	if (with == ctx->o.monitors || ctx->target.expect == ctx->target.expect_single)
+		snprintf(r->note, sizeof(r->note), "%s %llu paths, verified", what,
+			 (unsigned long long)ctx->target.expect);
+	else if (with == 0)
+		snprintf(r->note, sizeof(r->note), "%s %llu paths (ADD-PATH not negotiated), verified", what,
+			 (unsigned long long)ctx->target.expect_single);
+	else
+		snprintf(r->note, sizeof(r->note), "%s %llu paths (%llu without ADD-PATH), verified", what,
+			 (unsigned long long)ctx->target.expect, (unsigned long long)ctx->target.expect_single);
+}
+
 static bool phase_announce(struct load_ctx *ctx)
 {
 	struct load_phase_res *r = phase_begin(ctx, 1, "announce");
-	set_target(ctx, ctx->expect_full, -1);
+	set_target(ctx, false, -1);
 	if (!load_worker_cmd(&ctx->fw, LOAD_CMD_ANNOUNCE, 10))
 		log_fatal("ricochet-load: feeder thread does not answer");
 	double s = wait_done(ctx, "announce", r);
-	r->prefixes = ctx->expect_full;
+	r->prefixes = load_mon_paths(ctx, &ctx->mons[0]) > 1 ? ctx->target.expect : ctx->target.expect_single;
 	if (s < 0)
 		return false;
 	r->seconds = s;
 	r->ok = verify(ctx, r->note, sizeof(r->note));
 	if (r->ok)
-		snprintf(r->note, sizeof(r->note), "every monitor holds %llu paths, verified",
-			 (unsigned long long)ctx->expect_full);
+		target_note(ctx, r, "every monitor holds");
 	return r->ok;
 }
 
@@ -517,8 +543,7 @@ static bool phase_kill(struct load_ctx *ctx)
 {
 	struct load_phase_res *r = phase_begin(ctx, 3, "kill-feeder");
 	ctx->kill_idx = 0;
-	uint64_t expect = load_expected(ctx, 0);
-	set_target(ctx, expect, 0);
+	set_target(ctx, false, 0);
 	if (!load_worker_cmd(&ctx->fw, LOAD_CMD_KILL, 10))
 		log_fatal("ricochet-load: feeder thread does not answer");
 	double s = wait_done(ctx, "kill-feeder", r);
@@ -528,8 +553,7 @@ static bool phase_kill(struct load_ctx *ctx)
 	r->seconds = s;
 	r->ok = verify(ctx, r->note, sizeof(r->note));
 	if (r->ok)
-		snprintf(r->note, sizeof(r->note), "feeder 0 gone everywhere, %llu paths left",
-			 (unsigned long long)expect);
+		target_note(ctx, r, "feeder 0 gone everywhere, left:");
 	return r->ok;
 }
 
@@ -537,11 +561,11 @@ static bool phase_withdraw(struct load_ctx *ctx)
 {
 	struct load_phase_res *r = phase_begin(ctx, 4, "withdraw");
 	ctx->withdrawn = true;
-	set_target(ctx, 0, -1);
+	set_target(ctx, true, -1);
 	if (!load_worker_cmd(&ctx->fw, LOAD_CMD_WITHDRAW, 10))
 		log_fatal("ricochet-load: feeder thread does not answer");
 	double s = wait_done(ctx, "withdraw", r);
-	r->prefixes = load_expected(ctx, -1);
+	r->prefixes = load_expected(ctx, -1, 1);
 	if (s < 0)
 		return false;
 	r->seconds = s;
@@ -599,7 +623,7 @@ int main(int argc, char **argv)
 		load_mon_init(&ctx.mons[i], &ctx, &ctx.monitors[i]);
 		ctx.mw.peers[ctx.mw.npeers++] = &ctx.monitors[i];
 	}
-	ctx.expect_full = load_expected(&ctx, -1);
+	ctx.expect_full = load_expected(&ctx, -1, o->addpath > 1 ? o->addpath : 1);
 	ctx.ph[0].name = "connect";
 	ctx.ph[1].name = "announce";
 	ctx.ph[2].name = "churn";

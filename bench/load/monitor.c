@@ -409,7 +409,8 @@ void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *ms
 void load_mon_check_done(struct load_ctx *ctx, struct load_mon *m, uint64_t now)
 {
 	const struct load_target *t = &ctx->mw.target;
-	bool ok = atomic_load_explicit(&m->filled, memory_order_relaxed) == t->expect &&
+	uint64_t expect = load_mon_paths(ctx, m) > 1 ? t->expect : t->expect_single;
+	bool ok = atomic_load_explicit(&m->filled, memory_order_relaxed) == expect &&
 		  atomic_load_explicit(&m->extra, memory_order_relaxed) == 0 &&
 		  m->per_feeder[ctx->o.feeders] == 0;
 	if (ok && t->dead_feeder >= 0 && m->per_feeder[t->dead_feeder] != 0)
@@ -423,15 +424,13 @@ void load_mon_check_done(struct load_ctx *ctx, struct load_mon *m, uint64_t now)
 }
 
 /* How many paths a monitor should hold for prefix pid. */
-static unsigned paths_expected(const struct load_ctx *ctx, uint32_t pid, unsigned live)
+static unsigned paths_expected(const struct load_ctx *ctx, uint32_t pid, unsigned live, unsigned want)
 {
 	const struct load_routes *rt = &ctx->rt;
 	if (ctx->withdrawn)
 		return 0;
-	if (rt->shared) {
-		unsigned want = ctx->o.addpath ? ctx->o.addpath : 1;
+	if (rt->shared)
 		return live < want ? live : want;
-	}
 	uint32_t n4 = rt->r4 * rt->nfeeders;
 	unsigned owner = pid < n4 ? pid / rt->r4 : (pid - n4) / rt->r6;
 	return ctx->feeders[owner].killed ? 0 : 1;
@@ -445,6 +444,7 @@ void load_mon_verify(struct load_ctx *ctx, struct load_mon *m)
 	unsigned live = 0;
 	for (unsigned f = 0; f < ctx->o.feeders; f++)
 		live += !ctx->feeders[f].killed;
+	unsigned paths = load_mon_paths(ctx, m);
 	for (uint32_t pid = 0; pid < rt->npfx; pid++) {
 		unsigned have = 0;
 		size_t base = (size_t)pid * m->nslots;
@@ -470,7 +470,7 @@ void load_mon_verify(struct load_ctx *ctx, struct load_mon *m)
 			if (at & LOAD_F_BADNH)
 				v->bad_nh++;
 		}
-		unsigned want = paths_expected(ctx, pid, live);
+		unsigned want = paths_expected(ctx, pid, live, paths);
 		if (have < want)
 			v->missing += want - have;
 		else
