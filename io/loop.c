@@ -83,6 +83,11 @@ void io_thread_accepted(struct io_thread *t, struct peer *p, int fd)
 	post_cmd(t, (struct io_cmd){ .type = CMD_ACCEPTED, .p = p, .fd = fd });
 }
 
+void io_peer_overflow(struct peer *p)
+{
+	post_cmd(p->thr, (struct io_cmd){ .type = CMD_CLOSE, .p = p, .arg = BGP_CEASE_OUT_OF_RESOURCES });
+}
+
 void io_thread_reconfig_peer(struct io_thread *t, struct peer *p, struct cfg_peer *nc)
 {
 	post_cmd(t, (struct io_cmd){ .type = CMD_RECONFIG, .p = p, .cfgp = nc });

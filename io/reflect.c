@@ -27,6 +27,7 @@
  * ev_lock.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -403,6 +404,87 @@ static void group_remove_member(struct refl *r, struct peer *p)
 	}
 }
 
+/* ------------------------------------------------------------ slow readers */
+
+/*
+ * Backpressure without head-of-line blocking.  A member whose output queue
+ * passes OQ_HIGH is paused: live chunks are no longer queued to it (so its
+ * memory stops growing and nobody waits for it), and instead every prefix
+ * that changes is remembered in its pending set - at most one entry per
+ * prefix, so the set is bounded by the table size whatever the churn.  When
+ * its queue has drained below OQ_LOW, the pending prefixes are re-read from
+ * the RIB and sent to it alone (announce or withdraw, current state), in
+ * bounded steps; when the set is empty it rejoins the live stream.  ADD-PATH
+ * members cannot be resynchronised this way (withdrawals are by path id), so
+ * they are reset with Cease/Out of Resources past OQ_HARD instead.
+ */
+#define OQ_HIGH  (32u << 20)
+#define OQ_LOW   (8u << 20)
+#define OQ_HARD  (256u << 20)
+
+struct refl_pending {
+	struct bgp_prefix *slot;         /* len 255 = empty */
+	size_t cap, used;
+	size_t scan;                     /* resync cursor */
+};
+
+static uint64_t pfx_hash(const struct bgp_prefix *p)
+{
+	uint64_t h = (uint64_t)p->family << 8 | p->len;
+	for (unsigned i = 0; i < 16; i += 4) {
+		uint32_t w;
+		memcpy(&w, p->addr + i, 4);
+		h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+	}
+	return h ^ (h >> 31);
+}
+
+static void pending_add(struct refl_pending *ps, const struct bgp_prefix *p);
+
+static void pending_grow(struct refl_pending *ps)
+{
+	struct refl_pending old = *ps;
+	ps->cap = old.cap ? old.cap * 2 : 1024;
+	ps->used = 0;
+	ps->scan = 0;
+	ps->slot = malloc(ps->cap * sizeof(*ps->slot));
+	if (!ps->slot)
+		log_fatal("reflect: out of memory");
+	for (size_t i = 0; i < ps->cap; i++)
+		ps->slot[i].len = 255;
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.slot[i].len != 255)
+			pending_add(ps, &old.slot[i]);
+	free(old.slot);
+}
+
+static void pending_add(struct refl_pending *ps, const struct bgp_prefix *p)
+{
+	if ((ps->used + 1) * 2 > ps->cap)
+		pending_grow(ps);
+	for (size_t i = pfx_hash(p) & (ps->cap - 1);; i = (i + 1) & (ps->cap - 1)) {
+		struct bgp_prefix *s = &ps->slot[i];
+		if (s->len == 255) {
+			*s = *p;
+			s->path_id = 0;
+			ps->used++;
+			return;
+		}
+		if (s->family == p->family && s->len == p->len && !memcmp(s->addr, p->addr, 16))
+			return;
+	}
+}
+
+static void pending_free(struct peer *p)
+{
+	if (p->pending) {
+		free(p->pending->slot);
+		free(p->pending);
+		p->pending = NULL;
+	}
+	p->paused = false;
+}
+
 /* ------------------------------------------------------------ delivery */
 
 static void deliver_one(struct peer *m, struct obuf *b)
@@ -443,7 +525,7 @@ static void deliver(struct refl *r, struct refl_group *g, struct obuf *scratch, 
 				deliver_one(m, b);
 		} else {
 			for (struct peer *m = g->members; m; m = m->group_next)
-				if (m->id != peer)
+				if (m->id != peer && !m->paused)
 					deliver_one(m, b);
 		}
 		obuf_unref(b);
@@ -676,6 +758,33 @@ static void process_batch(struct refl *r, size_t n)
 		}
 		*adv = src + 1;
 	}
+	/* slow members: pause them, and remember what changed for them */
+	for (struct refl_group *g = r->groups; g; g = g->next) {
+		for (struct peer *m = g->members; m; m = m->group_next) {
+			uint64_t q = atomic_load_explicit(&m->oq_bytes, memory_order_relaxed);
+			bool ap = g->addpath_n != 0;
+			if (!m->paused && !ap && q > OQ_HIGH) {
+				m->paused = true;
+				if (!m->pending && !(m->pending = calloc(1, sizeof(*m->pending))))
+					log_fatal("reflect: out of memory");
+				r->st.pauses++;
+				char a[64];
+				bgp_addr_fmt(a, sizeof(a), &m->addr);
+				log_info("reflect: peer %s reads slowly (%" PRIu64 " bytes queued): paused, "
+					 "changes kept for resync", a, q);
+			} else if (ap && q > OQ_HARD && !m->overflow_reset) {
+				m->overflow_reset = true;
+				io_peer_overflow(m);
+			}
+			if (m->paused)
+				for (size_t i = 0; i < n; i++) {
+					struct bgp_prefix pfx;
+					rib_node_prefix(r->batch[i], &pfx);
+					if (pfx.family < BGP_FAM_COUNT && g->fam[pfx.family])
+						pending_add(m->pending, &pfx);
+				}
+		}
+	}
 	for (struct refl_group *g = r->groups; g; g = g->next)
 		encode_bset(r, g, &g->bs, RIB_PEER_NONE);
 	rcu_read_unlock();
@@ -764,6 +873,47 @@ static bool dump_step(struct refl *r, struct peer *p)
 	return true;
 }
 
+/* One bounded resync step for a paused member whose queue has drained. */
+static void resync_step(struct refl *r, struct peer *p)
+{
+	struct refl_pending *ps = p->pending;
+	if (atomic_load_explicit(&p->oq_bytes, memory_order_relaxed) > OQ_LOW)
+		return;
+	struct refl_group *g = p->group;
+	struct dump_ctx d = { r, p };
+	bset_reset(&r->dump_bs);
+	size_t done = 0;
+	rcu_read_lock();
+	for (size_t k = 0; k < ps->cap && done < DUMP_STEP && ps->used; k++) {
+		size_t i = ps->scan;
+		ps->scan = (ps->scan + 1) & (ps->cap - 1);
+		struct bgp_prefix *pf = &ps->slot[i];
+		if (pf->len == 255)
+			continue;
+		struct rib_node *n = rib_lookup(r->o.rib, pf);
+		const struct rib_pathset *set = n ? rib_node_paths(n) : NULL;
+		const struct rib_path *best = set && set->n ? &set->p[0] : NULL;
+		if (best && best->peer != p->id && exportable(r, best, pf->family, g))
+			dump_cb(n, pf, set, &d);
+		else
+			bset_add(&r->dump_bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, pf);
+		pf->len = 255;
+		ps->used--;
+		done++;
+	}
+	encode_bset(r, g, &r->dump_bs, p->id);
+	rcu_read_unlock();
+	if (!ps->used) {
+		/* rebuild the (now empty) table lazily next time; back to the live stream */
+		free(ps->slot);
+		ps->slot = NULL;
+		ps->cap = 0;
+		ps->scan = 0;
+		p->paused = false;
+		r->st.resyncs++;
+	}
+}
+
 static void dump_start(struct peer *p, unsigned fam)
 {
 	p->dumping = true;
@@ -811,6 +961,8 @@ static void handle_events(struct refl *r)
 		case EV_DOWN:
 			group_remove_member(r, p);
 			p->dumping = false;
+			pending_free(p);
+			p->overflow_reset = false;
 			drain_queue(p);
 			io_peer_reset_done(p);
 			break;
@@ -879,6 +1031,10 @@ static void *refl_main(void *arg)
 			for (struct peer *p = g->members; p; p = p->group_next)
 				if (p->dumping)
 					dumping |= dump_step(r, p);
+				else if (p->paused) {
+					resync_step(r, p);
+					dumping = true;
+				}
 		if (!n && !any_events(r)) {
 			uint64_t now = log_now_ns();
 			if (now - r->last_reclaim_ns > 1000000000ull) {

@@ -50,6 +50,7 @@ bool refl_export_ok(const struct refl *r, const struct rib_path *best, unsigned 
 struct refl_stats {
 	uint64_t batches, prefixes, updates_encoded, bytes_encoded, chunks, groups;
 	uint64_t dumps_done;
+	uint64_t pauses, resyncs;        /* slow readers paused / brought back */
 	uint64_t last_batch_ns;
 };
 void refl_get_stats(struct refl *r, struct refl_stats *st);
@@ -57,5 +58,6 @@ void refl_get_stats(struct refl *r, struct refl_stats *st);
 /* Callbacks implemented by the I/O layer (io/loop.c). */
 void io_peer_kick(struct peer *p);           /* output queued: make the owner write */
 void io_peer_reset_done(struct peer *p);     /* queue drained after "down" */
+void io_peer_overflow(struct peer *p);       /* queue past its hard limit: reset the session */
 
 #endif
