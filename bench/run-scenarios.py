@@ -1,0 +1,613 @@
+#!/usr/bin/env python3
+"""Side-by-side route-reflector benchmark: ricochetd, BIRD 2, FRR bgpd, GoBGP
+and the null relay, each driven by ricochet-load with the same scenario.
+
+Owns the benchmark procedure: per scenario and daemon, write the daemon's RR
+configuration (bench/daemons/configs.py), start it on 127.0.0.1:179, run
+ricochet-load against it, sample the daemon's CPU seconds (/proc/PID/stat
+utime+stime) and peak RSS (/proc/PID/status VmHWM), repeat --runs times,
+take medians, print and write a table (results.json, results.md) and plot the
+prefixes held by the slowest monitor over time, one line per daemon
+(bench/plot.gp -> PNG and SVG).  Single-threaded driver plus one sampling
+thread per run; every daemon is our child and is killed at the end of its run
+(tests/integration/harness.py does the process handling).
+
+    bench/run-scenarios.py                       # all scenarios, all daemons, 3 runs
+    bench/run-scenarios.py -s S1 -d ricochetd,bird --runs 1
+    bench/run-scenarios.py --dry-run             # write every configuration, run nothing
+    bench/run-scenarios.py --verify              # each daemon's config takes BGP sessions
+    bench/run-scenarios.py --scale 0.01          # same shapes, 1% of the routes
+
+Binaries: $RICOCHETD (default BUILD/io/ricochetd), $RICOCHET_LOAD
+(BUILD/bench/ricochet-load), $RICOCHET_NULLRELAY (BUILD/bench/ricochet-nullrelay),
+BUILD from --build (default: build).  A missing tool is reported and that
+daemon's rows say so; nothing else stops.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(HERE, "daemons"))
+import harness as H  # noqa: E402
+import configs as C  # noqa: E402
+
+DAEMONS = ["ricochetd", "bird", "frr", "gobgp", "nullrelay"]
+
+# name: (description, ricochet-load knobs); sizes can be changed with --set/--scale
+SCENARIOS = {
+    "S1": ("8 peers, 10,000 routes in total (4 feeders x 2,500 to 4 monitors)",
+           dict(feeders=4, monitors=4, routes=2500, withdraw=True)),
+    "S2": ("ingest: 50 feeders x 100,000 disjoint routes to 1 monitor",
+           dict(feeders=50, monitors=1, routes=100000, withdraw=True)),
+    "S3": ("full-table fan-out: 2 feeders, same 1.05M IPv4 + 230k IPv6, 100 clients, no ADD-PATH",
+           dict(feeders=2, monitors=100, routes=1050000, v6_routes=230000, shared=True,
+                withdraw=True)),
+    "S3ap": ("S3 with ADD-PATH, 2 paths per prefix",
+             dict(feeders=2, monitors=100, routes=1050000, v6_routes=230000, shared=True,
+                  addpath=2, withdraw=True)),
+    "S4": ("many clients: 1 feeder x 100,000 routes to 1000 clients",
+           dict(feeders=1, monitors=1000, routes=100000, withdraw=True)),
+    "S5": ("churn: full table, then 10,000 prefix changes/s for 60 s, 100 clients",
+           dict(feeders=1, monitors=100, routes=1050000, churn_rate=10000, churn_seconds=60)),
+}
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description="side-by-side route reflector benchmark",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(f"  {k}: {v[0]}" for k, v in SCENARIOS.items()))
+    ap.add_argument("-s", "--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("-d", "--daemons", default=",".join(DAEMONS))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--limit", type=float, default=300, help="seconds per daemon, scenario and run")
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--out", default=None, help="results directory (default bench/results/DATE)")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every route count")
+    ap.add_argument("--set", action="append", default=[], metavar="S.KEY=VAL",
+                    help="override a scenario knob, e.g. S4.monitors=200")
+    ap.add_argument("--ranges", choices=["auto", "always", "never"], default="auto",
+                    help="dynamic-neighbour ranges instead of explicit peers")
+    ap.add_argument("--dry-run", action="store_true", help="write configurations only")
+    ap.add_argument("--verify", action="store_true",
+                    help="start each daemon with its generated config and check that BIRD "
+                         "clients get sessions and reflected routes through it (no load tool)")
+    ap.add_argument("--load-args", default="", help="extra ricochet-load arguments (all daemons)")
+    ap.add_argument("--verify-attrs", action="store_true",
+                    help="let ricochet-load compare attributes byte for byte (off by default: "
+                         "BIRD re-encodes them)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    a = ap.parse_args()
+    a.scenarios = [s for s in a.scenarios.split(",") if s]
+    a.daemons = [d for d in a.daemons.split(",") if d]
+    for s in a.scenarios:
+        if s not in SCENARIOS:
+            ap.error(f"unknown scenario {s}")
+    for d in a.daemons:
+        if d not in DAEMONS:
+            ap.error(f"unknown daemon {d}")
+    return a
+
+
+def knobs_for(a, scen):
+    k = dict(SCENARIOS[scen][1])
+    for key in ("routes", "v6_routes"):
+        if key in k:
+            k[key] = max(1, int(k[key] * a.scale))
+    for s in a.set:
+        name, _, kv = s.partition(".")
+        key, _, val = kv.partition("=")
+        if name == scen:
+            k[key.replace("-", "_")] = type(k.get(key, 0))(float(val)) \
+                if not isinstance(k.get(key), bool) else val.lower() in ("1", "true", "yes")
+    return k
+
+
+def binaries(a):
+    b = a.build
+    return {"ricochetd": os.environ.get("RICOCHETD", os.path.join(b, "io", "ricochetd")),
+            "load": os.environ.get("RICOCHET_LOAD", os.path.join(b, "bench", "ricochet-load")),
+            "nullrelay": os.environ.get("RICOCHET_NULLRELAY",
+                                        os.path.join(b, "bench", "ricochet-nullrelay")),
+            "bird": shutil.which("bird") or "bird", "frr": C.FRR_BGPD,
+            "gobgp": shutil.which("gobgpd") or "gobgpd"}
+
+
+def missing_for(daemon, bins):
+    need = {"ricochetd": [bins["ricochetd"]], "bird": [bins["bird"], "birdc"],
+            "frr": [bins["frr"], "vtysh"], "gobgp": [bins["gobgp"], "gobgp"],
+            "nullrelay": [bins["nullrelay"]]}[daemon]
+    return H.have(*need)
+
+
+def make_peers(a, k):
+    ranges = None if a.ranges == "auto" else a.ranges == "always"
+    return C.Peers(k["feeders"], k["monitors"], addpath=k.get("addpath", 0),
+                   v6=bool(k.get("v6_routes")), ranges=ranges)
+
+
+def gen_config(daemon, peers, workdir, bins, limit):
+    if daemon == "ricochetd":
+        return C.ricochetd(peers, workdir, os.path.abspath(bins["ricochetd"]))
+    if daemon == "nullrelay":
+        return C.nullrelay(peers, workdir, os.path.abspath(bins["nullrelay"]), duration=limit + 60)
+    if daemon == "gobgp":
+        return C.gobgp(peers, workdir, bins["gobgp"], api_port=H.free_tcp_port())
+    return C.GENERATORS[daemon](peers, workdir, bins[daemon])
+
+
+def post_start(daemon, workdir):
+    """Daemon-specific commands once it listens (FRR's allow-martians)."""
+    for cmd in C.POST_START.get(daemon, lambda _w: [])(workdir):
+        H.run(cmd)
+
+
+def load_argv(bins, k, out_json, out_tl, limit, daemon, extra, verify_attrs=False):
+    argv = [os.path.abspath(bins["load"]), "--target", "127.0.0.1:179", "--asn", "65000",
+            "--feeders", str(k["feeders"]), "--monitors", str(k["monitors"]),
+            "--routes", str(k["routes"]), "--json", out_json, "--timeline", out_tl,
+            "--timeout", str(int(limit)), "-q"]
+    if k.get("v6_routes"):
+        argv += ["--v6-routes", str(k["v6_routes"])]
+    if k.get("shared"):
+        argv.append("--shared")
+    if k.get("addpath"):
+        argv += ["--addpath", str(k["addpath"])]
+    if k.get("withdraw"):
+        argv.append("--withdraw")
+    if k.get("churn_rate"):
+        argv += ["--churn-rate", str(k["churn_rate"]), "--churn-seconds", str(k["churn_seconds"])]
+    if not verify_attrs:
+        # BIRD re-encodes attributes (not byte-identical); the same flags for
+        # every daemon keep the load generator's work identical
+        argv.append("--no-verify-attrs")
+    if daemon == "nullrelay":
+        argv.append("--no-expect-rr")  # it copies bytes: no ORIGINATOR_ID/CLUSTER_LIST
+    return argv + extra.split()
+
+
+# ---------------------------------------------------------------- /proc sampling
+
+def proc_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tck  # utime, stime
+
+
+def proc_status_kb(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class Sampler(threading.Thread):
+    """RSS every 0.5 s (for S5's memory before/after) and the last CPU/VmHWM seen."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.stop_ev = threading.Event()
+        self.rss = []   # (t, kB)
+        self.cpu = 0.0
+        self.hwm = 0
+        self.t0 = time.monotonic()
+
+    def sample(self):
+        try:
+            self.cpu = proc_cpu_seconds(self.pid)
+            self.hwm = max(self.hwm, proc_status_kb(self.pid, "VmHWM"))
+            self.rss.append((time.monotonic() - self.t0, proc_status_kb(self.pid, "VmRSS")))
+        except (OSError, ValueError, IndexError):
+            pass
+
+    def run(self):
+        while not self.stop_ev.wait(0.5):
+            self.sample()
+
+    def finish(self):
+        self.stop_ev.set()
+        self.join(timeout=2)
+        self.sample()
+
+
+# ---------------------------------------------------------------- one run
+
+def run_once(a, bins, daemon, scen, k, rundir):
+    """Start daemon, drive it, return a dict of figures (or a 'failed' reason)."""
+    res = {"daemon": daemon, "scenario": scen}
+    with H.Harness(keep=a.verbose, verbose=a.verbose, prefix=f"rb-{scen}-{daemon}-") as h:
+        wd = h.dir("daemon")
+        peers = make_peers(a, k)
+        argv = gen_config(daemon, peers, wd, bins, a.limit)
+        if H.port_in_use("127.0.0.1", 179):
+            H.wait_until(lambda: not H.port_in_use("127.0.0.1", 179), 15, "127.0.0.1:179 free")
+        proc = h.spawn(daemon, argv, wd)
+        try:
+            H.wait_until(lambda: (proc.alive() or (_ for _ in ()).throw(
+                H.HarnessError(f"{daemon} exited: {proc.tail(5)}"))) and
+                H.tcp_listening("127.0.0.1", 179), 60, f"{daemon} listening")
+        except H.HarnessError as e:
+            res["failed"] = f"did not start: {e}"
+            _save_logs(wd, rundir)
+            return res
+        post_start(daemon, wd)
+        samp = Sampler(proc.pid)
+        cpu0 = proc_cpu_seconds(proc.pid)
+        samp.start()
+        out_json = os.path.join(rundir, "load.json")
+        out_tl = os.path.join(rundir, "timeline.tl")
+        largv = load_argv(bins, k, out_json, out_tl, a.limit, daemon, a.load_args, a.verify_attrs)
+        with open(os.path.join(rundir, "command"), "w") as f:
+            f.write(" ".join(largv) + "\n")
+        t0 = time.monotonic()
+        budget = a.limit * (3 if k.get("withdraw") else 2) + k.get("churn_seconds", 0) + 60
+        try:
+            with open(os.path.join(rundir, "load.log"), "w") as lf:
+                lp = subprocess.run(largv, stdout=lf, stderr=subprocess.STDOUT, timeout=budget)
+            res["load_exit"] = lp.returncode
+        except subprocess.TimeoutExpired:
+            res["load_exit"] = None
+            res["failed"] = f"did not finish within {budget:.0f} s (load tool killed)"
+        res["wall"] = time.monotonic() - t0
+        samp.finish()
+        res["cpu_s"] = samp.cpu - cpu0
+        res["peak_rss_mib"] = samp.hwm / 1024.0
+        res["rss_samples"] = samp.rss[::max(1, len(samp.rss) // 200)]
+        if not proc.alive():
+            res["failed"] = res.get("failed") or f"{daemon} died during the run: {proc.tail(5)}"
+        _save_logs(wd, rundir)
+        if os.path.exists(out_json):
+            try:
+                with open(out_json) as f:
+                    j = json.load(f)
+                _digest(res, j, a.limit)
+            except (OSError, ValueError) as e:
+                res["failed"] = res.get("failed") or f"unreadable load JSON: {e}"
+        elif "failed" not in res:
+            res["failed"] = f"ricochet-load wrote no JSON (exit {res.get('load_exit')})"
+    return res
+
+
+def _digest(res, j, limit):
+    ph = j.get("phases", {})
+
+    def secs(name):
+        p = ph.get(name) or {}
+        if not p.get("ran"):
+            return None
+        if not p.get("ok"):
+            note = p.get("note") or ""
+            if "timeout" in note.lower() or p.get("seconds", 0) >= limit * 0.99:
+                return f"did not finish within {limit:.0f} s"
+            return f"failed: {note or 'see load.log'}"
+        return p.get("seconds")
+
+    res["connect_s"] = secs("connect")
+    res["convergence_s"] = secs("announce")
+    res["withdraw_s"] = secs("withdraw")
+    ch = j.get("churn") or {}
+    if (ph.get("churn") or {}).get("ran"):
+        res["churn_p50_ms"] = ch.get("p50_ms")
+        res["churn_p99_ms"] = ch.get("p99_ms")
+        res["churn_max_ms"] = ch.get("max_ms")
+    res["load_ok"] = j.get("ok")
+    res["errors"] = (j.get("errors") or [])[:5]
+    mons = j.get("monitors") or []
+    if mons:
+        bad = {}
+        for m in mons:
+            for kk, v in (m.get("verify") or {}).items():
+                if kk != "present" and v:
+                    bad[kk] = bad.get(kk, 0) + v
+        res["verify_problems"] = bad
+
+
+def _save_logs(wd, rundir):
+    for name in os.listdir(wd):
+        if name.endswith((".log", ".conf", ".yaml", ".toml")):
+            try:
+                shutil.copy(os.path.join(wd, name), os.path.join(rundir, name))
+            except OSError:
+                pass
+
+
+# ---------------------------------------------------------------- aggregation
+
+def median_of(runs, key):
+    vals = [r.get(key) for r in runs]
+    nums = [v for v in vals if isinstance(v, (int, float))]
+    if len(nums) == len(vals) and nums:
+        return statistics.median(nums)
+    strs = [v for v in vals if isinstance(v, str)]
+    return strs[0] if strs else None
+
+
+def aggregate(runs):
+    agg = {}
+    for key in ("convergence_s", "withdraw_s", "cpu_s", "peak_rss_mib", "connect_s",
+                "churn_p50_ms", "churn_p99_ms", "churn_max_ms"):
+        agg[key] = median_of(runs, key)
+    fails = [r["failed"] for r in runs if r.get("failed")]
+    if fails:
+        agg["failed"] = fails[0]
+        if isinstance(agg["convergence_s"], (int, float)) and len(fails) == len(runs):
+            agg["convergence_s"] = None
+    agg["runs"] = len(runs)
+    # median run (by convergence) supplies the timeline for the plot
+    ok = [r for r in runs if isinstance(r.get("convergence_s"), (int, float))]
+    if ok:
+        ok.sort(key=lambda r: r["convergence_s"])
+        agg["timeline"] = ok[len(ok) // 2].get("timeline")
+    return agg
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if unit == "s":
+        return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f} s"
+    if unit == "MiB":
+        return f"{v:.0f} MiB"
+    return f"{v:.2f}"
+
+
+def ratio(num, den):
+    if isinstance(num, (int, float)) and isinstance(den, (int, float)) and den > 0:
+        return num / den
+    return None
+
+
+def table(results, scenarios, daemons):
+    hdr = ["scenario", "daemon", "convergence", "withdraw", "CPU s", "peak RSS",
+           "other/ricochetd", "x null relay", "churn p50/p99/max ms", "note"]
+    rows = []
+    for s in scenarios:
+        rc = (results.get(s, {}).get("ricochetd") or {}).get("convergence_s")
+        nr = (results.get(s, {}).get("nullrelay") or {}).get("convergence_s")
+        for d in daemons:
+            g = results.get(s, {}).get(d)
+            if g is None:
+                continue
+            conv = g.get("convergence_s")
+            sp = ratio(conv, rc) if d != "ricochetd" else None
+            churn = "-"
+            if g.get("churn_p50_ms") is not None:
+                churn = f"{g['churn_p50_ms']:.1f}/{g['churn_p99_ms']:.1f}/{g['churn_max_ms']:.1f}"
+            rows.append([s, d, fmt(conv, "s"), fmt(g.get("withdraw_s"), "s"),
+                         fmt(g.get("cpu_s")), fmt(g.get("peak_rss_mib"), "MiB"),
+                         f"{sp:.1f}x" if sp else "-",
+                         f"{ratio(conv, nr):.1f}x" if ratio(conv, nr) else "-",
+                         churn, g.get("failed") or g.get("skipped") or ""])
+    return hdr, rows
+
+
+def print_table(hdr, rows):
+    w = [max(len(str(x)) for x in col) for col in zip(hdr, *rows)] if rows else [len(h) for h in hdr]
+    line = lambda r: "  ".join(str(x).ljust(n) for x, n in zip(r, w))  # noqa: E731
+    print(line(hdr))
+    print("  ".join("-" * n for n in w))
+    for r in rows:
+        print(line(r))
+
+
+def markdown(hdr, rows, a, meta):
+    out = [f"# Route reflector benchmark ({meta['date']})", "",
+           f"Machine: {meta['machine']}.  Runs per cell: {a.runs} (medians).  "
+           f"Limit: {a.limit:.0f} s per daemon, scenario and run.  Scale: {a.scale}.", "",
+           f"Command: `{meta['command']}`", "",
+           "Convergence: from the first byte sent by a feeder until every monitor holds the "
+           "expected table (ricochet-load).  `other/ricochetd` is that daemon's convergence time "
+           "divided by ricochetd's (how many times faster ricochetd is); `x null relay` is the "
+           "daemon's time as a multiple of the null relay's.", "",
+           "| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    out += ["| " + " | ".join(str(x).replace("|", "/") for x in r) + " |" for r in rows]
+    out += ["", "Scenarios:"] + [f"- {s}: {SCENARIOS[s][0]}" for s in a.scenarios]
+    return "\n".join(out) + "\n"
+
+
+def plot(results, scen, outdir):
+    gp = shutil.which("gnuplot")
+    files, titles = [], []
+    for d, g in results.get(scen, {}).items():
+        tl = g.get("timeline")
+        if tl and os.path.exists(tl) and os.path.getsize(tl) > 0:
+            files.append(tl)
+            titles.append(d)
+    if not files:
+        return None
+    if not gp:
+        print("note: gnuplot not found; no plot drawn")
+        return None
+    base = os.path.join(outdir, f"plot-{scen}")
+    expr = (f"files='{' '.join(files)}'; titles='{' '.join(titles)}'; "
+            f"outbase='{base}'; scen='{scen}: {SCENARIOS[scen][0]}'")
+    p = subprocess.run([gp, "-e", expr, os.path.join(HERE, "plot.gp")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        print(f"note: gnuplot failed: {p.stdout.strip()[:300]}")
+        return None
+    return base
+
+
+# ---------------------------------------------------------------- --verify
+
+def verify(a, bins):
+    """Each daemon with its generated configuration (explicit peers, then
+    ranges, then ADD-PATH) must take sessions from BIRD clients standing in
+    for feeders/monitors and reflect a route with RR attributes."""
+    ok_all = True
+    for daemon in a.daemons:
+        miss = missing_for(daemon, bins)
+        if miss:
+            print(f"{daemon}: not verified, missing {', '.join(miss)}")
+            continue
+        for variant in ("explicit", "ranges", "addpath"):
+            t0 = time.monotonic()
+            try:
+                msg = _verify_one(a, bins, daemon, variant)
+                print(f"{daemon:10s} {variant:9s} OK   ({time.monotonic() - t0:.1f} s) {msg}")
+            except (H.HarnessError, AssertionError, OSError) as e:
+                ok_all = False
+                print(f"{daemon:10s} {variant:9s} FAIL ({time.monotonic() - t0:.1f} s) {e}")
+    return 0 if ok_all else 1
+
+
+def _verify_one(a, bins, daemon, variant):
+    peers = C.Peers(2, 2, addpath=2 if variant == "addpath" else 0, v6=True,
+                    ranges=variant == "ranges")
+    with H.Harness(keep=a.verbose, verbose=a.verbose, prefix=f"rb-verify-{daemon}-") as h:
+        wd = h.dir("daemon")
+        argv = gen_config(daemon, peers, wd, bins, 120)
+        H.wait_until(lambda: not H.port_in_use("127.0.0.1", 179), 15, "127.0.0.1:179 free")
+        proc = h.spawn(daemon, argv, wd)
+        H.wait_until(lambda: proc.alive() and H.tcp_listening("127.0.0.1", 179), 30,
+                     f"{daemon} listening")
+        post_start(daemon, wd)
+        tgt = ("127.0.0.1", 65000)
+        shared = "10.200.0.0/24"
+        f = [H.BirdClient(h, f"feeder{i}", C.load_addr(1, i), 65000, target=tgt,
+                          v4=[f"10.10{i}.0.0/24", shared], v6=[f"2001:db8:10{i}::/48"],
+                          own_nexthop=True) for i in range(2)]
+        m = [H.BirdClient(h, f"monitor{i}", C.load_addr(2, i), 65000, target=tgt,
+                          addpath_rx=variant == "addpath") for i in range(2)]
+        for c in f + m:
+            c.start()
+        for c in f + m:
+            try:
+                c.wait_established(45)
+            except H.HarnessError as e:
+                raise AssertionError(f"{c.name} ({c.addr}): {e}; daemon log: {proc.tail(4)}")
+        want = ["10.100.0.0/24", "10.101.0.0/24", shared]
+        want6 = ["2001:db8:100::/48", "2001:db8:101::/48"]
+
+        if daemon == "nullrelay":
+            # no table: a monitor that connects after the feeders' UPDATEs (and
+            # BIRD's End-of-RIB counts as an UPDATE) sees nothing; sessions suffice
+            return "sessions Established (no table to check: the relay keeps none)"
+
+        def have_all():
+            r4, r6 = m[0].routes(4), m[0].routes(6)
+            return all(p in r4 for p in want) and (daemon == "nullrelay" or
+                                                   all(p in r6 for p in want6))
+        try:
+            H.wait_until(have_all, 30, "monitor0 to hold the feeders' routes")
+        except H.HarnessError:
+            raise AssertionError(f"monitor0 holds {sorted(m[0].all_routes())}, want "
+                                 f"{want + want6}")
+        r4 = m[0].routes(4)
+        p = r4["10.100.0.0/24"][0]
+        notes = [f"nh {p.next_hop}"]
+        if daemon != "nullrelay":
+            if p.originator_id != C.load_addr(1, 0) or p.cluster_list != ["127.0.0.1"]:
+                raise AssertionError(f"RR attributes wrong: {p}")
+            notes.append(f"originator {p.originator_id} cluster {p.cluster_list}")
+        if variant == "addpath":
+            try:
+                H.wait_until(lambda: len(m[0].routes(4).get(shared, [])) == 2, 15,
+                             "2 ADD-PATH paths")
+            except H.HarnessError:
+                raise AssertionError(f"ADD-PATH: monitor0 has {m[0].routes(4).get(shared)}")
+            notes.append("2 paths via ADD-PATH")
+        return ", ".join(notes)
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    a = parse_args()
+    bins = binaries(a)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    outdir = os.path.abspath(a.out or os.path.join(HERE, "results", stamp))
+    if os.geteuid() != 0 and not a.dry_run:
+        print("error: needs root (daemons listen on port 179)")
+        return 2
+    if a.verify:
+        return verify(a, bins)
+    os.makedirs(outdir, exist_ok=True)
+
+    if a.dry_run:
+        for s in a.scenarios:
+            k = knobs_for(a, s)
+            for d in a.daemons:
+                wd = os.path.join(outdir, "configs", s, d)
+                os.makedirs(wd, exist_ok=True)
+                argv = gen_config(d, make_peers(a, k), wd, bins, a.limit)
+                largv = load_argv(bins, k, "load.json", "timeline.tl", a.limit, d, a.load_args,
+                                  a.verify_attrs)
+                with open(os.path.join(wd, "commands"), "w") as f:
+                    f.write(" ".join(argv) + "\n" + " ".join(largv) + "\n")
+                miss = missing_for(d, bins)
+                print(f"{s} {d:10s} -> {wd}" + (f"  (missing: {', '.join(miss)})" if miss else ""))
+        if H.have(bins["load"]):
+            print(f"note: ricochet-load not found at {bins['load']} (build it, or set RICOCHET_LOAD)")
+        return 0
+
+    if H.have(bins["load"]):
+        print(f"error: ricochet-load not found at {bins['load']}: build it "
+              f"(ninja -C {a.build}) or set RICOCHET_LOAD")
+        return 2
+    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "machine": f"{platform.node()}, {os.cpu_count()} CPUs, {platform.platform()}",
+            "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}
+    results = {}
+    raw = {}
+    for s in a.scenarios:
+        k = knobs_for(a, s)
+        print(f"== {s}: {SCENARIOS[s][0]}  {k}", flush=True)
+        for d in a.daemons:
+            miss = missing_for(d, bins)
+            if miss:
+                print(f"   {d}: skipped, missing {', '.join(miss)}")
+                results.setdefault(s, {})[d] = {"skipped": f"not run: {', '.join(miss)} missing"}
+                continue
+            runs = []
+            for i in range(a.runs):
+                rundir = os.path.join(outdir, s, d, f"run{i + 1}")
+                os.makedirs(rundir, exist_ok=True)
+                r = run_once(a, bins, d, s, k, rundir)
+                r["timeline"] = os.path.join(rundir, "timeline.tl")
+                runs.append(r)
+                print(f"   {d} run {i + 1}: convergence {fmt(r.get('convergence_s'), 's')}, "
+                      f"withdraw {fmt(r.get('withdraw_s'), 's')}, cpu {fmt(r.get('cpu_s'))} s, "
+                      f"rss {fmt(r.get('peak_rss_mib'), 'MiB')}"
+                      + (f"  [{r['failed']}]" if r.get("failed") else "")
+                      + (f"  verify: {r['verify_problems']}" if r.get("verify_problems") else ""),
+                      flush=True)
+                if r.get("failed") and "did not finish" in r["failed"]:
+                    break  # the next runs would not finish either
+            raw.setdefault(s, {})[d] = runs
+            results.setdefault(s, {})[d] = aggregate(runs)
+    hdr, rows = table(results, a.scenarios, a.daemons)
+    print()
+    print_table(hdr, rows)
+    with open(os.path.join(outdir, "results.json"), "w") as f:
+        json.dump({"meta": meta, "scenarios": {s: SCENARIOS[s][0] for s in a.scenarios},
+                   "medians": results, "runs": raw}, f, indent=1, default=str)
+    with open(os.path.join(outdir, "results.md"), "w") as f:
+        f.write(markdown(hdr, rows, a, meta))
+    for s in a.scenarios:
+        b = plot(results, s, outdir)
+        if b:
+            print(f"plot: {b}.png {b}.svg")
+    print(f"results: {outdir}/results.md, results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
