@@ -73,7 +73,7 @@ def parse_args():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--limit", type=float, default=300, help="seconds per daemon, scenario and run")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--out", default=None, help="results directory (default bench/results/DATE)")
+    ap.add_argument("--out", default=None, help="results directory (default BUILD/bench-results/DATE)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every route count")
     ap.add_argument("--set", action="append", default=[], metavar="S.KEY=VAL",
                     help="override a scenario knob, e.g. S4.monitors=200")
@@ -275,6 +275,7 @@ def run_once(a, bins, daemon, scen, k, rundir):
                 with open(out_json) as f:
                     j = json.load(f)
                 _digest(res, j, a.limit)
+                _memory_around_churn(res, samp.rss)
             except (OSError, ValueError) as e:
                 res["failed"] = res.get("failed") or f"unreadable load JSON: {e}"
         elif "failed" not in res:
@@ -305,6 +306,10 @@ def _digest(res, j, limit):
         res["churn_p99_ms"] = ch.get("p99_ms")
         res["churn_max_ms"] = ch.get("max_ms")
     res["load_ok"] = j.get("ok")
+    for name in ("connect", "announce", "churn", "withdraw"):
+        p = ph.get(name) or {}
+        if p.get("ran") and not p.get("ok") and not res.get("failed"):
+            res["failed"] = f"{name} phase: {p.get('note') or 'failed'}"
     res["errors"] = (j.get("errors") or [])[:5]
     mons = j.get("monitors") or []
     if mons:
@@ -314,6 +319,20 @@ def _digest(res, j, limit):
                 if kk != "present" and v:
                     bad[kk] = bad.get(kk, 0) + v
         res["verify_problems"] = bad
+
+
+def _memory_around_churn(res, rss):
+    """S5: the daemon's RSS once the table had converged (sampled at about
+    connect + convergence seconds after the load started) and at the end."""
+    if res.get("churn_p50_ms") is None or not rss:
+        return
+    conv = res.get("convergence_s")
+    if not isinstance(conv, (int, float)):
+        return
+    t = (res.get("connect_s") or 0) + conv
+    before = min(rss, key=lambda s: abs(s[0] - t))
+    res["rss_after_load_mib"] = before[1] / 1024.0
+    res["rss_after_churn_mib"] = rss[-1][1] / 1024.0
 
 
 def _save_logs(wd, rundir):
@@ -339,7 +358,8 @@ def median_of(runs, key):
 def aggregate(runs):
     agg = {}
     for key in ("convergence_s", "withdraw_s", "cpu_s", "peak_rss_mib", "connect_s",
-                "churn_p50_ms", "churn_p99_ms", "churn_max_ms"):
+                "churn_p50_ms", "churn_p99_ms", "churn_max_ms", "rss_after_load_mib",
+                "rss_after_churn_mib"):
         agg[key] = median_of(runs, key)
     fails = [r["failed"] for r in runs if r.get("failed")]
     if fails:
@@ -387,8 +407,11 @@ def table(results, scenarios, daemons):
             conv = g.get("convergence_s")
             sp = ratio(conv, rc) if d != "ricochetd" else None
             churn = "-"
-            if g.get("churn_p50_ms") is not None:
+            if isinstance(g.get("churn_p50_ms"), (int, float)):
                 churn = f"{g['churn_p50_ms']:.1f}/{g['churn_p99_ms']:.1f}/{g['churn_max_ms']:.1f}"
+                if isinstance(g.get("rss_after_load_mib"), (int, float)):
+                    churn += (f" (RSS {g['rss_after_load_mib']:.0f} -> "
+                              f"{g['rss_after_churn_mib']:.0f} MiB)")
             rows.append([s, d, fmt(conv, "s"), fmt(g.get("withdraw_s"), "s"),
                          fmt(g.get("cpu_s")), fmt(g.get("peak_rss_mib"), "MiB"),
                          f"{sp:.1f}x" if sp else "-",
@@ -533,7 +556,7 @@ def main():
     a = parse_args()
     bins = binaries(a)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    outdir = os.path.abspath(a.out or os.path.join(HERE, "results", stamp))
+    outdir = os.path.abspath(a.out or os.path.join(a.build, "bench-results", stamp))
     if os.geteuid() != 0 and not a.dry_run:
         print("error: needs root (daemons listen on port 179)")
         return 2

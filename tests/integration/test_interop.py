@@ -46,6 +46,8 @@ def parse_args():
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--only", help="comma-separated check names to run (after setup)")
+    ap.add_argument("--allow-fail", default="",
+                    help="comma-separated checks known to fail: reported XFAIL, not counted")
     return ap.parse_args()
 
 
@@ -83,7 +85,8 @@ def main():
         return SKIP
     binary = None
     if a.reflector == "ricochetd":
-        binary = os.environ.get("RICOCHETD") or os.path.join(a.build, "io", "ricochetd")
+        binary = os.path.abspath(os.environ.get("RICOCHETD") or
+                                 os.path.join(a.build, "io", "ricochetd"))
         if not os.access(binary, os.X_OK):
             print(f"SKIP: ricochetd not built ({binary} missing)")
             return SKIP
@@ -121,7 +124,7 @@ def main():
             R.start()
             for c in clients:
                 c.start()
-        except H.HarnessError as e:
+        except (H.HarnessError, OSError) as e:
             print(f"FAIL setup: {e}")
             for p in h.procs:
                 print(f"--- {p.name} ---\n{p.tail()}")
@@ -297,9 +300,14 @@ def main():
         if failed and a.verbose:
             for p in h.procs:
                 print(f"--- {p.name} log tail ---\n{p.tail()}")
+    allowed = set(x for x in a.allow_fail.split(",") if x)
     npass = sum(1 for r in checks.results if r[1])
-    print(f"{npass} passed, {len(checks.results) - npass} failed")
-    return 1 if npass != len(checks.results) else 0
+    xfail = [r[0] for r in checks.results if not r[1] and r[0] in allowed]
+    nfail = len(checks.results) - npass - len(xfail)
+    for name in xfail:
+        print(f"XFAIL {name} (known failure, --allow-fail)")
+    print(f"{npass} passed, {nfail} failed" + (f", {len(xfail)} skipped" if xfail else ""))
+    return 1 if nfail else 0
 
 
 if __name__ == "__main__":
