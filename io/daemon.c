@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "io/daemon.h"
+#include "io/metrics.h"
 
 struct daemon *g_daemon;
 
@@ -268,6 +269,7 @@ int daemon_start(struct daemon *d, struct cfg *cfg, const char *cfg_path)
 	};
 	d->refl = refl_create(&fo);
 	refl_start(d->refl);
+	metrics_start(d);                /* metrics endpoint, mrt-dump, BMP (io/metrics.h) */
 
 	/* I/O threads: a pool (default: one per CPU), or one per peer plus an acceptor */
 	d->per_peer_threads = cfg->io_threads == CFG_IOT_PER_PEER;

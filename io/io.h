@@ -45,6 +45,10 @@ struct obuf {
 	uint32_t len;
 	uint32_t cap;
 	uint32_t pad;
+	uint64_t rx_ns;                  /* receive time of the oldest change encoded here
+					    (live batches; 0 for dumps): latency metrics */
+	uint32_t group;                  /* update group id that produced it */
+	uint32_t npfx;                   /* prefixes announced or withdrawn in it */
 	uint8_t data[];
 };
 #define OBUF_SIZE (256 * 1024)
@@ -72,6 +76,7 @@ struct peer_counters {
 	uint64_t updates_in, prefixes_in, withdraws_in, prefixes_out;
 	uint64_t notif_in, notif_out;
 	uint64_t treat_as_withdraw, attr_discard, loops_dropped;
+	uint32_t notif_in_code[9], notif_out_code[9]; /* by error code 1..8 (0: other) */
 };
 
 struct io_thread;

@@ -95,6 +95,7 @@ static void send_notification(struct peer *p, uint8_t code, uint8_t sub, const u
 	snprintf(p->last_error, sizeof(p->last_error), "sent %s/%s", bgp_err_name(code),
 		 bgp_suberr_name(code, sub));
 	p->c.notif_out++;
+	p->c.notif_out_code[code <= 8 ? code : 0]++;
 	ctl_queue(p, m, n);
 	/* best effort: try to get it out before the close */
 	if (p->fd >= 0) {
@@ -178,6 +179,9 @@ void peer_flush(struct peer *p)
 		if (nb && left) {
 			p->cur_off += left;
 			if (p->cur_off >= p->cur->len) {
+				p->c.prefixes_out += p->cur->npfx;
+				if (p->cur->rx_ns)
+					metrics_observe_latency(p->cur->group, p->cur->rx_ns);
 				atomic_fetch_sub_explicit(&p->oq_bytes, p->cur->len, memory_order_relaxed);
 				obuf_unref(p->cur);
 				p->cur = NULL;
@@ -385,6 +389,7 @@ static void session_up(struct peer *p)
 			if (!p->peer_open.capa.gr || !p->peer_open.capa.gr_fwd[f])
 				rib_withdraw_peer(g_daemon->rib, p->id, f, true);
 	}
+	bmp_peer_up(p);
 	refl_peer_up(g_daemon->refl, p);
 }
 
@@ -410,6 +415,7 @@ static void session_down(struct peer *p)
 	}
 	memset(p->prefixes_accepted, 0, sizeof(p->prefixes_accepted));
 	p->reset_pending = true;
+	bmp_peer_down(p);
 	refl_peer_down(g_daemon->refl, p);
 }
 
@@ -728,6 +734,8 @@ static void handle_msg(struct peer *p, const uint8_t *msg, size_t len)
 	uint8_t type = msg[18];
 	char nm[96];
 	p->c.msgs_in++;
+	mrtdump_rx(p, msg, len);
+	bmp_rx(p, msg, len);
 	switch (type) {
 	case BGP_MSG_OPEN: {
 		struct msg_open o;
@@ -777,6 +785,7 @@ static void handle_msg(struct peer *p, const uint8_t *msg, size_t len)
 		size_t dlen = 0;
 		msg_notification_parse(msg, len, &code, &sub, &data, &dlen);
 		p->c.notif_in++;
+		p->c.notif_in_code[code <= 8 ? code : 0]++;
 		log_warn("peer %s: received NOTIFICATION %u/%u (%s / %s), %zu data octets",
 			 peer_name(p, nm, sizeof(nm)), code, sub, bgp_err_name(code), bgp_suberr_name(code, sub),
 			 dlen);

@@ -44,6 +44,9 @@ struct obuf *obuf_new(size_t cap)
 	b->refcnt = 1;
 	b->len = 0;
 	b->cap = (uint32_t)cap;
+	b->rx_ns = 0;
+	b->group = 0;
+	b->npfx = 0;
 	return b;
 }
 
@@ -331,6 +334,8 @@ struct refl {
 	struct obuf *scratch;            /* encoding buffer, copied out exactly on delivery */
 	uint64_t last_batch_end_ns;
 	uint64_t last_reclaim_ns;
+	uint64_t cur_stamp;              /* live batch: receive time of its oldest change */
+	uint32_t cur_npfx;               /* prefixes encoded into scratch so far */
 	struct refl_stats st;
 };
 
@@ -514,8 +519,12 @@ static void deliver(struct refl *r, struct refl_group *g, struct obuf *scratch, 
 		b = obuf_new(scratch->len);
 		memcpy(b->data, scratch->data, scratch->len);
 		b->len = scratch->len;
+		b->rx_ns = r->cur_stamp;
+		b->group = g->id;
+		b->npfx = r->cur_npfx;
 		scratch->len = 0;
 	}
+	r->cur_npfx = 0;
 	if (b) {
 		r->st.chunks++;
 		r->st.bytes_encoded += b->len;
@@ -666,6 +675,7 @@ static void encode_bset(struct refl *r, struct refl_group *g, struct refl_bset *
 						      g->max_msg, b->fam, addpath, pf + i, b->n - i, &consumed);
 			chunk->len += (uint32_t)w;
 			i += consumed;
+			r->cur_npfx += (uint32_t)consumed;
 			if (w)
 				r->st.updates_encoded++;
 			if (i < b->n) {
@@ -719,6 +729,7 @@ static void addpath_node(struct refl *r, struct refl_group *g, struct rib_node *
 static void process_batch(struct refl *r, size_t n)
 {
 	uint64_t t0 = log_now_ns();
+	r->cur_stamp = rib_journal_batch_stamp(r->o.rib);
 	for (struct refl_group *g = r->groups; g; g = g->next)
 		bset_reset(&g->bs);
 
@@ -788,6 +799,7 @@ static void process_batch(struct refl *r, size_t n)
 	for (struct refl_group *g = r->groups; g; g = g->next)
 		encode_bset(r, g, &g->bs, RIB_PEER_NONE);
 	rcu_read_unlock();
+	r->cur_stamp = 0;
 
 	for (size_t i = 0; i < n; i++)
 		rib_journal_release(r->o.rib, r->batch[i]);

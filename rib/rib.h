@@ -116,6 +116,12 @@ size_t rib_walk(struct rib *r, unsigned fam, const struct bgp_prefix *below,
 size_t rib_journal_drain(struct rib *r, struct rib_node **out, size_t max);
 /* Done with a drained node: an empty node may now be unlinked and freed. */
 void rib_journal_release(struct rib *r, struct rib_node *n);
+/*
+ * Approximate time (CLOCK_MONOTONIC ns, as log_now_ns) at which the oldest
+ * prefix handed out by the last rib_journal_drain() was changed, or 0 when
+ * unknown.  For propagation-latency metrics; consumer thread only.
+ */
+uint64_t rib_journal_batch_stamp(struct rib *r);
 /* Number of prefixes waiting in the journal (approximate). */
 uint64_t rib_journal_pending(struct rib *r);
 /*
