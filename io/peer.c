@@ -27,7 +27,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "io/bmp.h"
 #include "io/daemon.h"
+#include "io/metrics.h"
+#include "io/mrtdump.h"
 
 #define RX_BUF_SIZE   (256 * 1024)
 #define READ_BUDGET   (2 * 1024 * 1024)   /* bytes per peer per wakeup */
