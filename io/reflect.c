@@ -664,9 +664,10 @@ static void encode_bset(struct refl *r, struct refl_group *g, struct refl_bset *
 			alen = msg_attrs_out(attrs, sizeof(attrs), b->attr->blob, b->attr->blob_len, &op);
 		}
 		size_t i = 0;
+		bool as_withdraw = b->kind != BK_ANNOUNCE;
 		while (i < b->n) {
 			size_t consumed = 0, w;
-			if (b->kind == BK_ANNOUNCE)
+			if (!as_withdraw)
 				w = msg_update_pack(chunk->data + chunk->len, chunk->cap - chunk->len, g->max_msg,
 						    b->fam, addpath, attrs, alen, &b->attr->nh, pf + i, b->n - i,
 						    &consumed);
@@ -680,11 +681,15 @@ static void encode_bset(struct refl *r, struct refl_group *g, struct refl_bset *
 				r->st.updates_encoded++;
 			if (i < b->n) {
 				if (consumed == 0 && chunk->len == 0) {
-					/* attributes too large for max_msg once rewritten */
+					if (as_withdraw)
+						break; /* never: a withdrawal fits an empty chunk */
+					/* attributes too large for max_msg once rewritten: withdraw
+					 * instead, so no member keeps an older version (RFC 8654 s4) */
 					log_warn("reflect: path attributes of %zu octets do not fit a %u-octet "
-						 "message; %u prefixes not sent to group %u",
+						 "message; %u prefixes withdrawn from group %u instead",
 						 alen, g->max_msg, b->n - (uint32_t)i, g->id);
-					break;
+					as_withdraw = true;
+					continue;
 				}
 				deliver(r, g, chunk, mode, target);
 			}
