@@ -79,6 +79,9 @@ struct peer_counters {
 	uint32_t notif_in_code[9], notif_out_code[9]; /* by error code 1..8 (0: other) */
 };
 
+/* Malformed-input log limiters per peer (attribute type x reaction, hashed). */
+#define PEER_MALFORMED_KINDS 8
+
 struct io_thread;
 struct refl_group;
 struct refl_pending;
@@ -117,7 +120,7 @@ struct peer {
 	bool gr_stale;                   /* routes kept as stale after a drop (GR helper) */
 	uint64_t gr_deadline_ns;
 	uint8_t *scratch;                /* MSG_SCRATCH_SIZE, for the canonical blob */
-	struct log_ratelimit rl_malformed;
+	struct log_ratelimit rl_malformed[PEER_MALFORMED_KINDS]; /* log_malformed(), by kind */
 	char last_error[96];
 	struct peer_counters c;
 	uint64_t prefixes_accepted[BGP_FAM_COUNT];

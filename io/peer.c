@@ -604,7 +604,9 @@ void sess_admin_close(struct peer *p, uint8_t sub)
 static void log_malformed(struct peer *p, const struct msg_error *e)
 {
 	uint32_t sup = 0;
-	if (!log_ratelimit_ok(&p->rl_malformed, MALFORMED_LOG_INTERVAL_NS, &sup))
+	/* once per peer per kind (attribute type and reaction) and interval */
+	unsigned k = ((unsigned)e->attr_type * 2u + (e->action == MSG_TREAT_AS_WITHDRAW)) % PEER_MALFORMED_KINDS;
+	if (!log_ratelimit_ok(&p->rl_malformed[k], MALFORMED_LOG_INTERVAL_NS, &sup))
 		return;
 	char nm[96];
 	log_warn("peer %s: malformed UPDATE (%s): %s%s [%u similar suppressed]", peer_name(p, nm, sizeof(nm)),
