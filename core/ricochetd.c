@@ -80,5 +80,7 @@ int main(int argc, char **argv)
 	daemon_run(&d);
 	daemon_stop(&d);
 	log_info("ricochetd stopped");
-	return 0;
+	/* every session is closed and every thread of ours joined; skip exit-time
+	 * destructors, which could race liburcu's and jemalloc's own threads */
+	_exit(0);
 }

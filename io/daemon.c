@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "io/ctl.h"
 #include "io/daemon.h"
 #include "io/metrics.h"
 
@@ -390,6 +391,8 @@ void daemon_run(struct daemon *d)
 
 void daemon_stop(struct daemon *d)
 {
+	if (d->ctl)
+		ctl_server_stop(d->ctl);
 	for (uint32_t i = 0; i < d->n_peers; i++)
 		io_thread_close_peer(d->peers[i]->thr, d->peers[i], BGP_CEASE_ADMIN_SHUTDOWN);
 	usleep(200 * 1000);

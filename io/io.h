@@ -108,6 +108,7 @@ struct peer {
 	bool down_by_notification;       /* the session ended with a NOTIFICATION (no GR) */
 	bool admin_down;                 /* stopped by configuration: do not restart */
 	bool max_prefix_warned;
+	uint64_t maxpfx_until_ns;        /* max-prefixes hold-down: no session before (UINT64_MAX: until reconfigured) */
 	int pending_fd;                  /* accepted while the last session was being reset */
 	uint64_t last_write_ns;          /* last output progress (send hold timer) */
 	struct msg_session sess;         /* negotiated: what the parser needs */

@@ -278,13 +278,13 @@ char *metrics_render(struct daemon *d, size_t *len)
 	struct attr_stats as;
 	rib_stats(d->rib, &rs);
 	attr_table_stats(d->attrs, &as);
+	static const char *fname[BGP_FAM_COUNT] = { "ipv4-unicast", "ipv6-unicast" };
 	family(&b, "ricochet_rib_prefixes", "gauge", "Prefixes with at least one path.");
+	for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+		sb_printf(&b, "ricochet_rib_prefixes{family=\"%s\"} %" PRIu64 "\n", fname[f], rs.prefixes[f]);
 	family(&b, "ricochet_rib_paths", "gauge", "Paths (prefix, peer, path id).");
-	for (unsigned f = 0; f < BGP_FAM_COUNT; f++) {
-		const char *fn = f == BGP_FAM_IPV4 ? "ipv4-unicast" : "ipv6-unicast";
-		sb_printf(&b, "ricochet_rib_prefixes{family=\"%s\"} %" PRIu64 "\n", fn, rs.prefixes[f]);
-		sb_printf(&b, "ricochet_rib_paths{family=\"%s\"} %" PRIu64 "\n", fn, rs.paths[f]);
-	}
+	for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+		sb_printf(&b, "ricochet_rib_paths{family=\"%s\"} %" PRIu64 "\n", fname[f], rs.paths[f]);
 	family(&b, "ricochet_rib_tree_nodes", "gauge", "Radix tree nodes, glue nodes included.");
 	sb_printf(&b, "ricochet_rib_tree_nodes %" PRIu64 "\n", rs.nodes);
 	family(&b, "ricochet_rib_journal_pending", "gauge", "Changed prefixes waiting for reflection.");

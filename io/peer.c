@@ -33,7 +33,7 @@
 #include "io/mrtdump.h"
 
 #define RX_BUF_SIZE   (256 * 1024)
-#define READ_BUDGET   (2 * 1024 * 1024)   /* bytes per peer per wakeup */
+#define READ_BUDGET   (256 * 1024)        /* bytes per peer per wakeup */
 #define IOV_MAX_CHUNKS 64
 #define MALFORMED_LOG_INTERVAL_NS (10ull * 1000000000ull)
 
@@ -43,6 +43,12 @@ static const char *peer_name(const struct peer *p, char *buf, size_t len)
 	bgp_addr_fmt(a, sizeof(a), &p->addr);
 	snprintf(buf, len, "%s AS%u", a, p->cfg.asn);
 	return buf;
+}
+
+/* max-prefixes (config restart): true while the peer may not have a session */
+static bool maxpfx_holddown(const struct peer *p, uint64_t now)
+{
+	return p->maxpfx_until_ns && now < p->maxpfx_until_ns;
 }
 
 static void set_nonblock(int fd)
@@ -417,6 +423,7 @@ static void session_down(struct peer *p)
 		log_info("peer %s: session down, %" PRIu64 " paths withdrawn", peer_name(p, nm, sizeof(nm)), n);
 	}
 	memset(p->prefixes_accepted, 0, sizeof(p->prefixes_accepted));
+	p->max_prefix_warned = false;
 	p->reset_pending = true;
 	bmp_peer_down(p);
 	refl_peer_down(g_daemon->refl, p);
@@ -509,6 +516,14 @@ void sess_start(struct peer *p)
 void sess_accepted(struct peer *p, int fd)
 {
 	char nm[96];
+	if (maxpfx_holddown(p, log_now_ns())) {
+		uint32_t sup = 0;
+		if (log_ratelimit_ok(&p->rl_malformed[0], MALFORMED_LOG_INTERVAL_NS, &sup))
+			log_warn("peer %s: connection refused: max-prefixes hold-down [%u similar suppressed]",
+				 peer_name(p, nm, sizeof(nm)), sup);
+		close(fd);
+		return;
+	}
 	if (p->reset_pending) {
 		/* the previous session is still being cleaned up: take it a moment later */
 		if (p->pending_fd >= 0)
@@ -570,6 +585,11 @@ void sess_reset_done(struct peer *p)
 	}
 	if (p->admin_down)
 		return;
+	if (!p->cfg.passive && maxpfx_holddown(p, log_now_ns())) {
+		if (p->maxpfx_until_ns != UINT64_MAX)
+			p->next_timer_ns[FSM_TIMER_IDLE_HOLD] = p->maxpfx_until_ns;
+		return;
+	}
 	if (p->fsm.state == FSM_IDLE && (p->cfg.passive || !p->next_timer_ns[FSM_TIMER_IDLE_HOLD])) {
 		fsm_setup(p);
 		sess_run(p, p->cfg.passive ? FSM_EV_MANUAL_START_PASSIVE : FSM_EV_MANUAL_START, NULL);
@@ -587,6 +607,7 @@ void sess_reconfig(struct peer *p, struct cfg_peer *nc)
 	p->cfg = *nc;
 	free(nc);
 	p->admin_down = false;
+	p->maxpfx_until_ns = 0;
 	if (!p->reset_pending && p->fsm.state == FSM_IDLE)
 		sess_start(p);
 }
@@ -718,6 +739,9 @@ static bool ingest_update(struct peer *p, const uint8_t *msg, size_t len, struct
 			err->data[4] = (uint8_t)(p->cfg.max_prefixes >> 16);
 			err->data[5] = (uint8_t)(p->cfg.max_prefixes >> 8);
 			err->data[6] = (uint8_t)p->cfg.max_prefixes;
+			p->maxpfx_until_ns = p->cfg.max_prefixes_restart
+				? log_now_ns() + (uint64_t)p->cfg.max_prefixes_restart * 1000000000ull
+				: UINT64_MAX;
 			return false;
 		} else if (total >= warn && !p->max_prefix_warned) {
 			char nm[96];
@@ -922,6 +946,11 @@ void sess_timers(struct peer *p, uint64_t now)
 			}
 			if (t == FSM_TIMER_IDLE_HOLD && p->reset_pending) {
 				p->next_timer_ns[t] = now + 1000000000ull;
+				continue;
+			}
+			if (t == FSM_TIMER_IDLE_HOLD && maxpfx_holddown(p, now)) {
+				if (p->maxpfx_until_ns != UINT64_MAX)
+					p->next_timer_ns[t] = p->maxpfx_until_ns;
 				continue;
 			}
 			sess_run(p, tev[t], NULL);

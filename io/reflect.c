@@ -958,9 +958,11 @@ static void handle_events(struct refl *r)
 	struct refl_ev evs[64];
 	if (n > 64)
 		n = 64;
-	memcpy(evs, r->ev, n * sizeof(*evs));
-	memmove(r->ev, r->ev + n, (r->n_ev - n) * sizeof(*evs));
-	r->n_ev -= n;
+	if (n) {
+		memcpy(evs, r->ev, n * sizeof(*evs));
+		memmove(r->ev, r->ev + n, (r->n_ev - n) * sizeof(*evs));
+		r->n_ev -= n;
+	}
 	pthread_mutex_unlock(&r->ev_lock);
 
 	for (size_t i = 0; i < n; i++) {
