@@ -8,7 +8,8 @@ pkgs=(
   libcmocka-dev libbenchmark-dev                            # tests, micro-benchmarks
   libclang-rt-14-dev                                        # sanitizer/fuzzer runtimes
   bird2 frr gobgpd exabgp                                   # real peers for interop and benchmarks
-  tshark                                                    # wire-format check
+  tshark                                                    # wire-format check (BMP dissector too)
+  bgpdump python3-prometheus-client                         # MRT read-back, metrics parser (tests/integration)
   gnuplot-nox python3 iproute2 procps                       # benchmark plots, harness
 )
 missing=()

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Observability end to end: Prometheus metrics, MRT table dumps and BGP4MP recording.
+
+Uses its own loopback block 127.0.99.0/24: ricochetd on 127.0.99.1:179 (metrics
+on 127.0.99.1:<free port>), ricochet-load feeders from 127.0.99.10, monitors
+from 127.0.99.100.  Every process it starts is killed on exit; every wait is
+bounded.
+
+Checks:
+  - a scrape parses with prometheus_client's text parser and its values agree
+    with the load (peer count, sessions up, prefixes accepted per peer, RIB
+    prefixes, per-peer counters) and the propagation-latency histogram has
+    samples with consistent buckets;
+  - `ricochet dump routes FILE` (TABLE_DUMP_V2) read back by bgpdump holds
+    exactly the (prefix, peer) pairs that `ricochet show routes --all --json`
+    lists, with the same AS paths, IPv4 and IPv6;
+  - the ADD-PATH variant (--addpath) is read back by bgpdump the same way;
+  - `mrt-dump:` files (BGP4MP_ET) read back by bgpdump hold every prefix the
+    feeders announced;
+  - while a large table loads (--big N routes, default 1,000,000), scrapes and
+    `ricochet show routes` answer within 50 ms (worst of the samples).
+"""
+import argparse, json, os, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    # Debian's python3-prometheus-client, when python3 is not Debian's own
+    sys.path.append("/usr/lib/python3/dist-packages")
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        text_string_to_metric_families = None
+
+ADDR = "127.0.99.1"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind((ADDR, 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def scrape(port):
+    t0 = time.monotonic()
+    with urllib.request.urlopen(f"http://{ADDR}:{port}/metrics", timeout=5) as r:
+        body = r.read().decode()
+        ctype = r.headers.get("Content-Type", "")
+    dt = time.monotonic() - t0
+    fams = {f.name: f for f in text_string_to_metric_families(body)}
+    return fams, ctype, dt
+
+
+def samples(fams, fam, name=None):
+    f = fams.get(fam)
+    if not f:
+        return []
+    return [s for s in f.samples if name is None or s.name == name]
+
+
+def bgpdump_lines(*files):
+    out = []
+    for f in files:
+        r = subprocess.run(["bgpdump", "-m", f], capture_output=True, text=True, timeout=120)
+        out += [l.split("|") for l in r.stdout.splitlines() if l]
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--big", type=int, default=1000000, help="routes for the responsiveness check (0: skip)")
+    a = ap.parse_args()
+    d = os.path.abspath(a.build)
+    rd, cli, load = (os.path.join(d, p) for p in ("io/ricochetd", "io/ricochet", "bench/ricochet-load"))
+    for p in (rd, cli, load):
+        if not os.access(p, os.X_OK):
+            print(f"SKIP: {p} not built")
+            return 77
+    if os.geteuid() != 0:
+        print("SKIP: needs root (port 179)")
+        return 77
+    if text_string_to_metric_families is None or not shutil.which("bgpdump"):
+        print("SKIP: needs python3-prometheus-client and bgpdump")
+        return 77
+    tmp = tempfile.mkdtemp(prefix="ricochet-metrics-")
+    sock = os.path.join(tmp, "ctl.sock")
+    mrtdir = os.path.join(tmp, "mrt")
+    os.mkdir(mrtdir)
+    mport = free_port()
+    cfg = os.path.join(tmp, "r.yaml")
+    open(cfg, "w").write(f"""router-id: {ADDR}
+asn: 65000
+listen: [{{ address: {ADDR}, port: 179 }}]
+control-socket: {sock}
+metrics: {{ listen: {ADDR}:{mport} }}
+mrt-dump: {mrtdir}
+peer-ranges:
+  - {{ prefix: 127.0.99.0/24, asn: 65000, role: rr-client }}
+""")
+    log = open(os.path.join(tmp, "ricochetd.log"), "w")
+    proc = subprocess.Popen([rd, "-c", cfg], stdout=log, stderr=subprocess.STDOUT)
+    procs = [proc]
+    fails, passed = [], 0
+
+    def check(name, cond, detail=""):
+        nonlocal passed
+        if cond:
+            passed += 1
+            print(f"PASS {name}")
+        else:
+            fails.append(name)
+            print(f"FAIL {name} {detail}")
+
+    def ctl(*args, js=True):
+        r = subprocess.run([cli, "-s", sock] + (["--json"] if js else []) + list(args),
+                           capture_output=True, text=True, timeout=60)
+        return r.returncode, (json.loads(r.stdout) if js and r.returncode == 0 else r.stdout + r.stderr)
+
+    def start_load(*extra):
+        cmd = [load, "-q", "--target", f"{ADDR}:179", "--asn", "65000", "--feeder-base", "127.0.99.10",
+               "--monitor-base", "127.0.99.100", "--timeout", "120"] + list(extra)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(p)
+        return p
+
+    try:
+        for _ in range(50):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.1)
+        # 2 feeders (shared prefixes, so the RIB holds 2 paths per prefix), 2 monitors;
+        # churn keeps the sessions up while we look
+        R4, R6 = 3000, 700
+        bg = start_load("--feeders", "2", "--monitors", "2", "--routes", str(R4), "--v6-routes", str(R6),
+                        "--shared", "--churn-rate", "500", "--churn-seconds", "6")
+        ok = False
+        for _ in range(100):
+            fams, ctype, _ = scrape(mport)
+            acc = sum(s.value for s in samples(fams, "ricochet_peer_prefixes_accepted"))
+            if acc == 2 * (R4 + R6):
+                ok = True
+                break
+            time.sleep(0.1)
+        check("scrape-content-type", ctype.startswith("text/plain") and "0.0.4" in ctype, ctype)
+        check("table-loaded", ok, f"accepted {acc}")
+        time.sleep(1.0)
+        fams, _, _ = scrape(mport)
+        v = lambda fam, name=None, **lab: sum(s.value for s in samples(fams, fam, name)
+                                              if all(s.labels.get(k) == x for k, x in lab.items()))
+        check("peers-count", v("ricochet_peers") == 4 and v("ricochet_peers_established") == 4,
+              f"{v('ricochet_peers')} {v('ricochet_peers_established')}")
+        per = {s.labels["peer"]: s.value for s in samples(fams, "ricochet_peer_prefixes_accepted")
+               if s.labels["family"] == "ipv4-unicast"}
+        check("prefixes-accepted-per-peer", per.get("127.0.99.10") == R4 and per.get("127.0.99.11") == R4
+              and per.get("127.0.99.100") == 0, str(per))
+        check("rib-prefixes", v("ricochet_rib_prefixes", family="ipv4-unicast") == R4 and
+              v("ricochet_rib_prefixes", family="ipv6-unicast") == R6 and
+              v("ricochet_rib_paths", family="ipv4-unicast") == 2 * R4,
+              str([(s.labels, s.value) for s in samples(fams, "ricochet_rib_prefixes") +
+                   samples(fams, "ricochet_rib_paths")]))
+        rx = v("ricochet_peer_prefixes_received", "ricochet_peer_prefixes_received_total", peer="127.0.99.10")
+        check("prefixes-received-counter", rx >= R4 + R6, str(rx))
+        adv = v("ricochet_peer_prefixes_advertised", "ricochet_peer_prefixes_advertised_total",
+                peer="127.0.99.100")
+        check("prefixes-advertised-counter", adv >= R4 + R6, str(adv))
+        check("bytes-and-messages", v("ricochet_peer_bytes_received", peer="127.0.99.10") > 0 and
+              v("ricochet_peer_messages_received", peer="127.0.99.10") > 0 and
+              v("ricochet_peer_bytes_sent", peer="127.0.99.100") > 0)
+        check("memory-and-attrs", v("ricochet_attribute_sets") > 0 and v("ricochet_jemalloc_allocated_bytes") > 0
+              and v("ricochet_memory_bytes", object="path_sets") > 0)
+        check("reflection-counters", v("ricochet_reflect_batches") > 0 and v("ricochet_reflect_prefixes") > 0
+              and v("ricochet_update_groups") >= 1)
+        h = fams.get("ricochet_propagation_latency_seconds")
+        cnt = sum(s.value for s in h.samples if s.name.endswith("_count")) if h else 0
+        good = h is not None and cnt > 0
+        if h:
+            for g in {s.labels["group"] for s in h.samples}:
+                bk = [s for s in h.samples if s.name.endswith("_bucket") and s.labels["group"] == g]
+                vals = [s.value for s in bk]
+                c = [s.value for s in h.samples if s.name.endswith("_count") and s.labels["group"] == g][0]
+                good &= vals == sorted(vals) and bk[-1].labels["le"] == "+Inf" and vals[-1] == c
+        check("latency-histogram", good, f"count {cnt}")
+        if h:
+            sm = sum(s.value for s in h.samples if s.name.endswith("_sum"))
+            print(f"  propagation latency: {int(cnt)} chunks, mean {sm / cnt * 1e3:.2f} ms")
+
+        # MRT table dump, plain and ADD-PATH, against the CLI's view of the RIB
+        rc, routes = ctl("show", "routes", "--all")
+        want = {}
+        for r in routes if rc == 0 else []:
+            pfx = r.get("prefix")
+            for p in r.get("paths", [r]):
+                want[(pfx, p.get("from") or p.get("peer"))] = p.get("as_path", "")
+        for variant in ([], ["--addpath"]):
+            f = os.path.join(tmp, "dump%s.mrt" % ("-ap" if variant else ""))
+            rc, res = ctl("dump", "routes", f, *variant)
+            lines = bgpdump_lines(f)
+            # TABLE_DUMP2_AP lines carry the path id in column 6, before the AS path
+            got = {(l[5], l[3]): l[6] for l in lines if l[0] == "TABLE_DUMP2"}
+            got.update({(l[5], l[3]): l[7] for l in lines if l[0] == "TABLE_DUMP2_AP"})
+            if variant:
+                kinds = {l[0] for l in lines}
+                check("mrt-dump-routes-addpath-subtypes", kinds == {"TABLE_DUMP2_AP"}, str(kinds))
+            same = len(want) > 0 and set(got) == set(want) and all(
+                str(want[k]).split() == got[k].split() for k in want if want[k] != "")
+            check("mrt-dump-routes%s-bgpdump" % ("-addpath" if variant else ""),
+                  rc == 0 and len(got) == 2 * (R4 + R6) and same,
+                  f"rc {rc} {res} got {len(got)} want {len(want)} sample {list(want.items())[:2]} "
+                  f"{list(got.items())[:2]}")
+        bg.wait(timeout=120)
+        out = bg.stdout.read()
+        check("load-run-passed", bg.returncode == 0, out[-600:])
+
+        # the responsiveness check: scrapes and show routes while a big table loads
+        if a.big:
+            big = start_load("--feeders", "1", "--monitors", "1", "--routes", str(a.big))
+            worst_s, worst_r, n = 0.0, 0.0, 0
+            t_end = time.monotonic() + 180
+            while big.poll() is None and time.monotonic() < t_end:
+                _, _, dt = scrape(mport)
+                t0 = time.monotonic()
+                rc, _ = ctl("show", "routes", js=False)
+                dr = time.monotonic() - t0
+                worst_s, worst_r, n = max(worst_s, dt), max(worst_r, dr), n + 1
+                time.sleep(0.2)
+            big.wait(timeout=60)
+            print(f"  while loading {a.big} routes: {n} samples, worst scrape {worst_s * 1e3:.1f} ms, "
+                  f"worst show routes {worst_r * 1e3:.1f} ms (CLI process start included)")
+            check("responsive-while-loading", n > 0 and worst_s < 0.05 and worst_r < 0.05 and big.returncode == 0,
+                  f"n {n} scrape {worst_s * 1e3:.1f} ms show {worst_r * 1e3:.1f} ms rc {big.returncode}")
+    finally:
+        for p in procs[1:]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    # BGP4MP recording (files are flushed at exit)
+    files = sorted(os.path.join(mrtdir, f) for f in os.listdir(mrtdir))
+    lines = bgpdump_lines(*files)
+    ann = {l[5] for l in lines if l[0] == "BGP4MP_ET" and l[2] == "A"}
+    want_pfx = {k[0] for k in want} if want else set()
+    check("mrt-dump-bgp4mp-bgpdump", len(files) > 0 and want_pfx and want_pfx <= ann,
+          f"{len(files)} files, {len(ann)} prefixes announced, want {len(want_pfx)}")
+    print(f"{passed} passed, {len(fails)} failed")
+    if not fails:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print(f"kept {tmp}")
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
