@@ -69,6 +69,8 @@ struct load_opts {
 	const char *json, *timeline;
 	bool quiet, verbose, self_test;
 	struct in_addr feeder_base, monitor_base;
+	bool nh_base_set;           /* --next-hop-base: feeders announce nh_base + index */
+	struct in_addr nh_base;
 };
 
 /* ---------------------------------------------------------------- routes.c */

@@ -94,6 +94,8 @@ static void usage(FILE *out)
 "Checks and output:\n"
 "  --expect-rr/--no-expect-rr   require ORIGINATOR_ID and CLUSTER_LIST (default: on for iBGP)\n"
 "  --no-verify-attrs        do not compare attributes and next hops byte for byte\n"
+"  --next-hop-base A        feeder i announces next hop A+i (IPv6: 2001:db8:ffff::A+i) instead\n"
+"                           of its loopback source (FRR and GoBGP reject loopback next hops)\n"
 "  --wait-eor               convergence also needs an End-of-RIB after the announce\n"
 "  --json FILE              every figure as JSON\n"
 "  --timeline FILE          't_seconds prefixes_at_slowest_monitor' samples\n"
@@ -169,6 +171,7 @@ enum {
 	OPT_HOLD, OPT_EXTMSG, OPT_ADDPATH, OPT_ROUTES, OPT_V6ROUTES, OPT_SHARED, OPT_PPA, OPT_SEED,
 	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_EXPECT_RR,
 	OPT_NO_EXPECT_RR, OPT_NO_VERIFY, OPT_WAIT_EOR, OPT_JSON, OPT_TIMELINE, OPT_SELFTEST,
+	OPT_NHBASE,
 };
 
 static int parse_args(struct load_opts *o, int argc, char **argv)
@@ -198,6 +201,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		{ "expect-rr", no_argument, NULL, OPT_EXPECT_RR },
 		{ "no-expect-rr", no_argument, NULL, OPT_NO_EXPECT_RR },
 		{ "no-verify-attrs", no_argument, NULL, OPT_NO_VERIFY },
+		{ "next-hop-base", required_argument, NULL, OPT_NHBASE },
 		{ "wait-eor", no_argument, NULL, OPT_WAIT_EOR },
 		{ "json", required_argument, NULL, OPT_JSON },
 		{ "timeline", required_argument, NULL, OPT_TIMELINE },
@@ -253,6 +257,10 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		case OPT_EXPECT_RR: expect_rr = 1; break;
 		case OPT_NO_EXPECT_RR: expect_rr = 0; break;
 		case OPT_NO_VERIFY: o->verify_attrs = false; break;
+		case OPT_NHBASE:
+			bad = inet_pton(AF_INET, optarg, &o->nh_base) != 1;
+			o->nh_base_set = true;
+			break;
 		case OPT_WAIT_EOR: o->wait_eor = true; break;
 		case OPT_JSON: o->json = optarg; break;
 		case OPT_TIMELINE: o->timeline = optarg; break;

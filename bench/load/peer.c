@@ -80,7 +80,14 @@ void load_peer_init(struct load_peer *p, struct load_ctx *ctx, uint8_t role, uns
 	p->nh4.len = 4;
 	memcpy(p->nh4.addr, &((struct sockaddr_in *)&ss4)->sin_addr, 4);
 	p->nh6.len = 16;
-	if (o->target_v6) {
+	if (o->nh_base_set && role == LOAD_FEEDER) {
+		uint32_t v = ntohl(o->nh_base.s_addr) + idx;
+		uint32_t nv = htonl(v);
+		memcpy(p->nh4.addr, &nv, 4);
+		static const uint8_t doc6[12] = { 0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff };
+		memcpy(p->nh6.addr, doc6, 12);
+		memcpy(p->nh6.addr + 12, &nv, 4);
+	} else if (o->target_v6) {
 		memcpy(p->nh6.addr, &in6addr_loopback, 16);
 	} else {
 		p->nh6.addr[10] = p->nh6.addr[11] = 0xFF;
