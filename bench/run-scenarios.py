@@ -49,6 +49,8 @@ DAEMONS = ["ricochetd", "bird", "frr", "gobgp", "nullrelay"]
 SCENARIOS = {
     "S1": ("8 peers, 10,000 routes in total (4 feeders x 2,500 to 4 monitors)",
            dict(feeders=4, monitors=4, routes=2500, withdraw=True)),
+    "B4": ("the bar: 4 feeders x 250,000 disjoint routes to 4 clients",
+           dict(feeders=4, monitors=4, routes=250000, withdraw=True)),
     "S2": ("ingest: 50 feeders x 100,000 disjoint routes to 1 monitor",
            dict(feeders=50, monitors=1, routes=100000, withdraw=True)),
     "S3": ("full-table fan-out: 2 feeders, same 1.05M IPv4 + 230k IPv6, 100 clients, no ADD-PATH",
@@ -174,6 +176,9 @@ def load_argv(bins, k, out_json, out_tl, limit, daemon, extra, verify_attrs=Fals
         argv.append("--no-verify-attrs")
     if daemon == "nullrelay":
         argv.append("--no-expect-rr")  # it copies bytes: no ORIGINATOR_ID/CLUSTER_LIST
+    # FRR and GoBGP reject loopback next hops (martian); give every daemon the same
+    # routable-looking ones (RFC 6598 shared space, 2001:db8::/32 for IPv6)
+    argv += ["--next-hop-base", "100.64.0.1"]
     return argv + extra.split()
 
 
