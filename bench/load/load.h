@@ -71,6 +71,8 @@ struct load_opts {
 	struct in_addr feeder_base, monitor_base;
 	bool nh_base_set;           /* --next-hop-base: feeders announce nh_base + index */
 	struct in_addr nh_base;
+	const char *mrt;            /* --mrt FILE: replay it instead of the generated table */
+	double mrt_speed;           /* --mrt-speed X: BGP4MP timing divided by X (0: no pauses) */
 };
 
 /* ---------------------------------------------------------------- routes.c */
@@ -378,6 +380,11 @@ void load_ctx_error(struct load_ctx *ctx, const char *fmt, ...) __attribute__((f
 uint64_t load_expected(const struct load_ctx *ctx, int dead_feeder, unsigned paths);
 /* Paths per prefix monitor m can receive: --addpath if negotiated, else 1. */
 unsigned load_mon_paths(const struct load_ctx *ctx, const struct load_mon *m);
+
+/* ---------------------------------------------------------------- mrt.c */
+
+/* The --mrt replay phase (after connect, instead of announce).  True on success. */
+bool load_mrt_phase(struct load_ctx *ctx);
 
 /* ---------------------------------------------------------------- report.c */
 

@@ -99,6 +99,9 @@ static void usage(FILE *out)
 "  --wait-eor               convergence also needs an End-of-RIB after the announce\n"
 "  --json FILE              every figure as JSON\n"
 "  --timeline FILE          't_seconds prefixes_at_slowest_monitor' samples\n"
+"  --mrt FILE               replay an MRT file (TABLE_DUMP_V2 or BGP4MP) instead of the\n"
+"                           generated table; no other phase runs\n"
+"  --mrt-speed X            BGP4MP timing: original spacing / X (default 1; 0: no pauses)\n"
 "  -q, --quiet   -v, --verbose   --self-test   -h, --help\n");
 }
 
@@ -172,6 +175,7 @@ enum {
 	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_EXPECT_RR,
 	OPT_NO_EXPECT_RR, OPT_NO_VERIFY, OPT_WAIT_EOR, OPT_JSON, OPT_TIMELINE, OPT_SELFTEST,
 	OPT_NHBASE,
+	OPT_MRT, OPT_MRT_SPEED,
 };
 
 static int parse_args(struct load_opts *o, int argc, char **argv)
@@ -206,6 +210,8 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		{ "json", required_argument, NULL, OPT_JSON },
 		{ "timeline", required_argument, NULL, OPT_TIMELINE },
 		{ "self-test", no_argument, NULL, OPT_SELFTEST },
+		{ "mrt", required_argument, NULL, OPT_MRT },
+		{ "mrt-speed", required_argument, NULL, OPT_MRT_SPEED },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -225,6 +231,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 	o->churn_seconds = 10;
 	o->timeout = 120;
 	o->hold = BGP_DEFAULT_HOLD;
+	o->mrt_speed = 1;
 	inet_pton(AF_INET, "127.0.1.1", &o->feeder_base);
 	inet_pton(AF_INET, "127.0.2.1", &o->monitor_base);
 	while ((c = getopt_long(argc, argv, "qvh", lo, NULL)) != -1) {
@@ -265,6 +272,8 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		case OPT_JSON: o->json = optarg; break;
 		case OPT_TIMELINE: o->timeline = optarg; break;
 		case OPT_SELFTEST: o->self_test = true; break;
+		case OPT_MRT: o->mrt = optarg; break;
+		case OPT_MRT_SPEED: bad = parse_double(optarg, &o->mrt_speed, 0, 1e9); break;
 		case 'q': o->quiet = true; break;
 		case 'v': o->verbose = true; break;
 		case 'h': usage(stdout); exit(0);
@@ -285,6 +294,15 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 	if (!masn)
 		o->monitor_asn = o->asn;
 	o->expect_rr = expect_rr >= 0 ? expect_rr == 1 : o->monitor_asn == o->asn;
+	if (o->mrt) {
+		/* the replay replaces the generated table (kept to one route: unused) */
+		if (o->churn_rate > 0 || o->kill_feeder || o->withdraw || o->feeders > 64) {
+			fprintf(stderr, "ricochet-load: --mrt runs alone (no churn, kill, withdraw; <= 64 feeders)\n");
+			return -1;
+		}
+		o->routes = 1;
+		o->v6_routes = 1;        /* so that feeders negotiate IPv6 too */
+	}
 	if (o->routes == 0 && o->v6_routes == 0) {
 		fprintf(stderr, "ricochet-load: nothing to announce (--routes 0 and no --v6-routes)\n");
 		return -1;
@@ -643,7 +661,9 @@ int main(int argc, char **argv)
 		log_fatal("ricochet-load: cannot start threads");
 
 	bool ok = phase_connect(&ctx);
-	if (ok) {
+	if (ok && o->mrt) {
+		ok = load_mrt_phase(&ctx);       /* bench/load/mrt.c */
+	} else if (ok) {
 		double es;
 		uint64_t eb, em;
 		encode_all(&ctx, &es, &eb, &em);

@@ -17,6 +17,8 @@ Checks:
   - the ADD-PATH variant (--addpath) is read back by bgpdump the same way;
   - `mrt-dump:` files (BGP4MP_ET) read back by bgpdump hold every prefix the
     feeders announced;
+  - ricochet-load --mrt replays tests/data/table-small.mrt (4500 prefixes)
+    and every monitor ends up holding each of them;
   - while a large table loads (--big N routes, default 1,000,000), scrapes and
     `ricochet show routes` answer within 50 ms (worst of the samples).
 """
@@ -213,6 +215,15 @@ peer-ranges:
         bg.wait(timeout=120)
         out = bg.stdout.read()
         check("load-run-passed", bg.returncode == 0, out[-600:])
+
+        # replay of the checked-in TABLE_DUMP_V2 file through ricochet-load --mrt
+        data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "table-small.mrt")
+        n_file = len({l[5] for l in bgpdump_lines(data) if l[0] == "TABLE_DUMP2"})
+        r = subprocess.run([load, "--target", f"{ADDR}:179", "--asn", "65000", "--feeder-base", "127.0.99.60",
+                            "--monitor-base", "127.0.99.160", "--feeders", "2", "--monitors", "1",
+                            "--mrt", data, "--timeout", "60"], capture_output=True, text=True, timeout=120)
+        check("mrt-replay-table", r.returncode == 0 and n_file == 4500 and
+              f"every monitor holds {n_file} prefixes" in r.stdout, (r.stdout + r.stderr)[-600:])
 
         # the responsiveness check: scrapes and show routes while a big table loads
         if a.big:
