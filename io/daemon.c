@@ -90,10 +90,10 @@ struct peer *daemon_peer_create(struct daemon *d, const struct cfg_peer *cp, con
 	p->addr = *addr;
 	p->fd = -1;
 	p->pending_fd = -1;
-	p->rx_cap = 256 * 1024;
+	/* small to start: most clients only send KEEPALIVEs; grows for busy feeders */
+	p->rx_cap = 16 * 1024;
 	p->rx = malloc(p->rx_cap);
-	p->scratch = malloc(MSG_SCRATCH_SIZE);
-	if (!p->rx || !p->scratch)
+	if (!p->rx)
 		log_fatal("daemon: out of memory");
 	cds_wfcq_init(&p->oq_head, &p->oq_tail);
 	if (d->per_peer_threads) {

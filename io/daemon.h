@@ -71,6 +71,7 @@ struct io_thread {
 	size_t n_cmds, cap_cmds;
 	struct peer **peers;
 	size_t n_peers, cap_peers;
+	uint8_t *scratch;                /* MSG_SCRATCH_SIZE: canonical blobs, shared by its peers */
 };
 
 

@@ -120,7 +120,6 @@ struct peer {
 	bool reset_pending;              /* waiting for the reflection thread's "reset done" */
 	bool gr_stale;                   /* routes kept as stale after a drop (GR helper) */
 	uint64_t gr_deadline_ns;
-	uint8_t *scratch;                /* MSG_SCRATCH_SIZE, for the canonical blob */
 	struct log_ratelimit rl_malformed[PEER_MALFORMED_KINDS]; /* log_malformed(), by kind */
 	char last_error[96];
 	struct peer_counters c;

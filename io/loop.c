@@ -192,6 +192,9 @@ struct io_thread *io_thread_create(struct daemon *d, unsigned idx)
 		log_fatal("io: out of memory");
 	t->d = d;
 	t->idx = idx;
+	t->scratch = malloc(MSG_SCRATCH_SIZE);
+	if (!t->scratch)
+		log_fatal("io: out of memory");
 	t->epfd = epoll_create1(EPOLL_CLOEXEC);
 	t->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (t->epfd < 0 || t->evfd < 0)

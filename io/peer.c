@@ -32,7 +32,7 @@
 #include "io/metrics.h"
 #include "io/mrtdump.h"
 
-#define RX_BUF_SIZE   (256 * 1024)
+#define RX_BUF_MAX    (256 * 1024)        /* >= 2 extended messages */
 #define READ_BUDGET   (256 * 1024)        /* bytes per peer per wakeup */
 #define IOV_MAX_CHUNKS 64
 #define MALFORMED_LOG_INTERVAL_NS (10ull * 1000000000ull)
@@ -684,7 +684,7 @@ static void ingest_announce(struct peer *p, const struct msg_nlri *n, const stru
 static bool ingest_update(struct peer *p, const uint8_t *msg, size_t len, struct msg_error *err)
 {
 	struct msg_update u;
-	msg_update_parse(msg, len, &p->sess, p->scratch, &u, err);
+	msg_update_parse(msg, len, &p->sess, p->thr->scratch, &u, err);
 	p->c.updates_in++;
 	if (err->action == MSG_SESSION_RESET)
 		return false;
@@ -854,8 +854,14 @@ void sess_readable(struct peer *p)
 	}
 	size_t budget = READ_BUDGET;
 	while (p->fd >= 0 && budget) {
-		if (p->rx_cap - p->rx_len < BGP_MAX_EXT_MSG && p->rx_len) {
-			/* compaction happens below after framing; grow only if a message is partial */
+		if (p->rx_cap - p->rx_len < p->rx_cap / 4 && p->rx_cap < RX_BUF_MAX) {
+			/* a busy sender: grow (once messages are framed the buffer is compacted) */
+			size_t ncap = p->rx_cap * 4 > RX_BUF_MAX ? RX_BUF_MAX : p->rx_cap * 4;
+			uint8_t *nb = realloc(p->rx, ncap);
+			if (!nb)
+				log_fatal("io: out of memory");
+			p->rx = nb;
+			p->rx_cap = ncap;
 		}
 		ssize_t r = read(p->fd, p->rx + p->rx_len, p->rx_cap - p->rx_len);
 		if (r < 0) {
