@@ -11,8 +11,8 @@
  * and a Peer Up for every session that is up (under up_mu, which also orders
  * the hooks' Peer Up/Down against that replay), then drains the queue, adds
  * Statistics Reports every BMP_STATS_INTERVAL seconds, and at exit sends
- * Peer Down for the remaining sessions... (they are already down by then:
- * daemon_stop closes every session first) and Termination.
+ * what is still queued (daemon_stop has closed every session by then, so the
+ * Peer Downs are in the queue) and Termination.
  *
  * Threads: hooks on I/O threads; everything else on the bmp thread; the
  * per-peer state is written by the peer's I/O thread (OPEN, NOTIFICATION
