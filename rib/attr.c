@@ -372,17 +372,19 @@ struct attr_set *attr_intern(struct attr_table *t, const struct bgp_nexthop *nh,
 	return a;
 }
 
+/*
+ * One atomic add, no load-then-CAS loop: the checks look at the value it
+ * replaced.  A set that was dead (0) or at the limit is a bug either way and
+ * aborts before anyone can use the bad count.
+ */
 void attr_ref(struct attr_set *a)
 {
-	uint32_t v = __atomic_load_n(&a->refcnt, __ATOMIC_RELAXED);
+	uint32_t v = __atomic_fetch_add(&a->refcnt, 1, __ATOMIC_RELAXED);
 
-	do {
-		if (v == 0)
-			log_fatal("attr: reference taken on a released set %p", (void *)a);
-		if (v >= ATTR_REF_MAX)
-			log_fatal("attr: reference count overflow on set %p", (void *)a);
-	} while (!__atomic_compare_exchange_n(&a->refcnt, &v, v + 1, true, __ATOMIC_RELAXED,
-					      __ATOMIC_RELAXED));
+	if (caa_unlikely(v == 0))
+		log_fatal("attr: reference taken on a released set %p", (void *)a);
+	if (caa_unlikely(v >= ATTR_REF_MAX))
+		log_fatal("attr: reference count overflow on set %p", (void *)a);
 }
 
 static void attr_free_rcu(struct rcu_head *head)
@@ -392,14 +394,11 @@ static void attr_free_rcu(struct rcu_head *head)
 
 void attr_unref(struct attr_table *t, struct attr_set *a)
 {
-	uint32_t v = __atomic_load_n(&a->refcnt, __ATOMIC_RELAXED);
+	uint32_t v = __atomic_fetch_sub(&a->refcnt, 1, __ATOMIC_ACQ_REL);
 	struct attr_ctr *c;
 
-	do {
-		if (v == 0)
-			log_fatal("attr: reference count underflow on set %p", (void *)a);
-	} while (!__atomic_compare_exchange_n(&a->refcnt, &v, v - 1, true, __ATOMIC_ACQ_REL,
-					      __ATOMIC_RELAXED));
+	if (caa_unlikely(v == 0))
+		log_fatal("attr: reference count underflow on set %p", (void *)a);
 	if (v != 1)
 		return;
 

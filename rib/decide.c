@@ -153,28 +153,138 @@ static void decide_sort_deterministic(struct rib_path *paths, unsigned n,
 	}
 }
 
-unsigned decide_sort(struct rib_path *paths, unsigned n, const struct rib_peerinfo *peers,
-		     const struct decide_opts *o)
+static inline bool decide_dmed(const struct decide_opts *o)
 {
+	return o && o->deterministic_med && !o->always_compare_med;
+}
+
+/*
+ * Where MED is not comparable across ASes, a path that lost to the best
+ * on MED can sort ahead of one from another AS that ties the best
+ * through step e.  Pull every multipath member up behind the best
+ * (stably), so the multipath set is the leading run the caller expects.
+ * *moved is set when that changed the order.
+ */
+static unsigned decide_pull_up(struct rib_path *paths, unsigned n, const struct rib_peerinfo *peers,
+			       const struct decide_opts *o, bool *moved)
+{
+	unsigned k = 1;
+
+	for (unsigned j = 1; j < n; j++) {
+		if (decide_cmp_upto_e(&paths[0], &paths[j], peers, o) == 0) {
+			if (j != k)
+				*moved = true;
+			decide_rotate(paths, k++, j);
+		}
+	}
+	return k;
+}
+
+/*
+ * In order (decide.h) = a fixed point of decide_sort.  The insertion sort
+ * leaves every adjacent pair ordered (decide_cmp is antisymmetric, so a path
+ * it moved left is ordered against its new right neighbour too), hence its
+ * output is a fixed point of the sort itself; only a pull-up that moved
+ * something, or the deterministic-MED merge, can leave an order that a
+ * second run would change.
+ */
+unsigned decide_sort_io(struct rib_path *paths, unsigned n, const struct rib_peerinfo *peers,
+			const struct decide_opts *o, bool *in_order)
+{
+	bool moved = false;
 	unsigned k;
 
+	*in_order = !decide_dmed(o);
 	if (n == 0)
 		return 0;
-	if (o && o->deterministic_med && !o->always_compare_med)
+	if (decide_dmed(o))
 		decide_sort_deterministic(paths, n, peers, o);
 	else
 		decide_isort(paths, n, peers, o, false);
+	k = decide_pull_up(paths, n, peers, o, &moved);
+	if (moved)
+		*in_order = false;
+	return k;
+}
 
-	/*
-	 * Where MED is not comparable across ASes, a path that lost to the best
-	 * on MED can sort ahead of one from another AS that ties the best
-	 * through step e.  Pull every multipath member up behind the best
-	 * (stably), so the multipath set is the leading run the caller expects.
-	 */
-	k = 1;
-	for (unsigned j = 1; j < n; j++) {
-		if (decide_cmp_upto_e(&paths[0], &paths[j], peers, o) == 0)
-			decide_rotate(paths, k++, j);
+unsigned decide_sort(struct rib_path *paths, unsigned n, const struct rib_peerinfo *peers,
+		     const struct decide_opts *o)
+{
+	bool in_order;
+
+	return decide_sort_io(paths, n, peers, o, &in_order);
+}
+
+/*
+ * Why this equals decide_sort(paths, n): on an in-order prefix the insertion
+ * sort moves nothing until its last step, which walks the new path left past
+ * every path that ranks after it - the loop below.  The pull-up then only
+ * has to place the new path: the old members still tie paths[0] (unchanged
+ * when the new path did not become the best) and the old non-members do not.
+ */
+unsigned decide_insert(struct rib_path *paths, unsigned n, unsigned mp,
+		       const struct rib_peerinfo *peers, const struct decide_opts *o, bool *in_order)
+{
+	struct rib_path t;
+	unsigned j;
+	bool tie, moved = false;
+
+	if (decide_dmed(o) || n < 2 || mp < 1 || mp > n - 1)
+		return decide_sort_io(paths, n, peers, o, in_order);
+	t = paths[n - 1];
+	j = n - 1;
+	while (j > 0 && decide_cmp(&paths[j - 1], &t, peers, o) > 0) {
+		paths[j] = paths[j - 1];
+		j--;
 	}
+	paths[j] = t;
+	if (j == 0) {
+		/* a new best: membership of every other path must be asked */
+		unsigned k = decide_pull_up(paths, n, peers, o, &moved);
+		*in_order = !moved;
+		return k;
+	}
+	tie = decide_cmp_upto_e(&paths[0], &paths[j], peers, o) == 0;
+	if (tie) {
+		/* a member sorted behind non-members is pulled up to the run's end */
+		*in_order = j <= mp;
+		if (j > mp)
+			decide_rotate(paths, mp, j);
+		return mp + 1;
+	}
+	if (j < mp) {
+		/* a non-member sorted inside the run: the members behind it pass it */
+		memmove(&paths[j], &paths[j + 1], (mp - j) * sizeof(*paths));
+		paths[mp] = t;
+		*in_order = false;
+		return mp;
+	}
+	*in_order = true;
+	return mp;
+}
+
+/*
+ * Why this equals decide_sort(paths, n): every adjacent pair of the old set
+ * was ordered; removing one path creates one new pair, checked here (if it is
+ * out of order, the full sort runs).  With the best path unchanged the
+ * members are the old ones less the removed path, still the leading run.
+ */
+unsigned decide_remove(struct rib_path *paths, unsigned n, unsigned idx, unsigned mp,
+		       const struct rib_peerinfo *peers, const struct decide_opts *o, bool *in_order)
+{
+	bool moved = false;
+	unsigned k;
+
+	if (decide_dmed(o) || mp < 1 || mp > n + 1 || idx > n)
+		return decide_sort_io(paths, n, peers, o, in_order);
+	*in_order = true;
+	if (n == 0)
+		return 0;
+	if (idx > 0 && idx < n && decide_cmp(&paths[idx - 1], &paths[idx], peers, o) > 0)
+		return decide_sort_io(paths, n, peers, o, in_order);
+	if (idx > 0)
+		return mp - (idx < mp);
+	k = decide_pull_up(paths, n, peers, o, &moved);
+	*in_order = !moved;
 	return k;
 }

@@ -46,6 +46,29 @@ struct decide_opts {
 unsigned decide_sort(struct rib_path *paths, unsigned n, const struct rib_peerinfo *peers,
 		     const struct decide_opts *o);
 
+/*
+ * Incremental forms of decide_sort, for a RIB that keeps its sets sorted.
+ * A set is "in order" when decide_sort left it so that sorting it again would
+ * move nothing: adjacent paths ordered by decide_cmp and the multipath
+ * members (paths tying paths[0] through step e) exactly the leading run.
+ * decide_sort_io is decide_sort that also reports whether its result is in
+ * order (never in deterministic-MED mode, whose order is not incremental).
+ *
+ * decide_insert: paths[0..n-1) is in order with multipath count mp and
+ * paths[n-1] is a new path.  Leaves exactly what decide_sort(paths, n) would
+ * (usually after a few comparisons instead of ~2n) and returns the multipath
+ * count; *in_order as for decide_sort_io.
+ * decide_remove: paths[0..n) is an in-order set (multipath count mp) from
+ * which the path at index idx was just removed (the rest moved down).
+ * Returns the multipath count of the result, as decide_sort would order it.
+ */
+unsigned decide_sort_io(struct rib_path *paths, unsigned n, const struct rib_peerinfo *peers,
+			const struct decide_opts *o, bool *in_order);
+unsigned decide_insert(struct rib_path *paths, unsigned n, unsigned mp,
+		       const struct rib_peerinfo *peers, const struct decide_opts *o, bool *in_order);
+unsigned decide_remove(struct rib_path *paths, unsigned n, unsigned idx, unsigned mp,
+		       const struct rib_peerinfo *peers, const struct decide_opts *o, bool *in_order);
+
 /* <0 if a is preferred over b, >0 if b is preferred, 0 if identical rank.
  * Plain pairwise order (always_compare_med decides MED comparability). */
 int decide_cmp(const struct rib_path *a, const struct rib_path *b, const struct rib_peerinfo *peers,

@@ -813,7 +813,7 @@ static unsigned node_edit(struct rib *r, struct rib_stripe *st, struct rib_node 
 	struct attr_set *gone = NULL;
 	if (keep) {
 		nw = xmalloc(ps_size(keep));
-		unsigned j = 0;
+		unsigned j = 0, ridx = 0;
 		for (unsigned i = 0; i < old->n; i++) {
 			const struct rib_path *p = &old->p[i];
 			if (p->peer != peer) {
@@ -829,10 +829,19 @@ static unsigned node_edit(struct rib *r, struct rib_stripe *st, struct rib_node 
 				nw->p[j++].flags |= m ? RIB_PATH_F_STALE : 0;
 			} else if (!m) {
 				nw->p[j++] = *p;
+			} else {
+				ridx = i;
 			}
 		}
+		bool io;
+		unsigned mp;
+		if (hit == 1 && mode != EDIT_MARK_STALE && old->in_order)
+			mp = decide_remove(nw->p, keep, ridx, old->n_multipath, r->peers, &r->dopts, &io);
+		else
+			mp = decide_sort_io(nw->p, keep, r->peers, &r->dopts, &io);
 		nw->n = (uint16_t)keep;
-		nw->n_multipath = (uint16_t)decide_sort(nw->p, keep, r->peers, &r->dopts);
+		nw->n_multipath = (uint16_t)mp;
+		nw->in_order = io;
 	}
 	if (mode != EDIT_MARK_STALE) {
 		/* one reference rides on the old set's reclaim entry, others alone */
@@ -880,6 +889,7 @@ int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struc
 	rkey_t k = key_from_addr(fam, pfx->addr) & kmask(len);
 	struct rib_stripe *st = stripe_of(f, k, len);
 
+	__builtin_prefetch(attr, 1);     /* its refcount is taken below */
 	pthread_mutex_lock(&st->mu);
 	struct rib_node *n = tree_get(st, fam, root_link(f, k, len), k, len);
 	struct rib_pathset *old = n->ps;
@@ -887,6 +897,8 @@ int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struc
 	bool peer_had = false;
 	unsigned on = old ? old->n : 0;
 	for (unsigned i = 0; i < on; i++) {
+		/* the decision reads these: start every miss now, not one by one */
+		__builtin_prefetch(old->p[i].attr);
 		if (old->p[i].peer != peer)
 			continue;
 		peer_had = true;
@@ -901,21 +913,42 @@ int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struc
 		log_fatal("rib: too many paths for one prefix");
 	unsigned nn = on + (idx < 0);
 	struct rib_pathset *nw = xmalloc(ps_size(nn));
-	if (on)
-		memcpy(nw->p, old->p, on * sizeof(struct rib_path));
-	struct rib_path *np = &nw->p[idx >= 0 ? (unsigned)idx : on];
+	struct rib_path np = { .attr = attr, .peer = peer, .path_id = pfx->path_id,
+			       .flags = path_flags };
 	struct attr_set *gone = NULL;
-	if (idx < 0 || np->attr != attr) {
+	if (idx < 0 || old->p[idx].attr != attr) {
 		attr_ref(attr);
 		if (idx >= 0)
-			gone = np->attr;
+			gone = old->p[idx].attr;
 	}
-	np->attr = attr;
-	np->peer = peer;
-	np->path_id = pfx->path_id;
-	np->flags = path_flags;
+	bool io;
+	unsigned mp;
+	if (on && old->in_order) {
+		/* incremental: drop the replaced path, then insert the new one
+		 * (what decide_sort would make of [the others..., new]) */
+		unsigned m = on;
+		mp = old->n_multipath;
+		io = true;
+		if (idx >= 0) {
+			memcpy(nw->p, old->p, (unsigned)idx * sizeof(struct rib_path));
+			memcpy(nw->p + idx, old->p + idx + 1, (on - (unsigned)idx - 1) * sizeof(struct rib_path));
+			m = on - 1;
+			mp = decide_remove(nw->p, m, (unsigned)idx, mp, r->peers, &r->dopts, &io);
+		} else {
+			memcpy(nw->p, old->p, on * sizeof(struct rib_path));
+		}
+		nw->p[m] = np;
+		mp = io ? decide_insert(nw->p, nn, mp, r->peers, &r->dopts, &io)
+			: decide_sort_io(nw->p, nn, r->peers, &r->dopts, &io);
+	} else {
+		if (on)
+			memcpy(nw->p, old->p, on * sizeof(struct rib_path));
+		nw->p[idx >= 0 ? (unsigned)idx : on] = np;
+		mp = decide_sort_io(nw->p, nn, r->peers, &r->dopts, &io);
+	}
 	nw->n = (uint16_t)nn;
-	nw->n_multipath = (uint16_t)decide_sort(nw->p, nn, r->peers, &r->dopts);
+	nw->n_multipath = (uint16_t)mp;
+	nw->in_order = io;
 	ps_publish(r, st, n, old, nw, gone);
 	pthread_mutex_unlock(&st->mu);
 

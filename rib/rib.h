@@ -35,6 +35,7 @@ struct rib_pathset {
 	struct rcu_head rcu;
 	uint16_t n;                      /* number of paths */
 	uint16_t n_multipath;            /* leading paths equal to the best (>= 1 if n) */
+	uint8_t in_order;                /* internal: a fixed point of decide_sort (decide.h) */
 	struct rib_path p[];
 };
 

@@ -588,6 +588,122 @@ static void test_large(void **state)
 	free(peers);
 }
 
+/*
+ * decide_insert / decide_remove against decide_sort: random small sets (few
+ * distinct values per step, several neighbour ASes, so MED comparability
+ * makes the order non-transitive and the pull-up does move paths), kept the
+ * way the RIB keeps them.  Whenever the set is in order, the incremental call
+ * must leave exactly the array and multipath count decide_sort leaves for the
+ * same input, and report the same in-order verdict.
+ */
+static struct pdesc rnd_desc(uint64_t *x, unsigned i)
+{
+	struct pdesc d;
+
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	memset(&d, 0, sizeof(d));
+	d.lp = 100 + (unsigned)(*x % 2);
+	d.aslen = (uint16_t)(1 + (*x >> 8) % 2);
+	d.origin = (uint8_t)((*x >> 16) % 2);
+	d.nas = 1 + (unsigned)((*x >> 20) % 3);
+	d.med = (unsigned)((*x >> 28) % 3);
+	d.has_med = true;
+	d.ebgp = (*x >> 33) & 1;
+	d.stale = ((*x >> 40) % 16) == 0;
+	d.bgp_id = 1000 - i;
+	d.addr_last = (uint8_t)i;
+	return d;
+}
+
+static void check_incremental(const struct decide_opts *o, uint64_t seed)
+{
+	enum { NP = 12, ROUNDS = 4000 };
+	struct rib_peerinfo *peers = calloc(NP, sizeof(*peers));
+	struct rib_path set[NP], a[NP], b[NP];
+	unsigned n = 0, mp = 0, fast = 0, unordered = 0;
+	bool io = true;
+	uint64_t x = seed;
+
+	assert_non_null(peers);
+	mp = decide_sort_io(set, 0, peers, o, &io);
+	for (unsigned r = 0; r < ROUNDS; r++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		bool add = n == 0 || (n < NP && (x & 1));
+		unsigned mp_a, mp_b;
+		bool io_a, io_b;
+		if (add) {
+			/* a peer index not in the set */
+			bool used[NP] = { false };
+			unsigned p = (unsigned)(x >> 8) % NP;
+			for (unsigned i = 0; i < n; i++)
+				used[set[i].peer] = true;
+			while (used[p])
+				p = (p + 1) % NP;
+			struct pdesc d = rnd_desc(&x, p);
+			struct rib_path np = mk_path(peers, p, &d);
+			memcpy(a, set, n * sizeof(*a));
+			memcpy(b, set, n * sizeof(*b));
+			a[n] = b[n] = np;
+			mp_b = decide_sort_io(b, n + 1, peers, o, &io_b);
+			if (io) {
+				mp_a = decide_insert(a, n + 1, mp, peers, o, &io_a);
+				fast++;
+			} else {
+				mp_a = decide_sort_io(a, n + 1, peers, o, &io_a);
+			}
+			n++;
+		} else {
+			unsigned k = (unsigned)(x >> 8) % n;
+			free(set[k].attr);
+			memcpy(a, set, k * sizeof(*a));
+			memcpy(a + k, set + k + 1, (n - k - 1) * sizeof(*a));
+			memcpy(b, a, (n - 1) * sizeof(*b));
+			mp_b = decide_sort_io(b, n - 1, peers, o, &io_b);
+			if (io) {
+				mp_a = decide_remove(a, n - 1, k, mp, peers, o, &io_a);
+				fast++;
+			} else {
+				mp_a = decide_sort_io(a, n - 1, peers, o, &io_a);
+			}
+			n--;
+		}
+		assert_int_equal(mp_a, mp_b);
+		assert_int_equal(io_a, io_b);
+		for (unsigned i = 0; i < n; i++) {
+			assert_int_equal(a[i].peer, b[i].peer);
+			assert_ptr_equal(a[i].attr, b[i].attr);
+		}
+		memcpy(set, a, n * sizeof(*set));
+		mp = mp_a;
+		io = io_a;
+		unordered += !io;
+	}
+	/* both paths taken: the incremental one, and the full sort after a
+	 * pull-up that moved paths (plain) or always (deterministic MED) */
+	if (o->deterministic_med && !o->always_compare_med)
+		assert_int_equal(fast, 0);
+	else
+		assert_true(fast > ROUNDS / 2);
+	if (!o->always_compare_med)
+		assert_true(unordered > 0);
+	free_paths(set, n);
+	free(peers);
+}
+
+static void test_incremental(void **state)
+{
+	(void)state;
+	for (uint64_t seed = 1; seed <= 20; seed++) {
+		check_incremental(&plain, seed * 0x9E3779B97F4A7C15ull);
+		check_incremental(&acm, seed * 0x9E3779B97F4A7C15ull);
+		check_incremental(&det, seed * 0x9E3779B97F4A7C15ull);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -599,6 +715,7 @@ int main(void)
 		cmocka_unit_test(test_multipath),
 		cmocka_unit_test(test_stale),
 		cmocka_unit_test(test_large),
+		cmocka_unit_test(test_incremental),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
