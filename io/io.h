@@ -85,6 +85,7 @@ struct peer_counters {
 struct io_thread;
 struct refl_group;
 struct refl_pending;
+struct dump_cohort;
 
 struct peer {
 	uint32_t id;                     /* index in the daemon's peer table and the RIB */
@@ -134,13 +135,11 @@ struct peer {
 	/* ---- owned by the reflection thread ---- */
 	struct refl_group *group;
 	struct peer *group_next;
-	bool dumping;                    /* a table walk is in progress */
+	bool dumping;                    /* waiting for or in a table dump */
+	struct dump_cohort *cohort;      /* the dump it is part of (reflection thread) */
 	bool paused;                     /* slow reader: live chunks not queued, see reflect.c */
 	bool overflow_reset;             /* a reset for queue overflow was requested */
 	struct refl_pending *pending;    /* prefixes changed while paused */
-	uint8_t dump_family;
-	struct bgp_prefix dump_cursor;
-	bool dump_started;
 };
 
 /* ------------------------------------------------------------ daemon */

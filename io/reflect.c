@@ -306,6 +306,9 @@ struct refl_group {
 	uint8_t addpath_n;               /* ADD-PATH send: paths per prefix (0 = best only) */
 	uint32_t max_msg;
 	struct adv_table adv;            /* ADD-PATH: path ids advertised per prefix */
+	struct dump_cohort *cohorts;     /* table dumps in progress */
+	struct peer **join;              /* members waiting for a dump to start */
+	uint32_t njoin, capjoin;
 	struct peer *members;
 	uint32_t n_members;
 	struct refl_bset bs;
@@ -379,6 +382,9 @@ static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
 	return g;
 }
 
+struct dump_cohort;
+static void cohort_free(struct refl_group *g, struct dump_cohort *c);
+
 static void group_remove_member(struct refl *r, struct peer *p)
 {
 	struct refl_group *g = p->group;
@@ -404,6 +410,9 @@ static void group_remove_member(struct refl *r, struct peer *p)
 		free(g->bs.ht);
 		free(g->bs.e);
 		free(g->adv.slot);
+		while (g->cohorts)
+			cohort_free(g, g->cohorts);
+		free(g->join);
 		free(g);
 		r->st.groups--;
 	}
@@ -505,13 +514,30 @@ static void deliver_one(struct peer *m, struct obuf *b)
 	io_peer_kick(m);
 }
 
-enum { TO_ALL_EXCEPT, TO_ONLY };
+enum { TO_ALL_EXCEPT, TO_ONLY, TO_COHORT };
+
+/*
+ * A table dump shared by the members of one group that asked for it at about
+ * the same time (sessions coming up together, route refreshes): the walk and
+ * the encoding are done once and the chunks go to every member of the
+ * cohort, except that a chunk of routes from peer X is not given to X.
+ */
+struct dump_cohort {
+	struct dump_cohort *next;
+	struct peer **m;
+	uint32_t n, cap;
+	uint8_t family;
+	bool started;
+	struct bgp_prefix cursor;
+};
 
 /*
  * Hand the encoded bytes in scratch to the group's members as one shared,
  * exact-size chunk (encoding happens in a reusable scratch buffer so that a
  * small batch never pins a large allocation), then empty scratch.
  */
+static struct dump_cohort *cur_cohort; /* TO_COHORT target (reflection thread only) */
+
 static void deliver(struct refl *r, struct refl_group *g, struct obuf *scratch, int mode, uint32_t peer)
 {
 	struct obuf *b = NULL;
@@ -532,6 +558,10 @@ static void deliver(struct refl *r, struct refl_group *g, struct obuf *scratch, 
 			struct peer *m = r->o.peers[peer];
 			if (m && m->group == g)
 				deliver_one(m, b);
+		} else if (mode == TO_COHORT) {
+			for (uint32_t i = 0; i < cur_cohort->n; i++)
+				if (cur_cohort->m[i]->id != peer)
+					deliver_one(cur_cohort->m[i], b);
 		} else {
 			for (struct peer *m = g->members; m; m = m->group_next)
 				if (m->id != peer && !m->paused)
@@ -621,14 +651,16 @@ static struct bgp_prefix *bucket_prefixes(struct refl *r, struct refl_bset *s,
  * Encode every bucket of s for group g.  Chunks are cut whenever the delivery
  * target changes (source peer for announcements), so each chunk goes to
  * exactly the right members.  only_peer != NONE sends everything to one peer
- * (table dumps).
+ * (resync); a cohort sends to the cohort's members (table dumps).
  */
-static void encode_bset(struct refl *r, struct refl_group *g, struct refl_bset *s, uint32_t only_peer)
+static void encode_bset(struct refl *r, struct refl_group *g, struct refl_bset *s, uint32_t only_peer,
+			struct dump_cohort *cohort)
 {
 	static uint8_t attrs[BGP_MAX_EXT_MSG];
 	if (!s->nb)
 		return;
 	qsort(s->b, s->nb, sizeof(*s->b), bucket_cmp);
+	cur_cohort = cohort;
 	struct obuf *chunk = r->scratch;
 	int cur_mode = -1;
 	uint32_t cur_peer = RIB_PEER_NONE;
@@ -637,7 +669,10 @@ static void encode_bset(struct refl *r, struct refl_group *g, struct refl_bset *
 		struct refl_bucket *b = &s->b[bi];
 		int mode;
 		uint32_t target;
-		if (only_peer != RIB_PEER_NONE) {
+		if (cohort) {
+			mode = TO_COHORT;
+			target = b->kind == BK_ANNOUNCE ? b->src : RIB_PEER_NONE;
+		} else if (only_peer != RIB_PEER_NONE) {
 			mode = TO_ONLY;
 			target = only_peer;
 		} else if (b->kind == BK_ANNOUNCE) {
@@ -802,7 +837,7 @@ static void process_batch(struct refl *r, size_t n)
 		}
 	}
 	for (struct refl_group *g = r->groups; g; g = g->next)
-		encode_bset(r, g, &g->bs, RIB_PEER_NONE);
+		encode_bset(r, g, &g->bs, RIB_PEER_NONE, NULL);
 	rcu_read_unlock();
 	r->cur_stamp = 0;
 
@@ -817,16 +852,19 @@ static void process_batch(struct refl *r, size_t n)
 
 struct dump_ctx {
 	struct refl *r;
-	struct peer *p;
+	struct refl_group *g;
+	uint32_t exclude;                /* resync: the peer being resynced */
 };
 
+/* Bucket what a dump sends for one prefix; the source exception is applied
+ * per member at delivery (cohorts) or here (exclude, single-peer resync). */
 static bool dump_cb(struct rib_node *n, const struct bgp_prefix *pfx, const struct rib_pathset *ps,
 		    void *arg)
 {
 	struct dump_ctx *d = arg;
 	if (!ps || !ps->n)
 		return true;
-	struct refl_group *g = d->p->group;
+	struct refl_group *g = d->g;
 	if (g->addpath_n && g->addpath[pfx->family]) {
 		/* what a member got from its dump must be withdrawable later: the
 		 * group's table of advertised ids is the union over its members */
@@ -838,7 +876,7 @@ static bool dump_cb(struct rib_node *n, const struct bgp_prefix *pfx, const stru
 			if (!exportable(d->r, p, pfx->family, g))
 				continue;
 			ids[k++] = q.path_id = out_path_id(p);
-			if (p->peer == d->p->id)
+			if (p->peer == d->exclude)
 				continue;
 			bset_add(&d->r->dump_bs, p->attr, p->peer, BK_ANNOUNCE, &q);
 		}
@@ -846,46 +884,117 @@ static bool dump_cb(struct rib_node *n, const struct bgp_prefix *pfx, const stru
 		return true;
 	}
 	const struct rib_path *best = &ps->p[0];
-	if (best->peer == d->p->id || !exportable(d->r, best, pfx->family, g))
+	if (best->peer == d->exclude || !exportable(d->r, best, pfx->family, g))
 		return true;
 	bset_add(&d->r->dump_bs, best->attr, best->peer, BK_ANNOUNCE, pfx);
 	return true;
 }
 
-static void dump_eor(struct refl *r, struct peer *p, unsigned fam)
+static void cohort_leave(struct peer *p)
 {
-	struct obuf *b = r->scratch;
-	b->len = (uint32_t)msg_eor_encode(b->data, b->cap, fam);
-	deliver(r, p->group, b, TO_ONLY, p->id);
+	struct dump_cohort *c = p->cohort;
+	struct refl_group *g = p->group;
+	if (c) {
+		for (uint32_t i = 0; i < c->n; i++)
+			if (c->m[i] == p) {
+				c->m[i] = c->m[--c->n];
+				break;
+			}
+		p->cohort = NULL;
+	} else if (g) {
+		for (uint32_t i = 0; i < g->njoin; i++)
+			if (g->join[i] == p) {
+				g->join[i] = g->join[--g->njoin];
+				break;
+			}
+	}
+	p->dumping = false;
 }
 
-/* One bounded step of p's dump.  Returns true while the dump goes on. */
-static bool dump_step(struct refl *r, struct peer *p)
+/* Ask for a table dump for p (session up, route refresh). */
+static void dump_request(struct peer *p)
 {
-	if (atomic_load_explicit(&p->oq_bytes, memory_order_relaxed) > DUMP_HIGHWATER)
-		return true;
-	while (p->dump_family < BGP_FAM_COUNT && !p->sess.family[p->dump_family])
-		p->dump_family++;
-	if (p->dump_family >= BGP_FAM_COUNT) {
-		p->dumping = false;
-		r->st.dumps_done++;
+	struct refl_group *g = p->group;
+	if (!g)
+		return;
+	cohort_leave(p);
+	if (g->njoin == g->capjoin) {
+		g->capjoin = g->capjoin ? g->capjoin * 2 : 16;
+		g->join = xrealloc(g->join, g->capjoin * sizeof(*g->join));
+	}
+	g->join[g->njoin++] = p;
+	p->dumping = true;
+}
+
+static void cohort_free(struct refl_group *g, struct dump_cohort *c)
+{
+	for (struct dump_cohort **cp = &g->cohorts; *cp; cp = &(*cp)->next)
+		if (*cp == c) {
+			*cp = c->next;
+			break;
+		}
+	for (uint32_t i = 0; i < c->n; i++) {
+		c->m[i]->cohort = NULL;
+		c->m[i]->dumping = false;
+	}
+	free(c->m);
+	free(c);
+}
+
+/* Members that asked for a dump since the last step start one together. */
+static void cohort_form(struct refl *r, struct refl_group *g)
+{
+	(void)r;
+	if (!g->njoin)
+		return;
+	struct dump_cohort *c = calloc(1, sizeof(*c));
+	if (!c)
+		log_fatal("reflect: out of memory");
+	c->m = g->join;
+	c->n = c->cap = g->njoin;
+	for (uint32_t i = 0; i < c->n; i++)
+		c->m[i]->cohort = c;
+	g->join = NULL;
+	g->njoin = g->capjoin = 0;
+	c->next = g->cohorts;
+	g->cohorts = c;
+}
+
+/* One bounded step of a cohort's dump.  Returns true while it goes on. */
+static bool cohort_step(struct refl *r, struct refl_group *g, struct dump_cohort *c)
+{
+	if (!c->n) {
+		cohort_free(g, c);
 		return false;
 	}
-	struct dump_ctx d = { r, p };
+	for (uint32_t i = 0; i < c->n; i++)   /* paced by the slowest member */
+		if (atomic_load_explicit(&c->m[i]->oq_bytes, memory_order_relaxed) > DUMP_HIGHWATER)
+			return true;
+	while (c->family < BGP_FAM_COUNT && !g->fam[c->family])
+		c->family++;
+	if (c->family >= BGP_FAM_COUNT) {
+		r->st.dumps_done += c->n;
+		cohort_free(g, c);
+		return false;
+	}
+	struct dump_ctx d = { r, g, RIB_PEER_NONE };
 	struct bgp_prefix last;
 	bset_reset(&r->dump_bs);
 	rcu_read_lock();
-	size_t n = rib_walk(r->o.rib, p->dump_family, NULL, p->dump_started ? &p->dump_cursor : NULL,
-			    DUMP_STEP, dump_cb, &d, &last);
-	encode_bset(r, p->group, &r->dump_bs, p->id);
+	size_t n = rib_walk(r->o.rib, c->family, NULL, c->started ? &c->cursor : NULL, DUMP_STEP,
+			    dump_cb, &d, &last);
+	encode_bset(r, g, &r->dump_bs, RIB_PEER_NONE, c);
 	rcu_read_unlock();
 	if (n)
-		p->dump_cursor = last;
-	p->dump_started = true;
+		c->cursor = last;
+	c->started = true;
 	if (n < DUMP_STEP) {
-		dump_eor(r, p, p->dump_family);
-		p->dump_family++;
-		p->dump_started = false;
+		struct obuf *b = r->scratch;
+		b->len = (uint32_t)msg_eor_encode(b->data, b->cap, c->family);
+		cur_cohort = c;
+		deliver(r, g, b, TO_COHORT, RIB_PEER_NONE);
+		c->family++;
+		c->started = false;
 	}
 	return true;
 }
@@ -897,7 +1006,7 @@ static void resync_step(struct refl *r, struct peer *p)
 	if (atomic_load_explicit(&p->oq_bytes, memory_order_relaxed) > OQ_LOW)
 		return;
 	struct refl_group *g = p->group;
-	struct dump_ctx d = { r, p };
+	struct dump_ctx d = { r, g, p->id };
 	bset_reset(&r->dump_bs);
 	size_t done = 0;
 	rcu_read_lock();
@@ -918,7 +1027,7 @@ static void resync_step(struct refl *r, struct peer *p)
 		ps->used--;
 		done++;
 	}
-	encode_bset(r, g, &r->dump_bs, p->id);
+	encode_bset(r, g, &r->dump_bs, p->id, NULL);
 	rcu_read_unlock();
 	if (!ps->used) {
 		/* rebuild the (now empty) table lazily next time; back to the live stream */
@@ -929,13 +1038,6 @@ static void resync_step(struct refl *r, struct peer *p)
 		p->paused = false;
 		r->st.resyncs++;
 	}
-}
-
-static void dump_start(struct peer *p, unsigned fam)
-{
-	p->dumping = true;
-	p->dump_family = fam == BGP_FAM_COUNT ? 0 : (uint8_t)fam;
-	p->dump_started = false;
 }
 
 /* ------------------------------------------------------------ events */
@@ -954,15 +1056,12 @@ static void drain_queue(struct peer *p)
 static void handle_events(struct refl *r)
 {
 	pthread_mutex_lock(&r->ev_lock);
+	/* take every pending event at once: sessions that come up together then
+	 * share one table dump */
 	size_t n = r->n_ev;
-	struct refl_ev evs[64];
-	if (n > 64)
-		n = 64;
-	if (n) {
-		memcpy(evs, r->ev, n * sizeof(*evs));
-		memmove(r->ev, r->ev + n, (r->n_ev - n) * sizeof(*evs));
-		r->n_ev -= n;
-	}
+	struct refl_ev *evs = r->ev;
+	r->ev = NULL;
+	r->n_ev = r->cap_ev = 0;
 	pthread_mutex_unlock(&r->ev_lock);
 
 	for (size_t i = 0; i < n; i++) {
@@ -974,25 +1073,25 @@ static void handle_events(struct refl *r)
 			p->group_next = g->members;
 			g->members = p;
 			g->n_members++;
-			dump_start(p, BGP_FAM_COUNT);
+			dump_request(p);
 			break;
 		}
 		case EV_DOWN:
+			cohort_leave(p);
 			group_remove_member(r, p);
-			p->dumping = false;
 			pending_free(p);
 			p->overflow_reset = false;
 			drain_queue(p);
 			io_peer_reset_done(p);
 			break;
 		case EV_REFRESH:
-			if (p->group && !p->dumping)
-				dump_start(p, evs[i].family);
-			else if (p->group)
-				dump_start(p, BGP_FAM_COUNT);
+			/* a refresh re-sends every family of the group (a superset of
+			 * what was asked, which RFC 2918 permits), shared with others */
+			dump_request(p);
 			break;
 		}
 	}
+	free(evs);
 }
 
 static void post(struct refl *r, uint8_t type, struct peer *p, unsigned fam)
@@ -1046,14 +1145,18 @@ static void *refl_main(void *arg)
 			r->last_batch_end_ns = log_now_ns();
 		}
 		bool dumping = false;
-		for (struct refl_group *g = r->groups; g; g = g->next)
+		for (struct refl_group *g = r->groups; g; g = g->next) {
+			cohort_form(r, g);
+			for (struct dump_cohort *c = g->cohorts, *nx; c; c = nx) {
+				nx = c->next;
+				dumping |= cohort_step(r, g, c);
+			}
 			for (struct peer *p = g->members; p; p = p->group_next)
-				if (p->dumping)
-					dumping |= dump_step(r, p);
-				else if (p->paused) {
+				if (p->paused && !p->dumping) {
 					resync_step(r, p);
 					dumping = true;
 				}
+		}
 		if (!n && !any_events(r)) {
 			uint64_t now = log_now_ns();
 			if (now - r->last_reclaim_ns > 1000000000ull) {
