@@ -51,8 +51,8 @@ SCENARIOS = {
            dict(feeders=4, monitors=4, routes=2500, withdraw=True)),
     "B4": ("the bar: 4 feeders x 250,000 disjoint routes to 4 clients",
            dict(feeders=4, monitors=4, routes=250000, withdraw=True)),
-    "S2": ("ingest: 50 feeders x 100,000 disjoint routes to 1 monitor",
-           dict(feeders=50, monitors=1, routes=100000, withdraw=True)),
+    "S2": ("ingest: 50 feeders (iBGP non-clients) x 100,000 disjoint routes to 1 client",
+           dict(feeders=50, monitors=1, routes=100000, withdraw=True, feeders_client=False)),
     "S3": ("full-table fan-out: 2 feeders, same 1.05M IPv4 + 230k IPv6, 100 clients, no ADD-PATH",
            dict(feeders=2, monitors=100, routes=1050000, v6_routes=230000, shared=True,
                 withdraw=True)),
@@ -136,6 +136,7 @@ def missing_for(daemon, bins):
 def make_peers(a, k):
     ranges = None if a.ranges == "auto" else a.ranges == "always"
     return C.Peers(k["feeders"], k["monitors"], addpath=k.get("addpath", 0),
+                   feeders_client=k.get("feeders_client", True),
                    v6=bool(k.get("v6_routes")), ranges=ranges)
 
 

@@ -38,7 +38,11 @@ class Peers:
     """The reflector's view of one scenario: who connects and what they get."""
 
     def __init__(self, feeders, monitors, addpath=0, v6=False, addr="127.0.0.1", asn=65000,
-                 ranges=None):
+                 ranges=None, feeders_client=True):
+        # feeders_client False: feeders are iBGP non-clients, so their routes go to
+        # the clients (monitors) only and never back to the other feeders - a pure
+        # ingest scenario (RFC 4456 s6), configured the same way on every daemon
+        self.feeders_client = feeders_client
         self.n_feeders = feeders
         self.n_monitors = monitors
         self.addpath = addpath          # paths per prefix sent to monitors (0 = off)
@@ -73,10 +77,11 @@ def ricochetd(peers, workdir, binary):
     plist, rlist = [], []
     for _name, is_mon, addrs, ranges in peers.groups():
         ap = f", add-path: {{ send: {peers.addpath} }}" if is_mon and peers.addpath else ""
+        role = "rr-client" if is_mon or peers.feeders_client else "ibgp"
         for a in addrs or []:
-            plist.append(f"  - {{ address: {a}, role: rr-client, passive: true, families: {fams}{ap} }}")
+            plist.append(f"  - {{ address: {a}, role: {role}, passive: true, families: {fams}{ap} }}")
         for r in ranges or []:
-            rlist.append(f"  - {{ prefix: {r}, role: rr-client, passive: true, families: {fams}{ap} }}")
+            rlist.append(f"  - {{ prefix: {r}, role: {role}, passive: true, families: {fams}{ap} }}")
     if plist:
         out += ["peers:"] + plist
     if rlist:
@@ -98,7 +103,8 @@ def bird(peers, workdir, binary="bird"):
         out += [f"template bgp t_{name} {{",
                 f"  local {peers.addr} as {peers.asn};",
                 "  strict bind yes; passive yes;",
-                f"  rr client; rr cluster id {peers.addr};",
+                (f"  rr client; rr cluster id {peers.addr};"
+                 if is_mon or peers.feeders_client else "  # iBGP non-client"),
                 "  hold time 240; error wait time 1, 5;",
                 f"  ipv4 {{ import all; export all; {ap} }};",
                 f"  ipv6 {{ import all; export all; {ap} }};",
@@ -139,7 +145,9 @@ def frr(peers, workdir, binary=FRR_BGPD):
     for afi in ("ipv4", "ipv6"):
         out.append(f" address-family {afi} unicast")
         for name, is_mon, _a, _r in peers.groups():
-            out += [f"  neighbor {name} activate", f"  neighbor {name} route-reflector-client"]
+            out += [f"  neighbor {name} activate"]
+            if is_mon or peers.feeders_client:
+                out += [f"  neighbor {name} route-reflector-client"]
             if is_mon and peers.addpath:
                 # FRR 8.4 has no "N paths" knob: all paths (2 feeders -> 2 paths)
                 out.append(f"  neighbor {name} addpath-tx-all-paths")
@@ -180,11 +188,12 @@ def gobgp(peers, workdir, binary="gobgpd", api_port=50051):
         return s
 
     for name, is_mon, addrs, ranges in peers.groups():
+        rrc = "true" if is_mon or peers.feeders_client else "false"
         if ranges:
             out += ["[[peer-groups]]", "  [peer-groups.config]",
                     f'    peer-group-name = "{name}"', f"    peer-as = {peers.asn}",
                     "  [peer-groups.route-reflector.config]",
-                    "    route-reflector-client = true",
+                    f"    route-reflector-client = {rrc}",
                     f'    route-reflector-cluster-id = "{peers.addr}"',
                     "  [peer-groups.transport.config]", "    passive-mode = true",
                     "  [peer-groups.timers.config]", "    hold-time = 240",
@@ -197,7 +206,7 @@ def gobgp(peers, workdir, binary="gobgpd", api_port=50051):
             out += ["[[neighbors]]", "  [neighbors.config]",
                     f'    neighbor-address = "{a}"', f"    peer-as = {peers.asn}",
                     "  [neighbors.route-reflector.config]",
-                    "    route-reflector-client = true",
+                    f"    route-reflector-client = {rrc}",
                     f'    route-reflector-cluster-id = "{peers.addr}"',
                     "  [neighbors.transport.config]", "    passive-mode = true",
                     f'    local-address = "{peers.addr}"',
