@@ -164,6 +164,9 @@ void daemon_accept(struct daemon *d, int lfd)
 		pthread_mutex_lock(&d->cfg_lock);
 		pthread_mutex_lock(&d->peers_lock);
 		struct peer *p = daemon_peer_by_addr(d, &a);
+		const struct cfg_peer *sec = cfg_match_peer(d->cfg, &a);
+		if (sec)
+			sockopt_peer_socket(fd, sec, &a, false); /* GTSM; MD5 came from the listener */
 		if (!p || !p->configured) {
 			const struct cfg_peer *cp = cfg_match_peer(d->cfg, &a);
 			if (cp && p) {
@@ -294,6 +297,7 @@ int daemon_start(struct daemon *d, struct cfg *cfg, const char *cfg_path)
 			return -1;
 		}
 		d->listen_fds[d->n_listen++] = fd;
+		sockopt_listener_keys(fd, cfg, NULL);
 		io_thread_listen(d->thr[0], fd, (unsigned)i);
 		log_info("listening on %s port %u", as, cfg->listen[i].port);
 	}
@@ -358,6 +362,8 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 		}
 	}
 	struct cfg *old = d->cfg;
+	for (size_t i = 0; i < d->n_listen; i++)
+		sockopt_listener_keys(d->listen_fds[i], nc, old);
 	d->cfg = nc;
 	log_set_level(nc->log_level);
 	pthread_mutex_unlock(&d->peers_lock);

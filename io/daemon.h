@@ -115,6 +115,18 @@ void sess_timers(struct peer *p, uint64_t now_ns);
 /* Accept on a listening socket (any I/O thread), route the fd to its peer. */
 void daemon_accept(struct daemon *d, int lfd);
 
+/* ---- TCP MD5 (RFC 2385) and GTSM (RFC 5082) per peer (io/sockopt.c) ---- */
+/* Set (password) or delete (NULL) the key for addr/plen on fd; plen below
+ * the full length uses TCP_MD5SIG_EXT with a prefix.  0 or -1 (errno). */
+int sockopt_md5_key(int fd, const struct bgp_addr *addr, uint8_t plen, const char *password);
+/* A listening socket: keys of every peer and range of cfg with a password
+ * and of its family; with old (reload), keys only old had are removed. */
+void sockopt_listener_keys(int fd, const struct cfg *cfg, const struct cfg *old);
+/* GTSM: send with TTL/hop limit 255, drop what arrives below 256 - hops. */
+int sockopt_gtsm(int fd, unsigned family, uint8_t hops);
+/* A peer's own socket: GTSM, and with outbound (before connect) its MD5 key. */
+int sockopt_peer_socket(int fd, const struct cfg_peer *cp, const struct bgp_addr *addr, bool outbound);
+
 /* ---- control socket commands (io/daemon.c) ---- */
 void daemon_ctl_register(struct daemon *d);
 

@@ -267,6 +267,7 @@ static void conn_start(struct peer *p)
 		sess_run(p, FSM_EV_TCP_FAILS, NULL);
 		return;
 	}
+	sockopt_peer_socket(fd, &p->cfg, &p->addr, true);
 	if (p->cfg.has_local_addr) {
 		struct sockaddr_storage ls;
 		socklen_t ll = fill_sockaddr(&ls, &p->cfg.local_addr, 0);
@@ -550,6 +551,15 @@ void sess_accepted(struct peer *p, int fd)
 		    (p->fsm.state == FSM_OPENSENT && p->connecting)) {
 			/* our own connect has not produced an OPEN yet: prefer theirs */
 			conn_teardown(p);
+		} else if (p->fsm.state == FSM_OPENSENT && p->cfg.passive) {
+			/* passive: the older inbound connection never brought an OPEN (the
+			 * peer restarted, or GTSM drops its segments): the newest one wins,
+			 * so a silent connection cannot hold the peer's slot for 4 minutes */
+			log_info("peer %s: new connection replaces one that sent no OPEN",
+				 peer_name(p, nm, sizeof(nm)));
+			conn_teardown(p);
+			memset(p->next_timer_ns, 0, sizeof(p->next_timer_ns));
+			fsm_setup(p);
 		} else {
 			uint8_t m[BGP_HDR_LEN + 2];
 			size_t n = msg_notification_encode(m, sizeof(m), BGP_ERR_CEASE, BGP_CEASE_COLLISION,
