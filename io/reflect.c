@@ -335,6 +335,7 @@ struct refl {
 	size_t tmp_cap;
 	struct refl_bset dump_bs;        /* scratch for one dump step */
 	struct obuf *scratch;            /* encoding buffer, copied out exactly on delivery */
+	struct rib_node **batch_rel;     /* DUMP_STEP nodes a resync step releases */
 	uint64_t last_batch_end_ns;
 	uint64_t last_reclaim_ns;
 	uint64_t cur_stamp;              /* live batch: receive time of its oldest change */
@@ -432,28 +433,34 @@ static void group_remove_member(struct refl *r, struct peer *p)
  * members cannot be resynchronised this way (withdrawals are by path id), so
  * they are reset with Cease/Out of Resources past OQ_HARD instead.
  */
-#define OQ_HIGH  (32u << 20)
-#define OQ_LOW   (8u << 20)
+#define OQ_HIGH  (64u << 20)
+#define OQ_LOW   (16u << 20)
 #define OQ_HARD  (256u << 20)
 
 struct refl_pending {
-	struct bgp_prefix *slot;         /* len 255 = empty */
+	struct rib_node **slot;          /* NULL = empty; each entry holds a node reference */
 	size_t cap, used;
 	size_t scan;                     /* resync cursor */
 };
 
-static uint64_t pfx_hash(const struct bgp_prefix *p)
+static inline size_t node_hash(const struct rib_node *n, size_t cap)
 {
-	uint64_t h = (uint64_t)p->family << 8 | p->len;
-	for (unsigned i = 0; i < 16; i += 4) {
-		uint32_t w;
-		memcpy(&w, p->addr + i, 4);
-		h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-	}
-	return h ^ (h >> 31);
+	uint64_t h = (uint64_t)(uintptr_t)n * 0x9E3779B97F4A7C15ull;
+	return (size_t)(h >> 24) & (cap - 1);
 }
 
-static void pending_add(struct refl_pending *ps, const struct bgp_prefix *p);
+static void pending_insert(struct refl_pending *ps, struct rib_node *n)
+{
+	for (size_t i = node_hash(n, ps->cap);; i = (i + 1) & (ps->cap - 1)) {
+		if (!ps->slot[i]) {
+			ps->slot[i] = n;
+			ps->used++;
+			return;
+		}
+		if (ps->slot[i] == n)
+			return;
+	}
+}
 
 static void pending_grow(struct refl_pending *ps)
 {
@@ -461,37 +468,38 @@ static void pending_grow(struct refl_pending *ps)
 	ps->cap = old.cap ? old.cap * 2 : 1024;
 	ps->used = 0;
 	ps->scan = 0;
-	ps->slot = malloc(ps->cap * sizeof(*ps->slot));
+	ps->slot = calloc(ps->cap, sizeof(*ps->slot));
 	if (!ps->slot)
 		log_fatal("reflect: out of memory");
-	for (size_t i = 0; i < ps->cap; i++)
-		ps->slot[i].len = 255;
 	for (size_t i = 0; i < old.cap; i++)
-		if (old.slot[i].len != 255)
-			pending_add(ps, &old.slot[i]);
+		if (old.slot[i])
+			pending_insert(ps, old.slot[i]);
 	free(old.slot);
 }
 
-static void pending_add(struct refl_pending *ps, const struct bgp_prefix *p)
+/* Remember a changed prefix for a paused peer: a pinned node, once. */
+static void pending_add(struct refl_pending *ps, struct rib_node *n)
 {
 	if ((ps->used + 1) * 2 > ps->cap)
 		pending_grow(ps);
-	for (size_t i = pfx_hash(p) & (ps->cap - 1);; i = (i + 1) & (ps->cap - 1)) {
-		struct bgp_prefix *s = &ps->slot[i];
-		if (s->len == 255) {
-			*s = *p;
-			s->path_id = 0;
+	for (size_t i = node_hash(n, ps->cap);; i = (i + 1) & (ps->cap - 1)) {
+		if (!ps->slot[i]) {
+			rib_node_hold(n);
+			ps->slot[i] = n;
 			ps->used++;
 			return;
 		}
-		if (s->family == p->family && s->len == p->len && !memcmp(s->addr, p->addr, 16))
+		if (ps->slot[i] == n)
 			return;
 	}
 }
 
-static void pending_free(struct peer *p)
+static void pending_free(struct refl *r, struct peer *p)
 {
 	if (p->pending) {
+		for (size_t i = 0; i < p->pending->cap; i++)
+			if (p->pending->slot[i])
+				rib_journal_release(r->o.rib, p->pending->slot[i]);
 		free(p->pending->slot);
 		free(p->pending);
 		p->pending = NULL;
@@ -828,12 +836,8 @@ static void process_batch(struct refl *r, size_t n)
 				io_peer_overflow(m);
 			}
 			if (m->paused)
-				for (size_t i = 0; i < n; i++) {
-					struct bgp_prefix pfx;
-					rib_node_prefix(r->batch[i], &pfx);
-					if (pfx.family < BGP_FAM_COUNT && g->fam[pfx.family])
-						pending_add(m->pending, &pfx);
-				}
+				for (size_t i = 0; i < n; i++)
+					pending_add(m->pending, r->batch[i]);
 		}
 	}
 	for (struct refl_group *g = r->groups; g; g = g->next)
@@ -1010,27 +1014,34 @@ static void resync_step(struct refl *r, struct peer *p)
 	bset_reset(&r->dump_bs);
 	size_t done = 0;
 	rcu_read_lock();
+	size_t nrel = 0;
 	for (size_t k = 0; k < ps->cap && done < DUMP_STEP && ps->used; k++) {
 		size_t i = ps->scan;
 		ps->scan = (ps->scan + 1) & (ps->cap - 1);
-		struct bgp_prefix *pf = &ps->slot[i];
-		if (pf->len == 255)
+		struct rib_node *n = ps->slot[i];
+		if (!n)
 			continue;
-		struct rib_node *n = rib_lookup(r->o.rib, pf);
-		const struct rib_pathset *set = n ? rib_node_paths(n) : NULL;
+		struct bgp_prefix pf;
+		rib_node_prefix(n, &pf);
+		const struct rib_pathset *set = rib_node_paths(n);
 		const struct rib_path *best = set && set->n ? &set->p[0] : NULL;
-		if (best && best->peer != p->id && exportable(r, best, pf->family, g))
-			dump_cb(n, pf, set, &d);
-		else
-			bset_add(&r->dump_bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, pf);
-		pf->len = 255;
+		if (pf.family < BGP_FAM_COUNT && g->fam[pf.family]) {
+			if (best && best->peer != p->id && exportable(r, best, pf.family, g))
+				dump_cb(n, &pf, set, &d);
+			else
+				bset_add(&r->dump_bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &pf);
+		}
+		ps->slot[i] = NULL;
+		r->batch_rel[nrel++] = n;
 		ps->used--;
 		done++;
 	}
 	encode_bset(r, g, &r->dump_bs, p->id, NULL);
 	rcu_read_unlock();
+	for (size_t i = 0; i < nrel; i++)
+		rib_journal_release(r->o.rib, r->batch_rel[i]);
 	if (!ps->used) {
-		/* rebuild the (now empty) table lazily next time; back to the live stream */
+		/* back to the live stream; the empty table is rebuilt if it pauses again */
 		free(ps->slot);
 		ps->slot = NULL;
 		ps->cap = 0;
@@ -1079,7 +1090,7 @@ static void handle_events(struct refl *r)
 		case EV_DOWN:
 			cohort_leave(p);
 			group_remove_member(r, p);
-			pending_free(p);
+			pending_free(r, p);
 			p->overflow_reset = false;
 			drain_queue(p);
 			io_peer_reset_done(p);
@@ -1181,6 +1192,9 @@ struct refl *refl_create(const struct refl_opts *o)
 		r->o.batch = 65536;
 	r->batch = calloc(r->o.batch, sizeof(*r->batch));
 	r->scratch = obuf_new(OBUF_SIZE);
+	r->batch_rel = calloc(DUMP_STEP, sizeof(*r->batch_rel));
+	if (!r->batch_rel)
+		log_fatal("reflect: out of memory");
 	if (!r->batch)
 		log_fatal("reflect: out of memory");
 	pthread_mutex_init(&r->ev_lock, NULL);
