@@ -16,6 +16,8 @@ and one check per behaviour of issue 6:
   - max-prefixes: warning at the threshold, Cease/1 with RFC 4486 data when
     exceeded, routes withdrawn, and the restart hold-down for a passive peer
     (connections refused until then) and an active one (no connect before);
+  - an active peer whose sessions keep failing is retried with exponential
+    backoff;
   - a peer flapping every second for 20 s: nothing left at the monitor and
     ricochetd's RSS back near where it was;
   - RFC 9687 send hold timer: a client that stops reading (tiny receive
@@ -45,6 +47,7 @@ from test_malformed import Daemon, RR, MON, LOCAL_AS  # noqa: E402
 FEEDER, STUCK, MAXP, HOLD, FLAP, MIDMSG, RESET, ACTIVE, LATE = (
     "127.0.88.11", "127.0.88.12", "127.0.88.13", "127.0.88.14", "127.0.88.15",
     "127.0.88.17", "127.0.88.18", "127.0.88.19", "127.0.88.21")
+BACKOFF = "127.0.88.22"
 ACTIVE_RESTART = 5
 PASSIVE_RESTART = 6
 
@@ -112,8 +115,9 @@ class Monitor:
 
 
 class Suite:
-    def __init__(self, d, verbose, active_listener):
+    def __init__(self, d, verbose, active_listener, backoff_listener):
         self.active_listener = active_listener
+        self.backoff_listener = backoff_listener
         self.d = d
         self.verbose = verbose
         self.mon = None
@@ -321,6 +325,33 @@ class Suite:
         finally:
             ls.close()
 
+    def t_backoff(self):
+        """An active peer whose every session fails with a NOTIFICATION (we
+        answer its OPEN with a wrong AS) is retried with growing delays."""
+        ls = self.backoff_listener
+        times = []
+        deadline = time.monotonic() + 22
+        while time.monotonic() < deadline and len(times) < 5:
+            ls.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                c, _ = ls.accept()
+            except socket.timeout:
+                break
+            times.append(time.monotonic())
+            sp = B.Speaker(BACKOFF, RR, timeout=2)
+            sp.sock = c
+            try:
+                sp.recv_msg(2)                       # its OPEN
+                sp.send(B.open_msg(64999, caps=B.caps_default(64999)))
+                sp.expect_notification(2)
+            except B.Closed:
+                pass
+            sp.close()
+        gaps = [round(b - a, 1) for a, b in zip(times, times[1:])]
+        self.fig(f"reconnect backoff after failed sessions: gaps {gaps} s")
+        assert len(gaps) >= 3, f"only {len(times)} connection attempts in 22 s"
+        assert all(b >= a * 1.5 for a, b in zip(gaps, gaps[1:])), f"gaps {gaps} do not grow exponentially"
+
     def t_flapping(self):
         rss = [self.d.rss_kb()]
         pf = v4_block(40, 1000)
@@ -416,6 +447,7 @@ class Suite:
             ("hold timer expiry: NOTIFICATION 4/0", self.t_hold_expiry),
             ("max-prefixes, passive peer: warning, Cease/1, restart hold-down", self.t_max_prefixes_passive),
             ("max-prefixes, active peer: no reconnect before restart", self.t_max_prefixes_active),
+            ("reconnect backoff of an active peer", self.t_backoff),
             ("peer flapping every second for 20 s", self.t_flapping),
             ("send hold timer (RFC 9687) on a client that stops reading", self.t_send_hold),
         ]
@@ -468,9 +500,13 @@ def main():
     rr = f"asn: {LOCAL_AS}, role: rr-client"
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lb = socket.socket()
+    lb.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         ls.bind((ACTIVE, 179))
         ls.listen(4)
+        lb.bind((BACKOFF, 179))
+        lb.listen(4)
         d.start(peers=[f"{{ address: {MON}, {rr}, passive: true }}",
                        f"{{ address: {FEEDER}, {rr}, passive: true }}",
                        f"{{ address: {STUCK}, {rr}, passive: true, send-hold-time: 5 }}",
@@ -482,9 +518,10 @@ def main():
                        f"{{ address: {RESET}, {rr}, passive: true }}",
                        f"{{ address: {ACTIVE}, {rr}, passive: false, max-prefixes: "
                        f"{{ limit: 10, restart: {ACTIVE_RESTART} }}, timers: {{ connect-retry: 1 }} }}",
-                       f"{{ address: {LATE}, {rr}, passive: true }}"],
+                       f"{{ address: {LATE}, {rr}, passive: true }}",
+                       f"{{ address: {BACKOFF}, {rr}, passive: false, timers: {{ connect-retry: 1 }} }}"],
                 ranges=[f"{{ prefix: 127.0.88.128/26, {rr} }}"])
-        s = Suite(d, a.verbose, ls)
+        s = Suite(d, a.verbose, ls, lb)
         s.run(a.filter)
         for f in s.figures:
             print("  " + f)
@@ -496,6 +533,7 @@ def main():
         print(f"ERROR: {type(e).__name__}: {e}\n{d.tail()}")
     finally:
         ls.close()
+        lb.close()
         d.stop()
         if a.keep or rc != 0:
             print(f"(kept {root})")
