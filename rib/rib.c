@@ -576,6 +576,12 @@ void rib_journal_release(struct rib *r, struct rib_node *n)
 	rcu_read_unlock();
 }
 
+void rib_node_hold(struct rib_node *n)
+{
+	if (__atomic_add_fetch(&n->jrefs, 1, __ATOMIC_RELAXED) == 0)
+		log_fatal("rib: node hold overflow");
+}
+
 uint64_t rib_journal_pending(struct rib *r)
 {
 	return __atomic_load_n(&r->jpending, __ATOMIC_RELAXED);
