@@ -23,6 +23,8 @@ struct daemon {
 	char *cfg_path;                  /* NULL: embedded default */
 	/* identity, fixed for the daemon's life (a change needs a restart) */
 	uint32_t router_id, asn, cluster_id;
+	uint64_t max_routes;             /* global route limit, 0 = none (reload updates it) */
+	atomic_uint_fast64_t routes;     /* paths accepted into the RIB, all peers */
 	struct attr_table *attrs;
 	struct rib *rib;
 	struct refl *refl;

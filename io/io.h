@@ -76,6 +76,7 @@ struct peer_counters {
 	uint64_t updates_in, prefixes_in, withdraws_in, prefixes_out;
 	uint64_t notif_in, notif_out;
 	uint64_t treat_as_withdraw, attr_discard, loops_dropped;
+	uint64_t routes_refused;         /* new paths refused by the global max-routes */
 	uint32_t notif_in_code[9], notif_out_code[9]; /* by error code 1..8 (0: other) */
 };
 
@@ -124,6 +125,7 @@ struct peer {
 	struct log_ratelimit rl_malformed[PEER_MALFORMED_KINDS]; /* log_malformed(), by kind */
 	char last_error[96];
 	struct peer_counters c;
+	struct log_ratelimit rl_limit;   /* "global route limit reached" */
 	uint64_t prefixes_accepted[BGP_FAM_COUNT];
 
 	/* ---- output queue: producer reflection thread, consumer I/O thread ---- */

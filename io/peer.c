@@ -397,7 +397,9 @@ static void session_up(struct peer *p)
 	if (p->gr_stale) {
 		for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
 			if (!p->peer_open.capa.gr || !p->peer_open.capa.gr_fwd[f])
-				rib_withdraw_peer(g_daemon->rib, p->id, f, true);
+				atomic_fetch_sub_explicit(&g_daemon->routes,
+							  rib_withdraw_peer(g_daemon->rib, p->id, f, true),
+							  memory_order_relaxed);
 	}
 	bmp_peer_up(p);
 	refl_peer_up(g_daemon->refl, p);
@@ -420,6 +422,7 @@ static void session_down(struct peer *p)
 			 peer_name(p, nm, sizeof(nm)), n, p->peer_open.capa.gr_time);
 	} else {
 		n = rib_withdraw_peer(g_daemon->rib, p->id, BGP_FAM_COUNT, false);
+		atomic_fetch_sub_explicit(&g_daemon->routes, n, memory_order_relaxed);
 		p->gr_stale = false;
 		log_info("peer %s: session down, %" PRIu64 " paths withdrawn", peer_name(p, nm, sizeof(nm)), n);
 	}
@@ -666,11 +669,16 @@ static void ingest_withdraw(struct peer *p, const struct msg_nlri *n)
 	if (!n->len)
 		return;
 	msg_nlri_iter_init(&it, n);
+	int64_t gone = 0;
 	while (msg_nlri_next(&it, &pfx)) {
 		p->c.withdraws_in++;
-		if (pfx.family < BGP_FAM_COUNT && rib_withdraw(g_daemon->rib, &pfx, p->id) > 0)
+		if (pfx.family < BGP_FAM_COUNT && rib_withdraw(g_daemon->rib, &pfx, p->id) > 0) {
 			p->prefixes_accepted[pfx.family]--;
+			gone++;
+		}
 	}
+	if (gone)
+		atomic_fetch_sub_explicit(&g_daemon->routes, (uint64_t)gone, memory_order_relaxed);
 }
 
 static void ingest_announce(struct peer *p, const struct msg_nlri *n, const struct bgp_nexthop *nh,
@@ -681,13 +689,37 @@ static void ingest_announce(struct peer *p, const struct msg_nlri *n, const stru
 	if (!n->len)
 		return;
 	struct attr_set *a = attr_intern(g_daemon->attrs, nh, u->attrs, u->attrs_len);
+	uint64_t limit = g_daemon->max_routes;
+	uint64_t total = limit ? atomic_load_explicit(&g_daemon->routes, memory_order_relaxed) : 0;
+	uint64_t added = 0, refused = 0;
 	msg_nlri_iter_init(&it, n);
 	while (msg_nlri_next(&it, &pfx)) {
 		p->c.prefixes_in++;
-		if (rib_update(g_daemon->rib, &pfx, p->id, a, 0) > 0)
+		if (rib_update(g_daemon->rib, &pfx, p->id, a, 0) > 0) {
+			if (limit && total + added >= limit) {
+				/* the global route limit (max-routes): a new path is refused,
+				 * replacements of existing ones still go through */
+				rib_withdraw(g_daemon->rib, &pfx, p->id);
+				refused++;
+				continue;
+			}
 			p->prefixes_accepted[pfx.family]++;
+			added++;
+		}
 	}
 	attr_unref(g_daemon->attrs, a);
+	if (added)
+		atomic_fetch_add_explicit(&g_daemon->routes, added, memory_order_relaxed);
+	if (refused) {
+		p->c.routes_refused += refused;
+		uint32_t sup = 0;
+		if (log_ratelimit_ok(&p->rl_limit, MALFORMED_LOG_INTERVAL_NS, &sup)) {
+			char nm[96];
+			log_warn("peer %s: global route limit of %" PRIu64 " reached, %" PRIu64
+				 " new paths refused [%u similar suppressed]",
+				 peer_name(p, nm, sizeof(nm)), limit, refused, sup);
+		}
+	}
 }
 
 /* Returns false when the session must be reset (err filled). */
@@ -726,6 +758,7 @@ static bool ingest_update(struct peer *p, const uint8_t *msg, size_t len, struct
 	}
 	if (u.eor_family != BGP_FAM_NONE && p->gr_stale) {
 		uint64_t n = rib_withdraw_peer(g_daemon->rib, p->id, u.eor_family, true);
+		atomic_fetch_sub_explicit(&g_daemon->routes, n, memory_order_relaxed);
 		char nm[96];
 		log_info("peer %s: End-of-RIB for %s, %" PRIu64 " stale paths removed",
 			 peer_name(p, nm, sizeof(nm)), u.eor_family == BGP_FAM_IPV4 ? "ipv4" : "ipv6", n);
@@ -990,6 +1023,7 @@ void sess_timers(struct peer *p, uint64_t now)
 	if (p->gr_stale && p->gr_deadline_ns && now >= p->gr_deadline_ns &&
 	    p->fsm.state != FSM_ESTABLISHED) {
 		uint64_t n = rib_withdraw_peer(g_daemon->rib, p->id, BGP_FAM_COUNT, true);
+		atomic_fetch_sub_explicit(&g_daemon->routes, n, memory_order_relaxed);
 		char nm[96];
 		log_info("peer %s: restart time over, %" PRIu64 " stale paths withdrawn",
 			 peer_name(p, nm, sizeof(nm)), n);
