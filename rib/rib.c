@@ -148,14 +148,28 @@ struct rib_stripe {
 	pthread_mutex_t mu;
 	struct rib_reclaim *pending;
 	/* written under mu with relaxed stores, read by rib_stats */
-	int64_t paths, prefixes, nodes, node_bytes, ps_bytes;
+	int64_t paths, prefixes, nodes, node_bytes, ps_bytes, dir_bytes;
 } __attribute__((aligned(64)));
+
+/* A slot's direct /24 index (IPv4): entry i is the node of the longest
+ * prefix with paths, length 16..24, covering <slot>.i.0/24, or NULL; bit 0
+ * (RIB_DEEP) says a longer prefix (/25../32) with paths lies inside it. */
+#define RIB_DEEP ((uintptr_t)1)
+#define RIB_DIR_MIN 8                /* prefixes (len >= 16) before a slot gets one */
+struct rib_dir {
+	uintptr_t e[256];
+};
 
 struct rib_fam {
 	unsigned fam, stride, nslots, nstripes, maxlen;
 	struct rib_node **slots;
 	struct rib_node *shortroot;
 	struct rib_stripe *stripes;      /* nstripes + 1: the last guards shortroot */
+	/* IPv4 only (NULL otherwise): see DIRECT INDEX */
+	struct rib_dir **dir;            /* per slot, written under the slot's stripe lock */
+	struct rib_node **shortbest;     /* per slot: longest short prefix with paths covering it,
+					  * written under the short stripe's lock */
+	uint16_t *dcount;                /* per slot: prefixes (len >= 16) with paths */
 };
 
 /* IPv6 index key: 17 bytes. */
@@ -769,10 +783,130 @@ static void pidx_lost(struct rib *r, uint32_t peer, unsigned fam, bool may_compa
 
 enum edit_mode { EDIT_WITHDRAW_ONE, EDIT_WITHDRAW_ALL, EDIT_WITHDRAW_STALE, EDIT_MARK_STALE };
 
+/* ---- direct index (IPv4; writer side: caller holds the stripe lock) ----- */
+
+/* Longest proper ancestor of (k, len) that has paths, in the tree at root. */
+static struct rib_node *tree_ancestor(struct rib_node *n, rkey_t k, unsigned len)
+{
+	struct rib_node *best = NULL;
+	while (n && n->len < len) {
+		if (kcpl(k, node_key(n)) < n->len)
+			break;
+		if (n->ps)
+			best = n;
+		n = n->ch[kbit(k, n->len)];
+	}
+	return best;
+}
+
+/* Does the subtree at n hold a prefix longer than /24 with paths? */
+static bool tree_has_deep(const struct rib_node *n)
+{
+	if (!n)
+		return false;
+	if (n->len > 24 && n->ps)
+		return true;
+	return tree_has_deep(n->ch[0]) || tree_has_deep(n->ch[1]);
+}
+
+static void dir_set(uintptr_t *e, uintptr_t v)
+{
+	rib_pub(*e, v);
+}
+
+/* Entries of d that node n (with paths, len >= 16) decides once it appears. */
+static void dir_appear(struct rib_dir *d, struct rib_node *n)
+{
+	unsigned len = n->len, i0 = (n->k4 >> 8) & 255;
+	if (len > 24) {
+		if (!(d->e[i0] & RIB_DEEP))
+			dir_set(&d->e[i0], d->e[i0] | RIB_DEEP);
+		return;
+	}
+	for (unsigned i = i0; i < i0 + (1u << (24 - len)); i++) {
+		uintptr_t e = d->e[i];
+		const struct rib_node *cur = (const struct rib_node *)(e & ~RIB_DEEP);
+		if (!cur || cur->len < len)
+			dir_set(&d->e[i], (uintptr_t)n | (e & RIB_DEEP));
+	}
+}
+
+/* Pre-order (every covering prefix before what it covers) over a subtree. */
+static void dir_fill(struct rib_dir *d, struct rib_node *n)
+{
+	for (; n; n = n->ch[1]) {
+		if (n->ps)
+			dir_appear(d, n);
+		dir_fill(d, n->ch[0]);
+	}
+}
+
+/*
+ * Node n (IPv4) just gained its first path (appear) or lost its last one.
+ * Rewrite the index entries it decides: every entry it covers whose current
+ * prefix is shorter (appear), or that pointed at it (gone: they fall back to
+ * its longest ancestor with paths).  A slot gets its /24 index once it holds
+ * RIB_DIR_MIN prefixes (built from its tree, then published); sparser slots
+ * are searched in their small trees.
+ */
+static void dir_update(struct rib *r, struct rib_stripe *st, struct rib_node *n, bool appear)
+{
+	struct rib_fam *f = &r->f[BGP_FAM_IPV4];
+	unsigned len = n->len;
+	uint32_t a = n->k4;
+	rkey_t k = node_key(n);
+	if (len < 16) {
+		struct rib_node *repl = appear ? n : tree_ancestor(f->shortroot, k, len);
+		unsigned s0 = a >> 16, cnt = 1u << (16 - len);
+		for (unsigned i = 0; i < cnt; i++) {
+			struct rib_node *cur = f->shortbest[s0 + i];
+			if (appear ? (!cur || cur->len < len) : cur == n)
+				rib_pub(f->shortbest[s0 + i], repl);
+		}
+		return;
+	}
+	unsigned slot = a >> 16;
+	f->dcount[slot] += appear ? 1 : -1;
+	struct rib_dir *d = f->dir[slot];
+	if (!d) {
+		if (f->dcount[slot] < RIB_DIR_MIN)
+			return;
+		d = xcalloc(1, sizeof(*d));
+		wr_relaxed(st->node_bytes, st->node_bytes + (int64_t)sizeof(*d));
+		wr_relaxed(st->dir_bytes, st->dir_bytes + (int64_t)sizeof(*d));
+		dir_fill(d, f->slots[slot]);
+		rib_pub(f->dir[slot], d);
+		return;
+	}
+	if (appear) {
+		dir_appear(d, n);
+		return;
+	}
+	unsigned i0 = (a >> 8) & 255;
+	if (len > 24) {
+		/* first node at or below the /24 on the way down */
+		rkey_t k24 = k & kmask(24);
+		struct rib_node *m = f->slots[slot];
+		while (m && m->len < 24 && kcpl(k24, node_key(m)) >= m->len)
+			m = m->ch[kbit(k24, m->len)];
+		if (!(m && kcpl(k24, node_key(m)) >= 24 && tree_has_deep(m)))
+			dir_set(&d->e[i0], d->e[i0] & ~RIB_DEEP);
+		return;
+	}
+	uintptr_t repl = (uintptr_t)tree_ancestor(f->slots[slot], k, len);
+	for (unsigned i = i0; i < i0 + (1u << (24 - len)); i++) {
+		uintptr_t e = d->e[i];
+		if ((const struct rib_node *)(e & ~RIB_DEEP) == n)
+			dir_set(&d->e[i], repl | (e & RIB_DEEP));
+	}
+}
+
 static void ps_publish(struct rib *r, struct rib_stripe *st, struct rib_node *n,
 		       struct rib_pathset *old, struct rib_pathset *nw, struct attr_set *gone)
 {
 	rib_pub(n->ps, nw);
+	if (n->fam == BGP_FAM_IPV4 && (old == NULL) != (nw == NULL))
+		dir_update(r, st, n, nw != NULL);
 	int64_t db = (nw ? (int64_t)ps_size(nw->n) : 0) - (old ? (int64_t)ps_size(old->n) : 0);
 	int64_t dp = (nw ? nw->n : 0) - (old ? old->n : 0);
 	int64_t dx = (nw != NULL) - (old != NULL);
@@ -1061,12 +1195,30 @@ static struct rib_node *tree_lookup(struct rib_node *n, rkey_t k, unsigned len)
 	return NULL;
 }
 
+/* The index's candidate for an exact IPv4 lookup of (a, len <= 24): the
+ * node deciding the prefix's first /24 (or, below /16, its first slot). */
+static inline struct rib_node *dir_exact4(struct rib_fam *f, uint32_t a, unsigned len)
+{
+	unsigned slot = a >> 16;
+	if (len < 16)
+		return rib_deref(f->shortbest[slot]);
+	const struct rib_dir *d = rib_deref(f->dir[slot]);
+	return d ? (struct rib_node *)(rib_deref(d->e[(a >> 8) & 255]) & ~RIB_DEEP) : NULL;
+}
+
 struct rib_node *rib_lookup(struct rib *r, const struct bgp_prefix *pfx)
 {
 	if (pfx->family >= BGP_FAM_COUNT || pfx->len > bgp_family_maxlen(pfx->family))
 		return NULL;
 	struct rib_fam *f = &r->f[pfx->family];
 	rkey_t k = key_from_addr(pfx->family, pfx->addr) & kmask(pfx->len);
+	if (f->dir && pfx->len <= 24) {
+		/* usually the index points right at it; otherwise walk the tree */
+		uint32_t a = (uint32_t)(k >> 96);
+		struct rib_node *n = dir_exact4(f, a, pfx->len);
+		if (n && n->len == pfx->len && n->k4 == a && rib_deref(n->ps))
+			return n;
+	}
 	struct rib_node *n = tree_lookup(rib_deref(*root_link(f, k, pfx->len)), k, pfx->len);
 	return n && rib_deref(n->ps) ? n : NULL;
 }
@@ -1086,14 +1238,96 @@ static struct rib_node *tree_lpm(struct rib_node *n, rkey_t k, unsigned maxlen)
 	return best;
 }
 
+static struct rib_node *lpm_tree(struct rib_fam *f, rkey_t k)
+{
+	struct rib_node *n = tree_lpm(rib_deref(f->slots[key_slot(f, k)]), k, f->maxlen);
+	return n ? n : tree_lpm(rib_deref(f->shortroot), k, f->maxlen);
+}
+
+/*
+ * IPv4 through the direct index: the slot's /24 entry, else the slot's
+ * short-prefix entry.  An entry whose node lost its paths meanwhile, or one
+ * marked RIB_DEEP, sends the lookup down the trees instead.
+ */
+static inline struct rib_node *lpm_dir4(struct rib_fam *f, uint32_t a, const struct rib_dir *d)
+{
+	struct rib_node *n;
+	if (d) {
+		uintptr_t e = rib_deref(d->e[(a >> 8) & 255]);
+		n = (struct rib_node *)e;
+		if (e & RIB_DEEP)
+			return lpm_tree(f, (rkey_t)a << 96);
+		if (n)
+			return rib_deref(n->ps) ? n : lpm_tree(f, (rkey_t)a << 96);
+	} else {
+		/* a sparse slot (no index): its own small tree first */
+		n = tree_lpm(rib_deref(f->slots[a >> 16]), (rkey_t)a << 96, 32);
+		if (n)
+			return n;
+	}
+	n = rib_deref(f->shortbest[a >> 16]);
+	if (n && !rib_deref(n->ps))
+		return lpm_tree(f, (rkey_t)a << 96);
+	return n;
+}
+
 struct rib_node *rib_lookup_lpm(struct rib *r, unsigned fam, const uint8_t *addr)
 {
 	if (fam >= BGP_FAM_COUNT)
 		return NULL;
 	struct rib_fam *f = &r->f[fam];
-	rkey_t k = key_from_addr(fam, addr);
-	struct rib_node *n = tree_lpm(rib_deref(f->slots[key_slot(f, k)]), k, f->maxlen);
-	return n ? n : tree_lpm(rib_deref(f->shortroot), k, f->maxlen);
+	if (f->dir) {
+		uint32_t a = be32_load(addr);
+		return lpm_dir4(f, a, rib_deref(f->dir[a >> 16]));
+	}
+	return lpm_tree(f, key_from_addr(fam, addr));
+}
+
+#define RIB_LPM_GROUP 16
+
+void rib_lookup_lpm_batch(struct rib *r, unsigned fam, const uint8_t *addrs, size_t stride,
+			  size_t n, struct rib_node **out)
+{
+	if (fam >= BGP_FAM_COUNT) {
+		for (size_t i = 0; i < n; i++)
+			out[i] = NULL;
+		return;
+	}
+	struct rib_fam *f = &r->f[fam];
+	if (!f->dir) {
+		for (size_t i = 0; i < n; i++)
+			out[i] = lpm_tree(f, key_from_addr(fam, addrs + i * stride));
+		return;
+	}
+	/* group prefetching: each stage starts the misses of the whole group
+	 * before any lookup waits on one */
+	for (size_t base = 0; base < n; base += RIB_LPM_GROUP) {
+		unsigned g = n - base < RIB_LPM_GROUP ? (unsigned)(n - base) : RIB_LPM_GROUP;
+		uint32_t a[RIB_LPM_GROUP];
+		const struct rib_dir *d[RIB_LPM_GROUP];
+		for (unsigned j = 0; j < g; j++) {
+			a[j] = be32_load(addrs + (base + j) * stride);
+			__builtin_prefetch(&f->dir[a[j] >> 16]);
+			__builtin_prefetch(&f->shortbest[a[j] >> 16]);
+		}
+		for (unsigned j = 0; j < g; j++) {
+			d[j] = rib_deref(f->dir[a[j] >> 16]);
+			if (d[j])
+				__builtin_prefetch(&d[j]->e[(a[j] >> 8) & 255]);
+			else
+				__builtin_prefetch(rib_deref(f->slots[a[j] >> 16]));
+		}
+		for (unsigned j = 0; j < g; j++) {
+			uintptr_t e = d[j] ? rib_deref(d[j]->e[(a[j] >> 8) & 255]) : 0;
+			struct rib_node *nd = (struct rib_node *)(e & ~RIB_DEEP);
+			if (!nd)
+				nd = rib_deref(f->shortbest[a[j] >> 16]);
+			if (nd)
+				__builtin_prefetch(nd);
+		}
+		for (unsigned j = 0; j < g; j++)
+			out[base + j] = lpm_dir4(f, a[j], d[j]);
+	}
 }
 
 void rib_node_prefix(const struct rib_node *n, struct bgp_prefix *pfx)
@@ -1230,6 +1464,11 @@ static void fam_init(struct rib_fam *f, unsigned fam)
 	f->nstripes = 1024;
 	f->maxlen = bgp_family_maxlen(fam);
 	f->slots = xcalloc(f->nslots, sizeof(*f->slots));
+	if (fam == BGP_FAM_IPV4) {
+		f->dir = xcalloc(f->nslots, sizeof(*f->dir));
+		f->shortbest = xcalloc(f->nslots, sizeof(*f->shortbest));
+		f->dcount = xcalloc(f->nslots, sizeof(*f->dcount));
+	}
 	if (posix_memalign((void **)&f->stripes, 64, (f->nstripes + 1) * sizeof(*f->stripes)))
 		log_fatal("rib: out of memory (stripes)");
 	memset(f->stripes, 0, (f->nstripes + 1) * sizeof(*f->stripes));
@@ -1317,6 +1556,12 @@ void rib_destroy(struct rib *r)
 			pthread_mutex_destroy(&f->stripes[i].mu);
 		free(f->stripes);
 		free(f->slots);
+		if (f->dir)
+			for (unsigned s = 0; s < f->nslots; s++)
+				free(f->dir[s]);
+		free(f->dir);
+		free(f->shortbest);
+		free(f->dcount);
 	}
 	for (unsigned i = 0; i < RIB_MAX_PEERS; i++) {
 		if (r->peer[i]) {
@@ -1344,6 +1589,7 @@ void rib_stats(struct rib *r, struct rib_stats *st)
 			st->nodes += (uint64_t)rd_relaxed(s->nodes);
 			st->node_bytes += (uint64_t)rd_relaxed(s->node_bytes);
 			st->pathset_bytes += (uint64_t)rd_relaxed(s->ps_bytes);
+			st->lpm_index_bytes += (uint64_t)rd_relaxed(s->dir_bytes);
 		}
 	}
 	st->peer_index_bytes = rd_relaxed(r->peer_index_bytes);

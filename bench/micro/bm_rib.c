@@ -204,6 +204,9 @@ struct bm_rib {
 	pthread_barrier_t bar;
 	struct rib *full[BM_KEEP];
 	unsigned nfull;
+	/* lookup cases: queries prepared in setup, read in sequence */
+	uint8_t (*q)[4];
+	size_t nq;
 	/* background writer for lookup cases */
 	pthread_t bg;
 	bool bg_on;
@@ -287,6 +290,7 @@ static void bm_teardown(void *p)
 		attr_unref(s->at, s->attr[i]);
 	attr_table_destroy(s->at);
 	pthread_barrier_destroy(&s->bar);
+	free(s->q);
 	free(s->attr);
 	free(s->peers);
 	free(s->pfx);
@@ -438,6 +442,15 @@ static void *setup_lk(int64_t n, unsigned nthreads, bool writer)
 {
 	struct bm_rib *s = bm_setup(BGP_FAM_IPV4, (size_t)n, nthreads);
 	bm_fill(s, 1, 2);
+	/* same query mix as run_lpm: a table prefix with random host bits */
+	s->nq = 1u << 20;
+	s->q = malloc(s->nq * sizeof(*s->q));
+	uint64_t rng = 0xABCDEF;
+	for (size_t i = 0; i < s->nq; i++) {
+		uint64_t r = xs(&rng);
+		memcpy(s->q[i], s->pfx[r % s->n].addr, 4);
+		s->q[i][3] |= (uint8_t)(r >> 56);
+	}
 	if (writer) {
 		s->bg_on = true;
 		pthread_create(&s->bg, NULL, bg_writer, s);
@@ -463,6 +476,50 @@ static uint64_t run_lpm(void *p)
 			memcpy(a, q->addr, 16);
 			a[3] |= (uint8_t)(r >> 56);          /* random host bits */
 			hits += rib_lookup_lpm(s->rib, BGP_FAM_IPV4, a) != NULL;
+		}
+		rcu_read_unlock();
+	}
+	if (hits == 0)
+		abort();
+	return BM_BATCH;
+}
+
+/* Queries from the prepared array (sequential reads, so only the RIB's own
+ * cache misses are timed), one call each, or in batches of 64. */
+static uint64_t run_lpm_q(void *p)
+{
+	struct bm_rib *s = p;
+	bm_thread();
+	struct bm_thr *th = &s->thr[bm_tid(s)];
+	uint64_t hits = 0;
+	for (unsigned b = 0; b < BM_BATCH; b += 256) {
+		rcu_read_lock();
+		for (unsigned j = 0; j < 256; j++) {
+			th->idx &= s->nq - 1;
+			hits += rib_lookup_lpm(s->rib, BGP_FAM_IPV4, s->q[th->idx++]) != NULL;
+		}
+		rcu_read_unlock();
+	}
+	if (hits == 0)
+		abort();
+	return BM_BATCH;
+}
+
+static uint64_t run_lpm_batch(void *p)
+{
+	struct bm_rib *s = p;
+	bm_thread();
+	struct bm_thr *th = &s->thr[bm_tid(s)];
+	struct rib_node *out[64];
+	uint64_t hits = 0;
+	for (unsigned b = 0; b < BM_BATCH; b += 256) {
+		rcu_read_lock();
+		for (unsigned j = 0; j < 256; j += 64) {
+			size_t i = th->idx & (s->nq - 1) & ~(size_t)63;
+			rib_lookup_lpm_batch(s->rib, BGP_FAM_IPV4, s->q[i], 4, 64, out);
+			for (unsigned k = 0; k < 64; k++)
+				hits += out[k] != NULL;
+			th->idx = i + 64;
 		}
 		rcu_read_unlock();
 	}
@@ -502,5 +559,8 @@ const struct bm_case bm_rib_cases[] = {
 	{ "rib/lpm_v4_2r", setup_lk_2, run_lpm, bm_teardown, { 100000, 1000000 }, 2 },
 	{ "rib/lpm_v4_bgwriter", setup_lk_w, run_lpm, bm_teardown, { 100000, 1000000 }, 1 },
 	{ "rib/lookup_v4", setup_lk_1, run_exact, bm_teardown, { 10000, 100000, 1000000 }, 1 },
+	{ "rib/lpm_v4_q", setup_lk_1, run_lpm_q, bm_teardown, { 10000, 100000, 1000000 }, 1 },
+	{ "rib/lpm_v4_batch", setup_lk_1, run_lpm_batch, bm_teardown, { 10000, 100000, 1000000 }, 1 },
+	{ "rib/lpm_v4_batch_2r", setup_lk_2, run_lpm_batch, bm_teardown, { 1000000 }, 2 },
 	{ NULL, NULL, NULL, NULL, { 0 }, 0 },
 };

@@ -373,6 +373,109 @@ static void test_lpm_table(void **state)
 	attr_unref(f->at, a);
 }
 
+/*
+ * The IPv4 direct index (per-slot /24 entries, per-slot short-prefix entry,
+ * the /25+ mark) against brute force: random announces and withdrawals by two
+ * peers over prefixes of every length packed into a few /16s, then LPM
+ * (single and batched) and exact lookups for addresses around them.
+ */
+static uint32_t rnd32(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return (uint32_t)(*x >> 16);
+}
+
+static void test_lpm_index_random(void **state)
+{
+	struct fx *f = *state;
+	enum { NU = 400, ROUNDS = 60 };
+	struct attr_set *a = mk_attr(f->at, 100);
+	uint32_t addr[NU];
+	unsigned len[NU], have[NU] = { 0 };          /* bit p: peer p+1 has a path */
+	uint64_t x = 0x5EED;
+	for (unsigned i = 0; i < NU; i++) {
+		/* 10.0/16, 10.1/16, 10.2/16, 10.3/16 and the space above them */
+		bool dup;
+		do {
+			/* few short prefixes exist here, so a duplicate redraws both */
+			uint32_t v = 0x0A000000u | (rnd32(&x) & 0x0003FFFFu);
+			unsigned l = rnd32(&x) % 100;
+			l = l < 40 ? 24 : l < 60 ? 16 + l % 8 : l < 80 ? 25 + l % 8 : l % 16;
+			if (l > 24)      /* several /25+ per /24: the mark must survive one going */
+				v &= 0xFFFC03FFu;
+			dup = false;
+			addr[i] = l ? v & ~0u << (32 - l) : 0;
+			len[i] = l;
+			for (unsigned j = 0; j < i; j++)
+				dup |= addr[j] == addr[i] && len[j] == l;
+		} while (dup);
+	}
+	for (unsigned r = 0; r < ROUNDS; r++) {
+		for (unsigned op = 0; op < 40; op++) {
+			unsigned i = rnd32(&x) % NU, p = 1 + rnd32(&x) % 2;
+			uint8_t b[4] = { (uint8_t)(addr[i] >> 24), (uint8_t)(addr[i] >> 16),
+					 (uint8_t)(addr[i] >> 8), (uint8_t)addr[i] };
+			struct bgp_prefix pf = pfx_make(BGP_FAM_IPV4, b, len[i]);
+			if (rnd32(&x) % 3) {
+				rib_update(f->rib, &pf, p, a, 0);
+				have[i] |= 1u << (p - 1);
+			} else {
+				assert_int_equal(rib_withdraw(f->rib, &pf, p), (have[i] >> (p - 1)) & 1);
+				have[i] &= ~(1u << (p - 1));
+			}
+		}
+		enum { NQ = 300 };
+		uint8_t q[NQ][4];
+		struct rib_node *got[NQ];
+		for (unsigned j = 0; j < NQ; j++) {
+			uint32_t v = j % 2 ? addr[rnd32(&x) % NU] ^ (rnd32(&x) & 0x3FF) :
+				     0x0A000000u | (rnd32(&x) & 0x0007FFFFu);
+			q[j][0] = (uint8_t)(v >> 24); q[j][1] = (uint8_t)(v >> 16);
+			q[j][2] = (uint8_t)(v >> 8); q[j][3] = (uint8_t)v;
+		}
+		rcu_read_lock();
+		rib_lookup_lpm_batch(f->rib, BGP_FAM_IPV4, &q[0][0], 4, NQ, got);
+		for (unsigned j = 0; j < NQ; j++) {
+			uint32_t v = (uint32_t)q[j][0] << 24 | (uint32_t)q[j][1] << 16 |
+				     (uint32_t)q[j][2] << 8 | q[j][3];
+			int best = -1;
+			for (unsigned i = 0; i < NU; i++) {
+				uint32_t m = len[i] ? ~0u << (32 - len[i]) : 0;
+				if (have[i] && (v & m) == addr[i] && (best < 0 || len[i] > len[best]))
+					best = (int)i;
+			}
+			struct rib_node *n = rib_lookup_lpm(f->rib, BGP_FAM_IPV4, q[j]);
+			assert_ptr_equal(n, got[j]);
+			if (best < 0) {
+				assert_null(n);
+				continue;
+			}
+			assert_non_null(n);
+			struct bgp_prefix pq;
+			rib_node_prefix(n, &pq);
+			assert_int_equal(pq.len, len[best]);
+			assert_int_equal((uint32_t)pq.addr[0] << 24 | (uint32_t)pq.addr[1] << 16 |
+					 (uint32_t)pq.addr[2] << 8 | pq.addr[3], addr[best]);
+		}
+		for (unsigned i = 0; i < NU; i++) {
+			uint8_t b[4] = { (uint8_t)(addr[i] >> 24), (uint8_t)(addr[i] >> 16),
+					 (uint8_t)(addr[i] >> 8), (uint8_t)addr[i] };
+			struct bgp_prefix pf = pfx_make(BGP_FAM_IPV4, b, len[i]);
+			struct rib_node *n = rib_lookup(f->rib, &pf);
+			assert_int_equal(n != NULL, have[i] != 0);
+		}
+		rcu_read_unlock();
+	}
+	rib_withdraw_peer(f->rib, 1, BGP_FAM_COUNT, false);
+	rib_withdraw_peer(f->rib, 2, BGP_FAM_COUNT, false);
+	rcu_read_lock();
+	assert_null(rib_lookup_lpm(f->rib, BGP_FAM_IPV4, (const uint8_t[]){ 10, 1, 2, 3 }));
+	rcu_read_unlock();
+	attr_unref(f->at, a);
+}
+
 /* ---- best path order ---------------------------------------------------- */
 
 static void expect_order(struct fx *f, const struct bgp_prefix *p, const uint32_t *peers, unsigned n)
@@ -684,6 +787,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lengths_v4, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lengths_v6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lpm_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lpm_index_random, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_best_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_walk_resume_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
