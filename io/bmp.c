@@ -373,21 +373,7 @@ static void disconnect(void)
 static bool try_connect(void)
 {
 	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	socklen_t sl;
-	if (B.station.addr.family == BGP_FAM_IPV6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		s6->sin6_family = AF_INET6;
-		memcpy(&s6->sin6_addr, B.station.addr.addr, 16);
-		s6->sin6_port = htons(B.station.port);
-		sl = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		memcpy(&s4->sin_addr, B.station.addr.addr, 4);
-		s4->sin_port = htons(B.station.port);
-		sl = sizeof(*s4);
-	}
+	socklen_t sl = io_sockaddr(&ss, &B.station.addr, B.station.port);
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return false;

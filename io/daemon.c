@@ -194,21 +194,7 @@ void daemon_accept(struct daemon *d, int lfd)
 static int listen_on(const struct cfg_endpoint *ep)
 {
 	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	socklen_t sl;
-	if (ep->addr.family == BGP_FAM_IPV6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		s6->sin6_family = AF_INET6;
-		memcpy(&s6->sin6_addr, ep->addr.addr, 16);
-		s6->sin6_port = htons(ep->port);
-		sl = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		memcpy(&s4->sin_addr, ep->addr.addr, 4);
-		s4->sin_port = htons(ep->port);
-		sl = sizeof(*s4);
-	}
+	socklen_t sl = io_sockaddr(&ss, &ep->addr, ep->port);
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;

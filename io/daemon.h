@@ -11,6 +11,8 @@
 #ifndef RICOCHET_IO_DAEMON_H
 #define RICOCHET_IO_DAEMON_H
 
+#include <sys/socket.h>
+
 #include "io/io.h"
 #include "io/reflect.h"
 
@@ -114,6 +116,8 @@ void sess_readable(struct peer *p);
 void peer_flush(struct peer *p);                 /* write what the socket takes */
 void sess_writable(struct peer *p);
 void sess_timers(struct peer *p, uint64_t now_ns);
+/* Fill a sockaddr for addr:port (io/peer.c); returns its length. */
+socklen_t io_sockaddr(struct sockaddr_storage *ss, const struct bgp_addr *a, uint16_t port);
 /* Accept on a listening socket (any I/O thread), route the fd to its peer. */
 void daemon_accept(struct daemon *d, int lfd);
 

@@ -240,7 +240,7 @@ static void conn_attach(struct peer *p, int fd, bool connecting)
 		log_fatal("io: epoll_ctl add: %s", strerror(errno));
 }
 
-static socklen_t fill_sockaddr(struct sockaddr_storage *ss, const struct bgp_addr *a, uint16_t port)
+socklen_t io_sockaddr(struct sockaddr_storage *ss, const struct bgp_addr *a, uint16_t port)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (a->family == BGP_FAM_IPV6) {
@@ -260,7 +260,7 @@ static socklen_t fill_sockaddr(struct sockaddr_storage *ss, const struct bgp_add
 static void conn_start(struct peer *p)
 {
 	struct sockaddr_storage ss;
-	socklen_t sl = fill_sockaddr(&ss, &p->addr, p->cfg.port ? p->cfg.port : BGP_PORT);
+	socklen_t sl = io_sockaddr(&ss, &p->addr, p->cfg.port ? p->cfg.port : BGP_PORT);
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		log_warn("io: socket: %s", strerror(errno));
@@ -270,7 +270,7 @@ static void conn_start(struct peer *p)
 	sockopt_peer_socket(fd, &p->cfg, &p->addr, true);
 	if (p->cfg.has_local_addr) {
 		struct sockaddr_storage ls;
-		socklen_t ll = fill_sockaddr(&ls, &p->cfg.local_addr, 0);
+		socklen_t ll = io_sockaddr(&ls, &p->cfg.local_addr, 0);
 		int one = 1;
 		setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one));
 		if (bind(fd, (struct sockaddr *)&ls, ll) < 0)
