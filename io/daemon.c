@@ -392,6 +392,7 @@ void daemon_stop(struct daemon *d)
 	usleep(200 * 1000);
 	for (unsigned i = 0; i < d->n_thr; i++)
 		io_thread_stop(d->thr[i]);
+	metrics_stop();                  /* BMP Termination goes out after the Peer Downs */
 	refl_stop(d->refl);
 	for (size_t i = 0; i < d->n_listen; i++)
 		close(d->listen_fds[i]);

@@ -477,7 +477,7 @@ static int listen_ep(const struct cfg_endpoint *ep)
 	return fd;
 }
 
-static void metrics_atexit(void)
+void metrics_stop(void)
 {
 	if (srv) {
 		srv->stop = 1;
@@ -496,7 +496,6 @@ void metrics_start(struct daemon *d)
 	const struct cfg *cfg = d->cfg;
 	for (unsigned i = 0; i < NBOUNDS; i++)
 		bound_ns[i] = (uint64_t)(lat_bounds[i] * 1e9 + 0.5);
-	bool any = false;
 	if (cfg->has_metrics) {
 		char a[64];
 		bgp_addr_fmt(a, sizeof(a), &cfg->metrics.addr);
@@ -515,13 +514,10 @@ void metrics_start(struct daemon *d)
 			pthread_setname_np(srv->thr, "metrics");
 			log_info("metrics on http://%s%s%s:%u/metrics", cfg->metrics.addr.family == BGP_FAM_IPV6 ? "[" : "",
 				 a, cfg->metrics.addr.family == BGP_FAM_IPV6 ? "]" : "", cfg->metrics.port);
-			any = true;
 		}
 	}
-	if (cfg->mrt_dir && mrtdump_start(cfg->mrt_dir) == 0)
-		any = true;
-	if (cfg->has_bmp && bmp_start(d, &cfg->bmp) == 0)
-		any = true;
-	if (any)
-		atexit(metrics_atexit);
+	if (cfg->mrt_dir)
+		mrtdump_start(cfg->mrt_dir);
+	if (cfg->has_bmp)
+		bmp_start(d, &cfg->bmp);
 }

@@ -24,6 +24,9 @@ struct daemon;
  * logged and the daemon runs on without that exporter.  Everything started
  * here is stopped (MRT buffers flushed, BMP Termination sent) at exit. */
 void metrics_start(struct daemon *d);
+/* Stop the exporters (metrics thread, BMP with its Termination, MRT recorder);
+ * called by daemon_stop once the sessions are closed.  Safe if none started. */
+void metrics_stop(void);
 
 /* An I/O thread wrote the last byte of a chunk made from changes received at
  * rx_ns (log_now_ns clock) for update group `group`. */
