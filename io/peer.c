@@ -692,20 +692,40 @@ static void ingest_announce(struct peer *p, const struct msg_nlri *n, const stru
 	uint64_t limit = g_daemon->max_routes;
 	uint64_t total = limit ? atomic_load_explicit(&g_daemon->routes, memory_order_relaxed) : 0;
 	uint64_t added = 0, refused = 0;
+	/* prefixes go to the RIB in batches (one attr reference add, one lock per
+	 * stripe run); near the route limit one by one, so it is never overshot */
+	struct bgp_prefix bp[64];
+	uint8_t ad[64];
+	size_t nb = 0;
+	bool more = true;
 	msg_nlri_iter_init(&it, n);
-	while (msg_nlri_next(&it, &pfx)) {
-		p->c.prefixes_in++;
-		if (rib_update(g_daemon->rib, &pfx, p->id, a, 0) > 0) {
+	while (more) {
+		more = msg_nlri_next(&it, &pfx);
+		if (more) {
+			p->c.prefixes_in++;
+			bp[nb++] = pfx;
+		}
+		if (nb < 64 && (more || nb == 0))
+			continue;
+		bool one_by_one = limit && total + added + nb >= limit;
+		if (!one_by_one)
+			rib_update_batch(g_daemon->rib, bp, nb, p->id, a, 0, ad);
+		for (size_t i = 0; i < nb; i++) {
+			if (one_by_one)
+				ad[i] = rib_update(g_daemon->rib, &bp[i], p->id, a, 0) > 0;
+			if (!ad[i])
+				continue;
 			if (limit && total + added >= limit) {
 				/* the global route limit (max-routes): a new path is refused,
 				 * replacements of existing ones still go through */
-				rib_withdraw(g_daemon->rib, &pfx, p->id);
+				rib_withdraw(g_daemon->rib, &bp[i], p->id);
 				refused++;
 				continue;
 			}
-			p->prefixes_accepted[pfx.family]++;
+			p->prefixes_accepted[bp[i].family]++;
 			added++;
 		}
+		nb = 0;
 	}
 	attr_unref(g_daemon->attrs, a);
 	if (added)

@@ -387,6 +387,20 @@ void attr_ref(struct attr_set *a)
 		log_fatal("attr: reference count overflow on set %p", (void *)a);
 }
 
+void attr_ref_n(struct attr_set *a, uint32_t n)
+{
+	if (n == 0)
+		return;
+	if (n >= ATTR_REF_MAX)
+		log_fatal("attr: %u references at once on set %p", n, (void *)a);
+	uint32_t v = __atomic_fetch_add(&a->refcnt, n, __ATOMIC_RELAXED);
+
+	if (caa_unlikely(v == 0))
+		log_fatal("attr: reference taken on a released set %p", (void *)a);
+	if (caa_unlikely(v >= ATTR_REF_MAX - n))
+		log_fatal("attr: reference count overflow on set %p", (void *)a);
+}
+
 static void attr_free_rcu(struct rcu_head *head)
 {
 	free(caa_container_of(head, struct attr_set, rcu));
@@ -411,6 +425,18 @@ void attr_unref(struct attr_table *t, struct attr_set *a)
 	__atomic_fetch_sub(&c->sets, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_sub(&c->bytes, (int64_t)malloc_usable_size(a), __ATOMIC_RELAXED);
 	call_rcu(&a->rcu, attr_free_rcu);
+}
+
+void attr_unref_n(struct attr_table *t, struct attr_set *a, uint32_t n)
+{
+	if (n == 0)
+		return;
+	/* all but the last one cannot free the set */
+	uint32_t v = __atomic_fetch_sub(&a->refcnt, n - 1, __ATOMIC_RELEASE);
+
+	if (caa_unlikely(v < n))
+		log_fatal("attr: reference count underflow on set %p", (void *)a);
+	attr_unref(t, a);
 }
 
 void attr_table_stats(struct attr_table *t, struct attr_stats *st)

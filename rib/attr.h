@@ -66,6 +66,9 @@ struct attr_set *attr_intern(struct attr_table *t, const struct bgp_nexthop *nh,
 			     const uint8_t *blob, size_t len);
 void attr_ref(struct attr_set *a);               /* aborts on overflow / dead set */
 void attr_unref(struct attr_table *t, struct attr_set *a); /* last ref frees after a grace period */
+/* n references at once (one atomic add): for a batch of paths sharing a. */
+void attr_ref_n(struct attr_set *a, uint32_t n);
+void attr_unref_n(struct attr_table *t, struct attr_set *a, uint32_t n);
 
 struct attr_stats {
 	uint64_t sets;                   /* live distinct sets */

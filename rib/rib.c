@@ -1017,21 +1017,19 @@ static void check_peer(uint32_t peer)
 		log_fatal("rib: bad peer index %u", peer);
 }
 
-int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struct attr_set *attr,
-	       uint32_t path_flags)
+/*
+ * The locked part of an update: insert or replace (peer, path_id) of (k, len)
+ * on the tree at link.  When the new path needs an attribute reference it
+ * counts one in *refs (the caller took it beforehand, so a published path
+ * never holds a reference not yet taken), or takes it here if refs is NULL.
+ * Returns 1 if a path was added.
+ */
+static int update_locked(struct rib *r, struct rib_stripe *st, unsigned fam, struct rib_node **link,
+			 rkey_t k, unsigned len, uint32_t path_id, uint32_t peer,
+			 struct attr_set *attr, uint32_t path_flags, unsigned *refs,
+			 bool *peer_had_out)
 {
-	check_prefix(pfx);
-	check_peer(peer);
-	if (!attr)
-		log_fatal("rib: update without attributes");
-	unsigned fam = pfx->family, len = pfx->len;
-	struct rib_fam *f = &r->f[fam];
-	rkey_t k = key_from_addr(fam, pfx->addr) & kmask(len);
-	struct rib_stripe *st = stripe_of(f, k, len);
-
-	__builtin_prefetch(attr, 1);     /* its refcount is taken below */
-	pthread_mutex_lock(&st->mu);
-	struct rib_node *n = tree_get(st, fam, root_link(f, k, len), k, len);
+	struct rib_node *n = tree_get(st, fam, link, k, len);
 	struct rib_pathset *old = n->ps;
 	int idx = -1;
 	bool peer_had = false;
@@ -1042,22 +1040,24 @@ int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struc
 		if (old->p[i].peer != peer)
 			continue;
 		peer_had = true;
-		if (old->p[i].path_id == pfx->path_id)
+		if (old->p[i].path_id == path_id)
 			idx = (int)i;
 	}
-	if (idx >= 0 && old->p[idx].attr == attr && old->p[idx].flags == path_flags) {
-		pthread_mutex_unlock(&st->mu);
+	*peer_had_out = peer_had;
+	if (idx >= 0 && old->p[idx].attr == attr && old->p[idx].flags == path_flags)
 		return 0;
-	}
 	if (idx < 0 && on >= UINT16_MAX)
 		log_fatal("rib: too many paths for one prefix");
 	unsigned nn = on + (idx < 0);
 	struct rib_pathset *nw = xmalloc(ps_size(nn));
-	struct rib_path np = { .attr = attr, .peer = peer, .path_id = pfx->path_id,
+	struct rib_path np = { .attr = attr, .peer = peer, .path_id = path_id,
 			       .flags = path_flags };
 	struct attr_set *gone = NULL;
 	if (idx < 0 || old->p[idx].attr != attr) {
-		attr_ref(attr);
+		if (refs)
+			(*refs)++;       /* the new path owns one of the caller's */
+		else
+			attr_ref(attr);
 		if (idx >= 0)
 			gone = old->p[idx].attr;
 	}
@@ -1090,11 +1090,83 @@ int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struc
 	nw->n_multipath = (uint16_t)mp;
 	nw->in_order = io;
 	ps_publish(r, st, n, old, nw, gone);
-	pthread_mutex_unlock(&st->mu);
+	return idx < 0;
+}
 
+int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struct attr_set *attr,
+	       uint32_t path_flags)
+{
+	check_prefix(pfx);
+	check_peer(peer);
+	if (!attr)
+		log_fatal("rib: update without attributes");
+	unsigned fam = pfx->family, len = pfx->len;
+	struct rib_fam *f = &r->f[fam];
+	rkey_t k = key_from_addr(fam, pfx->addr) & kmask(len);
+	struct rib_stripe *st = stripe_of(f, k, len);
+	bool peer_had;
+
+	__builtin_prefetch(attr, 1);     /* its refcount is taken below */
+	pthread_mutex_lock(&st->mu);
+	int added = update_locked(r, st, fam, root_link(f, k, len), k, len, pfx->path_id, peer,
+				  attr, path_flags, NULL, &peer_had);
+	pthread_mutex_unlock(&st->mu);
 	if (!peer_had)
 		pidx_add(r, peer, fam, k, len);
-	return idx < 0;
+	return added;
+}
+
+/*
+ * One UPDATE's prefixes: one reference add for all of them, one lock taken
+ * per run of prefixes in the same stripe, and the next prefix's subtree root
+ * prefetched while the current one is worked on.
+ */
+unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, uint32_t peer,
+			  struct attr_set *attr, uint32_t path_flags, uint8_t *added)
+{
+	check_peer(peer);
+	if (!attr)
+		log_fatal("rib: update without attributes");
+	if (n == 0)
+		return 0;
+	if (n > UINT32_MAX / 2)
+		log_fatal("rib: batch of %zu prefixes", n);
+	attr_ref_n(attr, (uint32_t)n);
+	unsigned refs = 0, total = 0;
+	struct rib_stripe *held = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct bgp_prefix *p = &pfx[i];
+		check_prefix(p);
+		if (i + 1 < n && pfx[i + 1].family < BGP_FAM_COUNT) {
+			const struct bgp_prefix *q = &pfx[i + 1];
+			struct rib_fam *fq = &r->f[q->family];
+			rkey_t kq = key_from_addr(q->family, q->addr) & kmask(q->len);
+			__builtin_prefetch(rib_deref(*root_link(fq, kq, q->len)));
+		}
+		unsigned fam = p->family, len = p->len;
+		struct rib_fam *f = &r->f[fam];
+		rkey_t k = key_from_addr(fam, p->addr) & kmask(len);
+		struct rib_stripe *st = stripe_of(f, k, len);
+		if (st != held) {
+			if (held)
+				pthread_mutex_unlock(&held->mu);
+			pthread_mutex_lock(&st->mu);
+			held = st;
+		}
+		bool peer_had;
+		int a = update_locked(r, st, fam, root_link(f, k, len), k, len, p->path_id, peer, attr,
+				      path_flags, &refs, &peer_had);
+		total += (unsigned)a;
+		if (added)
+			added[i] = (uint8_t)a;
+		if (!peer_had)
+			pidx_add(r, peer, fam, k, len);   /* the peer thread's own; takes no lock */
+	}
+	if (held)
+		pthread_mutex_unlock(&held->mu);
+	if (refs < n)
+		attr_unref_n(r->attrs, attr, (uint32_t)(n - refs));
+	return total;
 }
 
 static unsigned withdraw_locked(struct rib *r, struct rib_fam *f, rkey_t k, unsigned len,

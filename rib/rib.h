@@ -72,6 +72,14 @@ void rib_flush(struct rib *r);
  */
 int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struct attr_set *attr,
 	       uint32_t path_flags);
+/*
+ * rib_update for the n prefixes of one UPDATE, all with attribute set attr:
+ * one reference add for all of them, one stripe lock per run of prefixes in
+ * the same stripe, the next prefix's subtree prefetched.  added[i] (if not
+ * NULL) gets what rib_update would have returned.  Returns paths added.
+ */
+unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, uint32_t peer,
+			  struct attr_set *attr, uint32_t path_flags, uint8_t *added);
 /* Withdraw the path (peer, pfx->path_id).  Returns 1 if it existed, 0 if not. */
 int rib_withdraw(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer);
 /*

@@ -384,7 +384,25 @@ static void *writer(void *arg)
 		struct bgp_prefix p = g_pfx[x];
 		p.path_id = id;
 		uint8_t *m = &g_model[w][pi][x][id];
-		if (what < 600) {
+		if (what < 300) {
+			/* an UPDATE's worth: 1..4 prefixes with one attribute set */
+			unsigned a = (unsigned)(r >> 42) % NATTR, nb = 1 + (unsigned)(r >> 50) % 4;
+			struct bgp_prefix b[4];
+			uint8_t added[4];
+			for (unsigned i = 0; i < nb; i++) {
+				b[i] = g_pfx[(x + i * 7) % NPFX];
+				b[i].path_id = id;
+			}
+			unsigned tot = rib_update_batch(g_rib, b, nb, peer, g_attr[a], 0, added), want = 0;
+			for (unsigned i = 0; i < nb; i++) {
+				uint8_t *mi = &g_model[w][pi][(x + i * 7) % NPFX][id];
+				CHECK(added[i] == (*mi == 0));
+				want += *mi == 0;
+				*mi = (uint8_t)(a + 1);
+				check_own(w, pi, (x + i * 7) % NPFX);
+			}
+			CHECK(tot == want);
+		} else if (what < 600) {
 			unsigned a = (unsigned)(r >> 42) % NATTR;
 			int rv = rib_update(g_rib, &p, peer, g_attr[a], 0);
 			CHECK(rv == (*m == 0));
