@@ -44,7 +44,8 @@ static void b_attr(struct blob *b, uint8_t flags, uint8_t type, const uint8_t *v
 		b->b[b->n++] = (uint8_t)vl;
 	}
 	assert_true(b->n + vl <= sizeof(b->b));
-	memcpy(b->b + b->n, v, vl);
+	if (vl)
+		memcpy(b->b + b->n, v, vl);
 	b->n += vl;
 }
 
