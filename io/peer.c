@@ -141,7 +141,10 @@ void peer_flush(struct peer *p)
 		if (!p->cur && p->fsm.state == FSM_ESTABLISHED) {
 			struct cds_wfcq_node *node =
 				__cds_wfcq_dequeue_nonblocking(&p->oq_head, &p->oq_tail);
-			if (node) {
+			/* CDS_WFCQ_WOULDBLOCK: the reflection thread is half way through an
+			 * enqueue (tail swapped, node not linked yet); its io_peer_kick
+			 * follows, so there is nothing to send for now (bench/soak.py) */
+			if (node && node != CDS_WFCQ_WOULDBLOCK) {
 				struct outq_ent *e = caa_container_of(node, struct outq_ent, node);
 				p->cur = e->b;
 				p->cur_off = 0;
@@ -554,12 +557,14 @@ void sess_accepted(struct peer *p, int fd)
 		    (p->fsm.state == FSM_OPENSENT && p->connecting)) {
 			/* our own connect has not produced an OPEN yet: prefer theirs */
 			conn_teardown(p);
-		} else if (p->fsm.state == FSM_OPENSENT && p->cfg.passive) {
-			/* passive: the older inbound connection never brought an OPEN (the
-			 * peer restarted, or GTSM drops its segments): the newest one wins,
-			 * so a silent connection cannot hold the peer's slot for 4 minutes */
-			log_info("peer %s: new connection replaces one that sent no OPEN",
-				 peer_name(p, nm, sizeof(nm)));
+		} else if ((p->fsm.state == FSM_OPENSENT || p->fsm.state == FSM_OPENCONFIRM) &&
+			   p->cfg.passive) {
+			/* passive: we never connect, so two inbound connections are no
+			 * collision - the peer gave up the older one (it restarted, or GTSM
+			 * drops its segments after the OPEN slipped through): the newest
+			 * wins, so a dead connection cannot hold the peer's slot */
+			log_info("peer %s: new connection replaces an unfinished one (%s)",
+				 peer_name(p, nm, sizeof(nm)), fsm_state_name(p->fsm.state));
 			conn_teardown(p);
 			memset(p->next_timer_ns, 0, sizeof(p->next_timer_ns));
 			fsm_setup(p);
