@@ -36,9 +36,11 @@ plot, skipped with a note when missing).
 
 import argparse
 import calendar
+import glob
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -78,12 +80,16 @@ def note(msg):
 class Proc:
     """A process we started, in its own session, output to a file."""
 
-    def __init__(self, argv, log, stderr_pipe=False):
+    def __init__(self, argv, log, stderr_pipe=False, cwd=None, core=False):
         self.argv = argv
         self.logf = open(log, "wb")
+
+        def allow_core():
+            resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf,
                                       stderr=subprocess.PIPE if stderr_pipe else subprocess.STDOUT,
-                                      start_new_session=True)
+                                      start_new_session=True, cwd=cwd,
+                                      preexec_fn=allow_core if core else None)
         self.pid = self.popen.pid
 
     def alive(self):
@@ -118,8 +124,11 @@ def proc_sample(pid):
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    rss = int(re.search(r"^VmRSS:\s+(\d+)", st, re.M).group(1))
-    thr = int(re.search(r"^Threads:\s+(\d+)", st, re.M).group(1))
+    rss = re.search(r"^VmRSS:\s+(\d+)", st, re.M)
+    thr = re.search(r"^Threads:\s+(\d+)", st, re.M)
+    if not rss or not thr:                  # exiting (a zombie has no memory)
+        return None
+    rss, thr = int(rss.group(1)), int(thr.group(1))
     # fields after the command: state is [0], utime [11], stime [12]
     return rss, int(fields[11]) + int(fields[12]), thr
 
@@ -158,7 +167,8 @@ class Daemon:
 
     def start(self):
         self.write_config()
-        self.proc = Proc([self.bin, "-c", self.conf], self.log)
+        # cwd: a core dump (if the kernel writes them to the cwd) lands in out
+        self.proc = Proc([self.bin, "-c", self.conf], self.log, cwd=self.out, core=True)
         deadline = now() + 15
         while now() < deadline:
             if not self.proc.alive():
@@ -188,6 +198,29 @@ class Daemon:
                 return r.read().decode(errors="replace")
         except OSError as e:
             return f"# metrics unavailable: {e}\n"
+
+
+def backtrace(binary, out, rc):
+    """After a crash: the core file's backtraces (gdb) into out/backtrace.txt;
+    returns the crashing thread's first frames, or why there are none."""
+    cores = sorted(glob.glob(os.path.join(out, "core*")), key=os.path.getmtime)
+    if rc is None or rc >= 0:
+        return f"exit code {rc}, no signal"
+    if not cores:
+        return (f"signal {-rc}, no core file in {out} (core_pattern: "
+                f"{open('/proc/sys/kernel/core_pattern').read().strip()})")
+    if not shutil.which("gdb"):
+        return f"signal {-rc}, core {cores[-1]} (no gdb)"
+    try:
+        p = subprocess.run(["gdb", "-batch", "-nx", "-ex", "bt 30", "-ex", "info threads",
+                            "-ex", "thread apply all bt 30", binary, cores[-1]],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"signal {-rc}, core {cores[-1]}, gdb failed: {e}"
+    with open(os.path.join(out, "backtrace.txt"), "w") as f:
+        f.write(p.stdout)
+    frames = [ln for ln in p.stdout.splitlines() if re.match(r"#\d+ ", ln)][:12]
+    return f"signal {-rc}, core {os.path.basename(cores[-1])}:\n" + "\n".join(frames)
 
 
 def tail(path, n=20):
@@ -376,6 +409,7 @@ def sampler(run, pid):
         s = proc_sample(pid)
         t = run.t()
         if s is None:
+            run.mark("ricochetd exited")
             break
         rss, ticks, thr = s
         cpu = 0.0
@@ -638,7 +672,9 @@ def main():
         # churn + flapping
         last_report = now()
         while now() < stop_at:
-            if not load.alive() or not d.proc.alive():
+            if not d.proc.alive():
+                raise RuntimeError("ricochetd died during the churn")
+            if not load.alive():
                 break
             if now() > hard_stop:
                 raise TimeoutError("hard stop during the churn")
@@ -689,6 +725,8 @@ def main():
         for f in flappers:
             f.join(timeout=10)
         daemon_alive = d.proc is not None and d.proc.alive()
+        if d.proc is not None and not daemon_alive:
+            run.mark("ricochetd exited")
         peers_final = d.ctl("show", "peers") if daemon_alive else None
         metrics = d.metrics_text() if a.metrics and daemon_alive else None
         run.stop.set()
@@ -710,8 +748,11 @@ def main():
         for s in run.samples:
             f.write("\t".join(str(x) for x in s) + "\n")
 
+    crash = None
     if not daemon_alive:
-        fail.append(f"ricochetd was not running at the end (exit {daemon_rc}):\n" + tail(d.log))
+        fail.append(f"ricochetd was not running at the end (exit {daemon_rc}, at "
+                    f"+{run.events.get('ricochetd exited', '?')} s):\n" + tail(d.log))
+        crash = backtrace(d.bin, out, daemon_rc)
 
     # load verification
     verification = {"exit_code": load_rc}
@@ -745,19 +786,37 @@ def main():
 
     # sessions lost
     lpeers, sent, warns = analyse_log(d.log)
-    # A load session (feeder or client) ends on purpose only with ricochet-load's
-    # Cease/2 when it exits; any other end is a session lost.  A Cease/2 before
-    # the churn ended means ricochet-load gave up (it says why in load.out).
-    lost, early = [], []
+    # A load session (feeder or client) ends on purpose when ricochet-load exits:
+    # it writes a Cease/2 and closes.  ricochetd logs that Cease, or - when the
+    # client still had unread UPDATEs, so its close became a TCP reset - only a
+    # failed read/write; the latter counts as on purpose only inside the exit
+    # window and when ricochet-load itself saw nothing wrong on that session.
+    # Any other end is a session lost.  A Cease/2 before the churn ended means
+    # ricochet-load gave up (it says why in load.out).
+    load_err = {}
+    try:
+        with open(os.path.join(out, "load.json")) as f:
+            lj = json.load(f)
+            for pe in lj.get("feeders", []) + lj.get("monitors", []):
+                m = re.search(r"\(([\d.]+)\)", pe.get("name", ""))
+                if m:
+                    load_err[m.group(1)] = pe.get("error", "")
+    except (OSError, ValueError):
+        pass
+    exit_until = run.wall0 + run.events.get("load exited", -1e12) + 2
+    lost, early, exit_resets = [], [], 0
     for addr, e in sorted(lpeers.items()):
         if is_load_peer(addr, a.feeders):
             if e["established"] > 1:
                 lost.append(f"{addr}: {e['established']} sessions (reconnected)")
             for ts, cause in e["downs"]:
-                if cause != "received 6/2":
+                if cause == "received 6/2":
+                    if ts < close_ok_from:
+                        early.append(addr)
+                elif close_ok_from <= ts <= exit_until and load_err.get(addr) == "":
+                    exit_resets += 1
+                else:
                     lost.append(f"{addr}: session down at +{ts - run.wall0:.1f}s ({cause})")
-                elif ts < close_ok_from:
-                    early.append(addr)
     n_load = a.feeders + a.clients
     est_load = sum(1 for addr, e in lpeers.items() if is_load_peer(addr, a.feeders) and e["established"])
     if est_load != n_load and load_rc is not None:
@@ -785,6 +844,14 @@ def main():
         if downs > f.intended() + len(f.lost):
             lost.append(f"{f.addr}: {downs} sessions down in the log, {f.intended()} closed on purpose")
     lost += [f"flapper {x}" for x in flap["lost"]]
+    if not daemon_alive and "ricochetd exited" in run.events:
+        # the daemon died under its sessions: every load session it had is lost too
+        # (the log cannot say so; the flappers noticed theirs themselves)
+        gone = {x.split(":")[0] for x in lost}
+        for addr, e in sorted(lpeers.items()):
+            if is_load_peer(addr, a.feeders) and e["established"] and addr not in gone and \
+                    not any(ts < run.wall0 + run.events["ricochetd exited"] for ts, _ in e["downs"]):
+                lost.append(f"{addr}: ricochetd died at +{run.events['ricochetd exited']} s")
     if lost:
         fail.append(f"{len(lost)} sessions lost")
     if flap["connect_failures"]:
@@ -849,6 +916,7 @@ def main():
         "rss": rss,
         "sessions_lost": len(lost),
         "sessions_lost_detail": lost[:200],
+        "load_exit_closes_seen_as_reset": exit_resets,
         "peer_polls": run.peer_polls,
         "flapping": flap,
         "notifications_sent_by_ricochetd": sent[:100],
@@ -856,6 +924,7 @@ def main():
         "verification": verification,
         "ricochetd_summary": run.summaries,
         "ricochetd_exit_code": daemon_rc,
+        "crash": crash,
     })
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(result, f, indent=1)
@@ -903,6 +972,8 @@ def write_report(out, r):
     ]
     if r["failures"]:
         lines += ["## Failures", ""] + [f"- {x.splitlines()[0]}" for x in r["failures"]] + [""]
+    if r.get("crash"):
+        lines += ["## ricochetd crashed", "", "```", r["crash"], "```", ""]
     if r["sessions_lost_detail"]:
         lines += ["## Sessions lost", ""] + [f"- {x}" for x in r["sessions_lost_detail"][:50]] + [""]
     lines += ["## Events (s since ricochetd started)", ""]
