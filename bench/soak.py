@@ -662,6 +662,7 @@ def main():
         run.mark("churn start")
         churn_t0 = now()
         run.summaries["loaded"] = d.ctl("show", "summary")
+        run.summaries["memory loaded"] = d.ctl("show", "memory")
         run.watch_load = True
         stop_at = churn_t0 + a.duration - settle_gap
         for i in range(a.flappers):
@@ -699,6 +700,7 @@ def main():
             time.sleep(0.2)
         run.mark("churn end")
         run.summaries["churn end"] = d.ctl("show", "summary")
+        run.summaries["memory churn end"] = d.ctl("show", "memory")
         while load.alive():
             if now() > hard_stop:
                 raise TimeoutError("hard stop while ricochet-load verifies")
@@ -887,6 +889,10 @@ def main():
             if cpu:
                 rss["churn_cpu_mean_pct"] = round(sum(cpu) / len(cpu), 1)
                 rss["churn_cpu_max_pct"] = max(cpu)
+    for k in ("loaded", "churn end", "after"):
+        m = run.summaries.get("memory " + k) or {}
+        if "allocated_bytes" in m:
+            rss[f"allocated_{k.replace(' ', '_')}_mib"] = round(m["allocated_bytes"] / 2**20, 1)
     after = run.summaries.get("after") or {}
     if after and (after.get("ipv4_paths") or after.get("ipv6_paths")):
         fail.append(f"RIB not empty after every peer left: {after.get('ipv4_paths')} IPv4 + "
@@ -940,6 +946,8 @@ def main():
 def write_report(out, r):
     c, rss, v, fl = r["config"], r["rss"], r["verification"], r["flapping"]
     tot = v.get("totals", {})
+    sm = r["ricochetd_summary"]
+    sl, se, sa = sm.get("loaded") or {}, sm.get("churn end") or {}, sm.get("after") or {}
     lines = [
         f"# Soak run {r['date_utc']}: {'PASS' if r['ok'] else 'FAIL'}",
         "",
@@ -956,6 +964,12 @@ def write_report(out, r):
         f"peak {rss.get('peak_mib')} MiB, churn end {rss.get('churn_end_mib')} MiB, after every peer left "
         f"{rss.get('end_mib')} MiB; churn halves (mean) {rss.get('churn_first_half_mean_mib')} -> "
         f"{rss.get('churn_second_half_mean_mib')} MiB",
+        f"- ricochetd RIB: {sl.get('ipv4_paths', 0) + sl.get('ipv6_paths', 0)} paths loaded; attribute sets "
+        f"{sl.get('attribute_sets')} loaded, {se.get('attribute_sets')} at churn end (every churned route carries "
+        f"ricochet-load's send-time community, so up to one set per path), {sa.get('ipv4_paths')} + "
+        f"{sa.get('ipv6_paths')} paths and {sa.get('attribute_sets')} sets after every peer left",
+        f"- ricochetd heap in use (jemalloc allocated): loaded {rss.get('allocated_loaded_mib')} MiB, churn end "
+        f"{rss.get('allocated_churn_end_mib')} MiB, after every peer left {rss.get('allocated_after_mib')} MiB",
         f"- ricochetd CPU during churn: mean {rss.get('churn_cpu_mean_pct')} %, max "
         f"{rss.get('churn_cpu_max_pct')} % of one core",
         f"- Sessions lost (other than the flappers' own closes): **{r['sessions_lost']}**",
