@@ -644,6 +644,7 @@ def main():
             t.start()
         time.sleep(2)                         # a baseline before any peer
         run.summaries["baseline"] = d.ctl("show", "summary")
+        run.summaries["memory baseline"] = d.ctl("show", "memory")
         load = Proc(cmd, os.path.join(out, "load.out"), stderr_pipe=True)
         rd = threading.Thread(target=load_reader, args=(run, load.popen.stderr, os.path.join(out, "load.err")),
                               daemon=True)
@@ -889,7 +890,7 @@ def main():
             if cpu:
                 rss["churn_cpu_mean_pct"] = round(sum(cpu) / len(cpu), 1)
                 rss["churn_cpu_max_pct"] = max(cpu)
-    for k in ("loaded", "churn end", "after"):
+    for k in ("baseline", "loaded", "churn end", "after"):
         m = run.summaries.get("memory " + k) or {}
         if "allocated_bytes" in m:
             rss[f"allocated_{k.replace(' ', '_')}_mib"] = round(m["allocated_bytes"] / 2**20, 1)
@@ -968,7 +969,7 @@ def write_report(out, r):
         f"{sl.get('attribute_sets')} loaded, {se.get('attribute_sets')} at churn end (every churned route carries "
         f"ricochet-load's send-time community, so up to one set per path), {sa.get('ipv4_paths')} + "
         f"{sa.get('ipv6_paths')} paths and {sa.get('attribute_sets')} sets after every peer left",
-        f"- ricochetd heap in use (jemalloc allocated): loaded {rss.get('allocated_loaded_mib')} MiB, churn end "
+        f"- ricochetd heap in use (jemalloc allocated): before any peer {rss.get('allocated_baseline_mib')} MiB, loaded {rss.get('allocated_loaded_mib')} MiB, churn end "
         f"{rss.get('allocated_churn_end_mib')} MiB, after every peer left {rss.get('allocated_after_mib')} MiB",
         f"- ricochetd CPU during churn: mean {rss.get('churn_cpu_mean_pct')} %, max "
         f"{rss.get('churn_cpu_max_pct')} % of one core",
