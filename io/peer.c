@@ -379,6 +379,32 @@ static bool open_accept(struct peer *p, const struct msg_open *o, struct msg_err
 
 /* ------------------------------------------------------------ FSM glue */
 
+/* graceful restart: once the session is back, stale paths wait this long at
+ * most for the End-of-RIB (FRR's default stale-path time) */
+#define GR_STALE_PATH_S 360ull
+
+/* Withdraw p's paths of family f (BGP_FAM_COUNT: all), only the stale ones
+ * with only_stale, keeping the route and per-peer counters in step (stale
+ * paths stay counted as accepted while they are in the RIB). */
+static uint64_t peer_drop_paths(struct peer *p, unsigned f, bool only_stale)
+{
+	uint64_t t = 0;
+	for (unsigned i = 0; i < BGP_FAM_COUNT; i++) {
+		if (f != BGP_FAM_COUNT && f != i)
+			continue;
+		uint64_t n = rib_withdraw_peer(g_daemon->rib, p->id, i, only_stale);
+		p->prefixes_accepted[i] = p->prefixes_accepted[i] > n ? p->prefixes_accepted[i] - n : 0;
+		t += n;
+	}
+	atomic_fetch_sub_explicit(&g_daemon->routes, t, memory_order_relaxed);
+	return t;
+}
+
+static uint64_t peer_drop_stale(struct peer *p, unsigned f)
+{
+	return peer_drop_paths(p, f, true);
+}
+
 static void session_up(struct peer *p)
 {
 	char nm[96];
@@ -400,9 +426,9 @@ static void session_up(struct peer *p)
 	if (p->gr_stale) {
 		for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
 			if (!p->peer_open.capa.gr || !p->peer_open.capa.gr_fwd[f])
-				atomic_fetch_sub_explicit(&g_daemon->routes,
-							  rib_withdraw_peer(g_daemon->rib, p->id, f, true),
-							  memory_order_relaxed);
+				peer_drop_stale(p, f);
+		/* what is still stale waits for End-of-RIB, at most GR_STALE_PATH_S */
+		p->gr_deadline_ns = p->up_since_ns + GR_STALE_PATH_S * 1000000000ull;
 	}
 	bmp_peer_up(p);
 	refl_peer_up(g_daemon->refl, p);
@@ -417,19 +443,25 @@ static void session_down(struct peer *p)
 	bool keep = p->peer_open.capa.gr && p->cfg.gr_enabled && !p->down_by_notification;
 	uint64_t n;
 	if (keep) {
-		n = rib_mark_peer_stale(g_daemon->rib, p->id, BGP_FAM_COUNT);
+		/* RFC 4724 s4.2: only the families the peer listed in its GR capability */
+		n = 0;
+		for (unsigned f = 0; f < BGP_FAM_COUNT; f++) {
+			if (p->peer_open.capa.gr_family[f])
+				n += rib_mark_peer_stale(g_daemon->rib, p->id, f);
+			else
+				peer_drop_paths(p, f, false);
+		}
 		p->gr_stale = true;
 		p->gr_deadline_ns = now + (uint64_t)(p->peer_open.capa.gr_time ? p->peer_open.capa.gr_time
 									   : p->cfg.gr_restart_time) * 1000000000ull;
 		log_info("peer %s: session down, %" PRIu64 " paths kept as stale (graceful restart, %u s)",
 			 peer_name(p, nm, sizeof(nm)), n, p->peer_open.capa.gr_time);
 	} else {
-		n = rib_withdraw_peer(g_daemon->rib, p->id, BGP_FAM_COUNT, false);
-		atomic_fetch_sub_explicit(&g_daemon->routes, n, memory_order_relaxed);
+		n = peer_drop_paths(p, BGP_FAM_COUNT, false);
+		memset(p->prefixes_accepted, 0, sizeof(p->prefixes_accepted));
 		p->gr_stale = false;
 		log_info("peer %s: session down, %" PRIu64 " paths withdrawn", peer_name(p, nm, sizeof(nm)), n);
 	}
-	memset(p->prefixes_accepted, 0, sizeof(p->prefixes_accepted));
 	p->max_prefix_warned = false;
 	p->reset_pending = true;
 	bmp_peer_down(p);
@@ -543,8 +575,13 @@ void sess_accepted(struct peer *p, int fd)
 		 * an error, finish it now and take the new one after the reset */
 		char c;
 		ssize_t r = recv(p->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-			snprintf(p->last_error, sizeof(p->last_error), "connection closed by peer");
+		/* RFC 4724 s4.2: a GR peer connecting again while its session is
+		 * Established has restarted: the old session ends as a drop */
+		bool gr_restart = p->fsm.state == FSM_ESTABLISHED && p->cfg.gr_enabled && p->peer_open.capa.gr;
+		if (gr_restart || r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+			snprintf(p->last_error, sizeof(p->last_error), "%s",
+				 gr_restart && r != 0 ? "new connection (graceful restart)" : "connection closed by peer");
+			p->down_by_notification = false;
 			sess_run(p, FSM_EV_TCP_FAILS, NULL);
 			if (p->reset_pending) {
 				p->pending_fd = fd;
@@ -782,8 +819,7 @@ static bool ingest_update(struct peer *p, const uint8_t *msg, size_t len, struct
 		ingest_announce(p, &u.mp_reach, &u.mp_nexthop, &u);
 	}
 	if (u.eor_family != BGP_FAM_NONE && p->gr_stale) {
-		uint64_t n = rib_withdraw_peer(g_daemon->rib, p->id, u.eor_family, true);
-		atomic_fetch_sub_explicit(&g_daemon->routes, n, memory_order_relaxed);
+		uint64_t n = peer_drop_stale(p, u.eor_family);
 		char nm[96];
 		log_info("peer %s: End-of-RIB for %s, %" PRIu64 " stale paths removed",
 			 peer_name(p, nm, sizeof(nm)), u.eor_family == BGP_FAM_IPV4 ? "ipv4" : "ipv6", n);
@@ -1044,14 +1080,15 @@ void sess_timers(struct peer *p, uint64_t now)
 			sess_run(p, FSM_EV_AUTO_STOP, &sa);
 		}
 	}
-	/* graceful restart: stale paths expire */
-	if (p->gr_stale && p->gr_deadline_ns && now >= p->gr_deadline_ns &&
-	    p->fsm.state != FSM_ESTABLISHED) {
-		uint64_t n = rib_withdraw_peer(g_daemon->rib, p->id, BGP_FAM_COUNT, true);
-		atomic_fetch_sub_explicit(&g_daemon->routes, n, memory_order_relaxed);
+	/* graceful restart: stale paths expire (restart time while down, the
+	 * stale-path time once back without an End-of-RIB) */
+	if (p->gr_stale && p->gr_deadline_ns && now >= p->gr_deadline_ns) {
+		uint64_t n = peer_drop_stale(p, BGP_FAM_COUNT);
 		char nm[96];
-		log_info("peer %s: restart time over, %" PRIu64 " stale paths withdrawn",
-			 peer_name(p, nm, sizeof(nm)), n);
+		if (n || p->fsm.state != FSM_ESTABLISHED)
+			log_info("peer %s: %s, %" PRIu64 " stale paths withdrawn", peer_name(p, nm, sizeof(nm)),
+				 p->fsm.state == FSM_ESTABLISHED ? "no End-of-RIB in the stale-path time"
+								 : "restart time over", n);
 		p->gr_stale = false;
 		p->gr_deadline_ns = 0;
 	}
