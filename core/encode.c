@@ -108,7 +108,7 @@ enum enc_as_mode {
 static size_t enc_aspath(struct enc_buf *b, const uint8_t *v, size_t len, uint32_t prepend,
 			 enum enc_as_mode mode, bool *wide)
 {
-	const uint8_t *end = v + len;
+	const uint8_t *end = v ? v + len : v;   /* no offset on a NULL (absent) path */
 	unsigned asz = mode == ENC_AS2 ? 2 : 4;
 	size_t n_out = 0;
 	bool pre = prepend != 0;
