@@ -39,6 +39,7 @@ static void usage(FILE *f)
 "  show routes advertised PEER     routes sent to PEER\n"
 "  show memory                     per-type memory counters\n"
 "  reload                          re-read the configuration file\n"
+"  refresh PEER [ipv4|ipv6]        ask PEER to re-send its routes (ROUTE-REFRESH)\n"
 "  help                            the daemon's list of commands\n"
 "\n"
 "options:\n"

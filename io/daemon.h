@@ -54,7 +54,8 @@ void daemon_stop(struct daemon *d);
 int daemon_reload(struct daemon *d, char *err, size_t errlen);
 
 /* ---- I/O threads (io/loop.c) ---- */
-enum io_cmd_type { CMD_ADD_PEER, CMD_ACCEPTED, CMD_RESET_DONE, CMD_CLOSE, CMD_RECONFIG };
+enum io_cmd_type { CMD_ADD_PEER, CMD_ACCEPTED, CMD_RESET_DONE, CMD_CLOSE, CMD_RECONFIG,
+		   CMD_REFRESH /* arg: family, BGP_FAM_COUNT = every negotiated one */ };
 struct io_cmd {
 	uint8_t type, arg;
 	int fd;
@@ -98,6 +99,9 @@ void io_thread_accepted(struct io_thread *t, struct peer *p, int fd);
 /* Ask the owning thread to close p's session with Cease/subcode (reload, CLI). */
 void io_thread_close_peer(struct io_thread *t, struct peer *p, uint8_t subcode);
 
+/* Ask the owning thread to send p a ROUTE-REFRESH for family (BGP_FAM_COUNT: all). */
+void io_thread_refresh_peer(struct io_thread *t, struct peer *p, unsigned family);
+
 /* Apply new settings to p (reload): resets the session if it is up. */
 void io_thread_reconfig_peer(struct io_thread *t, struct peer *p, struct cfg_peer *nc);
 
@@ -111,6 +115,7 @@ void sess_start(struct peer *p);                 /* peer added: connect if activ
 void sess_accepted(struct peer *p, int fd);      /* an incoming connection for p */
 void sess_reset_done(struct peer *p);            /* reflection released p's queue */
 void sess_admin_close(struct peer *p, uint8_t cease_subcode);
+void sess_send_refresh(struct peer *p, unsigned family); /* ROUTE-REFRESH out (CLI) */
 void sess_reconfig(struct peer *p, struct cfg_peer *nc); /* takes nc */
 void sess_readable(struct peer *p);
 void peer_flush(struct peer *p);                 /* write what the socket takes */

@@ -1,6 +1,6 @@
 /*
  * daemon_ctl.c - the control commands of ricochetd (show summary, peers,
- * routes, memory; reload), served on the ctl thread (io/ctl.c).
+ * routes, memory; reload; refresh), served on the ctl thread (io/ctl.c).
  *
  * Everything here reads: RCU snapshots of the RIB (walks under
  * rcu_read_lock), per-peer counters read racily (relaxed, for display), and
@@ -160,6 +160,8 @@ static int cmd_peers(int argc, char **argv, struct ctl_out *out, void *arg)
 			ctl_json_kuint(out, "loops_dropped", p->c.loops_dropped);
 			ctl_json_kuint(out, "notifications_in", p->c.notif_in);
 			ctl_json_kuint(out, "notifications_out", p->c.notif_out);
+			ctl_json_kuint(out, "route_refresh_in", p->c.refresh_in);
+			ctl_json_kuint(out, "route_refresh_out", p->c.refresh_out);
 			ctl_json_kstr(out, "last_error", p->last_error);
 			ctl_json_obj_close(out);
 		} else {
@@ -437,6 +439,45 @@ static int cmd_reload(int argc, char **argv, struct ctl_out *out, void *arg)
 	return 0;
 }
 
+/* ------------------------------------------------------------ refresh */
+
+/*
+ * `refresh PEER [ipv4|ipv6]`: route refresh "out" (RFC 2918) - the peer's
+ * I/O thread sends it a ROUTE-REFRESH per negotiated family (or the one
+ * given).  Refused when the session is down or the peer did not announce
+ * the route-refresh capability.  Reads the session racily, like show peers;
+ * the I/O thread checks again before sending.
+ */
+static int cmd_refresh(int argc, char **argv, struct ctl_out *out, void *arg)
+{
+	struct daemon *d = arg;
+	if (argc < 1 || argc > 2)
+		return ctl_error(out, "usage: refresh PEER [ipv4|ipv6]");
+	struct peer *p = find_peer(d, argv[0]);
+	if (!p)
+		return ctl_error(out, "no such peer: %s", argv[0]);
+	unsigned fam = BGP_FAM_COUNT;
+	if (argc == 2) {
+		if (!strcmp(argv[1], "ipv4") || !strcmp(argv[1], "ipv4-unicast"))
+			fam = BGP_FAM_IPV4;
+		else if (!strcmp(argv[1], "ipv6") || !strcmp(argv[1], "ipv6-unicast"))
+			fam = BGP_FAM_IPV6;
+		else
+			return ctl_error(out, "unknown family %s (ipv4 or ipv6)", argv[1]);
+	}
+	if (atomic_load_explicit(&p->state, memory_order_acquire) != FSM_ESTABLISHED)
+		return ctl_error(out, "peer %s: session not Established", argv[0]);
+	if (!p->peer_open.capa.route_refresh)
+		return ctl_error(out, "peer %s did not announce the route-refresh capability", argv[0]);
+	if (fam != BGP_FAM_COUNT && !p->sess.family[fam])
+		return ctl_error(out, "peer %s: %s not negotiated", argv[0], argv[1]);
+	io_thread_refresh_peer(p->thr, p, fam);
+	ctl_printf(out, "route refresh requested from %s (%s)\n", argv[0],
+		   fam == BGP_FAM_COUNT ? "every negotiated family" : fam == BGP_FAM_IPV4 ? "ipv4-unicast"
+											: "ipv6-unicast");
+	return 0;
+}
+
 /* ------------------------------------------------------------ dump routes (MRT) */
 
 /*
@@ -609,6 +650,7 @@ void daemon_ctl_register(struct daemon *d)
 			  cmd_routes_advertised, d);
 	ctl_register_help(cs, "show memory", "show memory [--json]", cmd_memory, d);
 	ctl_register_help(cs, "reload", "reload (re-read the configuration file)", cmd_reload, d);
+	ctl_register_help(cs, "refresh", "refresh PEER [ipv4|ipv6] (send PEER a ROUTE-REFRESH)", cmd_refresh, d);
 	ctl_register_help(cs, "dump routes", "dump routes /FILE [--addpath] (RIB as MRT TABLE_DUMP_V2)",
 			  cmd_dump_routes, d);
 	char err[256];

@@ -77,6 +77,7 @@ struct peer_counters {
 	uint64_t notif_in, notif_out;
 	uint64_t treat_as_withdraw, attr_discard, loops_dropped;
 	uint64_t routes_refused;         /* new paths refused by the global max-routes */
+	uint64_t refresh_in, refresh_out; /* ROUTE-REFRESH requests received / sent (subtype 0) */
 	uint32_t notif_in_code[9], notif_out_code[9]; /* by error code 1..8 (0: other) */
 };
 

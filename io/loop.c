@@ -16,7 +16,7 @@
  *
  * Cross-thread inputs arrive through a command queue (cmd_lock) and an
  * eventfd: new peers, accepted connections, "reset done" from the
- * reflection thread, close requests; and kicks (output queued) via the
+ * reflection thread, close and route-refresh requests; and kicks (output queued) via the
  * eventfd alone.
  */
 #include <arpa/inet.h>
@@ -98,6 +98,11 @@ void io_thread_close_peer(struct io_thread *t, struct peer *p, uint8_t subcode)
 	post_cmd(t, (struct io_cmd){ .type = CMD_CLOSE, .p = p, .arg = subcode });
 }
 
+void io_thread_refresh_peer(struct io_thread *t, struct peer *p, unsigned family)
+{
+	post_cmd(t, (struct io_cmd){ .type = CMD_REFRESH, .p = p, .arg = (uint8_t)family });
+}
+
 /* ------------------------------------------------------------ the loop */
 
 static void handle_cmds(struct io_thread *t)
@@ -133,6 +138,9 @@ static void handle_cmds(struct io_thread *t)
 			break;
 		case CMD_RECONFIG:
 			sess_reconfig(p, c[i].cfgp);
+			break;
+		case CMD_REFRESH:
+			sess_send_refresh(p, c[i].arg);
 			break;
 		}
 	}

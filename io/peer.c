@@ -675,6 +675,32 @@ void sess_admin_close(struct peer *p, uint8_t sub)
 	p->admin_down = sub == BGP_CEASE_PEER_DECONFIG;
 }
 
+/* `ricochet refresh PEER [ipv4|ipv6]`: ask the peer to re-send its routes
+ * (RFC 2918), one ROUTE-REFRESH per negotiated family.  The CLI checked the
+ * capability; the session may have changed since, so check again. */
+void sess_send_refresh(struct peer *p, unsigned family)
+{
+	char nm[96];
+	if (p->fsm.state != FSM_ESTABLISHED || !p->peer_open.capa.route_refresh) {
+		log_info("peer %s: route refresh not sent (session down or no route-refresh capability)",
+			 peer_name(p, nm, sizeof(nm)));
+		return;
+	}
+	for (unsigned f = 0; f < BGP_FAM_COUNT; f++) {
+		if (!p->sess.family[f] || (family != BGP_FAM_COUNT && family != f))
+			continue;
+		uint8_t m[BGP_HDR_LEN + 4];
+		size_t n = msg_route_refresh_encode(m, sizeof(m), f, BGP_RR_NORMAL);
+		if (!n)
+			continue;
+		ctl_queue(p, m, n);
+		p->c.refresh_out++;
+		log_info("peer %s: ROUTE-REFRESH for %s sent", peer_name(p, nm, sizeof(nm)),
+			 f == BGP_FAM_IPV4 ? "ipv4-unicast" : "ipv6-unicast");
+	}
+	peer_flush(p);
+}
+
 /* ------------------------------------------------------------ UPDATE ingest */
 
 static void log_malformed(struct peer *p, const struct msg_error *e)
@@ -941,7 +967,23 @@ static void handle_msg(struct peer *p, const uint8_t *msg, size_t len)
 		    p->sess.family[fam]) {
 			log_info("peer %s: ROUTE-REFRESH for %s", peer_name(p, nm, sizeof(nm)),
 				 fam == BGP_FAM_IPV4 ? "ipv4-unicast" : "ipv6-unicast");
+			p->c.refresh_in++;
 			refl_route_refresh(g_daemon->refl, p, fam);
+		} else if (p->fsm.state == FSM_ESTABLISHED && (sub == BGP_RR_BORR || sub == BGP_RR_EORR) &&
+			   fam < BGP_FAM_COUNT && p->sess.family[fam] && p->cfg.route_refresh &&
+			   p->peer_open.capa.enhanced_rr) {
+			/* RFC 7313 s4: the peer re-sends family fam between BoRR and
+			 * EoRR; what it did not re-send by EoRR is gone */
+			const char *fn = fam == BGP_FAM_IPV4 ? "ipv4-unicast" : "ipv6-unicast";
+			if (sub == BGP_RR_BORR) {
+				uint64_t k = rib_mark_peer_stale(g_daemon->rib, p->id, fam);
+				log_info("peer %s: BoRR for %s, %" PRIu64 " paths marked stale",
+					 peer_name(p, nm, sizeof(nm)), fn, k);
+			} else {
+				uint64_t k = peer_drop_stale(p, fam);
+				log_info("peer %s: EoRR for %s, %" PRIu64 " stale paths removed",
+					 peer_name(p, nm, sizeof(nm)), fn, k);
+			}
 		}
 		sess_run(p, FSM_EV_ROUTE_REFRESH, NULL);
 		return;
