@@ -240,6 +240,12 @@ static void print_path(struct routes_ctx *c, const char *pfx, const struct rib_p
 		ctl_json_kstr(c->out, "from", from);
 		ctl_json_kuint(c->out, "path_id", rp->path_id);
 		ctl_json_kstr(c->out, "next_hop", nh);
+		if (a->nh.len == 32) {
+			/* RFC 2545: the link-local half of a 32-octet IPv6 next hop */
+			char ll[INET6_ADDRSTRLEN];
+			inet_ntop(AF_INET6, a->nh.addr + 16, ll, sizeof(ll));
+			ctl_json_kstr(c->out, "next_hop_link_local", ll);
+		}
 		ctl_json_kstr(c->out, "as_path", asp);
 		ctl_json_kuint(c->out, "origin", a->origin);
 		ctl_json_kuint(c->out, "local_pref", a->local_pref);
