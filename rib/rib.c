@@ -66,6 +66,36 @@
  *   nodes stay allocated until released.  The consumer is woken only when the
  *   queue goes from empty to non-empty.
  *
+ * DIRECT INDEX (IPv4 lookups)
+ *   Per slot (/16): `sbest`, the longest prefix shorter than /16 with paths covering the
+ *   slot, and - once the slot holds RIB_DIR_MIN prefixes of length >= 16 -
+ *   a 256-entry table `dir` (which then also holds the slot's root, the slot
+ *   word pointing at it, tagged) giving, per /24 inside it, the
+ *   longest prefix of length 16..24 with paths covering it, plus a RIB_DEEP
+ *   bit when a /25../32 with paths lies inside that /24.  An LPM is then one
+ *   or two dependent loads instead of a tree descent.  The index is derived
+ *   state, maintained under the stripe lock that guards the slot (the short
+ *   stripe for sbest) exactly when a node's path set goes from NULL to
+ *   non-NULL or back (ps_publish), after that publication.  Readers treat it
+ *   as a hint that is always safe to follow: each entry is one word stored
+ *   with release and loaded with acquire, pointing at a node that was linked
+ *   before; a node is never handed to defer_free while an entry points at
+ *   it (its entries are rewritten when it loses its paths, which precedes
+ *   any prune), so a reader that loaded the entry inside its read-side
+ *   section holds memory that is not yet freed (argument 3).  A reader that
+ *   finds the entry's node without paths, or RIB_DEEP, descends the trees
+ *   as before; a reader racing a writer sees either the entry before or
+ *   after the change, i.e. the answer for a state just before or just after
+ *   it.  A slot's table is built from its tree under the lock and published
+ *   whole with one release store.
+ *
+ * BEST PATH, INCREMENTALLY
+ *   A path set remembers whether it is a fixed point of decide_sort
+ *   (in_order).  Then a new path is placed with decide_insert and a removed
+ *   one closed up with decide_remove - exactly what decide_sort would leave,
+ *   usually after a couple of comparisons (decide.c says why); otherwise the
+ *   full decide_sort runs, as before.
+ *
  * PER-PEER INDEX
  *   Each peer owns, per family, a vector of prefix keys appended when the
  *   peer gains its first path on a prefix.  Only the peer's thread touches it
@@ -158,19 +188,43 @@ struct rib_stripe {
 #define RIB_DIR_MIN 8                /* prefixes (len >= 16) before a slot gets one */
 struct rib_dir {
 	uintptr_t e[256];
+	struct rib_node *root;           /* the slot's subtree root, once it has a dir */
 };
+#define RIB_SLOT_DIR ((uintptr_t)1)      /* slot word tag: it points to a rib_dir */
 
 struct rib_fam {
 	unsigned fam, stride, nslots, nstripes, maxlen;
+	/* Per slot: its subtree root, or (IPv4, tagged RIB_SLOT_DIR) its direct
+	 * index, which then holds the root: one word, so a lookup of a sparse
+	 * slot costs what it did without an index.  Read with slot_root(). */
 	struct rib_node **slots;
 	struct rib_node *shortroot;
 	struct rib_stripe *stripes;      /* nstripes + 1: the last guards shortroot */
-	/* IPv4 only (NULL otherwise): see DIRECT INDEX */
-	struct rib_dir **dir;            /* per slot, written under the slot's stripe lock */
-	struct rib_node **shortbest;     /* per slot: longest short prefix with paths covering it,
-					  * written under the short stripe's lock */
-	uint16_t *dcount;                /* per slot: prefixes (len >= 16) with paths */
+	bool direct;                     /* IPv4: the direct index is kept */
+	struct rib_node **sbest;         /* per slot: longest short prefix with paths covering
+					  * it, written under the short stripe's lock */
+	uint16_t *dcount;                /* per slot: prefixes (len >= 16) with paths (writers) */
 };
+
+/* Writer side (stripe lock held): the link holding slot s's subtree root. */
+static inline struct rib_node **slot_link(struct rib_fam *f, unsigned s)
+{
+	uintptr_t v = (uintptr_t)f->slots[s];
+	return v & RIB_SLOT_DIR ? &((struct rib_dir *)(v & ~RIB_SLOT_DIR))->root : &f->slots[s];
+}
+
+static inline struct rib_dir *slot_dir_of(uintptr_t v)
+{
+	return v & RIB_SLOT_DIR ? (struct rib_dir *)(v & ~RIB_SLOT_DIR) : NULL;
+}
+
+/* Reader side: slot s's subtree root. */
+static inline struct rib_node *slot_root(struct rib_fam *f, unsigned s)
+{
+	uintptr_t v = (uintptr_t)rib_deref(f->slots[s]);
+	struct rib_dir *d = slot_dir_of(v);
+	return d ? rib_deref(d->root) : (struct rib_node *)v;
+}
 
 /* IPv6 index key: 17 bytes. */
 struct rib_pk6 {
@@ -303,9 +357,16 @@ static inline unsigned key_slot(const struct rib_fam *f, rkey_t k)
 	return (unsigned)(k >> (128 - f->stride));
 }
 
+/* Writer side (stripe lock held): the link holding the root of (k, len)'s tree. */
 static inline struct rib_node **root_link(struct rib_fam *f, rkey_t k, unsigned len)
 {
-	return len >= f->stride ? &f->slots[key_slot(f, k)] : &f->shortroot;
+	return len >= f->stride ? slot_link(f, key_slot(f, k)) : &f->shortroot;
+}
+
+/* Reader side (no lock): the root of the tree holding (k, len). */
+static inline struct rib_node *root_get(struct rib_fam *f, rkey_t k, unsigned len)
+{
+	return len >= f->stride ? slot_root(f, key_slot(f, k)) : rib_deref(f->shortroot);
 }
 
 static inline struct rib_stripe *stripe_of(struct rib_fam *f, rkey_t k, unsigned len)
@@ -722,7 +783,7 @@ static void pidx_compact(struct rib *r, struct rib_peer *p, uint32_t peer, unsig
 		rkey_t k;
 		unsigned len;
 		pidx_get(p, fam, i, &k, &len);
-		if (!node_has_peer(tree_lookup(rib_deref(*root_link(f, k, len)), k, len), peer))
+		if (!node_has_peer(tree_lookup(root_get(f, k, len), k, len), peer))
 			continue;
 		if (o != i)
 			memmove(v + o * es, v + i * es, es);
@@ -859,23 +920,26 @@ static void dir_update(struct rib *r, struct rib_stripe *st, struct rib_node *n,
 		struct rib_node *repl = appear ? n : tree_ancestor(f->shortroot, k, len);
 		unsigned s0 = a >> 16, cnt = 1u << (16 - len);
 		for (unsigned i = 0; i < cnt; i++) {
-			struct rib_node *cur = f->shortbest[s0 + i];
+			struct rib_node *cur = f->sbest[s0 + i];
 			if (appear ? (!cur || cur->len < len) : cur == n)
-				rib_pub(f->shortbest[s0 + i], repl);
+				rib_pub(f->sbest[s0 + i], repl);
 		}
 		return;
 	}
 	unsigned slot = a >> 16;
 	f->dcount[slot] += appear ? 1 : -1;
-	struct rib_dir *d = f->dir[slot];
+	struct rib_dir *d = slot_dir_of((uintptr_t)f->slots[slot]);
 	if (!d) {
 		if (f->dcount[slot] < RIB_DIR_MIN)
 			return;
+		/* built whole, then one release store swaps the slot word: the
+		 * old word (the root itself) stays valid for readers holding it */
 		d = xcalloc(1, sizeof(*d));
 		wr_relaxed(st->node_bytes, st->node_bytes + (int64_t)sizeof(*d));
 		wr_relaxed(st->dir_bytes, st->dir_bytes + (int64_t)sizeof(*d));
-		dir_fill(d, f->slots[slot]);
-		rib_pub(f->dir[slot], d);
+		d->root = f->slots[slot];
+		dir_fill(d, d->root);
+		rib_pub(f->slots[slot], (struct rib_node *)((uintptr_t)d | RIB_SLOT_DIR));
 		return;
 	}
 	if (appear) {
@@ -886,14 +950,14 @@ static void dir_update(struct rib *r, struct rib_stripe *st, struct rib_node *n,
 	if (len > 24) {
 		/* first node at or below the /24 on the way down */
 		rkey_t k24 = k & kmask(24);
-		struct rib_node *m = f->slots[slot];
+		struct rib_node *m = d->root;
 		while (m && m->len < 24 && kcpl(k24, node_key(m)) >= m->len)
 			m = m->ch[kbit(k24, m->len)];
 		if (!(m && kcpl(k24, node_key(m)) >= 24 && tree_has_deep(m)))
 			dir_set(&d->e[i0], d->e[i0] & ~RIB_DEEP);
 		return;
 	}
-	uintptr_t repl = (uintptr_t)tree_ancestor(f->slots[slot], k, len);
+	uintptr_t repl = (uintptr_t)tree_ancestor(d->root, k, len);
 	for (unsigned i = i0; i < i0 + (1u << (24 - len)); i++) {
 		uintptr_t e = d->e[i];
 		if ((const struct rib_node *)(e & ~RIB_DEEP) == n)
@@ -1141,7 +1205,7 @@ unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n,
 			const struct bgp_prefix *q = &pfx[i + 1];
 			struct rib_fam *fq = &r->f[q->family];
 			rkey_t kq = key_from_addr(q->family, q->addr) & kmask(q->len);
-			__builtin_prefetch(rib_deref(*root_link(fq, kq, q->len)));
+			__builtin_prefetch(root_get(fq, kq, q->len));
 		}
 		unsigned fam = p->family, len = p->len;
 		struct rib_fam *f = &r->f[fam];
@@ -1273,8 +1337,8 @@ static inline struct rib_node *dir_exact4(struct rib_fam *f, uint32_t a, unsigne
 {
 	unsigned slot = a >> 16;
 	if (len < 16)
-		return rib_deref(f->shortbest[slot]);
-	const struct rib_dir *d = rib_deref(f->dir[slot]);
+		return rib_deref(f->sbest[slot]);
+	const struct rib_dir *d = slot_dir_of((uintptr_t)rib_deref(f->slots[slot]));
 	return d ? (struct rib_node *)(rib_deref(d->e[(a >> 8) & 255]) & ~RIB_DEEP) : NULL;
 }
 
@@ -1284,14 +1348,14 @@ struct rib_node *rib_lookup(struct rib *r, const struct bgp_prefix *pfx)
 		return NULL;
 	struct rib_fam *f = &r->f[pfx->family];
 	rkey_t k = key_from_addr(pfx->family, pfx->addr) & kmask(pfx->len);
-	if (f->dir && pfx->len <= 24) {
+	if (f->direct && pfx->len <= 24) {
 		/* usually the index points right at it; otherwise walk the tree */
 		uint32_t a = (uint32_t)(k >> 96);
 		struct rib_node *n = dir_exact4(f, a, pfx->len);
 		if (n && n->len == pfx->len && n->k4 == a && rib_deref(n->ps))
 			return n;
 	}
-	struct rib_node *n = tree_lookup(rib_deref(*root_link(f, k, pfx->len)), k, pfx->len);
+	struct rib_node *n = tree_lookup(root_get(f, k, pfx->len), k, pfx->len);
 	return n && rib_deref(n->ps) ? n : NULL;
 }
 
@@ -1312,7 +1376,7 @@ static struct rib_node *tree_lpm(struct rib_node *n, rkey_t k, unsigned maxlen)
 
 static struct rib_node *lpm_tree(struct rib_fam *f, rkey_t k)
 {
-	struct rib_node *n = tree_lpm(rib_deref(f->slots[key_slot(f, k)]), k, f->maxlen);
+	struct rib_node *n = tree_lpm(slot_root(f, key_slot(f, k)), k, f->maxlen);
 	return n ? n : tree_lpm(rib_deref(f->shortroot), k, f->maxlen);
 }
 
@@ -1321,8 +1385,9 @@ static struct rib_node *lpm_tree(struct rib_fam *f, rkey_t k)
  * short-prefix entry.  An entry whose node lost its paths meanwhile, or one
  * marked RIB_DEEP, sends the lookup down the trees instead.
  */
-static inline struct rib_node *lpm_dir4(struct rib_fam *f, uint32_t a, const struct rib_dir *d)
+static inline struct rib_node *lpm_dir4(struct rib_fam *f, uint32_t a, uintptr_t slotword)
 {
+	const struct rib_dir *d = slot_dir_of(slotword);
 	struct rib_node *n;
 	if (d) {
 		uintptr_t e = rib_deref(d->e[(a >> 8) & 255]);
@@ -1333,11 +1398,11 @@ static inline struct rib_node *lpm_dir4(struct rib_fam *f, uint32_t a, const str
 			return rib_deref(n->ps) ? n : lpm_tree(f, (rkey_t)a << 96);
 	} else {
 		/* a sparse slot (no index): its own small tree first */
-		n = tree_lpm(rib_deref(f->slots[a >> 16]), (rkey_t)a << 96, 32);
+		n = tree_lpm((struct rib_node *)slotword, (rkey_t)a << 96, 32);
 		if (n)
 			return n;
 	}
-	n = rib_deref(f->shortbest[a >> 16]);
+	n = rib_deref(f->sbest[a >> 16]);
 	if (n && !rib_deref(n->ps))
 		return lpm_tree(f, (rkey_t)a << 96);
 	return n;
@@ -1348,9 +1413,9 @@ struct rib_node *rib_lookup_lpm(struct rib *r, unsigned fam, const uint8_t *addr
 	if (fam >= BGP_FAM_COUNT)
 		return NULL;
 	struct rib_fam *f = &r->f[fam];
-	if (f->dir) {
+	if (f->direct) {
 		uint32_t a = be32_load(addr);
-		return lpm_dir4(f, a, rib_deref(f->dir[a >> 16]));
+		return lpm_dir4(f, a, (uintptr_t)rib_deref(f->slots[a >> 16]));
 	}
 	return lpm_tree(f, key_from_addr(fam, addr));
 }
@@ -1366,7 +1431,7 @@ void rib_lookup_lpm_batch(struct rib *r, unsigned fam, const uint8_t *addrs, siz
 		return;
 	}
 	struct rib_fam *f = &r->f[fam];
-	if (!f->dir) {
+	if (!f->direct) {
 		for (size_t i = 0; i < n; i++)
 			out[i] = lpm_tree(f, key_from_addr(fam, addrs + i * stride));
 		return;
@@ -1376,29 +1441,31 @@ void rib_lookup_lpm_batch(struct rib *r, unsigned fam, const uint8_t *addrs, siz
 	for (size_t base = 0; base < n; base += RIB_LPM_GROUP) {
 		unsigned g = n - base < RIB_LPM_GROUP ? (unsigned)(n - base) : RIB_LPM_GROUP;
 		uint32_t a[RIB_LPM_GROUP];
-		const struct rib_dir *d[RIB_LPM_GROUP];
+		uintptr_t v[RIB_LPM_GROUP];
 		for (unsigned j = 0; j < g; j++) {
 			a[j] = be32_load(addrs + (base + j) * stride);
-			__builtin_prefetch(&f->dir[a[j] >> 16]);
-			__builtin_prefetch(&f->shortbest[a[j] >> 16]);
+			__builtin_prefetch(&f->slots[a[j] >> 16]);
 		}
 		for (unsigned j = 0; j < g; j++) {
-			d[j] = rib_deref(f->dir[a[j] >> 16]);
-			if (d[j])
-				__builtin_prefetch(&d[j]->e[(a[j] >> 8) & 255]);
+			v[j] = (uintptr_t)rib_deref(f->slots[a[j] >> 16]);
+			const struct rib_dir *d = slot_dir_of(v[j]);
+			if (d)
+				__builtin_prefetch(&d->e[(a[j] >> 8) & 255]);
 			else
-				__builtin_prefetch(rib_deref(f->slots[a[j] >> 16]));
+				__builtin_prefetch((void *)v[j]);
+			__builtin_prefetch(&f->sbest[a[j] >> 16]);
 		}
 		for (unsigned j = 0; j < g; j++) {
-			uintptr_t e = d[j] ? rib_deref(d[j]->e[(a[j] >> 8) & 255]) : 0;
+			const struct rib_dir *d = slot_dir_of(v[j]);
+			uintptr_t e = d ? rib_deref(d->e[(a[j] >> 8) & 255]) : 0;
 			struct rib_node *nd = (struct rib_node *)(e & ~RIB_DEEP);
 			if (!nd)
-				nd = rib_deref(f->shortbest[a[j] >> 16]);
+				nd = rib_deref(f->sbest[a[j] >> 16]);
 			if (nd)
 				__builtin_prefetch(nd);
 		}
 		for (unsigned j = 0; j < g; j++)
-			out[base + j] = lpm_dir4(f, a[j], d[j]);
+			out[base + j] = lpm_dir4(f, a[j], v[j]);
 	}
 }
 
@@ -1436,7 +1503,7 @@ static void walk_slots(struct walk *w, unsigned upto)
 	bool was_short = w->in_short;
 	w->in_short = false;
 	for (; w->next_slot < upto && !w->stop; w->next_slot++)
-		walk_node(w, rib_deref(w->f->slots[w->next_slot]));
+		walk_node(w, slot_root(w->f, w->next_slot));
 	w->in_short = was_short;
 }
 
@@ -1536,9 +1603,9 @@ static void fam_init(struct rib_fam *f, unsigned fam)
 	f->nstripes = 1024;
 	f->maxlen = bgp_family_maxlen(fam);
 	f->slots = xcalloc(f->nslots, sizeof(*f->slots));
-	if (fam == BGP_FAM_IPV4) {
-		f->dir = xcalloc(f->nslots, sizeof(*f->dir));
-		f->shortbest = xcalloc(f->nslots, sizeof(*f->shortbest));
+	f->direct = fam == BGP_FAM_IPV4;
+	if (f->direct) {
+		f->sbest = xcalloc(f->nslots, sizeof(*f->sbest));
 		f->dcount = xcalloc(f->nslots, sizeof(*f->dcount));
 	}
 	if (posix_memalign((void **)&f->stripes, 64, (f->nstripes + 1) * sizeof(*f->stripes)))
@@ -1621,18 +1688,17 @@ void rib_destroy(struct rib *r)
 	rib_flush(r);
 	for (unsigned fam = 0; fam < BGP_FAM_COUNT; fam++) {
 		struct rib_fam *f = &r->f[fam];
-		for (unsigned s = 0; s < f->nslots; s++)
-			tree_free(r, f->slots[s]);
+		for (unsigned s = 0; s < f->nslots; s++) {
+			struct rib_dir *d = slot_dir_of((uintptr_t)f->slots[s]);
+			tree_free(r, d ? d->root : f->slots[s]);
+			free(d);
+		}
 		tree_free(r, f->shortroot);
 		for (unsigned i = 0; i <= f->nstripes; i++)
 			pthread_mutex_destroy(&f->stripes[i].mu);
 		free(f->stripes);
 		free(f->slots);
-		if (f->dir)
-			for (unsigned s = 0; s < f->nslots; s++)
-				free(f->dir[s]);
-		free(f->dir);
-		free(f->shortbest);
+		free(f->sbest);
 		free(f->dcount);
 	}
 	for (unsigned i = 0; i < RIB_MAX_PEERS; i++) {

@@ -11,6 +11,14 @@
  * reflection thread's side) after every batch, so the cost of marking and
  * handing over changes is included.
  *
+ * Lookup cases: lpm_v4 / lookup_v4 draw a random table prefix per query
+ * (patching host bits into a stack copy, which also serialises the queries'
+ * cache misses); lpm_v4_q reads queries prepared in setup in sequence, so
+ * independent lookups overlap as real ones would; lpm_v4_batch gives the same
+ * queries to rib_lookup_lpm_batch 64 at a time.  insert_v4_upd_* insert
+ * UPDATE-shaped runs of 4 prefixes sharing an attribute set, one call per
+ * prefix or one rib_update_batch per run.
+ *
  * Threads: with threads=2 each thread owns its own peers (the RIB contract)
  * and the two start half a table apart.  A thread whose peers have announced
  * the whole table waits for the other on a barrier and one of them swaps in
@@ -319,16 +327,34 @@ static void bm_fill(struct bm_rib *s, unsigned nthr_slots, unsigned peers)
 
 /* ---- insert ------------------------------------------------------------- */
 
-static uint64_t run_insert(void *p)
+/*
+ * upd: prefixes arrive as UPDATEs do, runs of BM_UPD consecutive prefixes
+ * sharing one attribute set (a full table has ~7 prefixes per set), given to
+ * rib_update_batch (upd_batch) or to rib_update one by one (upd_single).
+ */
+#define BM_UPD 4
+
+static uint64_t run_insert_mode(void *p, int mode)
 {
 	struct bm_rib *s = p;
 	bm_thread();
 	unsigned t = bm_tid(s);
 	struct bm_thr *th = &s->thr[t];
 	struct rib *r = __atomic_load_n(&s->rib, __ATOMIC_ACQUIRE);
-	for (unsigned b = 0; b < BM_BATCH; b++) {
+	for (unsigned b = 0; b < BM_BATCH; b += mode ? BM_UPD : 1) {
 		uint32_t peer = peer_of(t, th->pk);
-		rib_update(r, &s->pfx[th->idx], peer, pick_attr(s, th->idx, peer, 0), 0);
+		if (mode == 0) {
+			rib_update(r, &s->pfx[th->idx], peer, pick_attr(s, th->idx, peer, 0), 0);
+		} else {
+			struct attr_set *a = pick_attr(s, th->idx / BM_UPD, peer, 0);
+			if (mode == 2) {
+				rib_update_batch(r, &s->pfx[th->idx], BM_UPD, peer, a, 0, NULL);
+			} else {
+				for (unsigned j = 0; j < BM_UPD; j++)
+					rib_update(r, &s->pfx[th->idx + j], peer, a, 0);
+			}
+			th->idx += BM_UPD - 1;
+		}
 		if (++th->idx == s->n)
 			th->idx = 0;
 		if (th->idx == t * (s->n / 2) && ++th->pk == BM_PEERS) {
@@ -351,6 +377,10 @@ static uint64_t run_insert(void *p)
 	bm_drain(s, r);
 	return BM_BATCH;
 }
+
+static uint64_t run_insert(void *p) { return run_insert_mode(p, 0); }
+static uint64_t run_insert_upd1(void *p) { return run_insert_mode(p, 1); }
+static uint64_t run_insert_updb(void *p) { return run_insert_mode(p, 2); }
 
 static void *setup_ins4_1(int64_t n) { return bm_setup(BGP_FAM_IPV4, (size_t)n, 1); }
 static void *setup_ins4_2(int64_t n) { return bm_setup(BGP_FAM_IPV4, (size_t)n, 2); }
@@ -552,6 +582,8 @@ const struct bm_case bm_rib_cases[] = {
 	{ "rib/insert_v4", setup_ins4_1, run_insert, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/insert_v4_2w", setup_ins4_2, run_insert, bm_teardown, { 10000, 100000, 1000000 }, 2 },
 	{ "rib/insert_v6", setup_ins6_1, run_insert, bm_teardown, { 10000, 100000 }, 1 },
+	{ "rib/insert_v4_upd_single", setup_ins4_1, run_insert_upd1, bm_teardown, { 1000000 }, 1 },
+	{ "rib/insert_v4_upd_batch", setup_ins4_1, run_insert_updb, bm_teardown, { 1000000 }, 1 },
 	{ "rib/replace_v4", setup_rep4_1, run_replace, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/replace_v4_2w", setup_rep4_2, run_replace, bm_teardown, { 10000, 100000, 1000000 }, 2 },
 	{ "rib/withdraw_reannounce_v4", setup_rep4_1, run_withdraw, bm_teardown, { 10000, 100000, 1000000 }, 1 },
