@@ -254,7 +254,10 @@ peer-ranges:
             big.wait(timeout=60)
             print(f"  while loading {a.big} routes: {n} samples, worst scrape {worst_s * 1e3:.1f} ms, "
                   f"worst show routes {worst_r * 1e3:.1f} ms (control socket round trip)")
-            check("responsive-while-loading", n > 0 and worst_s < 0.05 and worst_r < 0.05 and big.returncode == 0,
+            # a latency budget means nothing in a sanitizer build (several times
+            # slower by design): there the figures are printed, not judged
+            fast = os.environ.get("RICOCHET_SANITIZED") or (worst_s < 0.05 and worst_r < 0.05)
+            check("responsive-while-loading", n > 0 and fast and big.returncode == 0,
                   f"n {n} scrape {worst_s * 1e3:.1f} ms show {worst_r * 1e3:.1f} ms rc {big.returncode}")
     finally:
         for p in procs[1:]:

@@ -379,7 +379,10 @@ class Suite:
         rss.append(self.d.rss_kb())
         self.fig(f"flapping: {flaps} flaps in 20 s, RSS {rss[0]} kB before, {rss[1]} kB after 3 flaps, "
                  f"{rss[-1]} kB after")
-        assert rss[-1] <= rss[1] + 4096, f"RSS grew from {rss[1]} to {rss[-1]} kB over the flaps"
+        # under ASan the allocator's quarantine holds freed memory on purpose, so
+        # RSS says nothing about leaks there (LeakSanitizer checks those instead)
+        if not os.environ.get("RICOCHET_SANITIZED"):
+            assert rss[-1] <= rss[1] + 4096, f"RSS grew from {rss[1]} to {rss[-1]} kB over the flaps"
         assert rss[-1] <= rss[0] * 1.5 + 8192, f"RSS {rss[-1]} kB not back near the baseline {rss[0]} kB"
 
     def t_send_hold(self):
