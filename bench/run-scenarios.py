@@ -70,7 +70,9 @@ def parse_args():
     ap = argparse.ArgumentParser(description="side-by-side route reflector benchmark",
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n".join(f"  {k}: {v[0]}" for k, v in SCENARIOS.items()))
-    ap.add_argument("-s", "--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("-s", "--scenarios", default=",".join(SCENARIOS),
+                    help="comma-separated scenario names (below), and/or 'micro' for the "
+                         "Google Benchmark micro-benchmarks")
     ap.add_argument("-d", "--daemons", default=",".join(DAEMONS))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--limit", type=float, default=300, help="seconds per daemon, scenario and run")
@@ -92,6 +94,9 @@ def parse_args():
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
     a.scenarios = [s for s in a.scenarios.split(",") if s]
+    # "micro": the Google Benchmark micro-benchmarks (codec, RIB) from the same entry point
+    a.micro = "micro" in a.scenarios
+    a.scenarios = [s for s in a.scenarios if s != "micro"]
     a.daemons = [d for d in a.daemons.split(",") if d]
     for s in a.scenarios:
         if s not in SCENARIOS:
@@ -590,6 +595,21 @@ def main():
         if H.have(bins["load"]):
             print(f"note: ricochet-load not found at {bins['load']} (build it, or set RICOCHET_LOAD)")
         return 0
+
+    if a.micro:
+        bench = os.path.join(a.build, "bench", "ricochet-bench")
+        if not os.access(bench, os.X_OK):
+            print(f"error: {bench} not built (needs libbenchmark-dev)")
+            return 2
+        print("== micro: Google Benchmark micro-benchmarks (medians of 3)", flush=True)
+        with open(os.path.join(outdir, "micro.txt"), "w") as f:
+            r = subprocess.run([bench, "--benchmark_min_time=0.5", "--benchmark_repetitions=3",
+                                "--benchmark_report_aggregates_only=true"],
+                               stdout=subprocess.PIPE, text=True)
+            f.write(r.stdout)
+        print("".join(l + "\n" for l in r.stdout.splitlines() if "median" in l), end="")
+        if not a.scenarios:
+            return r.returncode
 
     if H.have(bins["load"]):
         print(f"error: ricochet-load not found at {bins['load']}: build it "
