@@ -709,7 +709,16 @@ def main():
         load_rc = load.stop()
         rd.join(timeout=10)
         run.mark("load exited")
-        # every peer gone: the RIB must be empty again, and memory settle
+        # every peer gone: the RIB must be empty again (withdrawing two full
+        # tables takes seconds; poll, bounded), then memory settles
+        t_left = now()
+        while True:
+            s = d.ctl("show", "summary") or {}
+            if not (s.get("ipv4_paths") or s.get("ipv6_paths")) or now() > t_left + 120:
+                break
+            time.sleep(0.5)
+        run.mark("RIB empty" if not (s.get("ipv4_paths") or s.get("ipv6_paths"))
+                 else "RIB still not empty after 120 s")
         time.sleep(5)
         run.summaries["after"] = d.ctl("show", "summary")
         run.summaries["memory after"] = d.ctl("show", "memory")
