@@ -15,12 +15,16 @@
  * (patching host bits into a stack copy, which also serialises the queries'
  * cache misses); lpm_v4_q reads queries prepared in setup in sequence, so
  * independent lookups overlap as real ones would; lpm_v4_batch gives the same
- * queries to rib_lookup_lpm_batch 64 at a time.  insert_v4_upd_* insert
+ * queries to rib_lookup_lpm_batch 64 at a time; lookup_v4_q is the exact
+ * lookup (rib_lookup) of table prefixes prepared in setup in random order.  insert_v4_upd_* insert
  * UPDATE-shaped runs of 4 prefixes sharing an attribute set, one call per
  * prefix or one rib_update_batch per run.
  *
  * Threads: with threads=2 each thread owns its own peers (the RIB contract)
- * and the two start half a table apart.  A thread whose peers have announced
+ * and the two start half a table apart.  Every writer case builds the same
+ * table whatever the thread count: BM_PEERS peers in all, BM_PEERS / threads
+ * per thread (so a two-writer insert does not decide over twice as many
+ * paths per prefix as a one-writer insert).  A thread whose peers have announced
  * the whole table waits for the other on a barrier and one of them swaps in
  * an empty RIB; full ones are destroyed in teardown, untimed.
  */
@@ -215,6 +219,7 @@ struct bm_rib {
 	/* lookup cases: queries prepared in setup, read in sequence */
 	uint8_t (*q)[4];
 	size_t nq;
+	struct bgp_prefix *qp;           /* exact-lookup queries (nq of them) */
 	/* background writer for lookup cases */
 	pthread_t bg;
 	bool bg_on;
@@ -299,6 +304,7 @@ static void bm_teardown(void *p)
 	attr_table_destroy(s->at);
 	pthread_barrier_destroy(&s->bar);
 	free(s->q);
+	free(s->qp);
 	free(s->attr);
 	free(s->peers);
 	free(s->pfx);
@@ -341,6 +347,7 @@ static uint64_t run_insert_mode(void *p, int mode)
 	unsigned t = bm_tid(s);
 	struct bm_thr *th = &s->thr[t];
 	struct rib *r = __atomic_load_n(&s->rib, __ATOMIC_ACQUIRE);
+	unsigned np = BM_PEERS / s->nthreads;
 	for (unsigned b = 0; b < BM_BATCH; b += mode ? BM_UPD : 1) {
 		uint32_t peer = peer_of(t, th->pk);
 		if (mode == 0) {
@@ -357,7 +364,7 @@ static uint64_t run_insert_mode(void *p, int mode)
 		}
 		if (++th->idx == s->n)
 			th->idx = 0;
-		if (th->idx == t * (s->n / 2) && ++th->pk == BM_PEERS) {
+		if (th->idx == t * (s->n / 2) && ++th->pk == np) {
 			/* this thread's peers announced everything: swap in an empty RIB */
 			th->pk = 0;
 			bm_drain(s, r);
@@ -481,6 +488,9 @@ static void *setup_lk(int64_t n, unsigned nthreads, bool writer)
 		memcpy(s->q[i], s->pfx[r % s->n].addr, 4);
 		s->q[i][3] |= (uint8_t)(r >> 56);
 	}
+	s->qp = malloc(s->nq * sizeof(*s->qp));
+	for (size_t i = 0; i < s->nq; i++)
+		s->qp[i] = s->pfx[xs(&rng) % s->n];
 	if (writer) {
 		s->bg_on = true;
 		pthread_create(&s->bg, NULL, bg_writer, s);
@@ -578,6 +588,27 @@ static uint64_t run_exact(void *p)
 	return BM_BATCH;
 }
 
+/* Exact lookups of prepared random table prefixes, one call each. */
+static uint64_t run_exact_q(void *p)
+{
+	struct bm_rib *s = p;
+	bm_thread();
+	struct bm_thr *th = &s->thr[bm_tid(s)];
+	uint64_t hits = 0;
+	for (unsigned b = 0; b < BM_BATCH; b += 256) {
+		rcu_read_lock();
+		for (unsigned j = 0; j < 256; j++) {
+			th->idx &= s->nq - 1;
+			struct rib_node *n = rib_lookup(s->rib, &s->qp[th->idx++]);
+			hits += n && rib_node_paths(n) != NULL;
+		}
+		rcu_read_unlock();
+	}
+	if (hits == 0)
+		abort();
+	return BM_BATCH;
+}
+
 const struct bm_case bm_rib_cases[] = {
 	{ "rib/insert_v4", setup_ins4_1, run_insert, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/insert_v4_2w", setup_ins4_2, run_insert, bm_teardown, { 10000, 100000, 1000000 }, 2 },
@@ -591,6 +622,7 @@ const struct bm_case bm_rib_cases[] = {
 	{ "rib/lpm_v4_2r", setup_lk_2, run_lpm, bm_teardown, { 100000, 1000000 }, 2 },
 	{ "rib/lpm_v4_bgwriter", setup_lk_w, run_lpm, bm_teardown, { 100000, 1000000 }, 1 },
 	{ "rib/lookup_v4", setup_lk_1, run_exact, bm_teardown, { 10000, 100000, 1000000 }, 1 },
+	{ "rib/lookup_v4_q", setup_lk_1, run_exact_q, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/lpm_v4_q", setup_lk_1, run_lpm_q, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/lpm_v4_batch", setup_lk_1, run_lpm_batch, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/lpm_v4_batch_2r", setup_lk_2, run_lpm_batch, bm_teardown, { 1000000 }, 2 },
