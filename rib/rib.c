@@ -254,11 +254,12 @@ struct rib {
 	/* journal */
 	struct __cds_wfcq_head jhead __attribute__((aligned(64)));
 	struct cds_wfcq_tail jtail __attribute__((aligned(64)));
-	uint64_t jpending __attribute__((aligned(64)));
-	uint64_t jseq;                   /* nodes ever queued (same line as jpending) */
+	uint64_t jseq __attribute__((aligned(64)));  /* nodes ever queued (atomic) */
 	/* receive-time stamps for latency metrics (see rib_journal_batch_stamp) */
 	struct rib_jstamp { uint64_t seq, ns; } jsamp[RIB_JSTAMP_RING], jempty[RIB_JEMPTY_RING];
-	uint64_t jdrained, jbatch_first; /* consumer only */
+	uint64_t jdrained;               /* nodes ever drained: written by the consumer only
+					  * (atomic store), pending = jseq - jdrained */
+	uint64_t jbatch_first;           /* consumer only */
 	pthread_mutex_t wmu;
 	pthread_cond_t wcv;
 	int wflag;
@@ -596,8 +597,7 @@ static void journal_mark(struct rib *r, struct rib_node *n)
 		return;
 	if (__atomic_add_fetch(&n->jrefs, 1, __ATOMIC_RELAXED) == 0)
 		log_fatal("rib: journal reference overflow (consumer never releases?)");
-	__atomic_add_fetch(&r->jpending, 1, __ATOMIC_SEQ_CST);
-	uint64_t seq = __atomic_add_fetch(&r->jseq, 1, __ATOMIC_RELAXED);
+	uint64_t seq = __atomic_add_fetch(&r->jseq, 1, __ATOMIC_SEQ_CST);
 	cds_wfcq_node_init(&n->jn);
 	tsan_release(n);
 	bool was_empty = !cds_wfcq_enqueue(&r->jhead, &r->jtail, &n->jn);
@@ -616,7 +616,6 @@ size_t rib_journal_drain(struct rib *r, struct rib_node **out, size_t max)
 			break;
 		struct rib_node *n = caa_container_of(qn, struct rib_node, jn);
 		tsan_acquire(n);
-		__atomic_sub_fetch(&r->jpending, 1, __ATOMIC_RELAXED);
 		/* After this, a writer's next change re-queues the node; paired
 		 * with the exchange in journal_mark, which follows its publish. */
 		__atomic_exchange_n(&n->queued, 0, __ATOMIC_SEQ_CST);
@@ -625,7 +624,7 @@ size_t rib_journal_drain(struct rib *r, struct rib_node **out, size_t max)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (i) {
 		r->jbatch_first = r->jdrained + 1;
-		r->jdrained += i;
+		__atomic_store_n(&r->jdrained, r->jdrained + i, __ATOMIC_RELEASE);
 	}
 	return i;
 }
@@ -659,7 +658,10 @@ void rib_node_hold(struct rib_node *n)
 
 uint64_t rib_journal_pending(struct rib *r)
 {
-	return __atomic_load_n(&r->jpending, __ATOMIC_RELAXED);
+	/* drained first: a count read after it is at least as new (both only grow) */
+	uint64_t d = __atomic_load_n(&r->jdrained, __ATOMIC_ACQUIRE);
+	uint64_t q = __atomic_load_n(&r->jseq, __ATOMIC_ACQUIRE);
+	return q > d ? q - d : 0;
 }
 
 void rib_journal_wait(struct rib *r, int timeout_ms)
