@@ -362,7 +362,8 @@ struct attr_set *attr_intern(struct attr_table *t, const struct bgp_nexthop *nh,
 			continue;       /* died under us: now invisible to match */
 		}
 		if (!mine) {
-			mine = malloc(offsetof(struct attr_set, blob) + len);
+			/* 64-aligned, see struct attr_set */
+			mine = aligned_alloc(64, (offsetof(struct attr_set, blob) + len + 63) & ~(size_t)63);
 			if (!mine)
 				log_fatal("attr: out of memory interning a %zu byte attribute set", len);
 			cds_lfht_node_init(&mine->node);

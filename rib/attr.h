@@ -37,8 +37,11 @@ struct attr_set {
 	struct rcu_head rcu;
 	unsigned long hash;
 	uint32_t refcnt;                 /* atomic; 0 = dying, never resurrected */
-	/* decision fields, extracted at intern time */
-	uint32_t local_pref;             /* 100 when absent */
+	/* decision fields, extracted at intern time.  They start a cache line of
+	 * their own (the set is allocated 64-aligned): every RIB writer thread
+	 * adds to refcnt, and best-path selection in another thread reads these,
+	 * so sharing the line would move it between cores on every reference. */
+	uint32_t local_pref __attribute__((aligned(64)));  /* 100 when absent */
 	uint32_t med;                    /* 0 when absent */
 	uint32_t originator_id;          /* host order, 0 when absent */
 	uint32_t neighbor_as;            /* first AS of the first AS_SEQUENCE, 0 if none */
