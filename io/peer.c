@@ -738,12 +738,29 @@ static void ingest_withdraw(struct peer *p, const struct msg_nlri *n)
 		return;
 	msg_nlri_iter_init(&it, n);
 	int64_t gone = 0;
-	while (msg_nlri_next(&it, &pfx)) {
-		p->c.withdraws_in++;
-		if (pfx.family < BGP_FAM_COUNT && rib_withdraw(g_daemon->rib, &pfx, p->id) > 0) {
-			p->prefixes_accepted[pfx.family]--;
+	/* in batches, like announcements: one lock per stripe run, the tree
+	 * lookups of a batch overlapped */
+	struct bgp_prefix bp[64];
+	uint8_t hit[64];
+	size_t nb = 0;
+	bool more = true;
+	while (more) {
+		more = msg_nlri_next(&it, &pfx);
+		if (more) {
+			p->c.withdraws_in++;
+			if (pfx.family < BGP_FAM_COUNT)
+				bp[nb++] = pfx;
+		}
+		if (nb < 64 && (more || nb == 0))
+			continue;
+		rib_withdraw_batch(g_daemon->rib, bp, nb, p->id, hit);
+		for (size_t i = 0; i < nb; i++) {
+			if (!hit[i])
+				continue;
+			p->prefixes_accepted[bp[i].family]--;
 			gone++;
 		}
+		nb = 0;
 	}
 	if (gone)
 		atomic_fetch_sub_explicit(&g_daemon->routes, (uint64_t)gone, memory_order_relaxed);

@@ -845,8 +845,7 @@ static void process_batch(struct refl *r, size_t n)
 	rcu_read_unlock();
 	r->cur_stamp = 0;
 
-	for (size_t i = 0; i < n; i++)
-		rib_journal_release(r->o.rib, r->batch[i]);
+	rib_journal_release_n(r->o.rib, r->batch, n);
 	r->st.batches++;
 	r->st.prefixes += n;
 	r->st.last_batch_ns = log_now_ns() - t0;
@@ -1038,8 +1037,7 @@ static void resync_step(struct refl *r, struct peer *p)
 	}
 	encode_bset(r, g, &r->dump_bs, p->id, NULL);
 	rcu_read_unlock();
-	for (size_t i = 0; i < nrel; i++)
-		rib_journal_release(r->o.rib, r->batch_rel[i]);
+	rib_journal_release_n(r->o.rib, r->batch_rel, nrel);
 	if (!ps->used) {
 		/* back to the live stream; the empty table is rebuilt if it pauses again */
 		free(ps->slot);

@@ -100,8 +100,10 @@
  *   Each peer owns, per family, a vector of prefix keys appended when the
  *   peer gains its first path on a prefix.  Only the peer's thread touches it
  *   (contract in rib.h).  Withdrawn prefixes leave stale entries; when the
- *   vector holds more than twice the live count it is sorted, deduplicated
- *   and filtered against the tree.  rib_withdraw_peer walks only this vector.
+ *   vector is full and holds more than twice the live count it is sorted,
+ *   deduplicated and filtered against the tree instead of grown, and when
+ *   the live count drops to zero it is freed.  rib_withdraw_peer walks only
+ *   this vector.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -770,6 +772,7 @@ static bool node_has_peer(const struct rib_node *n, uint32_t peer)
 }
 
 static struct rib_node *tree_lookup(struct rib_node *n, rkey_t k, unsigned len);
+static inline struct rib_node *dir_exact4(struct rib_fam *f, uint32_t a, unsigned len);
 
 /* Sort, deduplicate and drop entries where the peer has no path any more. */
 static void pidx_compact(struct rib *r, struct rib_peer *p, uint32_t peer, unsigned fam)
@@ -831,15 +834,27 @@ static void pidx_add(struct rib *r, uint32_t peer, unsigned fam, rkey_t k, unsig
 	wr_relaxed(p->live[fam], rd_relaxed(p->live[fam]) + 1);
 }
 
-static void pidx_lost(struct rib *r, uint32_t peer, unsigned fam, bool may_compact)
+/*
+ * The peer lost its last path on a prefix.  No compaction here: a compaction
+ * costs a tree lookup per entry, and run from here (once the vector is twice
+ * the live count) it would double the cost of withdrawing a whole table
+ * prefix by prefix.  The vector is compacted when it must grow (pidx_add),
+ * so it never holds more than about three times the peer's peak prefix
+ * count, and freed outright when the peer's last prefix goes (may_free:
+ * not while peer_sweep iterates over it).
+ */
+static void pidx_lost(struct rib *r, uint32_t peer, unsigned fam, bool may_free)
 {
 	struct rib_peer *p = peer_get(r, peer);
 	uint64_t live = rd_relaxed(p->live[fam]);
 	if (live == 0)
 		log_fatal("rib: peer %u prefix count underflow", peer);
 	wr_relaxed(p->live[fam], live - 1);
-	if (may_compact && p->n[fam] > 64 && p->n[fam] > 2 * (live - 1))
-		pidx_compact(r, p, peer, fam);
+	if (may_free && live == 1) {
+		free(pidx_vec(p, fam));
+		pidx_setvec(r, p, fam, NULL, 0);
+		p->n[fam] = 0;
+	}
 }
 
 /* ---- path set edits (caller holds the stripe lock) ---------------------- */
@@ -1235,23 +1250,53 @@ unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n,
 	return total;
 }
 
+/*
+ * Writer-side exact find (the stripe lock of (k, len) held): an IPv4 prefix
+ * of length <= 24 that has paths is usually what the direct index entry of
+ * its first /24 (or, below /16, its slot) points at - entries change only
+ * under this same lock, so the answer is exact - otherwise descend.
+ */
+static struct rib_node *find_locked(struct rib_fam *f, rkey_t k, unsigned len)
+{
+	if (f->direct && len <= 24) {
+		uint32_t a = (uint32_t)(k >> 96);
+		struct rib_node *n = dir_exact4(f, a, len);
+		if (n && n->len == len && n->k4 == a)
+			return n;
+	}
+	return tree_lookup(*root_link(f, k, len), k, len);
+}
+
+/* The stripe lock of (k, len) held.  A node left without paths is almost
+ * always in the journal (losing the last path changes the best), so it is
+ * unlinked when the journal releases it; only when it is not is the path
+ * from the root recorded and the node pruned here. */
+static unsigned withdraw_held(struct rib *r, struct rib_fam *f, struct rib_stripe *st, rkey_t k,
+			      unsigned len, uint32_t peer, enum edit_mode mode, uint32_t path_id,
+			      bool *peer_had, bool *peer_left)
+{
+	*peer_had = *peer_left = false;
+	struct rib_node *n = find_locked(f, k, len);
+	if (!n)
+		return 0;
+	*peer_had = node_has_peer(n, peer);
+	unsigned hit = node_edit(r, st, n, peer, mode, path_id, peer_left);
+	if (hit && !n->ps && node_prunable(n)) {
+		struct rib_node **links[130];
+		unsigned d = tree_find_links(root_link(f, k, len), k, len, links);
+		if (d && *links[d - 1] == n)
+			tree_prune(r, st, links, d);
+	}
+	return hit;
+}
+
 static unsigned withdraw_locked(struct rib *r, struct rib_fam *f, rkey_t k, unsigned len,
 				uint32_t peer, enum edit_mode mode, uint32_t path_id,
 				bool *peer_had, bool *peer_left)
 {
 	struct rib_stripe *st = stripe_of(f, k, len);
-	struct rib_node **links[130];
-	unsigned hit = 0;
-	*peer_had = *peer_left = false;
 	pthread_mutex_lock(&st->mu);
-	unsigned d = tree_find_links(root_link(f, k, len), k, len, links);
-	if (d) {
-		struct rib_node *n = *links[d - 1];
-		*peer_had = node_has_peer(n, peer);
-		hit = node_edit(r, st, n, peer, mode, path_id, peer_left);
-		if (hit && !n->ps)
-			tree_prune(r, st, links, d);
-	}
+	unsigned hit = withdraw_held(r, f, st, k, len, peer, mode, path_id, peer_had, peer_left);
 	pthread_mutex_unlock(&st->mu);
 	return hit;
 }
@@ -1268,6 +1313,171 @@ int rib_withdraw(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer)
 	if (hit && !left)
 		pidx_lost(r, peer, fam, true);
 	return hit != 0;
+}
+
+/*
+ * Cache warming for a group of up to RIB_WARM_GROUP prefixes: the loads a
+ * locked find of each will make, started for the whole group before any of
+ * them is waited on (a descent is all cache misses; one at a time, a big
+ * table costs a miss per level per prefix, in sequence).  Lane j walks the
+ * direct index (use_dir, IPv4 <= /24) or descends towards (k[j], len[j]) in
+ * lockstep with the others.  Reader rules: rcu_read_lock held, no lock,
+ * nothing written; a pure hint, the locked pass re-reads everything.
+ */
+#define RIB_WARM_GROUP 16
+static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const uint8_t *len,
+		      unsigned g, bool use_dir)
+{
+	struct rib_node *cur[RIB_WARM_GROUP];
+	const uintptr_t *ent[RIB_WARM_GROUP];
+	for (unsigned j = 0; j < g; j++) {
+		struct rib_fam *f = &r->f[fam[j]];
+		__builtin_prefetch(len[j] >= f->stride ? (void *)&f->slots[key_slot(f, k[j])]
+						       : (void *)&f->shortroot);
+	}
+	for (unsigned j = 0; j < g; j++) {
+		struct rib_fam *f = &r->f[fam[j]];
+		ent[j] = NULL;
+		cur[j] = NULL;
+		if (use_dir && f->direct && len[j] >= f->stride && len[j] <= 24) {
+			const struct rib_dir *d = slot_dir_of((uintptr_t)rib_deref(f->slots[key_slot(f, k[j])]));
+			if (d) {
+				ent[j] = &d->e[(uint32_t)(k[j] >> 104) & 255];
+				__builtin_prefetch(ent[j]);
+				continue;
+			}
+		}
+		cur[j] = root_get(f, k[j], len[j]);
+		if (cur[j])
+			__builtin_prefetch(cur[j]);
+	}
+	for (unsigned j = 0; j < g; j++) {
+		if (!ent[j])
+			continue;
+		cur[j] = (struct rib_node *)(rib_deref(*ent[j]) & ~RIB_DEEP);
+		if (cur[j])
+			__builtin_prefetch(cur[j]);
+	}
+	for (unsigned round = 0; round < 130; round++) {
+		bool more = false;
+		for (unsigned j = 0; j < g; j++) {
+			struct rib_node *n = cur[j];
+			if (!n)
+				continue;
+			if (ent[j] || n->len >= len[j] || kcpl(k[j], node_key(n)) < n->len) {
+				struct rib_pathset *ps = rib_deref(n->ps);
+				if (ps)
+					__builtin_prefetch(ps);
+				cur[j] = NULL;
+				continue;
+			}
+			cur[j] = rib_deref(n->ch[kbit(k[j], n->len)]);
+			if (cur[j]) {
+				__builtin_prefetch(cur[j]);
+				more = true;
+			}
+		}
+		if (!more)
+			break;
+	}
+}
+
+unsigned rib_withdraw_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, uint32_t peer,
+			    uint8_t *hit)
+{
+	check_peer(peer);
+	unsigned total = 0;
+	struct rib_stripe *held = NULL;
+	for (size_t base = 0; base < n; base += RIB_WARM_GROUP) {
+		unsigned g = n - base < RIB_WARM_GROUP ? (unsigned)(n - base) : RIB_WARM_GROUP;
+		rkey_t k[RIB_WARM_GROUP];
+		uint8_t fam[RIB_WARM_GROUP], len[RIB_WARM_GROUP];
+		for (unsigned j = 0; j < g; j++) {
+			const struct bgp_prefix *p = &pfx[base + j];
+			check_prefix(p);
+			fam[j] = p->family;
+			len[j] = p->len;
+			k[j] = key_from_addr(p->family, p->addr) & kmask(p->len);
+		}
+		rcu_read_lock();
+		tree_warm(r, fam, k, len, g, true);
+		rcu_read_unlock();
+		for (unsigned j = 0; j < g; j++) {
+			struct rib_fam *f = &r->f[fam[j]];
+			struct rib_stripe *st = stripe_of(f, k[j], len[j]);
+			if (st != held) {
+				if (held)
+					pthread_mutex_unlock(&held->mu);
+				pthread_mutex_lock(&st->mu);
+				held = st;
+			}
+			bool had, left;
+			unsigned h = withdraw_held(r, f, st, k[j], len[j], peer, EDIT_WITHDRAW_ONE,
+						   pfx[base + j].path_id, &had, &left);
+			if (h && !left)
+				pidx_lost(r, peer, fam[j], true);   /* the peer thread's own; no lock */
+			total += h;
+			if (hit)
+				hit[base + j] = (uint8_t)(h != 0);
+		}
+	}
+	if (held)
+		pthread_mutex_unlock(&held->mu);
+	return total;
+}
+
+/*
+ * rib_journal_release for a whole batch.  Per group: drop the references,
+ * keep the nodes that are now empty and unreferenced (candidates to unlink,
+ * which takes the path from the root), warm those paths together, then
+ * prune each under its stripe lock, held across runs of the same stripe.
+ * As in rib_journal_release, a candidate may meanwhile have been refilled,
+ * re-queued or unlinked by a writer: tree_prune re-checks under the lock,
+ * and the node is only matched by identity; the read-side section keeps it
+ * allocated while we look.
+ */
+void rib_journal_release_n(struct rib *r, struct rib_node *const *nodes, size_t n)
+{
+	for (size_t base = 0; base < n; base += RIB_WARM_GROUP) {
+		unsigned g = n - base < RIB_WARM_GROUP ? (unsigned)(n - base) : RIB_WARM_GROUP, nd = 0;
+		struct rib_node *dead[RIB_WARM_GROUP];
+		rkey_t k[RIB_WARM_GROUP];
+		uint8_t fam[RIB_WARM_GROUP], len[RIB_WARM_GROUP];
+		rcu_read_lock();     /* a node may be pruned by a writer once jrefs hits 0 */
+		for (unsigned j = 0; j < g; j++) {
+			struct rib_node *x = nodes[base + j];
+			uint16_t left = __atomic_sub_fetch(&x->jrefs, 1, __ATOMIC_ACQ_REL);
+			if (left == 0xFFFF)
+				log_fatal("rib: journal release of a node not held");
+			if (left == 0 && rib_deref(x->ps) == NULL) {
+				dead[nd] = x;
+				fam[nd] = x->fam;
+				len[nd] = x->len;
+				k[nd] = node_key(x);
+				nd++;
+			}
+		}
+		if (nd) {
+			tree_warm(r, fam, k, len, nd, false);
+			struct rib_stripe *held = NULL;
+			for (unsigned j = 0; j < nd; j++) {
+				struct rib_fam *f = &r->f[fam[j]];
+				struct rib_stripe *st = stripe_of(f, k[j], len[j]);
+				if (st != held) {
+					if (held)
+						pthread_mutex_unlock(&held->mu);
+					pthread_mutex_lock(&st->mu);
+					held = st;
+				}
+				struct rib_node **links[130];
+				unsigned d = tree_find_links(root_link(f, k[j], len[j]), k[j], len[j], links);
+				if (d && *links[d - 1] == dead[j])
+					tree_prune(r, st, links, d);
+			}
+			pthread_mutex_unlock(&held->mu);
+		}
+		rcu_read_unlock();
+	}
 }
 
 static uint64_t peer_sweep(struct rib *r, uint32_t peer, unsigned fam, enum edit_mode mode)

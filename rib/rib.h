@@ -32,7 +32,7 @@
 
 /* An immutable set of paths for one prefix, best first. */
 struct rib_pathset {
-	struct rcu_head rcu;
+	/* no rcu_head: old sets are freed through the stripes' reclaim batches */
 	uint16_t n;                      /* number of paths */
 	uint16_t n_multipath;            /* leading paths equal to the best (>= 1 if n) */
 	uint8_t in_order;                /* internal: a fixed point of decide_sort (decide.h) */
@@ -82,6 +82,14 @@ unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n,
 			  struct attr_set *attr, uint32_t path_flags, uint8_t *added);
 /* Withdraw the path (peer, pfx->path_id).  Returns 1 if it existed, 0 if not. */
 int rib_withdraw(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer);
+/*
+ * rib_withdraw for the n prefixes of one UPDATE: one stripe lock per run of
+ * prefixes in the same stripe, IPv4 /16../24 found through the direct index
+ * (no tree descent), the other descents overlapped in groups.  hit[i] (if not
+ * NULL) gets what rib_withdraw would have returned.  Returns paths removed.
+ */
+unsigned rib_withdraw_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, uint32_t peer,
+			    uint8_t *hit);
 /*
  * Withdraw every path of peer in family fam (BGP_FAM_COUNT = all families).
  * Cost is proportional to the number of prefixes the peer announced, not to
@@ -133,6 +141,13 @@ size_t rib_walk(struct rib *r, unsigned fam, const struct bgp_prefix *below,
 size_t rib_journal_drain(struct rib *r, struct rib_node **out, size_t max);
 /* Done with a drained node: an empty node may now be unlinked and freed. */
 void rib_journal_release(struct rib *r, struct rib_node *n);
+/*
+ * rib_journal_release for n nodes at once (a drained batch): the tree
+ * descents that unlink the nodes left empty are overlapped in groups and one
+ * stripe lock is taken per run of nodes in the same stripe.  Takes its own
+ * rcu_read_lock (nesting in the caller's is fine).
+ */
+void rib_journal_release_n(struct rib *r, struct rib_node *const *nodes, size_t n);
 /*
  * Approximate time (CLOCK_MONOTONIC ns, as log_now_ns) at which the oldest
  * prefix handed out by the last rib_journal_drain() was changed, or 0 when
