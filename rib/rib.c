@@ -1198,9 +1198,76 @@ int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struc
 }
 
 /*
+ * Cache warming for a group of up to RIB_WARM_GROUP prefixes: the loads a
+ * locked find of each will make, started for the whole group before any of
+ * them is waited on (a descent is all cache misses; one at a time, a big
+ * table costs a miss per level per prefix, in sequence).  Lane j walks the
+ * direct index (use_dir, IPv4 <= /24) or descends towards (k[j], len[j]) in
+ * lockstep with the others.  Reader rules: rcu_read_lock held, no lock,
+ * nothing written; a pure hint, the locked pass re-reads everything.
+ */
+#define RIB_WARM_GROUP 16
+static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const uint8_t *len,
+		      unsigned g, bool use_dir)
+{
+	struct rib_node *cur[RIB_WARM_GROUP];
+	const uintptr_t *ent[RIB_WARM_GROUP];
+	for (unsigned j = 0; j < g; j++) {
+		struct rib_fam *f = &r->f[fam[j]];
+		__builtin_prefetch(len[j] >= f->stride ? (void *)&f->slots[key_slot(f, k[j])]
+						       : (void *)&f->shortroot);
+	}
+	for (unsigned j = 0; j < g; j++) {
+		struct rib_fam *f = &r->f[fam[j]];
+		ent[j] = NULL;
+		cur[j] = NULL;
+		if (use_dir && f->direct && len[j] >= f->stride && len[j] <= 24) {
+			const struct rib_dir *d = slot_dir_of((uintptr_t)rib_deref(f->slots[key_slot(f, k[j])]));
+			if (d) {
+				ent[j] = &d->e[(uint32_t)(k[j] >> 104) & 255];
+				__builtin_prefetch(ent[j]);
+				continue;
+			}
+		}
+		cur[j] = root_get(f, k[j], len[j]);
+		if (cur[j])
+			__builtin_prefetch(cur[j]);
+	}
+	for (unsigned j = 0; j < g; j++) {
+		if (!ent[j])
+			continue;
+		cur[j] = (struct rib_node *)(rib_deref(*ent[j]) & ~RIB_DEEP);
+		if (cur[j])
+			__builtin_prefetch(cur[j]);
+	}
+	for (unsigned round = 0; round < 130; round++) {
+		bool more = false;
+		for (unsigned j = 0; j < g; j++) {
+			struct rib_node *n = cur[j];
+			if (!n)
+				continue;
+			if (ent[j] || n->len >= len[j] || kcpl(k[j], node_key(n)) < n->len) {
+				struct rib_pathset *ps = rib_deref(n->ps);
+				if (ps)
+					__builtin_prefetch(ps);
+				cur[j] = NULL;
+				continue;
+			}
+			cur[j] = rib_deref(n->ch[kbit(k[j], n->len)]);
+			if (cur[j]) {
+				__builtin_prefetch(cur[j]);
+				more = true;
+			}
+		}
+		if (!more)
+			break;
+	}
+}
+
+/*
  * One UPDATE's prefixes: one reference add for all of them, one lock taken
- * per run of prefixes in the same stripe, and the next prefix's subtree root
- * prefetched while the current one is worked on.
+ * per run of prefixes in the same stripe, and the tree paths of each group of
+ * RIB_WARM_GROUP prefixes warmed together before they are worked on.
  */
 unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, uint32_t peer,
 			  struct attr_set *attr, uint32_t path_flags, uint8_t *added)
@@ -1218,11 +1285,21 @@ unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const struct bgp_prefix *p = &pfx[i];
 		check_prefix(p);
-		if (i + 1 < n && pfx[i + 1].family < BGP_FAM_COUNT) {
-			const struct bgp_prefix *q = &pfx[i + 1];
-			struct rib_fam *fq = &r->f[q->family];
-			rkey_t kq = key_from_addr(q->family, q->addr) & kmask(q->len);
-			__builtin_prefetch(root_get(fq, kq, q->len));
+		if (i % RIB_WARM_GROUP == 0) {
+			/* the next group's descents, their cache misses overlapped */
+			unsigned g = n - i < RIB_WARM_GROUP ? (unsigned)(n - i) : RIB_WARM_GROUP;
+			rkey_t wk[RIB_WARM_GROUP];
+			uint8_t wf[RIB_WARM_GROUP], wl[RIB_WARM_GROUP];
+			for (unsigned j = 0; j < g; j++) {
+				const struct bgp_prefix *q = &pfx[i + j];
+				check_prefix(q);
+				wf[j] = q->family;
+				wl[j] = q->len;
+				wk[j] = key_from_addr(q->family, q->addr) & kmask(q->len);
+			}
+			rcu_read_lock();
+			tree_warm(r, wf, wk, wl, g, false);
+			rcu_read_unlock();
 		}
 		unsigned fam = p->family, len = p->len;
 		struct rib_fam *f = &r->f[fam];
@@ -1315,73 +1392,6 @@ int rib_withdraw(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer)
 	return hit != 0;
 }
 
-/*
- * Cache warming for a group of up to RIB_WARM_GROUP prefixes: the loads a
- * locked find of each will make, started for the whole group before any of
- * them is waited on (a descent is all cache misses; one at a time, a big
- * table costs a miss per level per prefix, in sequence).  Lane j walks the
- * direct index (use_dir, IPv4 <= /24) or descends towards (k[j], len[j]) in
- * lockstep with the others.  Reader rules: rcu_read_lock held, no lock,
- * nothing written; a pure hint, the locked pass re-reads everything.
- */
-#define RIB_WARM_GROUP 16
-static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const uint8_t *len,
-		      unsigned g, bool use_dir)
-{
-	struct rib_node *cur[RIB_WARM_GROUP];
-	const uintptr_t *ent[RIB_WARM_GROUP];
-	for (unsigned j = 0; j < g; j++) {
-		struct rib_fam *f = &r->f[fam[j]];
-		__builtin_prefetch(len[j] >= f->stride ? (void *)&f->slots[key_slot(f, k[j])]
-						       : (void *)&f->shortroot);
-	}
-	for (unsigned j = 0; j < g; j++) {
-		struct rib_fam *f = &r->f[fam[j]];
-		ent[j] = NULL;
-		cur[j] = NULL;
-		if (use_dir && f->direct && len[j] >= f->stride && len[j] <= 24) {
-			const struct rib_dir *d = slot_dir_of((uintptr_t)rib_deref(f->slots[key_slot(f, k[j])]));
-			if (d) {
-				ent[j] = &d->e[(uint32_t)(k[j] >> 104) & 255];
-				__builtin_prefetch(ent[j]);
-				continue;
-			}
-		}
-		cur[j] = root_get(f, k[j], len[j]);
-		if (cur[j])
-			__builtin_prefetch(cur[j]);
-	}
-	for (unsigned j = 0; j < g; j++) {
-		if (!ent[j])
-			continue;
-		cur[j] = (struct rib_node *)(rib_deref(*ent[j]) & ~RIB_DEEP);
-		if (cur[j])
-			__builtin_prefetch(cur[j]);
-	}
-	for (unsigned round = 0; round < 130; round++) {
-		bool more = false;
-		for (unsigned j = 0; j < g; j++) {
-			struct rib_node *n = cur[j];
-			if (!n)
-				continue;
-			if (ent[j] || n->len >= len[j] || kcpl(k[j], node_key(n)) < n->len) {
-				struct rib_pathset *ps = rib_deref(n->ps);
-				if (ps)
-					__builtin_prefetch(ps);
-				cur[j] = NULL;
-				continue;
-			}
-			cur[j] = rib_deref(n->ch[kbit(k[j], n->len)]);
-			if (cur[j]) {
-				__builtin_prefetch(cur[j]);
-				more = true;
-			}
-		}
-		if (!more)
-			break;
-	}
-}
-
 unsigned rib_withdraw_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, uint32_t peer,
 			    uint8_t *hit)
 {
@@ -1400,7 +1410,10 @@ unsigned rib_withdraw_batch(struct rib *r, const struct bgp_prefix *pfx, size_t 
 			k[j] = key_from_addr(p->family, p->addr) & kmask(p->len);
 		}
 		rcu_read_lock();
-		tree_warm(r, fam, k, len, g, true);
+		/* the whole path, not only the node: losing its last path
+		 * makes a node's direct-index entries fall back to its longest
+		 * ancestor with paths, found by a descent (dir_update) */
+		tree_warm(r, fam, k, len, g, false);
 		rcu_read_unlock();
 		for (unsigned j = 0; j < g; j++) {
 			struct rib_fam *f = &r->f[fam[j]];

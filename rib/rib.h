@@ -75,7 +75,7 @@ int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struc
 /*
  * rib_update for the n prefixes of one UPDATE, all with attribute set attr:
  * one reference add for all of them, one stripe lock per run of prefixes in
- * the same stripe, the next prefix's subtree prefetched.  added[i] (if not
+ * the same stripe, the tree paths of each group warmed together.  added[i] (if not
  * NULL) gets what rib_update would have returned.  Returns paths added.
  */
 unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, uint32_t peer,
