@@ -147,6 +147,28 @@ static void handle_cmds(struct io_thread *t)
 	free(c);
 }
 
+/*
+ * Output between input events: one epoll round can hand this thread dozens
+ * of busy feeders, each read up to its budget and ingested before the next
+ * event is looked at - a round of a second or more during a bulk load.
+ * Without this, a client on the same thread would get its queued chunks
+ * only between rounds (and the reflection thread's kicks would wait for the
+ * next epoll_wait), so its table arrives in bursts a round apart.  Every
+ * FLUSH_EVERY_NS of input work, each established peer with output gets a
+ * write attempt (one writev; EAGAIN leaves it waiting for EPOLLOUT).
+ */
+#define FLUSH_EVERY_NS (1000 * 1000ull)
+
+static void flush_pass(struct io_thread *t)
+{
+	for (size_t k = 0; k < t->n_peers; k++) {
+		struct peer *p = t->peers[k];
+		if (p->fd >= 0 && p->fsm.state == FSM_ESTABLISHED &&
+		    (p->cur || !cds_wfcq_empty(&p->oq_head, &p->oq_tail)))
+			peer_flush(p);
+	}
+}
+
 static void *io_main(void *arg)
 {
 	struct io_thread *t = arg;
@@ -155,7 +177,7 @@ static void *io_main(void *arg)
 	rcu_register_thread();
 	while (!t->stop) {
 		int n = epoll_wait(t->epfd, evs, 256, TICK_MS);
-		uint64_t now = log_now_ns();
+		uint64_t now = log_now_ns(), last_flush = now;
 		for (int i = 0; i < n; i++) {
 			uint64_t kind = evs[i].data.u64 >> 56;
 			uint64_t v = evs[i].data.u64 & ((1ull << 56) - 1);
@@ -181,6 +203,11 @@ static void *io_main(void *arg)
 					sess_writable(p);
 				if (p->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 					sess_readable(p);
+				uint64_t tn = log_now_ns();
+				if (i + 1 < n && tn - last_flush >= FLUSH_EVERY_NS) {
+					flush_pass(t);
+					last_flush = tn;
+				}
 			}
 		}
 		if (now >= next_tick) {
