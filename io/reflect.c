@@ -783,6 +783,20 @@ static void process_batch(struct refl *r, size_t n)
 
 	rcu_read_lock();
 	for (size_t i = 0; i < n; i++) {
+		/* a big batch's nodes, their path sets and attributes are cache
+		 * misses by now: start them a few prefixes ahead */
+		if (i + 16 < n)
+			__builtin_prefetch(r->batch[i + 16]);
+		if (i + 8 < n) {
+			const struct rib_pathset *q = rib_node_paths(r->batch[i + 8]);
+			if (q)
+				__builtin_prefetch(q);
+		}
+		if (i + 4 < n) {
+			const struct rib_pathset *q = rib_node_paths(r->batch[i + 4]);
+			if (q && q->n)
+				__builtin_prefetch(q->p[0].attr);
+		}
 		struct rib_node *node = r->batch[i];
 		const struct rib_pathset *ps = rib_node_paths(node);
 		struct bgp_prefix pfx;

@@ -69,8 +69,10 @@
  * DIRECT INDEX (IPv4 lookups)
  *   Per slot (/16): `sbest`, the longest prefix shorter than /16 with paths covering the
  *   slot, and - once the slot holds RIB_DIR_MIN prefixes of length >= 16 -
- *   a 256-entry table `dir` (which then also holds the slot's root, the slot
- *   word pointing at it, tagged) giving, per /24 inside it, the
+ *   a 256-entry table `dir` (the slot word then points at it, tagged, and
+ *   the slot's root moves to `droot`, written before that word is
+ *   published; the table is exactly 2 KiB, no allocator slack) giving, per
+ *   /24 inside it, the
  *   longest prefix of length 16..24 with paths covering it, plus a RIB_DEEP
  *   bit when a /25../32 with paths lies inside that /24.  An LPM is then one
  *   or two dependent loads instead of a tree descent.  The index is derived
@@ -189,17 +191,18 @@ struct rib_stripe {
 #define RIB_DEEP ((uintptr_t)1)
 #define RIB_DIR_MIN 8                /* prefixes (len >= 16) before a slot gets one */
 struct rib_dir {
-	uintptr_t e[256];
-	struct rib_node *root;           /* the slot's subtree root, once it has a dir */
+	uintptr_t e[256];                /* exactly 2 KiB, an allocator size class: the
+					  * slot's root lives in rib_fam.droot instead */
 };
 #define RIB_SLOT_DIR ((uintptr_t)1)      /* slot word tag: it points to a rib_dir */
 
 struct rib_fam {
 	unsigned fam, stride, nslots, nstripes, maxlen;
 	/* Per slot: its subtree root, or (IPv4, tagged RIB_SLOT_DIR) its direct
-	 * index, which then holds the root: one word, so a lookup of a sparse
+	 * index, the root then being droot[slot]: one word, so a lookup of a sparse
 	 * slot costs what it did without an index.  Read with slot_root(). */
 	struct rib_node **slots;
+	struct rib_node **droot;         /* IPv4: per slot that has a dir, its root */
 	struct rib_node *shortroot;
 	struct rib_stripe *stripes;      /* nstripes + 1: the last guards shortroot */
 	bool direct;                     /* IPv4: the direct index is kept */
@@ -212,7 +215,7 @@ struct rib_fam {
 static inline struct rib_node **slot_link(struct rib_fam *f, unsigned s)
 {
 	uintptr_t v = (uintptr_t)f->slots[s];
-	return v & RIB_SLOT_DIR ? &((struct rib_dir *)(v & ~RIB_SLOT_DIR))->root : &f->slots[s];
+	return v & RIB_SLOT_DIR ? &f->droot[s] : &f->slots[s];
 }
 
 static inline struct rib_dir *slot_dir_of(uintptr_t v)
@@ -224,8 +227,7 @@ static inline struct rib_dir *slot_dir_of(uintptr_t v)
 static inline struct rib_node *slot_root(struct rib_fam *f, unsigned s)
 {
 	uintptr_t v = (uintptr_t)rib_deref(f->slots[s]);
-	struct rib_dir *d = slot_dir_of(v);
-	return d ? rib_deref(d->root) : (struct rib_node *)v;
+	return v & RIB_SLOT_DIR ? rib_deref(f->droot[s]) : (struct rib_node *)v;
 }
 
 /* IPv6 index key: 17 bytes. */
@@ -954,8 +956,8 @@ static void dir_update(struct rib *r, struct rib_stripe *st, struct rib_node *n,
 		d = xcalloc(1, sizeof(*d));
 		wr_relaxed(st->node_bytes, st->node_bytes + (int64_t)sizeof(*d));
 		wr_relaxed(st->dir_bytes, st->dir_bytes + (int64_t)sizeof(*d));
-		d->root = f->slots[slot];
-		dir_fill(d, d->root);
+		f->droot[slot] = f->slots[slot];   /* published by the release store below */
+		dir_fill(d, f->droot[slot]);
 		rib_pub(f->slots[slot], (struct rib_node *)((uintptr_t)d | RIB_SLOT_DIR));
 		return;
 	}
@@ -967,14 +969,14 @@ static void dir_update(struct rib *r, struct rib_stripe *st, struct rib_node *n,
 	if (len > 24) {
 		/* first node at or below the /24 on the way down */
 		rkey_t k24 = k & kmask(24);
-		struct rib_node *m = d->root;
+		struct rib_node *m = f->droot[slot];
 		while (m && m->len < 24 && kcpl(k24, node_key(m)) >= m->len)
 			m = m->ch[kbit(k24, m->len)];
 		if (!(m && kcpl(k24, node_key(m)) >= 24 && tree_has_deep(m)))
 			dir_set(&d->e[i0], d->e[i0] & ~RIB_DEEP);
 		return;
 	}
-	uintptr_t repl = (uintptr_t)tree_ancestor(d->root, k, len);
+	uintptr_t repl = (uintptr_t)tree_ancestor(f->droot[slot], k, len);
 	for (unsigned i = i0; i < i0 + (1u << (24 - len)); i++) {
 		uintptr_t e = d->e[i];
 		if ((const struct rib_node *)(e & ~RIB_DEEP) == n)
@@ -1457,6 +1459,8 @@ void rib_journal_release_n(struct rib *r, struct rib_node *const *nodes, size_t 
 		rkey_t k[RIB_WARM_GROUP];
 		uint8_t fam[RIB_WARM_GROUP], len[RIB_WARM_GROUP];
 		rcu_read_lock();     /* a node may be pruned by a writer once jrefs hits 0 */
+		for (size_t j = base + RIB_WARM_GROUP; j < n && j < base + 2 * RIB_WARM_GROUP; j++)
+			__builtin_prefetch(nodes[j], 1);
 		for (unsigned j = 0; j < g; j++) {
 			struct rib_node *x = nodes[base + j];
 			uint16_t left = __atomic_sub_fetch(&x->jrefs, 1, __ATOMIC_ACQ_REL);
@@ -1831,6 +1835,7 @@ static void fam_init(struct rib_fam *f, unsigned fam)
 	f->direct = fam == BGP_FAM_IPV4;
 	if (f->direct) {
 		f->sbest = xcalloc(f->nslots, sizeof(*f->sbest));
+		f->droot = xcalloc(f->nslots, sizeof(*f->droot));
 		f->dcount = xcalloc(f->nslots, sizeof(*f->dcount));
 	}
 	if (posix_memalign((void **)&f->stripes, 64, (f->nstripes + 1) * sizeof(*f->stripes)))
@@ -1915,7 +1920,7 @@ void rib_destroy(struct rib *r)
 		struct rib_fam *f = &r->f[fam];
 		for (unsigned s = 0; s < f->nslots; s++) {
 			struct rib_dir *d = slot_dir_of((uintptr_t)f->slots[s]);
-			tree_free(r, d ? d->root : f->slots[s]);
+			tree_free(r, d ? f->droot[s] : f->slots[s]);
 			free(d);
 		}
 		tree_free(r, f->shortroot);
@@ -1924,6 +1929,7 @@ void rib_destroy(struct rib *r)
 		free(f->stripes);
 		free(f->slots);
 		free(f->sbest);
+		free(f->droot);
 		free(f->dcount);
 	}
 	for (unsigned i = 0; i < RIB_MAX_PEERS; i++) {
