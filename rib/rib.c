@@ -237,7 +237,7 @@ struct rib_pk6 {
 } __attribute__((packed));
 
 struct rib_peer {
-	uint64_t *v4;                    /* (addr << 8) | len */
+	uint8_t *v4;                     /* 5 bytes each: address (big-endian), length */
 	struct rib_pk6 *v6;
 	size_t n[BGP_FAM_COUNT], cap[BGP_FAM_COUNT];
 	uint64_t live[BGP_FAM_COUNT];    /* prefixes with >= 1 path of this peer (atomic) */
@@ -716,10 +716,11 @@ static struct rib_peer *peer_get(struct rib *r, uint32_t peer)
 	return p;
 }
 
+#define PK4_SIZE 5
+
 static int pk4_cmp(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
+	return memcmp(a, b, PK4_SIZE);   /* big-endian: byte order is key order */
 }
 
 static int pk6_cmp(const void *a, const void *b)
@@ -734,7 +735,7 @@ static int pk6_cmp(const void *a, const void *b)
 
 static size_t pidx_esize(unsigned fam)
 {
-	return fam == BGP_FAM_IPV4 ? sizeof(uint64_t) : sizeof(struct rib_pk6);
+	return fam == BGP_FAM_IPV4 ? PK4_SIZE : sizeof(struct rib_pk6);
 }
 
 static void *pidx_vec(struct rib_peer *p, unsigned fam)
@@ -756,8 +757,9 @@ static void pidx_setvec(struct rib *r, struct rib_peer *p, unsigned fam, void *v
 static void pidx_get(struct rib_peer *p, unsigned fam, size_t i, rkey_t *k, unsigned *len)
 {
 	if (fam == BGP_FAM_IPV4) {
-		*k = (rkey_t)(uint32_t)(p->v4[i] >> 8) << 96;
-		*len = (unsigned)(p->v4[i] & 0xFF);
+		const uint8_t *e = p->v4 + i * PK4_SIZE;
+		*k = (rkey_t)be32_load(e) << 96;
+		*len = e[4];
 	} else {
 		*k = (rkey_t)p->v6[i].hi << 64 | p->v6[i].lo;
 		*len = p->v6[i].len;
@@ -826,7 +828,10 @@ static void pidx_add(struct rib *r, uint32_t peer, unsigned fam, rkey_t k, unsig
 		}
 	}
 	if (fam == BGP_FAM_IPV4) {
-		p->v4[n] = (uint64_t)(uint32_t)(k >> 96) << 8 | len;
+		uint8_t *e = p->v4 + n * PK4_SIZE;
+		uint32_t a = __builtin_bswap32((uint32_t)(k >> 96));
+		memcpy(e, &a, 4);
+		e[4] = (uint8_t)len;
 	} else {
 		p->v6[n].hi = (uint64_t)(k >> 64);
 		p->v6[n].lo = (uint64_t)k;
