@@ -11,7 +11,8 @@
  *
  * UPDATE ingest is the hot path: the message is parsed in place, the
  * attribute set is interned once per UPDATE (one hash lookup, no allocation
- * when the set is known), and each prefix costs one rib_update().
+ * when the set is known), and the prefixes go to the RIB in batches of 64
+ * (rib_update_batch / rib_withdraw_batch).
  */
 #include <arpa/inet.h>
 #include <errno.h>
