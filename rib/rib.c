@@ -1228,12 +1228,16 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 		struct rib_fam *f = &r->f[fam[j]];
 		ent[j] = NULL;
 		cur[j] = NULL;
-		if (use_dir && f->direct && len[j] >= f->stride && len[j] <= 24) {
+		if (f->direct && len[j] >= f->stride) {
 			const struct rib_dir *d = slot_dir_of((uintptr_t)rib_deref(f->slots[key_slot(f, k[j])]));
 			if (d) {
-				ent[j] = &d->e[(uint32_t)(k[j] >> 104) & 255];
-				__builtin_prefetch(ent[j]);
-				continue;
+				/* the entry is also what a path appearing or going rewrites */
+				const uintptr_t *e = &d->e[(uint32_t)(k[j] >> 104) & 255];
+				__builtin_prefetch(e);
+				if (use_dir && len[j] <= 24) {
+					ent[j] = e;
+					continue;
+				}
 			}
 		}
 		cur[j] = root_get(f, k[j], len[j]);
