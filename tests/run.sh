@@ -15,3 +15,5 @@ ninja -C "$BUILD"
 args=(--print-errorlogs --num-processes 2)
 if [ -n "${SUITE:-}" ]; then args+=(--suite "$SUITE"); fi
 meson test -C "$BUILD" "${args[@]}"
+# every test must have run: a skip (tool missing, port taken) is a failure here
+python3 tests/no-skips.py "$BUILD"
