@@ -815,7 +815,11 @@ def main():
                     load_err[m.group(1)] = pe.get("error", "")
     except (OSError, ValueError):
         pass
-    exit_until = run.wall0 + run.events.get("load exited", -1e12) + 2
+    # the exit window lasts until ricochetd has withdrawn what the load's
+    # feeders held (an I/O thread busy withdrawing a full table logs the
+    # clients' closes only after it), plus 2 s
+    exit_until = run.wall0 + max(run.events.get("load exited", -1e12),
+                                 run.events.get("RIB empty", -1e12)) + 2
     lost, early, exit_resets = [], [], 0
     for addr, e in sorted(lpeers.items()):
         if is_load_peer(addr, a.feeders):
