@@ -290,10 +290,27 @@ struct load_slot {
 	uint32_t attr;              /* attr index | LOAD_F_* flags */
 };
 
+/*
+ * Decoded NLRI blocks, shared by the monitors of one monitor thread: every
+ * client of a reflector (and of the null relay) receives the same UPDATEs, so
+ * the first monitor to see a block maps its prefixes to ids and the others
+ * find the block by its bytes (hash, then memcmp of the whole block) and only
+ * apply the ids.  Bounded: an arena that is emptied when full.  Owned and
+ * used by one monitor thread only.
+ */
+struct load_memo;
+#define LOAD_MEMO_BYTES (64u << 20)
+struct load_memo *load_memo_new(size_t arena_bytes);
+void load_memo_free(struct load_memo *mm);
+/* Blocks found / decoded, for the summary (read after the thread is joined or quiet). */
+void load_memo_stats(const struct load_memo *mm, uint64_t *hits, uint64_t *misses);
+
 struct load_mon {
 	struct load_peer *peer;
+	struct load_memo *memo;     /* the monitor thread's, or NULL: decode every block */
 	unsigned nslots;            /* paths per prefix kept (1, or --addpath) */
-	struct load_slot *slots;    /* [npfx * nslots] */
+	size_t stride;              /* slots between two prefixes (nslots) */
+	struct load_slot *slots;    /* prefix pid: slots[pid * stride .. + nslots)  */
 	_Atomic uint64_t filled;
 	_Atomic uint64_t extra;
 	uint64_t *per_feeder;       /* paths held per feeder */
@@ -318,6 +335,8 @@ struct load_mon {
 
 void load_mon_init(struct load_mon *m, struct load_ctx *ctx, struct load_peer *p);
 void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *msg, size_t len);
+/* Cache hints for a message that load_mon_update will see soon (stage 0, 1, 2: far to near). */
+void load_mon_prefetch(struct load_mon *m, const uint8_t *msg, size_t len, unsigned stage);
 void load_mon_check_done(struct load_ctx *ctx, struct load_mon *m, uint64_t now);
 void load_mon_verify(struct load_ctx *ctx, struct load_mon *m);
 void load_hist_add(struct load_hist *h, uint64_t ns);

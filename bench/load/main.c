@@ -644,9 +644,12 @@ int main(int argc, char **argv)
 		load_peer_init(&ctx.feeders[i], &ctx, LOAD_FEEDER, i);
 		ctx.fw.peers[ctx.fw.npeers++] = &ctx.feeders[i];
 	}
+	/* the monitors receive the same UPDATEs: decode each block once (monitor.c) */
+	struct load_memo *memo = load_memo_new(o->monitors > 1 ? LOAD_MEMO_BYTES : 0);
 	for (unsigned i = 0; i < o->monitors; i++) {
 		load_peer_init(&ctx.monitors[i], &ctx, LOAD_MONITOR, i);
 		load_mon_init(&ctx.mons[i], &ctx, &ctx.monitors[i]);
+		ctx.mons[i].memo = memo;
 		ctx.mw.peers[ctx.mw.npeers++] = &ctx.monitors[i];
 	}
 	ctx.expect_full = load_expected(&ctx, -1, o->addpath > 1 ? o->addpath : 1);
@@ -696,6 +699,12 @@ int main(int argc, char **argv)
 	load_worker_kick(&ctx.mw);
 	pthread_join(ctx.fw.thread, NULL);
 	pthread_join(ctx.mw.thread, NULL);
+	if (o->verbose) {
+		uint64_t hits, misses;
+		load_memo_stats(memo, &hits, &misses);
+		log_debug("ricochet-load: NLRI blocks decoded %llu, reused %llu",
+			  (unsigned long long)misses, (unsigned long long)hits);
+	}
 	for (unsigned i = 0; i < o->feeders; i++)
 		if (ctx.feeders[i].fd >= 0)
 			load_peer_close(&ctx.feeders[i], BGP_ERR_CEASE, BGP_CEASE_ADMIN_SHUTDOWN, NULL);

@@ -30,21 +30,23 @@ void load_mon_init(struct load_mon *m, struct load_ctx *ctx, struct load_peer *p
 	m->peer = p;
 	p->mon = m;
 	m->nslots = ctx->o.addpath ? ctx->o.addpath : 1;
-	size_t n = (size_t)ctx->rt.npfx * m->nslots;
-	if (n == 0)
-		n = 1;
-	m->slots = malloc(n * sizeof(*m->slots));
+	/* one flat table per monitor (a prefix-major table shared by all monitors
+	 * was tried: slower at S3 size, and the verification pass strides) */
+	m->stride = m->nslots;
+	size_t n = (size_t)ctx->rt.npfx * m->stride;
+	m->slots = malloc((n ? n : 1) * sizeof(*m->slots));
+	if (!m->slots)
+		log_fatal("ricochet-load: out of memory for monitor tables (%zu paths)", n);
+	for (size_t i = 0; i < n; i++)
+		m->slots[i] = (struct load_slot){ .path_id = 0, .fg = SLOT_EMPTY, .attr = 0 };
 	m->per_feeder = calloc(ctx->o.feeders + 1, sizeof(uint64_t));
 	m->scratch = malloc(MSG_SCRATCH_SIZE);
 	m->debug_left = 8;
 	m->xcap = 64;
 	m->xtab = calloc(m->xcap, sizeof(*m->xtab));
 	m->xused = calloc(m->xcap, 1);
-	if (!m->slots || !m->per_feeder || !m->scratch ||
-	    !m->xtab || !m->xused)
-		log_fatal("ricochet-load: out of memory for monitor tables (%zu paths)", n);
-	for (size_t i = 0; i < n; i++)
-		m->slots[i] = (struct load_slot){ .path_id = 0, .fg = SLOT_EMPTY, .attr = 0 };
+	if (!m->per_feeder || !m->scratch || !m->xtab || !m->xused)
+		log_fatal("ricochet-load: out of memory for monitor %u", p->idx);
 }
 
 /* ---------------------------------------------------------------- latency histogram */
@@ -174,7 +176,7 @@ static void x_grow(struct load_mon *m)
 static void slot_set(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, uint32_t path_id,
 		     uint32_t fg, uint32_t attr)
 {
-	size_t base = (size_t)pid * m->nslots, hit = SIZE_MAX, free_slot = SIZE_MAX;
+	size_t base = (size_t)pid * m->stride, hit = SIZE_MAX, free_slot = SIZE_MAX;
 	for (size_t k = base; k < base + m->nslots; k++) {
 		if (m->slots[k].fg == SLOT_EMPTY) {
 			if (free_slot == SIZE_MAX)
@@ -203,7 +205,7 @@ static void slot_set(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, uin
 
 static void slot_clear(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, uint32_t path_id)
 {
-	size_t base = (size_t)pid * m->nslots;
+	size_t base = (size_t)pid * m->stride;
 	for (size_t k = base; k < base + m->nslots; k++) {
 		if (m->slots[k].fg != SLOT_EMPTY && (m->nslots == 1 || m->slots[k].path_id == path_id)) {
 			unsigned of = m->slots[k].fg >> 16, nf = ctx->o.feeders;
@@ -215,36 +217,252 @@ static void slot_clear(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, u
 	}
 }
 
+/* ---------------------------------------------------------------- UPDATE memo */
+
+#define MEMO_TAB   (1u << 18)          /* direct-mapped entries */
+#define MEMO_MAXN  65536u              /* prefixes in one message (65535 octets, /0 each) */
+
 /*
- * Apply one NLRI block in batches: hash a batch, prefetch the buckets, look
- * them up, prefetch the slots, then apply.  The table is far bigger than the
- * caches, so this overlaps the two misses per prefix instead of paying them
- * one after the other.
+ * What one UPDATE did, so that the same bytes on another monitor (with the
+ * same session parameters) are applied without parsing: withdrawn ids, then
+ * announced ids with their tag and verdict flags.  Messages that touched a
+ * prefix that is not ours, End-of-RIBs and errors are never kept.
+ */
+struct memo_ent {
+	uint64_t h;
+	uint64_t sig[2];               /* session parameters that change decoding */
+	uint32_t epoch;                /* valid while equal to the memo's */
+	uint32_t off;                  /* word offset in the arena */
+	uint32_t len;                  /* message octets */
+	uint32_t nw, na;               /* withdrawn, announced prefixes */
+	uint32_t fg, attr;             /* announce tag, attribute set | LOAD_F_* */
+	uint32_t ts_hi, ts_lo;         /* churn timestamp community, 0 if none */
+	bool paths;                    /* path id arrays follow the id arrays */
+	bool unknown_tag, attr_event;  /* counters the first decode bumped */
+};
+
+struct load_memo {
+	struct memo_ent *tab;
+	uint32_t *arena;               /* per message: bytes (word-padded), wids, [wpaths], aids, [apaths] */
+	size_t cap, used;              /* words */
+	uint32_t epoch;
+	uint64_t hits, misses;
+	uint32_t nw, na;               /* decode scratch fill */
+	uint32_t *wids, *wpaths, *aids, *apaths;   /* [MEMO_MAXN] each */
+};
+
+struct load_memo *load_memo_new(size_t arena_bytes)
+{
+	struct load_memo *mm = calloc(1, sizeof(*mm));
+	if (!mm)
+		log_fatal("ricochet-load: out of memory (UPDATE memo)");
+	mm->cap = arena_bytes / 4;
+	mm->epoch = 1;
+	mm->tab = mm->cap ? calloc(MEMO_TAB, sizeof(*mm->tab)) : NULL;
+	mm->arena = mm->cap ? malloc(mm->cap * 4) : NULL;
+	mm->wids = malloc(4 * MEMO_MAXN * sizeof(uint32_t));
+	if ((mm->cap && (!mm->tab || !mm->arena)) || !mm->wids)
+		log_fatal("ricochet-load: out of memory (UPDATE memo, %zu octets)", arena_bytes);
+	mm->wpaths = mm->wids + MEMO_MAXN;
+	mm->aids = mm->wids + 2 * MEMO_MAXN;
+	mm->apaths = mm->wids + 3 * MEMO_MAXN;
+	return mm;
+}
+
+void load_memo_free(struct load_memo *mm)
+{
+	if (!mm)
+		return;
+	free(mm->tab);
+	free(mm->arena);
+	free(mm->wids);
+	free(mm);
+}
+
+void load_memo_stats(const struct load_memo *mm, uint64_t *hits, uint64_t *misses)
+{
+	*hits = mm ? mm->hits : 0;
+	*misses = mm ? mm->misses : 0;
+}
+
+/* Index hash over the length, the first 64 and the last 32 octets; a match is
+ * confirmed with memcmp over the whole message. */
+static uint64_t memo_hash(const uint8_t *p, size_t len)
+{
+	uint64_t h = 0x9E3779B97F4A7C15ull ^ len;
+	size_t head = len < 64 ? len & ~(size_t)7 : 64;
+	for (size_t i = 0; i < head; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+		h ^= h >> 31;
+	}
+	for (size_t i = len >= 32 ? len - 32 : head; i + 8 <= len; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0x94D049BB133111EBull;
+		h ^= h >> 29;
+	}
+	h ^= p[len - 1];
+	h *= 0xBF58476D1CE4E5B9ull;
+	return h ^ (h >> 32);
+}
+
+static void memo_sig(const struct msg_session *s, uint64_t sig[2])
+{
+	uint64_t a = (uint64_t)s->as4 | (uint64_t)s->ebgp << 1 | (uint64_t)s->rs_client << 2;
+	for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+		a |= (uint64_t)s->addpath_rx[f] << (3 + f) | (uint64_t)s->family[f] << (11 + f);
+	sig[0] = a | (uint64_t)s->max_msg << 20;
+	sig[1] = (uint64_t)s->peer_as << 32 | s->local_as;
+}
+
+static const struct memo_ent *memo_find(struct load_memo *mm, const uint8_t *msg, size_t len, uint64_t h,
+					const uint64_t sig[2])
+{
+	const struct memo_ent *e = &mm->tab[h & (MEMO_TAB - 1)];
+	if (e->epoch != mm->epoch || e->h != h || e->len != len || e->sig[0] != sig[0] ||
+	    e->sig[1] != sig[1] || memcmp(mm->arena + e->off, msg, len) != 0)
+		return NULL;
+	return e;
+}
+
+/* Keep the decoded message (ids in the scratch arrays). */
+static void memo_store(struct load_memo *mm, const uint8_t *msg, size_t len, uint64_t h, struct memo_ent *ne)
+{
+	size_t bw = (len + 3) / 4, pm = ne->paths ? 2 : 1;
+	size_t need = bw + pm * ((size_t)ne->nw + ne->na);
+	if (!mm->cap || need > mm->cap)
+		return;
+	if (mm->used + need > mm->cap) {
+		mm->used = 0;              /* full: forget everything, keep going */
+		mm->epoch++;
+	}
+	uint32_t *w = mm->arena + mm->used;
+	w[bw - 1] = 0;
+	memcpy(w, msg, len);
+	w += bw;
+	memcpy(w, mm->wids, ne->nw * sizeof(uint32_t));
+	w += ne->nw;
+	if (ne->paths) {
+		memcpy(w, mm->wpaths, ne->nw * sizeof(uint32_t));
+		w += ne->nw;
+	}
+	memcpy(w, mm->aids, ne->na * sizeof(uint32_t));
+	w += ne->na;
+	if (ne->paths)
+		memcpy(w, mm->apaths, ne->na * sizeof(uint32_t));
+	ne->h = h;
+	ne->epoch = mm->epoch;
+	ne->off = (uint32_t)mm->used;
+	ne->len = (uint32_t)len;
+	mm->tab[h & (MEMO_TAB - 1)] = *ne;
+	mm->used += need;
+}
+
+#define SLOT_PREFETCH 16
+/*
+ * Look ahead of the message being applied, in three stages (the peer's read
+ * loop calls this for the messages that follow): stage 0 hashes the message
+ * and prefetches its memo entry, stage 1 (fewer messages ahead, the entry is
+ * in cache by then) prefetches the remembered bytes and ids, stage 2 the
+ * monitor's slots of those ids.  Each stage only touches what the previous
+ * one brought in, so messages of a few prefixes no longer pay their cache
+ * misses one after the other.  Pure hints: nothing is changed.
+ */
+void load_mon_prefetch(struct load_mon *m, const uint8_t *msg, size_t len, unsigned stage)
+{
+	struct load_memo *mm = m->memo;
+	if (!mm->cap)
+		return;
+	uint64_t h = memo_hash(msg, len);
+	const struct memo_ent *e = &mm->tab[h & (MEMO_TAB - 1)];
+	if (stage == 0) {
+		__builtin_prefetch(e);
+		return;
+	}
+	if (e->epoch != mm->epoch || e->h != h || e->len != len)
+		return;
+	const uint32_t *w = mm->arena + e->off, *ids = w + (e->len + 3) / 4;
+	if (stage == 1) {
+		for (size_t o = 0; o < e->len; o += 64)
+			__builtin_prefetch((const uint8_t *)w + o);
+		size_t nid = e->paths ? 2 * ((size_t)e->nw + e->na) : (size_t)e->nw + e->na;
+		for (size_t o = 0; o < nid * 4; o += 64)
+			__builtin_prefetch((const uint8_t *)ids + o);
+		return;
+	}
+	const uint32_t *aids = ids + (e->paths ? 2 * (size_t)e->nw : e->nw);
+	for (uint32_t i = 0; i < e->nw && i < SLOT_PREFETCH; i++)
+		__builtin_prefetch(&m->slots[(size_t)ids[i] * m->stride], 1);
+	for (uint32_t i = 0; i < e->na && i < SLOT_PREFETCH; i++)
+		__builtin_prefetch(&m->slots[(size_t)aids[i] * m->stride], 1);
+}
+
+/*
+ * Apply prefix ids to the table, prefetching the slots a few prefixes ahead:
+ * the table is far bigger than the caches and the ids are scattered.
+ */
+static void apply_ids(struct load_ctx *ctx, struct load_mon *m, const uint32_t *ids, const uint32_t *paths,
+		      uint32_t cnt, bool announce, uint32_t fg, uint32_t attr, uint64_t lat_ns)
+{
+	if (!cnt)
+		return;
+	const size_t ns = m->nslots;
+	for (uint32_t i = 0; i < cnt && i < SLOT_PREFETCH; i++)
+		__builtin_prefetch(&m->slots[(size_t)ids[i] * m->stride], 1);
+	for (uint32_t i = 0; i < cnt; i++) {
+		if (i + SLOT_PREFETCH < cnt)
+			__builtin_prefetch(&m->slots[(size_t)ids[i + SLOT_PREFETCH] * m->stride], 1);
+		uint32_t id = ids[i], path_id = paths ? paths[i] : 0;
+		if (!announce) {
+			slot_clear(ctx, m, id, path_id);
+			continue;
+		}
+		/* a latency sample only for the first copy of this (feeder, generation):
+		 * a reflector re-advertising an older churned path is not propagation */
+		if (lat_ns) {
+			const struct load_slot *sl = &m->slots[(size_t)id * m->stride];
+			bool dup = false;
+			for (unsigned k = 0; k < ns && !dup; k++)
+				dup = sl[k].fg == fg;
+			if (dup)
+				m->readvertised++;
+			else
+				load_hist_add(&m->lat, lat_ns);
+		}
+		slot_set(ctx, m, id, path_id, fg, attr);
+	}
+	atomic_fetch_add_explicit(announce ? &m->announces : &m->withdraws, cnt, memory_order_relaxed);
+}
+
+/*
+ * Decode one NLRI block, appending the ids of our prefixes to ids/paths at
+ * *fill; prefixes that are not ours go to the extras right away (and make
+ * *unknown true).  In batches: hash a batch, prefetch the buckets, then look
+ * them up, so the cache misses overlap.
  */
 #define NLRI_BATCH 32
-static void nlri_apply(struct load_ctx *ctx, struct load_mon *m, const struct msg_nlri *n, bool announce,
-		       uint32_t fg, uint32_t attr, uint64_t lat_ns)
+static void nlri_decode(struct load_ctx *ctx, struct load_mon *m, const struct msg_nlri *n, bool announce,
+			uint32_t fg, uint32_t attr, uint32_t *ids, uint32_t *paths, uint32_t *fill,
+			bool *unknown)
 {
 	if (!n->p || !n->len)
 		return;
 	const struct load_routes *rt = &ctx->rt;
 	struct bgp_prefix pb[NLRI_BATCH];
-	uint32_t hb[NLRI_BATCH], ids[NLRI_BATCH];
+	uint32_t hb[NLRI_BATCH], nx = 0;
 	struct msg_nlri_iter it;
 	msg_nlri_iter_init(&it, n);
 	for (;;) {
 		unsigned k = 0;
-		while (k < NLRI_BATCH && msg_nlri_next(&it, &pb[k])) {
+		while (k < NLRI_BATCH && *fill + k < MEMO_MAXN && msg_nlri_next(&it, &pb[k])) {
 			hb[k] = load_routes_hash(&pb[k]);
 			load_routes_prefetch(rt, hb[k]);
 			k++;
 		}
 		for (unsigned i = 0; i < k; i++) {
-			ids[i] = load_routes_lookup_h(rt, &pb[i], hb[i]);
-			if (ids[i] != UINT32_MAX)
-				__builtin_prefetch(&m->slots[(size_t)ids[i] * m->nslots], 1);
-		}
-		for (unsigned i = 0; i < k; i++) {
+			uint32_t id = load_routes_lookup_h(rt, &pb[i], hb[i]);
 			if (ctx->o.verbose && m->debug_left) {
 				char b[64];
 				m->debug_left--;
@@ -253,39 +471,27 @@ static void nlri_apply(struct load_ctx *ctx, struct load_mon *m, const struct ms
 					  announce ? "announce" : "withdraw", b, pb[i].path_id, fg >> 16, fg & 0xFFFF,
 					  attr & LOAD_F_MASK);
 			}
-			if (announce) {
-				if (ids[i] == UINT32_MAX) {
-					x_set(m, &pb[i], true);
-					continue;
-				}
-				/* a latency sample only for the first copy of this (feeder, generation):
-				 * a reflector re-advertising an older churned path is not propagation */
-				if (lat_ns) {
-					const struct load_slot *sl = &m->slots[(size_t)ids[i] * m->nslots];
-					bool dup = false;
-					for (unsigned k2 = 0; k2 < m->nslots && !dup; k2++)
-						dup = sl[k2].fg == fg;
-					if (dup)
-						m->readvertised++;
-					else
-						load_hist_add(&m->lat, lat_ns);
-				}
-				slot_set(ctx, m, ids[i], pb[i].path_id, fg, attr);
-			} else if (ids[i] == UINT32_MAX) {
-				x_set(m, &pb[i], false);
-			} else {
-				slot_clear(ctx, m, ids[i], pb[i].path_id);
+			if (id == UINT32_MAX) {
+				x_set(m, &pb[i], announce);
+				nx++;
+				*unknown = true;
+				continue;
 			}
+			ids[*fill] = id;
+			paths[*fill] = pb[i].path_id;
+			(*fill)++;
 		}
-		atomic_fetch_add_explicit(announce ? &m->announces : &m->withdraws, k, memory_order_relaxed);
 		if (k < NLRI_BATCH)
 			break;
 	}
+	if (nx)
+		atomic_fetch_add_explicit(announce ? &m->announces : &m->withdraws, nx, memory_order_relaxed);
 }
 
-static void withdraw_block(struct load_ctx *ctx, struct load_mon *m, const struct msg_nlri *n)
+static void decode_withdraw(struct load_ctx *ctx, struct load_mon *m, const struct msg_nlri *n, bool *unknown)
 {
-	nlri_apply(ctx, m, n, false, 0, 0, 0);
+	struct load_memo *mm = m->memo;
+	nlri_decode(ctx, m, n, false, 0, 0, mm->wids, mm->wpaths, &mm->nw, unknown);
 }
 
 static uint32_t get32(const uint8_t *v)
@@ -312,20 +518,54 @@ static size_t strip_rr(const uint8_t *blob, size_t len, uint8_t *out, size_t cap
 	return o;
 }
 
-static void announce_block(struct load_ctx *ctx, struct load_mon *m, const struct msg_nlri *n,
-			   uint32_t fg, uint32_t attr, uint64_t lat_ns)
+static uint64_t churn_latency(uint64_t ts, uint32_t gen)
 {
-	nlri_apply(ctx, m, n, true, fg, attr, lat_ns);
+	if (!ts || !gen)
+		return 0;
+	uint64_t now = log_now_ns();
+	return now > ts ? now - ts : 1;
+}
+
+/* Apply a remembered message: what the first decode did, minus the parsing. */
+static void memo_apply(struct load_ctx *ctx, struct load_mon *m, const struct memo_ent *e)
+{
+	const uint32_t *w = m->memo->arena + e->off + (e->len + 3) / 4;
+	const uint32_t *wids = w, *wpaths = e->paths ? w + e->nw : NULL;
+	w += e->paths ? 2 * (size_t)e->nw : e->nw;
+	const uint32_t *aids = w, *apaths = e->paths ? w + e->na : NULL;
+	if (e->unknown_tag)
+		m->unknown_tag++;
+	if (e->attr_event)
+		m->attr_events++;
+	apply_ids(ctx, m, wids, wpaths, e->nw, false, 0, 0, 0);
+	uint64_t ts = (uint64_t)e->ts_hi << 32 | e->ts_lo;
+	apply_ids(ctx, m, aids, apaths, e->na, true, e->fg, e->attr, churn_latency(ts, e->fg & 0xFFFF));
 }
 
 void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *msg, size_t len)
 {
 	struct load_peer *peer = m->peer;
+	struct load_memo *mm = m->memo;
+	atomic_fetch_add_explicit(&m->updates, 1, memory_order_relaxed);
+	/* another monitor already decoded these very bytes? */
+	uint64_t h = 0, sig[2] = { 0, 0 };
+	bool memo = mm->cap && !(ctx->o.verbose && m->debug_left);
+	if (memo) {
+		h = memo_hash(msg, len);
+		memo_sig(&peer->sess, sig);
+		const struct memo_ent *e = memo_find(mm, msg, len, h, sig);
+		if (e) {
+			mm->hits++;
+			memo_apply(ctx, m, e);
+			return;
+		}
+		mm->misses++;
+	}
+
 	struct msg_update u;
 	struct msg_error err;
 	memset(&err, 0, sizeof(err));
 	msg_update_parse(msg, len, &peer->sess, m->scratch, &u, &err);
-	atomic_fetch_add_explicit(&m->updates, 1, memory_order_relaxed);
 	if (err.action == MSG_SESSION_RESET || err.action == MSG_AFI_DISABLE) {
 		char why[160];
 		m->parse_errors++;
@@ -339,16 +579,25 @@ void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *ms
 		atomic_store(&m->eor_ns, log_now_ns());
 		return;
 	}
-	withdraw_block(ctx, m, &u.withdrawn);
-	withdraw_block(ctx, m, &u.mp_unreach);
+	bool unknown = false, paths = m->nslots > 1;
+	mm->nw = mm->na = 0;
+	decode_withdraw(ctx, m, &u.withdrawn, &unknown);
+	decode_withdraw(ctx, m, &u.mp_unreach, &unknown);
 	if (err.action == MSG_TREAT_AS_WITHDRAW) {
 		m->treat_withdraw++;
-		withdraw_block(ctx, m, &u.nlri);
-		withdraw_block(ctx, m, &u.mp_reach);
+		decode_withdraw(ctx, m, &u.nlri, &unknown);
+		decode_withdraw(ctx, m, &u.mp_reach, &unknown);
+		apply_ids(ctx, m, mm->wids, paths ? mm->wpaths : NULL, mm->nw, false, 0, 0, 0);
 		return;
 	}
-	if ((!u.nlri.p || !u.nlri.len) && (!u.mp_reach.p || !u.mp_reach.len))
+	struct memo_ent ne = { .sig = { sig[0], sig[1] }, .paths = paths };
+	if ((!u.nlri.p || !u.nlri.len) && (!u.mp_reach.p || !u.mp_reach.len)) {
+		apply_ids(ctx, m, mm->wids, paths ? mm->wpaths : NULL, mm->nw, false, 0, 0, 0);
+		ne.nw = mm->nw;
+		if (memo && !unknown)
+			memo_store(mm, msg, len, h, &ne);
 		return;
+	}
 
 	/* who sent it: our tag community, and the churn timestamp */
 	uint32_t f = 0xFFFF, gen = 0, a = 0;
@@ -371,6 +620,7 @@ void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *ms
 	const struct load_opts *o = &ctx->o;
 	if (f >= o->feeders || a >= ctx->rt.f[f].nattr) {
 		m->unknown_tag++;
+		ne.unknown_tag = true;
 		f = 0xFFFF;
 		a = 0;
 	} else {
@@ -384,6 +634,7 @@ void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *ms
 			if (wl != gl || memcmp(want, got, wl) != 0) {
 				flags |= LOAD_F_BADATTR;
 				m->attr_events++;
+				ne.attr_event = true;
 			}
 			const struct load_peer *fp = &ctx->feeders[f];
 			if (u.nlri.p && u.nlri.len &&
@@ -394,14 +645,21 @@ void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *ms
 				flags |= LOAD_F_BADNH;
 		}
 	}
-	uint64_t lat = 0;
-	if (ts && gen) {
-		uint64_t now = log_now_ns();
-		lat = now > ts ? now - ts : 1;
-	}
 	uint32_t fg = f << 16 | (gen & 0xFFFF);
-	announce_block(ctx, m, &u.nlri, fg, a | flags, lat);
-	announce_block(ctx, m, &u.mp_reach, fg, a | flags, lat);
+	nlri_decode(ctx, m, &u.nlri, true, fg, a | flags, mm->aids, mm->apaths, &mm->na, &unknown);
+	nlri_decode(ctx, m, &u.mp_reach, true, fg, a | flags, mm->aids, mm->apaths, &mm->na, &unknown);
+	apply_ids(ctx, m, mm->wids, paths ? mm->wpaths : NULL, mm->nw, false, 0, 0, 0);
+	apply_ids(ctx, m, mm->aids, paths ? mm->apaths : NULL, mm->na, true, fg, a | flags,
+		  churn_latency(ts, gen));
+	if (memo && !unknown) {
+		ne.nw = mm->nw;
+		ne.na = mm->na;
+		ne.fg = fg;
+		ne.attr = a | flags;
+		ne.ts_hi = (uint32_t)(ts >> 32);
+		ne.ts_lo = (uint32_t)ts;
+		memo_store(mm, msg, len, h, &ne);
+	}
 }
 
 /* ---------------------------------------------------------------- completion, verification */
@@ -447,7 +705,7 @@ void load_mon_verify(struct load_ctx *ctx, struct load_mon *m)
 	unsigned paths = load_mon_paths(ctx, m);
 	for (uint32_t pid = 0; pid < rt->npfx; pid++) {
 		unsigned have = 0;
-		size_t base = (size_t)pid * m->nslots;
+		size_t base = (size_t)pid * m->stride;
 		for (size_t k = base; k < base + m->nslots; k++) {
 			if (m->slots[k].fg == SLOT_EMPTY)
 				continue;

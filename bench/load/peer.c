@@ -29,6 +29,7 @@
 #include "core/log.h"
 
 #define RBUF_SIZE      (1u << 20)
+#define MON_READ       (256u << 10)
 #define WRITE_CHUNK    (1u << 20)
 #define RETRY_NS       1000000000ull
 
@@ -434,7 +435,12 @@ static void peer_read(struct load_worker *w, struct load_peer *p, uint64_t now)
 		b->tail -= b->head;
 		b->head = 0;
 	}
-	ssize_t r = read(p->fd, b->data + b->tail, b->cap - b->tail);
+	/* monitors read a bounded amount per turn, round robin: they then apply the
+	 * same UPDATEs close together, while the shared memo still holds them */
+	size_t room = b->cap - b->tail;
+	if (p->role == LOAD_MONITOR && room > MON_READ)
+		room = MON_READ;
+	ssize_t r = read(p->fd, b->data + b->tail, room);
 	if (r == 0) {
 		load_peer_close(p, 0, 0, "connection closed by the target");
 		return;
@@ -448,7 +454,29 @@ static void peer_read(struct load_worker *w, struct load_peer *p, uint64_t now)
 	b->tail += (size_t)r;
 	p->last_rx_ns = now;
 	size_t max = p->state == LOAD_PS_ESTABLISHED ? p->sess.max_msg : BGP_MAX_MSG;
+	/* monitors: hint the caches for the UPDATEs ahead (load_mon_prefetch);
+	 * look[s] is the offset of the message PF_DIST[s] ahead of head */
+	static const unsigned pf_dist[3] = { 12, 6, 2 };
+	size_t look[3] = { b->head, b->head, b->head };
+	unsigned nlook[3] = { 0, 0, 0 };
+	bool pf = p->mon && p->state == LOAD_PS_ESTABLISHED;
 	while (p->fd >= 0 && b->head < b->tail) {
+		for (unsigned s = 0; pf && s < 3; s++) {
+			if (look[s] < b->head) {
+				look[s] = b->head;
+				nlook[s] = 0;
+			}
+			while (nlook[s] <= pf_dist[s] && b->tail - look[s] >= BGP_HDR_LEN) {
+				const uint8_t *q = b->data + look[s];
+				size_t ml = (size_t)q[16] << 8 | q[17];
+				if (ml < BGP_HDR_LEN || ml > b->tail - look[s])
+					break;
+				if (q[18] == BGP_MSG_UPDATE && nlook[s] > 0)
+					load_mon_prefetch(p->mon, q, ml, s);
+				look[s] += ml;
+				nlook[s]++;
+			}
+		}
 		struct msg_error err;
 		int l = msg_frame(b->data + b->head, b->tail - b->head, max, &err);
 		if (l == 0)
@@ -462,6 +490,9 @@ static void peer_read(struct load_worker *w, struct load_peer *p, uint64_t now)
 		}
 		peer_message(w, p, b->data + b->head, (size_t)l, now);
 		b->head += (size_t)l;
+		for (unsigned s = 0; s < 3; s++)
+			if (nlook[s])
+				nlook[s]--;
 	}
 	if (p->fd >= 0 && (p->obuf_off < p->obuf.len))
 		peer_flush(w, p);
