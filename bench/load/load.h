@@ -133,6 +133,12 @@ uint64_t load_rng_next(struct load_rng *r);
 /* Uniform in [0, n). */
 uint32_t load_rng_below(struct load_rng *r, uint32_t n);
 
+/*
+ * malloc for the big random-access tables (prefix hash, monitor slots, memo):
+ * 2 MB aligned and marked for transparent huge pages, so a lookup is not also
+ * a TLB miss.  Release with free().  NULL when out of memory.
+ */
+void *load_huge_alloc(size_t n);
 void load_routes_generate(struct load_routes *rt, const struct load_gen_params *gp);
 void load_routes_free(struct load_routes *rt);
 /* Prefix id of route (f, j). */

@@ -34,7 +34,7 @@ void load_mon_init(struct load_mon *m, struct load_ctx *ctx, struct load_peer *p
 	 * was tried: slower at S3 size, and the verification pass strides) */
 	m->stride = m->nslots;
 	size_t n = (size_t)ctx->rt.npfx * m->stride;
-	m->slots = malloc((n ? n : 1) * sizeof(*m->slots));
+	m->slots = load_huge_alloc((n ? n : 1) * sizeof(*m->slots));
 	if (!m->slots)
 		log_fatal("ricochet-load: out of memory for monitor tables (%zu paths)", n);
 	for (size_t i = 0; i < n; i++)
@@ -258,11 +258,15 @@ struct load_memo *load_memo_new(size_t arena_bytes)
 		log_fatal("ricochet-load: out of memory (UPDATE memo)");
 	mm->cap = arena_bytes / 4;
 	mm->epoch = 1;
-	mm->tab = mm->cap ? calloc(MEMO_TAB, sizeof(*mm->tab)) : NULL;
-	mm->arena = mm->cap ? malloc(mm->cap * 4) : NULL;
+	mm->tab = mm->cap ? load_huge_alloc(MEMO_TAB * sizeof(*mm->tab)) : NULL;
+	mm->arena = mm->cap ? load_huge_alloc(mm->cap * 4) : NULL;
 	mm->wids = malloc(4 * MEMO_MAXN * sizeof(uint32_t));
 	if ((mm->cap && (!mm->tab || !mm->arena)) || !mm->wids)
 		log_fatal("ricochet-load: out of memory (UPDATE memo, %zu octets)", arena_bytes);
+	if (mm->cap) {                     /* fault it in now, not during the run */
+		memset(mm->tab, 0, MEMO_TAB * sizeof(*mm->tab));
+		memset(mm->arena, 0, mm->cap * 4);
+	}
 	mm->wpaths = mm->wids + MEMO_MAXN;
 	mm->aids = mm->wids + 2 * MEMO_MAXN;
 	mm->apaths = mm->wids + 3 * MEMO_MAXN;

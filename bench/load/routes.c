@@ -17,6 +17,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "bench/load/load.h"
 #include "core/log.h"
@@ -96,6 +97,19 @@ static unsigned pick_weighted(struct load_rng *r, const uint16_t *w, unsigned n)
 		x -= w[i];
 	}
 	return n - 1;
+}
+
+/* ---------------------------------------------------------------- memory */
+
+void *load_huge_alloc(size_t n)
+{
+	void *p = NULL;
+	if (n < (2u << 20))
+		return malloc(n ? n : 1);
+	if (posix_memalign(&p, 2u << 20, n) != 0)
+		return NULL;
+	(void)madvise(p, n, MADV_HUGEPAGE);   /* a hint: THP may be off */
+	return p;
 }
 
 /* ---------------------------------------------------------------- prefix hash */
@@ -409,7 +423,9 @@ void load_routes_generate(struct load_routes *rt, const struct load_gen_params *
 	uint32_t hsize = 16;
 	while (hsize < 2 * rt->npfx)
 		hsize <<= 1;
-	rt->hash = calloc(hsize, sizeof(*rt->hash));
+	rt->hash = load_huge_alloc((size_t)hsize * sizeof(*rt->hash));
+	if (rt->hash)
+		memset(rt->hash, 0, (size_t)hsize * sizeof(*rt->hash));
 	rt->hmask = hsize - 1;
 	rt->f = calloc(gp->feeders, sizeof(*rt->f));
 	if (!rt->pfx || !rt->hash || !rt->f)
