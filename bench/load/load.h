@@ -46,6 +46,16 @@
 #define LOAD_MAX_PEERS  4096
 #define LOAD_BLOB_MAX   512
 
+/*
+ * Bump a counter that only its owning worker thread writes (others read it
+ * relaxed): a plain load and store, no locked instruction per message or
+ * per prefix.
+ */
+static inline void load_count(_Atomic uint64_t *c, uint64_t d)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d, memory_order_relaxed);
+}
+
 /* ---------------------------------------------------------------- options */
 
 struct load_opts {
@@ -313,7 +323,9 @@ void load_memo_stats(const struct load_memo *mm, uint64_t *hits, uint64_t *misse
 
 struct load_mon {
 	struct load_peer *peer;
-	struct load_memo *memo;     /* the monitor thread's, or NULL: decode every block */
+	struct load_memo *memo;     /* the monitor thread's (its arena may be empty: no memo) */
+	const uint8_t *hint_msg;    /* the read loop already hashed this message: hint_h */
+	uint64_t hint_h;
 	unsigned nslots;            /* paths per prefix kept (1, or --addpath) */
 	size_t stride;              /* slots between two prefixes (nslots) */
 	struct load_slot *slots;    /* prefix pid: slots[pid * stride .. + nslots)  */
@@ -341,8 +353,10 @@ struct load_mon {
 
 void load_mon_init(struct load_mon *m, struct load_ctx *ctx, struct load_peer *p);
 void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *msg, size_t len);
-/* Cache hints for a message that load_mon_update will see soon (stage 0, 1, 2: far to near). */
-void load_mon_prefetch(struct load_mon *m, const uint8_t *msg, size_t len, unsigned stage);
+/* The memo's hash of a message, and cache hints for a message that
+ * load_mon_update will see soon (stage 0, 1, 2: far to near; h its hash). */
+uint64_t load_mon_hash(const uint8_t *msg, size_t len);
+void load_mon_prefetch(struct load_mon *m, const uint8_t *msg, size_t len, unsigned stage, uint64_t h);
 void load_mon_check_done(struct load_ctx *ctx, struct load_mon *m, uint64_t now);
 void load_mon_verify(struct load_ctx *ctx, struct load_mon *m);
 void load_hist_add(struct load_hist *h, uint64_t ns);

@@ -135,7 +135,7 @@ static void x_set(struct load_mon *m, const struct bgp_prefix *p, bool present)
 			m->xused[i] = 1;
 			m->xtab[i] = k;
 			m->xn++;
-			atomic_fetch_add_explicit(&m->extra, 1, memory_order_relaxed);
+			load_count(&m->extra, 1);
 			if (m->xn * 2 > m->xcap)
 				x_grow(m);
 			return;
@@ -143,7 +143,7 @@ static void x_set(struct load_mon *m, const struct bgp_prefix *p, bool present)
 		if (m->xused[i] == 1 && memcmp(&m->xtab[i], &k, sizeof(k)) == 0) {
 			if (!present) {
 				m->xused[i] = 2;   /* tombstone */
-				atomic_fetch_sub_explicit(&m->extra, 1, memory_order_relaxed);
+				load_count(&m->extra, UINT64_MAX);
 			}
 			return;
 		}
@@ -192,7 +192,7 @@ static void slot_set(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, uin
 		m->per_feeder[of < nf ? of : nf]--;
 	} else if (free_slot != SIZE_MAX) {
 		hit = free_slot;
-		atomic_fetch_add_explicit(&m->filled, 1, memory_order_relaxed);
+		load_count(&m->filled, 1);
 	} else {
 		m->overflow++;
 		return;
@@ -211,7 +211,7 @@ static void slot_clear(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, u
 			unsigned of = m->slots[k].fg >> 16, nf = ctx->o.feeders;
 			m->per_feeder[of < nf ? of : nf]--;
 			m->slots[k].fg = SLOT_EMPTY;
-			atomic_fetch_sub_explicit(&m->filled, 1, memory_order_relaxed);
+			load_count(&m->filled, UINT64_MAX);
 			return;
 		}
 	}
@@ -374,12 +374,16 @@ static void memo_store(struct load_memo *mm, const uint8_t *msg, size_t len, uin
  * one brought in, so messages of a few prefixes no longer pay their cache
  * misses one after the other.  Pure hints: nothing is changed.
  */
-void load_mon_prefetch(struct load_mon *m, const uint8_t *msg, size_t len, unsigned stage)
+uint64_t load_mon_hash(const uint8_t *msg, size_t len)
+{
+	return memo_hash(msg, len);
+}
+
+void load_mon_prefetch(struct load_mon *m, const uint8_t *msg, size_t len, unsigned stage, uint64_t h)
 {
 	struct load_memo *mm = m->memo;
 	if (!mm->cap)
 		return;
-	uint64_t h = memo_hash(msg, len);
 	const struct memo_ent *e = &mm->tab[h & (MEMO_TAB - 1)];
 	if (stage == 0) {
 		__builtin_prefetch(e);
@@ -437,7 +441,7 @@ static void apply_ids(struct load_ctx *ctx, struct load_mon *m, const uint32_t *
 		}
 		slot_set(ctx, m, id, path_id, fg, attr);
 	}
-	atomic_fetch_add_explicit(announce ? &m->announces : &m->withdraws, cnt, memory_order_relaxed);
+	load_count(announce ? &m->announces : &m->withdraws, cnt);
 }
 
 /*
@@ -489,7 +493,7 @@ static void nlri_decode(struct load_ctx *ctx, struct load_mon *m, const struct m
 			break;
 	}
 	if (nx)
-		atomic_fetch_add_explicit(announce ? &m->announces : &m->withdraws, nx, memory_order_relaxed);
+		load_count(announce ? &m->announces : &m->withdraws, nx);
 }
 
 static void decode_withdraw(struct load_ctx *ctx, struct load_mon *m, const struct msg_nlri *n, bool *unknown)
@@ -550,12 +554,13 @@ void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *ms
 {
 	struct load_peer *peer = m->peer;
 	struct load_memo *mm = m->memo;
-	atomic_fetch_add_explicit(&m->updates, 1, memory_order_relaxed);
+	load_count(&m->updates, 1);
 	/* another monitor already decoded these very bytes? */
 	uint64_t h = 0, sig[2] = { 0, 0 };
 	bool memo = mm->cap && !(ctx->o.verbose && m->debug_left);
 	if (memo) {
-		h = memo_hash(msg, len);
+		h = msg == m->hint_msg ? m->hint_h : memo_hash(msg, len);
+		m->hint_msg = NULL;
 		memo_sig(&peer->sess, sig);
 		const struct memo_ent *e = memo_find(mm, msg, len, h, sig);
 		if (e) {
@@ -579,7 +584,7 @@ void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *ms
 		return;
 	}
 	if (u.eor_family != BGP_FAM_NONE) {
-		atomic_fetch_add_explicit(&m->eors, 1, memory_order_relaxed);
+		load_count(&m->eors, 1);
 		atomic_store(&m->eor_ns, log_now_ns());
 		return;
 	}

@@ -383,7 +383,7 @@ static void peer_open(struct load_worker *w, struct load_peer *p, const uint8_t 
 static void peer_message(struct load_worker *w, struct load_peer *p, const uint8_t *m, size_t l,
 			 uint64_t now)
 {
-	atomic_fetch_add_explicit(&p->msgs_in, 1, memory_order_relaxed);
+	load_count(&p->msgs_in, 1);
 	switch (m[18]) {
 	case BGP_MSG_OPEN:
 		peer_open(w, p, m, l, now);
@@ -401,7 +401,7 @@ static void peer_message(struct load_worker *w, struct load_peer *p, const uint8
 			load_peer_close(p, BGP_ERR_FSM, BGP_ERR_FSM_UNSPEC, "UPDATE before Established");
 			break;
 		}
-		atomic_fetch_add_explicit(&p->updates_in, 1, memory_order_relaxed);
+		load_count(&p->updates_in, 1);
 		if (p->mon)
 			load_mon_update(w->ctx, p->mon, m, l);
 		break;
@@ -450,7 +450,7 @@ static void peer_read(struct load_worker *w, struct load_peer *p, uint64_t now)
 			load_peer_close(p, 0, 0, strerror(errno));
 		return;
 	}
-	atomic_fetch_add_explicit(&p->bytes_in, (uint64_t)r, memory_order_relaxed);
+	load_count(&p->bytes_in, (uint64_t)r);
 	b->tail += (size_t)r;
 	p->last_rx_ns = now;
 	size_t max = p->state == LOAD_PS_ESTABLISHED ? p->sess.max_msg : BGP_MAX_MSG;
@@ -459,23 +459,45 @@ static void peer_read(struct load_worker *w, struct load_peer *p, uint64_t now)
 	static const unsigned pf_dist[3] = { 12, 6, 2 };
 	size_t look[3] = { b->head, b->head, b->head };
 	unsigned nlook[3] = { 0, 0, 0 };
+	/* stage 0 hashes each message once; the ring hands the hash on (by sequence) */
+	struct { size_t off; uint64_t h; } hr[32];
+	uint64_t sq[3] = { 0, 0, 0 }, hseq = 0;
 	bool pf = p->mon && p->state == LOAD_PS_ESTABLISHED;
+	for (unsigned i = 0; pf && i < 32; i++)
+		hr[i].off = SIZE_MAX;
 	while (p->fd >= 0 && b->head < b->tail) {
 		for (unsigned s = 0; pf && s < 3; s++) {
 			if (look[s] < b->head) {
 				look[s] = b->head;
 				nlook[s] = 0;
+				sq[s] = hseq;
 			}
 			while (nlook[s] <= pf_dist[s] && b->tail - look[s] >= BGP_HDR_LEN) {
 				const uint8_t *q = b->data + look[s];
 				size_t ml = (size_t)q[16] << 8 | q[17];
 				if (ml < BGP_HDR_LEN || ml > b->tail - look[s])
 					break;
-				if (q[18] == BGP_MSG_UPDATE && nlook[s] > 0)
-					load_mon_prefetch(p->mon, q, ml, s);
+				if (q[18] == BGP_MSG_UPDATE && nlook[s] > 0) {
+					unsigned ri = (unsigned)(sq[s] & 31);
+					uint64_t h;
+					if (s == 0) {
+						h = load_mon_hash(q, ml);
+						hr[ri].off = look[s];
+						hr[ri].h = h;
+					} else {
+						h = hr[ri].off == look[s] ? hr[ri].h : load_mon_hash(q, ml);
+					}
+					load_mon_prefetch(p->mon, q, ml, s, h);
+				}
 				look[s] += ml;
 				nlook[s]++;
+				sq[s]++;
 			}
+		}
+		if (pf) {
+			bool hit = hr[hseq & 31].off == b->head;
+			p->mon->hint_msg = hit ? b->data + b->head : NULL;
+			p->mon->hint_h = hit ? hr[hseq & 31].h : 0;
 		}
 		struct msg_error err;
 		int l = msg_frame(b->data + b->head, b->tail - b->head, max, &err);
@@ -490,6 +512,7 @@ static void peer_read(struct load_worker *w, struct load_peer *p, uint64_t now)
 		}
 		peer_message(w, p, b->data + b->head, (size_t)l, now);
 		b->head += (size_t)l;
+		hseq++;
 		for (unsigned s = 0; s < 3; s++)
 			if (nlook[s])
 				nlook[s]--;
