@@ -15,6 +15,18 @@
  * checked once per UPDATE (not per prefix): the tag names the attribute set,
  * so the monitor rebuilds the blob it should see and compares it byte for byte
  * with what arrived, minus the reflector's ORIGINATOR_ID and CLUSTER_LIST.
+ *
+ * Every monitor receives the same UPDATEs (a reflector's clients, the null
+ * relay's receivers), so parsing each copy was the generator's ceiling.  The
+ * memo (struct load_memo) records what the first decode of a message did -
+ * withdrawn ids, announced ids, tag and verdict flags - under the message's
+ * bytes and the session parameters that change decoding; a later monitor
+ * with the same bytes (memcmp over the whole message) applies the ids to its
+ * own table.  The table updates are then the cost, and they are scattered:
+ * the read loop (peer.c) hints the caches for the messages ahead in three
+ * stages (load_mon_prefetch).  Messages that touch a prefix that is not ours,
+ * End-of-RIBs and errors are never remembered, so what is counted and checked
+ * is the same as decoding every copy.
  */
 #include <stdlib.h>
 #include <string.h>
