@@ -63,6 +63,10 @@ SCENARIOS = {
            dict(feeders=1, monitors=1000, routes=100000, withdraw=True)),
     "S5": ("churn: full table, then 10,000 prefix changes/s for 60 s, 100 clients",
            dict(feeders=1, monitors=100, routes=1050000, churn_rate=10000, churn_seconds=60)),
+    "S5r": ("S5 with recurring attributes (two variants per set, no send-time community): "
+            "is memory flat under churn?",
+            dict(feeders=1, monitors=100, routes=1050000, churn_rate=10000, churn_seconds=60,
+                 churn_attrs="recurring")),
 }
 
 
@@ -176,6 +180,8 @@ def load_argv(bins, k, out_json, out_tl, limit, daemon, extra, verify_attrs=Fals
         argv.append("--withdraw")
     if k.get("churn_rate"):
         argv += ["--churn-rate", str(k["churn_rate"]), "--churn-seconds", str(k["churn_seconds"])]
+        if k.get("churn_attrs"):
+            argv += ["--churn-attrs", k["churn_attrs"]]
     if not verify_attrs:
         # BIRD re-encodes attributes (not byte-identical); the same flags for
         # every daemon keep the load generator's work identical
@@ -343,6 +349,10 @@ def _memory_around_churn(res, rss):
     t = (res.get("connect_s") or 0) + conv
     before = min(rss, key=lambda s: abs(s[0] - t))
     res["rss_after_load_mib"] = before[1] / 1024.0
+    # halfway between the table load and the end: a leak or unbounded growth
+    # shows as mid -> end growth, a one-time working set as load -> mid
+    mid_t = before[0] + (rss[-1][0] - before[0]) / 2
+    res["rss_mid_churn_mib"] = min(rss, key=lambda s: abs(s[0] - mid_t))[1] / 1024.0
     res["rss_after_churn_mib"] = rss[-1][1] / 1024.0
 
 
@@ -370,7 +380,7 @@ def aggregate(runs):
     agg = {}
     for key in ("convergence_s", "withdraw_s", "cpu_s", "peak_rss_mib", "connect_s",
                 "churn_p50_ms", "churn_p99_ms", "churn_max_ms", "rss_after_load_mib",
-                "rss_after_churn_mib"):
+                "rss_mid_churn_mib", "rss_after_churn_mib"):
         agg[key] = median_of(runs, key)
     fails = [r["failed"] for r in runs if r.get("failed")]
     if fails:
@@ -421,8 +431,10 @@ def table(results, scenarios, daemons):
             if isinstance(g.get("churn_p50_ms"), (int, float)):
                 churn = f"{g['churn_p50_ms']:.1f}/{g['churn_p99_ms']:.1f}/{g['churn_max_ms']:.1f}"
                 if isinstance(g.get("rss_after_load_mib"), (int, float)):
+                    mid = g.get("rss_mid_churn_mib")
                     churn += (f" (RSS {g['rss_after_load_mib']:.0f} -> "
-                              f"{g['rss_after_churn_mib']:.0f} MiB)")
+                              + (f"{mid:.0f} -> " if isinstance(mid, (int, float)) else "")
+                              + f"{g['rss_after_churn_mib']:.0f} MiB)")
             rows.append([s, d, fmt(conv, "s"), fmt(g.get("withdraw_s"), "s"),
                          fmt(g.get("cpu_s")), fmt(g.get("peak_rss_mib"), "MiB"),
                          f"{sp:.1f}x" if sp else "-",

@@ -74,6 +74,7 @@ struct load_opts {
 	bool expect_rr, verify_attrs, wait_eor;
 	bool withdraw, kill_feeder;
 	double churn_rate, churn_seconds;
+	bool churn_recurring;       /* --churn-attrs recurring: no timestamp community */
 	double timeout;
 	uint16_t hold;
 	const char *json, *timeline;
@@ -106,6 +107,7 @@ struct load_feeder_routes {
 	struct load_attrset *sets;
 	uint32_t *attr;             /* [n] attribute set of route j */
 	_Atomic uint16_t *gen;      /* [n] churn generation of route j */
+	_Atomic uint64_t *sent_ns;  /* [n] last churn send time of route j (--churn-attrs recurring) */
 };
 
 struct load_hent {

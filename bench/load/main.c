@@ -88,6 +88,10 @@ static void usage(FILE *out)
 "Phases (announce always runs):\n"
 "  --churn-rate F           re-announce F prefixes/s in total ...\n"
 "  --churn-seconds T        ... for T seconds (default 10), measure latency\n"
+"  --churn-attrs MODE       stamped (default): each churned route carries its send time in a\n"
+"                           community, so nearly every change is a new attribute set;\n"
+"                           recurring: two attribute variants per set, alternating, send times\n"
+"                           kept here (memory of the target stays flat under churn)\n"
 "  --kill-feeder            close feeder 0, time until its routes are gone\n"
 "  --withdraw               feeders withdraw everything, time until monitors are empty\n"
 "  --timeout S              per phase (default 120)\n"
@@ -172,7 +176,7 @@ static int parse_target(struct load_opts *o, const char *s)
 enum {
 	OPT_TARGET = 256, OPT_ASN, OPT_FASN, OPT_MASN, OPT_FEEDERS, OPT_MONITORS, OPT_FBASE, OPT_MBASE,
 	OPT_HOLD, OPT_EXTMSG, OPT_ADDPATH, OPT_ROUTES, OPT_V6ROUTES, OPT_SHARED, OPT_PPA, OPT_SEED,
-	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_EXPECT_RR,
+	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_CHURN_ATTRS, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_EXPECT_RR,
 	OPT_NO_EXPECT_RR, OPT_NO_VERIFY, OPT_WAIT_EOR, OPT_JSON, OPT_TIMELINE, OPT_SELFTEST,
 	OPT_NHBASE,
 	OPT_MRT, OPT_MRT_SPEED,
@@ -199,6 +203,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "churn-rate", required_argument, NULL, OPT_CHURN_RATE },
 		{ "churn-seconds", required_argument, NULL, OPT_CHURN_SECONDS },
+		{ "churn-attrs", required_argument, NULL, OPT_CHURN_ATTRS },
 		{ "kill-feeder", no_argument, NULL, OPT_KILL },
 		{ "withdraw", no_argument, NULL, OPT_WITHDRAW },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -258,6 +263,14 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		case OPT_SEED: bad = parse_u32(optarg, &u, 0, UINT32_MAX); o->seed = u; break;
 		case OPT_CHURN_RATE: bad = parse_double(optarg, &o->churn_rate, 0, 1e7); break;
 		case OPT_CHURN_SECONDS: bad = parse_double(optarg, &o->churn_seconds, 0.1, 3600); break;
+		case OPT_CHURN_ATTRS:
+			if (strcmp(optarg, "stamped") == 0)
+				o->churn_recurring = false;
+			else if (strcmp(optarg, "recurring") == 0)
+				o->churn_recurring = true;
+			else
+				bad = true;
+			break;
 		case OPT_KILL: o->kill_feeder = true; break;
 		case OPT_WITHDRAW: o->withdraw = true; break;
 		case OPT_TIMEOUT: bad = parse_double(optarg, &o->timeout, 0.1, 86400); break;

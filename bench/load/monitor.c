@@ -429,6 +429,10 @@ static void apply_ids(struct load_ctx *ctx, struct load_mon *m, const uint32_t *
 	if (!cnt)
 		return;
 	const size_t ns = m->nslots;
+	/* --churn-attrs recurring: the send time is the feeder's, per route */
+	const unsigned rf = fg >> 16;
+	const bool rec = announce && ctx->o.churn_recurring && (fg & 0xFFFF) && rf < ctx->o.feeders;
+	const uint64_t now = rec ? log_now_ns() : 0;
 	for (uint32_t i = 0; i < cnt && i < SLOT_PREFETCH; i++)
 		__builtin_prefetch(&m->slots[(size_t)ids[i] * m->stride], 1);
 	for (uint32_t i = 0; i < cnt; i++) {
@@ -441,6 +445,17 @@ static void apply_ids(struct load_ctx *ctx, struct load_mon *m, const uint32_t *
 		}
 		/* a latency sample only for the first copy of this (feeder, generation):
 		 * a reflector re-advertising an older churned path is not propagation */
+		if (rec) {
+			lat_ns = 0;
+			uint32_t j;
+			const struct load_feeder_routes *fr = &ctx->rt.f[rf];
+			if (load_routes_local(&ctx->rt, rf, id, &j) &&
+			    atomic_load_explicit(&fr->gen[j], memory_order_acquire) == (fg & 0xFFFF)) {
+				uint64_t ts = atomic_load_explicit(&fr->sent_ns[j], memory_order_relaxed);
+				if (ts)
+					lat_ns = now > ts ? now - ts : 1;
+			}
+		}
 		if (lat_ns) {
 			const struct load_slot *sl = &m->slots[(size_t)id * m->stride];
 			bool dup = false;

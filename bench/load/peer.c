@@ -567,9 +567,16 @@ static void churn_tick(struct load_worker *w, uint64_t now)
 		uint16_t g = (uint16_t)(atomic_load_explicit(&fr->gen[j], memory_order_relaxed) + 1);
 		if (g == 0)
 			g = 2;      /* keep parity alternating, skip the initial generation */
-		atomic_store_explicit(&fr->gen[j], g, memory_order_relaxed);
+		if (ctx->o.churn_recurring)
+			g = g == 2 ? 2 : 1;     /* generations 1, 2, 1, 2 ...: two variants per set */
 		uint64_t ts = log_now_ns();
-		size_t bl = load_attrs_build(&ctx->rt, p->idx, fr->attr[j], g, ts, blob, sizeof(blob));
+		/* recurring: the send time stays here, published before the generation
+		 * (release) so a monitor that sees the generation reads this time */
+		if (ctx->o.churn_recurring)
+			atomic_store_explicit(&fr->sent_ns[j], ts, memory_order_relaxed);
+		atomic_store_explicit(&fr->gen[j], g, memory_order_release);
+		size_t bl = load_attrs_build(&ctx->rt, p->idx, fr->attr[j], g,
+					     ctx->o.churn_recurring ? 0 : ts, blob, sizeof(blob));
 		struct bgp_prefix pfx = ctx->rt.pfx[load_routes_pid(&ctx->rt, p->idx, j)];
 		pfx.path_id = 0;
 		size_t used = 0;

@@ -452,7 +452,8 @@ void load_routes_generate(struct load_routes *rt, const struct load_gen_params *
 		fr->sets = calloc(fr->nattr, sizeof(*fr->sets));
 		fr->attr = calloc(fr->n ? fr->n : 1, sizeof(uint32_t));
 		fr->gen = calloc(fr->n ? fr->n : 1, sizeof(uint16_t));
-		if (!fr->sets || !fr->attr || !fr->gen)
+		fr->sent_ns = calloc(fr->n ? fr->n : 1, sizeof(uint64_t));
+		if (!fr->sets || !fr->attr || !fr->gen || !fr->sent_ns)
 			log_fatal("ricochet-load: out of memory for feeder %u routes", f);
 		uint32_t up[16];
 		for (unsigned i = 0; i < 16; i++)
@@ -479,6 +480,7 @@ void load_routes_free(struct load_routes *rt)
 		free(rt->f[f].sets);
 		free(rt->f[f].attr);
 		free((void *)rt->f[f].gen);
+		free((void *)rt->f[f].sent_ns);
 	}
 	free(rt->f);
 	free(rt->pfx);
