@@ -255,7 +255,7 @@ int daemon_start(struct daemon *d, struct cfg *cfg, const char *cfg_path)
 	};
 	d->rib = rib_create(&ro);
 	struct refl_opts fo = {
-		.rib = d->rib, .peers = d->peers, .router_id = cfg->router_id,
+		.rib = d->rib, .attrs = d->attrs, .peers = d->peers, .router_id = cfg->router_id,
 		.cluster_id = cfg->cluster_id, .local_as = cfg->asn, .batch = 65536,
 	};
 	d->refl = refl_create(&fo);

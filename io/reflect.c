@@ -182,19 +182,30 @@ static void bset_add(struct refl_bset *s, struct attr_set *attr, uint32_t src, u
 /*
  * For ADD-PATH groups the reflection thread remembers which path ids it
  * advertised for each prefix, so that a path leaving the top N is withdrawn
- * by id.  Keyed by node pointer: a node stays allocated while it has paths
- * and is only freed after the reflection thread has seen it empty (and
- * removed its entry here).  Linear probing with backward-shift deletion.
+ * by id, and with which attribute set, so that a prefix change re-sends only
+ * the paths that are new or changed, not every path of the top N again.
+ * Keyed by node pointer: a node stays allocated while it has paths and is
+ * only freed after the reflection thread has seen it empty (and removed its
+ * entry here).  Linear probing with backward-shift deletion.
+ *
+ * Each remembered attribute set is a reference owned by the table (taken
+ * under rcu_read_lock from a path that still holds its own reference: RIB
+ * path sets drop theirs only after a grace period), so a set cannot be freed
+ * and its address reused while an entry compares against it.  NULL means
+ * "not known": the path is announced again the next time the prefix changes.
+ * Only the reflection thread touches the table.
  */
 #define REFL_ADDPATH_MAX 8
 struct adv_slot {
 	struct rib_node *node;           /* NULL = empty */
 	uint8_t n;
 	uint32_t ids[REFL_ADDPATH_MAX];
+	struct attr_set *attr[REFL_ADDPATH_MAX];   /* owned references, or NULL */
 };
 struct adv_table {
 	struct adv_slot *slot;
 	size_t cap, used;                /* cap: power of two */
+	struct attr_table *attrs;        /* for releasing the references */
 };
 
 static size_t adv_hash(const struct rib_node *n, size_t cap)
@@ -215,7 +226,8 @@ static struct adv_slot *adv_find(struct adv_table *t, const struct rib_node *n)
 	}
 }
 
-static void adv_put(struct adv_table *t, struct rib_node *n, const uint32_t *ids, uint8_t k);
+/* A free slot for node n (n not in the table), growing it when needed. */
+static struct adv_slot *adv_claim(struct adv_table *t, struct rib_node *n);
 
 static void adv_grow(struct adv_table *t)
 {
@@ -227,12 +239,33 @@ static void adv_grow(struct adv_table *t)
 		log_fatal("reflect: out of memory");
 	for (size_t i = 0; i < old.cap; i++)
 		if (old.slot[i].node)
-			adv_put(t, old.slot[i].node, old.slot[i].ids, old.slot[i].n);
+			*adv_claim(t, old.slot[i].node) = old.slot[i];   /* references move */
 	free(old.slot);
+}
+
+static struct adv_slot *adv_claim(struct adv_table *t, struct rib_node *n)
+{
+	if ((t->used + 1) * 4 > t->cap * 3)
+		adv_grow(t);
+	size_t i = adv_hash(n, t->cap);
+	while (t->slot[i].node)
+		i = (i + 1) & (t->cap - 1);
+	t->used++;
+	t->slot[i].node = n;
+	return &t->slot[i];
+}
+
+static void adv_release(struct adv_table *t, struct adv_slot *s)
+{
+	for (unsigned j = 0; j < s->n; j++)
+		if (s->attr[j])
+			attr_unref(t->attrs, s->attr[j]);
+	s->n = 0;
 }
 
 static void adv_del(struct adv_table *t, struct adv_slot *s)
 {
+	adv_release(t, s);
 	size_t i = (size_t)(s - t->slot);
 	t->slot[i].node = NULL;
 	t->used--;
@@ -247,7 +280,21 @@ static void adv_del(struct adv_table *t, struct adv_slot *s)
 	}
 }
 
-static void adv_put(struct adv_table *t, struct rib_node *n, const uint32_t *ids, uint8_t k)
+/* Every remembered reference back (the group goes away). */
+static void adv_free(struct adv_table *t)
+{
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->slot[i].node)
+			adv_release(t, &t->slot[i]);
+	free(t->slot);
+	t->slot = NULL;
+	t->cap = t->used = 0;
+}
+
+/* Set what node n's entry says: k ids, attr[] references handed over to the
+ * table (the old entry's are released). */
+static void adv_put(struct adv_table *t, struct rib_node *n, const uint32_t *ids,
+		    struct attr_set *const *attr, uint8_t k)
 {
 	struct adv_slot *s = adv_find(t, n);
 	if (!k) {
@@ -255,36 +302,38 @@ static void adv_put(struct adv_table *t, struct rib_node *n, const uint32_t *ids
 			adv_del(t, s);
 		return;
 	}
-	if (!s) {
-		if ((t->used + 1) * 4 > t->cap * 3)
-			adv_grow(t);
-		size_t i = adv_hash(n, t->cap);
-		while (t->slot[i].node)
-			i = (i + 1) & (t->cap - 1);
-		s = &t->slot[i];
-		s->node = n;
-		t->used++;
-	}
+	if (s)
+		adv_release(t, s);
+	else
+		s = adv_claim(t, n);
 	s->n = k;
 	memcpy(s->ids, ids, k * sizeof(*ids));
+	memcpy(s->attr, attr, k * sizeof(*attr));
 }
 
-/* Add ids to what the table says was advertised (a dump to one member). */
+/*
+ * Add ids to what the table says was advertised (a dump to one member).
+ * Ids already there keep their attribute set: the live members have that
+ * one, whatever this member's dump read.  New ids are not known (NULL), so
+ * the next live change of the prefix announces them to every member.
+ */
 static void adv_union(struct adv_table *t, struct rib_node *n, const uint32_t *ids, uint8_t k)
 {
 	struct adv_slot *s = adv_find(t, n);
-	uint32_t all[REFL_ADDPATH_MAX];
-	uint8_t m = 0;
-	for (unsigned i = 0; s && i < s->n; i++)
-		all[m++] = s->ids[i];
 	for (unsigned i = 0; i < k; i++) {
 		bool have = false;
-		for (unsigned j = 0; j < m && !have; j++)
-			have = all[j] == ids[i];
-		if (!have && m < REFL_ADDPATH_MAX)
-			all[m++] = ids[i];
+		for (unsigned j = 0; s && j < s->n && !have; j++)
+			have = s->ids[j] == ids[i];
+		if (have)
+			continue;
+		if (!s)
+			s = adv_claim(t, n);
+		if (s->n < REFL_ADDPATH_MAX) {
+			s->ids[s->n] = ids[i];
+			s->attr[s->n] = NULL;
+			s->n++;
+		}
 	}
-	adv_put(t, n, all, m);
 }
 
 /* The path id we send for a path: source peer and the id it used, combined.
@@ -376,6 +425,7 @@ static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
 	if (!g)
 		log_fatal("reflect: out of memory");
 	*g = key;
+	g->adv.attrs = r->o.attrs;
 	g->id = r->next_group_id++;
 	g->next = r->groups;
 	r->groups = g;
@@ -410,7 +460,7 @@ static void group_remove_member(struct refl *r, struct peer *p)
 		free(g->bs.b);
 		free(g->bs.ht);
 		free(g->bs.e);
-		free(g->adv.slot);
+		adv_free(&g->adv);
 		while (g->cohorts)
 			cohort_free(g, g->cohorts);
 		free(g->join);
@@ -752,16 +802,29 @@ static void addpath_node(struct refl *r, struct refl_group *g, struct rib_node *
 			 const struct bgp_prefix *pfx, const struct rib_pathset *ps)
 {
 	uint32_t ids[REFL_ADDPATH_MAX];
+	struct attr_set *attr[REFL_ADDPATH_MAX];
 	uint8_t k = 0;
 	struct bgp_prefix q = *pfx;
+	struct adv_slot *old = adv_find(&g->adv, node);
 	for (unsigned i = 0; ps && i < ps->n && k < g->addpath_n; i++) {
 		const struct rib_path *p = &ps->p[i];
 		if (!exportable(r, p, pfx->family, g))
 			continue;
-		ids[k++] = q.path_id = out_path_id(p);
-		bset_add(&g->bs, p->attr, p->peer, BK_ANNOUNCE, &q);
+		uint32_t id = out_path_id(p);
+		/* the members already have this id with these attributes: nothing
+		 * to send (a path that only moved within the top N, or a prefix
+		 * whose other path changed) */
+		bool same = false;
+		for (unsigned j = 0; old && j < old->n && !same; j++)
+			same = old->ids[j] == id && old->attr[j] == p->attr;
+		if (!same) {
+			q.path_id = id;
+			bset_add(&g->bs, p->attr, p->peer, BK_ANNOUNCE, &q);
+		}
+		attr_ref(p->attr);       /* safe: the path set still holds its reference */
+		ids[k] = id;
+		attr[k++] = p->attr;
 	}
-	struct adv_slot *old = adv_find(&g->adv, node);
 	for (unsigned j = 0; old && j < old->n; j++) {
 		bool kept = false;
 		for (unsigned i = 0; i < k && !kept; i++)
@@ -771,7 +834,7 @@ static void addpath_node(struct refl *r, struct refl_group *g, struct rib_node *
 			bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &q);
 		}
 	}
-	adv_put(&g->adv, node, ids, k);
+	adv_put(&g->adv, node, ids, attr, k);
 }
 
 static void process_batch(struct refl *r, size_t n)

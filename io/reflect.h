@@ -19,6 +19,7 @@ struct refl;
 
 struct refl_opts {
 	struct rib *rib;
+	struct attr_table *attrs;        /* the RIB's: ADD-PATH groups hold references in it */
 	struct peer **peers;             /* the daemon's peer table, RIB_MAX_PEERS slots */
 	uint32_t router_id;              /* host order */
 	uint32_t cluster_id;             /* host order */

@@ -37,7 +37,7 @@ asn: 65000
 listen: [{{ address: {ADDR}, port: 179 }}]
 control-socket: {sock}
 peer-ranges:
-  - {{ prefix: 127.0.77.0/24, asn: 65000, role: rr-client }}
+  - {{ prefix: 127.0.77.0/24, asn: 65000, role: rr-client, add-path: {{ send: 2, receive: true }} }}
 """
     open(cfg, "w").write(base)
     log = open(os.path.join(tmp, "ricochetd.log"), "w")
@@ -77,6 +77,19 @@ peer-ranges:
         rc, res, txt = run_load("--feeders", "2", "--monitors", "2", "--routes", "5000",
                                 "--churn-rate", "2000", "--churn-seconds", "3", "--kill-feeder")
         check("churn-and-kill-feeder", rc == 0, txt[-800:])
+        # ADD-PATH send (2 paths): two feeders with the same prefixes, then
+        # attribute churn; the clients must end with every path's latest
+        # attributes (verified by ricochet-load), and receive each path once
+        # plus once per change: a path is not re-sent when only another path
+        # of its prefix changed
+        rc, res, txt = run_load("--feeders", "2", "--monitors", "2", "--routes", "5000",
+                                "--v6-routes", "1000", "--shared", "--addpath", "2",
+                                "--churn-rate", "2000", "--churn-seconds", "3")
+        sent = (res.get("churn") or {}).get("sent", 0)
+        ann = [m.get("announces", -1) for m in res.get("monitors", [])]
+        check("addpath-churn-verified-no-resends",
+              rc == 0 and sent > 0 and len(ann) == 2 and all(12000 <= a <= 12000 + sent for a in ann),
+              f"rc {rc} churn sent {sent} announces {ann} " + txt[-600:])
         rc, peers = ctl("show", "peers")
         check("cli-show-peers-json", rc == 0 and isinstance(peers, list) and len(peers) >= 8, str(peers)[:300])
         rc, summ = ctl("show", "summary")
