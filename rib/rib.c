@@ -1276,6 +1276,28 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 }
 
 /*
+ * Check the next group of up to RIB_WARM_GROUP prefixes (n are left), fill
+ * their families, keys and lengths, and warm their tree descents together
+ * (tree_warm) so the cache misses overlap.  Returns the group's size.
+ */
+static unsigned warm_group(struct rib *r, const struct bgp_prefix *pfx, size_t n,
+			   uint8_t *fam, rkey_t *k, uint8_t *len)
+{
+	unsigned g = n < RIB_WARM_GROUP ? (unsigned)n : RIB_WARM_GROUP;
+	for (unsigned j = 0; j < g; j++) {
+		const struct bgp_prefix *p = &pfx[j];
+		check_prefix(p);
+		fam[j] = p->family;
+		len[j] = p->len;
+		k[j] = key_from_addr(p->family, p->addr) & kmask(p->len);
+	}
+	rcu_read_lock();
+	tree_warm(r, fam, k, len, g, false);
+	rcu_read_unlock();
+	return g;
+}
+
+/*
  * One UPDATE's prefixes: one reference add for all of them, one lock taken
  * per run of prefixes in the same stripe, and the tree paths of each group of
  * RIB_WARM_GROUP prefixes warmed together before they are worked on.
@@ -1295,22 +1317,12 @@ unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n,
 	struct rib_stripe *held = NULL;
 	for (size_t i = 0; i < n; i++) {
 		const struct bgp_prefix *p = &pfx[i];
-		check_prefix(p);
 		if (i % RIB_WARM_GROUP == 0) {
-			/* the next group's descents, their cache misses overlapped */
-			unsigned g = n - i < RIB_WARM_GROUP ? (unsigned)(n - i) : RIB_WARM_GROUP;
+			/* the next group's descents, their cache misses overlapped
+			 * (this also checks the group's prefixes) */
 			rkey_t wk[RIB_WARM_GROUP];
 			uint8_t wf[RIB_WARM_GROUP], wl[RIB_WARM_GROUP];
-			for (unsigned j = 0; j < g; j++) {
-				const struct bgp_prefix *q = &pfx[i + j];
-				check_prefix(q);
-				wf[j] = q->family;
-				wl[j] = q->len;
-				wk[j] = key_from_addr(q->family, q->addr) & kmask(q->len);
-			}
-			rcu_read_lock();
-			tree_warm(r, wf, wk, wl, g, false);
-			rcu_read_unlock();
+			warm_group(r, pfx + i, n - i, wf, wk, wl);
 		}
 		unsigned fam = p->family, len = p->len;
 		struct rib_fam *f = &r->f[fam];
@@ -1410,22 +1422,12 @@ unsigned rib_withdraw_batch(struct rib *r, const struct bgp_prefix *pfx, size_t 
 	unsigned total = 0;
 	struct rib_stripe *held = NULL;
 	for (size_t base = 0; base < n; base += RIB_WARM_GROUP) {
-		unsigned g = n - base < RIB_WARM_GROUP ? (unsigned)(n - base) : RIB_WARM_GROUP;
 		rkey_t k[RIB_WARM_GROUP];
 		uint8_t fam[RIB_WARM_GROUP], len[RIB_WARM_GROUP];
-		for (unsigned j = 0; j < g; j++) {
-			const struct bgp_prefix *p = &pfx[base + j];
-			check_prefix(p);
-			fam[j] = p->family;
-			len[j] = p->len;
-			k[j] = key_from_addr(p->family, p->addr) & kmask(p->len);
-		}
-		rcu_read_lock();
 		/* the whole path, not only the node: losing its last path
 		 * makes a node's direct-index entries fall back to its longest
 		 * ancestor with paths, found by a descent (dir_update) */
-		tree_warm(r, fam, k, len, g, false);
-		rcu_read_unlock();
+		unsigned g = warm_group(r, pfx + base, n - base, fam, k, len);
 		for (unsigned j = 0; j < g; j++) {
 			struct rib_fam *f = &r->f[fam[j]];
 			struct rib_stripe *st = stripe_of(f, k[j], len[j]);
