@@ -67,6 +67,11 @@ SCENARIOS = {
             "is memory flat under churn?",
             dict(feeders=1, monitors=100, routes=1050000, churn_rate=10000, churn_seconds=60,
                  churn_attrs="recurring")),
+    "S5f": ("S5r over a fixed working set: the churn re-announces only the first 50,000 "
+            "prefixes (5% of the table), so after a warm-up every attribute variant exists "
+            "and any growth left is the daemon's own",
+            dict(feeders=1, monitors=100, routes=1050000, churn_rate=10000, churn_seconds=60,
+                 churn_attrs="recurring", churn_prefixes=50000)),
 }
 
 
@@ -182,6 +187,8 @@ def load_argv(bins, k, out_json, out_tl, limit, daemon, extra, verify_attrs=Fals
         argv += ["--churn-rate", str(k["churn_rate"]), "--churn-seconds", str(k["churn_seconds"])]
         if k.get("churn_attrs"):
             argv += ["--churn-attrs", k["churn_attrs"]]
+        if k.get("churn_prefixes"):
+            argv += ["--churn-prefixes", str(k["churn_prefixes"])]
     if not verify_attrs:
         # BIRD re-encodes attributes (not byte-identical); the same flags for
         # every daemon keep the load generator's work identical
@@ -212,13 +219,18 @@ def proc_status_kb(pid, key):
 
 
 class Sampler(threading.Thread):
-    """RSS every 0.5 s (for S5's memory before/after) and the last CPU/VmHWM seen."""
+    """RSS every 0.5 s (for S5's memory before/after) and the last CPU/VmHWM seen;
+    with mem_argv (ricochetd's `show memory --json`), the daemon's own
+    accounting every 2 s: what the RSS is made of."""
 
-    def __init__(self, pid):
+    def __init__(self, pid, mem_argv=None):
         super().__init__(daemon=True)
         self.pid = pid
         self.stop_ev = threading.Event()
         self.rss = []   # (t, kB)
+        self.mem_argv = mem_argv
+        self.mem = []   # (t, dict)
+        self.next_mem = 0.0
         self.cpu = 0.0
         self.hwm = 0
         self.t0 = time.monotonic()
@@ -230,6 +242,15 @@ class Sampler(threading.Thread):
             self.rss.append((time.monotonic() - self.t0, proc_status_kb(self.pid, "VmRSS")))
         except (OSError, ValueError, IndexError):
             pass
+        t = time.monotonic() - self.t0
+        if self.mem_argv and t >= self.next_mem:
+            self.next_mem = t + 2.0
+            try:
+                p = subprocess.run(self.mem_argv, capture_output=True, text=True, timeout=5)
+                if p.returncode == 0:
+                    self.mem.append((t, json.loads(p.stdout)))
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
 
     def run(self):
         while not self.stop_ev.wait(0.5):
@@ -262,7 +283,12 @@ def run_once(a, bins, daemon, scen, k, rundir):
             _save_logs(wd, rundir)
             return res
         post_start(daemon, wd)
-        samp = Sampler(proc.pid)
+        mem_argv = None
+        if daemon == "ricochetd":
+            cli = os.path.join(os.path.dirname(os.path.abspath(bins["ricochetd"])), "ricochet")
+            if os.path.exists(cli):
+                mem_argv = [cli, "-s", os.path.join(wd, "ricochet.sock"), "--json", "show", "memory"]
+        samp = Sampler(proc.pid, mem_argv)
         cpu0 = proc_cpu_seconds(proc.pid)
         samp.start()
         out_json = os.path.join(rundir, "load.json")
@@ -292,7 +318,8 @@ def run_once(a, bins, daemon, scen, k, rundir):
                 with open(out_json) as f:
                     j = json.load(f)
                 _digest(res, j, a.limit)
-                _memory_around_churn(res, samp.rss)
+                _memory_around_churn(res, samp.rss, samp.mem,
+                                     ((j.get("phases") or {}).get("churn") or {}).get("seconds"))
             except (OSError, ValueError) as e:
                 res["failed"] = res.get("failed") or f"unreadable load JSON: {e}"
         elif "failed" not in res:
@@ -338,15 +365,21 @@ def _digest(res, j, limit):
         res["verify_problems"] = bad
 
 
-def _memory_around_churn(res, rss):
-    """S5: the daemon's RSS once the table had converged (sampled at about
-    connect + convergence seconds after the load started) and at the end."""
+def _memory_around_churn(res, rss, mem=(), churn_s=None):
+    """S5: the daemon's RSS once the table had converged and at the end; for
+    ricochetd also its own accounting at the same moments.  "After load" is
+    one second before the churn began (the run's end minus the churn phase's
+    length, which ricochet-load reports), else connect + convergence after
+    the sampler started (early: the generator builds its routes first)."""
     if res.get("churn_p50_ms") is None or not rss:
         return
     conv = res.get("convergence_s")
     if not isinstance(conv, (int, float)):
         return
-    t = (res.get("connect_s") or 0) + conv
+    if isinstance(churn_s, (int, float)) and churn_s > 0:
+        t = max(0.0, rss[-1][0] - churn_s - 1.0)
+    else:
+        t = (res.get("connect_s") or 0) + conv
     before = min(rss, key=lambda s: abs(s[0] - t))
     res["rss_after_load_mib"] = before[1] / 1024.0
     # halfway between the table load and the end: a leak or unbounded growth
@@ -354,6 +387,9 @@ def _memory_around_churn(res, rss):
     mid_t = before[0] + (rss[-1][0] - before[0]) / 2
     res["rss_mid_churn_mib"] = min(rss, key=lambda s: abs(s[0] - mid_t))[1] / 1024.0
     res["rss_after_churn_mib"] = rss[-1][1] / 1024.0
+    if mem:
+        pick = lambda tt: min(mem, key=lambda s: abs(s[0] - tt))[1]  # noqa: E731
+        res["mem_around_churn"] = {"load": pick(before[0]), "mid": pick(mid_t), "end": mem[-1][1]}
 
 
 def _save_logs(wd, rundir):
@@ -654,6 +690,12 @@ def main():
                       + (f"  [{r['failed']}]" if r.get("failed") else "")
                       + (f"  verify: {r['verify_problems']}" if r.get("verify_problems") else ""),
                       flush=True)
+                mac = r.get("mem_around_churn")
+                if mac:
+                    print("     memory load/mid/end: " + ", ".join(
+                        f"{key} {'/'.join(str(mac[w].get(key, '-')) for w in ('load', 'mid', 'end'))}"
+                        for key in ("attribute_sets", "allocated_bytes", "resident_bytes",
+                                    "pathset_bytes", "node_bytes")), flush=True)
                 if r.get("failed") and "did not finish" in r["failed"]:
                     break  # the next runs would not finish either
             raw.setdefault(s, {})[d] = runs

@@ -92,6 +92,8 @@ static void usage(FILE *out)
 "                           community, so nearly every change is a new attribute set;\n"
 "                           recurring: two attribute variants per set, alternating, send times\n"
 "                           kept here (memory of the target stays flat under churn)\n"
+"  --churn-prefixes K       churn only each feeder's first K routes (a fixed working set;\n"
+"                           default: all of them)\n"
 "  --kill-feeder            close feeder 0, time until its routes are gone\n"
 "  --withdraw               feeders withdraw everything, time until monitors are empty\n"
 "  --timeout S              per phase (default 120)\n"
@@ -176,7 +178,7 @@ static int parse_target(struct load_opts *o, const char *s)
 enum {
 	OPT_TARGET = 256, OPT_ASN, OPT_FASN, OPT_MASN, OPT_FEEDERS, OPT_MONITORS, OPT_FBASE, OPT_MBASE,
 	OPT_HOLD, OPT_EXTMSG, OPT_ADDPATH, OPT_ROUTES, OPT_V6ROUTES, OPT_SHARED, OPT_PPA, OPT_SEED,
-	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_CHURN_ATTRS, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_EXPECT_RR,
+	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_CHURN_ATTRS, OPT_CHURN_PREFIXES, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_EXPECT_RR,
 	OPT_NO_EXPECT_RR, OPT_NO_VERIFY, OPT_WAIT_EOR, OPT_JSON, OPT_TIMELINE, OPT_SELFTEST,
 	OPT_NHBASE,
 	OPT_MRT, OPT_MRT_SPEED,
@@ -204,6 +206,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		{ "churn-rate", required_argument, NULL, OPT_CHURN_RATE },
 		{ "churn-seconds", required_argument, NULL, OPT_CHURN_SECONDS },
 		{ "churn-attrs", required_argument, NULL, OPT_CHURN_ATTRS },
+		{ "churn-prefixes", required_argument, NULL, OPT_CHURN_PREFIXES },
 		{ "kill-feeder", no_argument, NULL, OPT_KILL },
 		{ "withdraw", no_argument, NULL, OPT_WITHDRAW },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -271,6 +274,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 			else
 				bad = true;
 			break;
+		case OPT_CHURN_PREFIXES: bad = parse_u32(optarg, &o->churn_prefixes, 1, UINT32_MAX); break;
 		case OPT_KILL: o->kill_feeder = true; break;
 		case OPT_WITHDRAW: o->withdraw = true; break;
 		case OPT_TIMEOUT: bad = parse_double(optarg, &o->timeout, 0.1, 86400); break;

@@ -563,7 +563,8 @@ static void churn_tick(struct load_worker *w, uint64_t now)
 		struct load_feeder_routes *fr = &ctx->rt.f[p->idx];
 		if (!fr->n)
 			return;
-		uint32_t j = load_rng_below(&w->churn_rng, fr->n);
+		uint32_t span = ctx->o.churn_prefixes && ctx->o.churn_prefixes < fr->n ? ctx->o.churn_prefixes : fr->n;
+		uint32_t j = load_rng_below(&w->churn_rng, span);
 		uint16_t g = (uint16_t)(atomic_load_explicit(&fr->gen[j], memory_order_relaxed) + 1);
 		if (g == 0)
 			g = 2;      /* keep parity alternating, skip the initial generation */
