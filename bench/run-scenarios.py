@@ -518,7 +518,7 @@ def plot(results, scen, outdir):
         return None
     base = os.path.join(outdir, f"plot-{scen}")
     expr = (f"files='{' '.join(files)}'; titles='{' '.join(titles)}'; "
-            f"outbase='{base}'; scen='{scen}: {SCENARIOS[scen][0]}'")
+            f"outbase='{base}'; scen='{scen}: " + SCENARIOS[scen][0].replace("'", "''") + "'")
     p = subprocess.run([gp, "-e", expr, os.path.join(HERE, "plot.gp")],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if p.returncode != 0:
