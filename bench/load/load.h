@@ -75,6 +75,7 @@ struct load_opts {
 	bool withdraw, kill_feeder;
 	double churn_rate, churn_seconds;
 	bool churn_recurring;       /* --churn-attrs recurring: no timestamp community */
+	uint32_t connect_burst;     /* --connect-burst: sessions opening at once per worker */
 	uint32_t churn_prefixes;    /* --churn-prefixes: draw from a feeder's first K routes, 0 = all */
 	double timeout;
 	uint16_t hold;

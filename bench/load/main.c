@@ -97,6 +97,8 @@ static void usage(FILE *out)
 "  --kill-feeder            close feeder 0, time until its routes are gone\n"
 "  --withdraw               feeders withdraw everything, time until monitors are empty\n"
 "  --timeout S              per phase (default 120)\n"
+"  --connect-burst N        sessions opening at once per generator thread (default 64): 1000\n"
+"                           simultaneous SYNs overflow a small listen backlog (BIRD's is 8)\n"
 "Checks and output:\n"
 "  --expect-rr/--no-expect-rr   require ORIGINATOR_ID and CLUSTER_LIST (default: on for iBGP)\n"
 "  --no-verify-attrs        do not compare attributes and next hops byte for byte\n"
@@ -178,7 +180,7 @@ static int parse_target(struct load_opts *o, const char *s)
 enum {
 	OPT_TARGET = 256, OPT_ASN, OPT_FASN, OPT_MASN, OPT_FEEDERS, OPT_MONITORS, OPT_FBASE, OPT_MBASE,
 	OPT_HOLD, OPT_EXTMSG, OPT_ADDPATH, OPT_ROUTES, OPT_V6ROUTES, OPT_SHARED, OPT_PPA, OPT_SEED,
-	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_CHURN_ATTRS, OPT_CHURN_PREFIXES, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_EXPECT_RR,
+	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_CHURN_ATTRS, OPT_CHURN_PREFIXES, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_CONNECT_BURST, OPT_EXPECT_RR,
 	OPT_NO_EXPECT_RR, OPT_NO_VERIFY, OPT_WAIT_EOR, OPT_JSON, OPT_TIMELINE, OPT_SELFTEST,
 	OPT_NHBASE,
 	OPT_MRT, OPT_MRT_SPEED,
@@ -210,6 +212,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		{ "kill-feeder", no_argument, NULL, OPT_KILL },
 		{ "withdraw", no_argument, NULL, OPT_WITHDRAW },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "connect-burst", required_argument, NULL, OPT_CONNECT_BURST },
 		{ "expect-rr", no_argument, NULL, OPT_EXPECT_RR },
 		{ "no-expect-rr", no_argument, NULL, OPT_NO_EXPECT_RR },
 		{ "no-verify-attrs", no_argument, NULL, OPT_NO_VERIFY },
@@ -237,6 +240,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 	o->seed = 1;
 	o->verify_attrs = true;
 	o->churn_seconds = 10;
+	o->connect_burst = 64;
 	o->timeout = 120;
 	o->hold = BGP_DEFAULT_HOLD;
 	o->mrt_speed = 1;
@@ -278,6 +282,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		case OPT_KILL: o->kill_feeder = true; break;
 		case OPT_WITHDRAW: o->withdraw = true; break;
 		case OPT_TIMEOUT: bad = parse_double(optarg, &o->timeout, 0.1, 86400); break;
+		case OPT_CONNECT_BURST: bad = parse_u32(optarg, &o->connect_burst, 1, 100000); break;
 		case OPT_EXPECT_RR: expect_rr = 1; break;
 		case OPT_NO_EXPECT_RR: expect_rr = 0; break;
 		case OPT_NO_VERIFY: o->verify_attrs = false; break;

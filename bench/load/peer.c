@@ -650,12 +650,31 @@ static int timers(struct load_worker *w, uint64_t now)
 {
 	uint64_t next = now + 100000000ull;
 	bool connecting = atomic_load(&w->ctx->stop) == 0;
+	/* sessions between connect() and ESTABLISHED: at most connect_burst of
+	 * them at once, so that a target with a small accept backlog is not
+	 * flooded with SYNs it drops (and the retransmission back-off then
+	 * stretches the connect phase past any timeout) */
+	unsigned opening = 0;
+	for (unsigned k = 0; k < w->npeers; k++) {
+		int st = w->peers[k]->state;
+		opening += st >= LOAD_PS_CONNECTING && st <= LOAD_PS_OPENCONFIRM;
+	}
 	for (unsigned k = 0; k < w->npeers; k++) {
 		struct load_peer *p = w->peers[k];
 		int st = p->state;
 		if (st == LOAD_PS_IDLE && connecting && !p->failed) {
-			if (now >= p->next_retry_ns)
-				peer_connect(w, p, now);
+			if (now < p->next_retry_ns) {
+				if (p->next_retry_ns < next)
+					next = p->next_retry_ns;
+				continue;
+			}
+			if (opening >= w->ctx->o.connect_burst) {
+				if (now + 1000000ull < next)
+					next = now + 1000000ull;   /* a slot frees as one opens */
+				continue;
+			}
+			peer_connect(w, p, now);
+			opening += p->state == LOAD_PS_CONNECTING;
 			if (p->next_retry_ns < next)
 				next = p->next_retry_ns;
 			continue;
