@@ -405,6 +405,13 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 	attr_table_stats(d->attrs, &as);
 	uint64_t paths = rs.paths[0] + rs.paths[1];
 	uint64_t alloc = je_stat("stats.allocated"), resident = je_stat("stats.resident");
+	uint64_t active = je_stat("stats.active"), metadata = je_stat("stats.metadata");
+	uint64_t mapped = je_stat("stats.mapped"), retained = je_stat("stats.retained");
+	struct refl_stats fs;
+	refl_get_stats(d->refl, &fs);
+	uint64_t queued = 0;
+	for (uint32_t i = 0; i < d->n_peers; i++)
+		queued += atomic_load_explicit(&d->peers[i]->oq_bytes, memory_order_relaxed);
 	if (ctl_json(out)) {
 		ctl_json_obj_open(out);
 		ctl_json_kuint(out, "prefixes", rs.prefixes[0] + rs.prefixes[1]);
@@ -412,21 +419,37 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 		ctl_json_kuint(out, "tree_nodes", rs.nodes);
 		ctl_json_kuint(out, "node_bytes", rs.node_bytes);
 		ctl_json_kuint(out, "pathset_bytes", rs.pathset_bytes);
+		ctl_json_kuint(out, "lpm_index_bytes", rs.lpm_index_bytes);
 		ctl_json_kuint(out, "peer_index_bytes", rs.peer_index_bytes);
+		ctl_json_kuint(out, "journal_pending", rs.journal_pending);
 		ctl_json_kuint(out, "attribute_sets", as.sets);
 		ctl_json_kuint(out, "attribute_bytes", as.bytes);
+		ctl_json_kuint(out, "addpath_table_bytes", fs.adv_bytes);
+		ctl_json_kuint(out, "output_queued_bytes", queued);
 		ctl_json_kuint(out, "allocated_bytes", alloc);
+		ctl_json_kuint(out, "active_bytes", active);
+		ctl_json_kuint(out, "metadata_bytes", metadata);
 		ctl_json_kuint(out, "resident_bytes", resident);
+		ctl_json_kuint(out, "mapped_bytes", mapped);
+		ctl_json_kuint(out, "retained_bytes", retained);
 		ctl_json_obj_close(out);
 		return 0;
 	}
 	ctl_printf(out, "%-22s %14s %14s\n", "Object", "Count", "Bytes");
 	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "tree nodes", rs.nodes, rs.node_bytes);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "paths (path sets)", paths, rs.pathset_bytes);
+	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", " of which /24 index", "", rs.lpm_index_bytes);
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "per-peer index", "", rs.peer_index_bytes);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "attribute sets", as.sets, as.bytes);
+	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "ADD-PATH tables", "", fs.adv_bytes);
+	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "output queued (sum)", "", queued);
+	ctl_printf(out, "%-22s %14" PRIu64 " %14s\n", "journal pending", rs.journal_pending, "");
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc allocated", "", alloc);
+	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc active", "", active);
+	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc metadata", "", metadata);
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc resident", "", resident);
+	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc mapped", "", mapped);
+	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc retained", "", retained);
 	if (paths)
 		ctl_printf(out, "bytes per path (allocated / paths): %.1f\n", (double)alloc / (double)paths);
 	return 0;

@@ -206,6 +206,7 @@ struct adv_table {
 	struct adv_slot *slot;
 	size_t cap, used;                /* cap: power of two */
 	struct attr_table *attrs;        /* for releasing the references */
+	uint64_t *bytes;                 /* the reflection stats' adv_bytes */
 };
 
 static size_t adv_hash(const struct rib_node *n, size_t cap)
@@ -241,6 +242,7 @@ static void adv_grow(struct adv_table *t)
 		if (old.slot[i].node)
 			*adv_claim(t, old.slot[i].node) = old.slot[i];   /* references move */
 	free(old.slot);
+	*t->bytes += (t->cap - old.cap) * sizeof(*t->slot);
 }
 
 static struct adv_slot *adv_claim(struct adv_table *t, struct rib_node *n)
@@ -287,6 +289,7 @@ static void adv_free(struct adv_table *t)
 		if (t->slot[i].node)
 			adv_release(t, &t->slot[i]);
 	free(t->slot);
+	*t->bytes -= t->cap * sizeof(*t->slot);
 	t->slot = NULL;
 	t->cap = t->used = 0;
 }
@@ -426,6 +429,7 @@ static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
 		log_fatal("reflect: out of memory");
 	*g = key;
 	g->adv.attrs = r->o.attrs;
+	g->adv.bytes = &r->st.adv_bytes;
 	g->id = r->next_group_id++;
 	g->next = r->groups;
 	r->groups = g;

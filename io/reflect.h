@@ -53,6 +53,7 @@ struct refl_stats {
 	uint64_t dumps_done;
 	uint64_t pauses, resyncs;        /* slow readers paused / brought back */
 	uint64_t last_batch_ns;
+	uint64_t adv_bytes;              /* ADD-PATH advertised-id tables, all groups */
 };
 void refl_get_stats(struct refl *r, struct refl_stats *st);
 
