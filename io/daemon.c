@@ -252,6 +252,12 @@ int daemon_start(struct daemon *d, struct cfg *cfg, const char *cfg_path)
 			    .deterministic_med = cfg->deterministic_med },
 		.attrs = d->attrs,
 		.peers = d->peerinfo,
+		/* The daemon's one LPM user is `show route ADDRESS`: the /24 tables
+		 * (2 KiB per /16, 110 MiB for a table spread like the Internet's)
+		 * would only speed up finding a withdrawn /16../24, which the
+		 * batched tree descent already does well (docs/BENCHMARKS.md,
+		 * "Peak RSS"). */
+		.lpm_index_min = RIB_LPM_INDEX_OFF,
 	};
 	d->rib = rib_create(&ro);
 	struct refl_opts fo = {

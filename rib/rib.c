@@ -68,7 +68,8 @@
  *
  * DIRECT INDEX (IPv4 lookups)
  *   Per slot (/16): `sbest`, the longest prefix shorter than /16 with paths covering the
- *   slot, and - once the slot holds RIB_DIR_MIN prefixes of length >= 16 -
+ *   slot, and - once the slot holds rib_opts.lpm_index_min (default
+ *   RIB_DIR_MIN) prefixes of length >= 16 -
  *   a 256-entry table `dir` (the slot word then points at it, tagged, and
  *   the slot's root moves to `droot`, written before that word is
  *   published; the table is exactly 2 KiB, no allocator slack) giving, per
@@ -206,6 +207,7 @@ struct rib_fam {
 	struct rib_node *shortroot;
 	struct rib_stripe *stripes;      /* nstripes + 1: the last guards shortroot */
 	bool direct;                     /* IPv4: the direct index is kept */
+	uint32_t dir_min;                /* prefixes (len >= 16) before a slot gets its /24 table */
 	struct rib_node **sbest;         /* per slot: longest short prefix with paths covering
 					  * it, written under the short stripe's lock */
 	uint16_t *dcount;                /* per slot: prefixes (len >= 16) with paths (writers) */
@@ -931,7 +933,7 @@ static void dir_fill(struct rib_dir *d, struct rib_node *n)
  * Rewrite the index entries it decides: every entry it covers whose current
  * prefix is shorter (appear), or that pointed at it (gone: they fall back to
  * its longest ancestor with paths).  A slot gets its /24 index once it holds
- * RIB_DIR_MIN prefixes (built from its tree, then published); sparser slots
+ * dir_min prefixes (built from its tree, then published); sparser slots
  * are searched in their small trees.
  */
 static void dir_update(struct rib *r, struct rib_stripe *st, struct rib_node *n, bool appear)
@@ -954,7 +956,7 @@ static void dir_update(struct rib *r, struct rib_stripe *st, struct rib_node *n,
 	f->dcount[slot] += appear ? 1 : -1;
 	struct rib_dir *d = slot_dir_of((uintptr_t)f->slots[slot]);
 	if (!d) {
-		if (f->dcount[slot] < RIB_DIR_MIN)
+		if (f->dcount[slot] < f->dir_min)
 			return;
 		/* built whole, then one release store swaps the slot word: the
 		 * old word (the root itself) stays valid for readers holding it */
@@ -1867,8 +1869,10 @@ struct rib *rib_create(const struct rib_opts *o)
 	r->attrs = o->attrs;
 	r->peers = o->peers;
 	r->peer = xcalloc(RIB_MAX_PEERS, sizeof(*r->peer));
-	for (unsigned i = 0; i < BGP_FAM_COUNT; i++)
+	for (unsigned i = 0; i < BGP_FAM_COUNT; i++) {
 		fam_init(&r->f[i], i);
+		r->f[i].dir_min = o->lpm_index_min ? o->lpm_index_min : RIB_DIR_MIN;
+	}
 	__cds_wfcq_init(&r->jhead, &r->jtail);
 	pthread_mutex_init(&r->wmu, NULL);
 	pthread_condattr_t ca;

@@ -49,7 +49,13 @@ struct rib_opts {
 	/* Journal a prefix when any of its first journal_depth paths change (not
 	 * only its best / multipath set): what ADD-PATH senders of N paths need. */
 	unsigned journal_depth;
+	/* IPv4 direct /24 index: a /16 gets its 2 KiB table once it holds this many
+	 * prefixes of length >= 16 (0: the default, 8; RIB_LPM_INDEX_OFF: never).
+	 * It makes LPM lookups and /16../24 finds one or two loads; without it they
+	 * descend the tree, with the same answers. */
+	uint32_t lpm_index_min;
 };
+#define RIB_LPM_INDEX_OFF UINT32_MAX
 
 struct rib *rib_create(const struct rib_opts *o);
 /* Destroy: no other thread may use the RIB any more.  Releases every path. */

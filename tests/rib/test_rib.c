@@ -33,6 +33,7 @@ struct fx {
 	struct attr_table *at;
 	struct rib_peerinfo *peers;
 	struct rib *rib;
+	bool no_index;                   /* created with RIB_LPM_INDEX_OFF */
 };
 
 static struct attr_set *mk_attr(struct attr_table *at, uint32_t lp)
@@ -51,7 +52,7 @@ static struct attr_set *mk_attr(struct attr_table *at, uint32_t lp)
 	return a;
 }
 
-static int setup(void **state)
+static int setup_opts(void **state, uint32_t lpm_index_min)
 {
 	rcu_register_thread();
 	struct fx *f = calloc(1, sizeof(*f));
@@ -64,10 +65,22 @@ static int setup(void **state)
 		f->peers[i].addr.addr[0] = 10;
 		f->peers[i].addr.addr[3] = (uint8_t)i;
 	}
-	struct rib_opts o = { .attrs = f->at, .peers = f->peers };
+	struct rib_opts o = { .attrs = f->at, .peers = f->peers, .lpm_index_min = lpm_index_min };
 	f->rib = rib_create(&o);
+	f->no_index = lpm_index_min == RIB_LPM_INDEX_OFF;
 	*state = f;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_opts(state, 0);
+}
+
+/* The daemon's RIB: no IPv4 /24 tables, every find and LPM descends. */
+static int setup_noindex(void **state)
+{
+	return setup_opts(state, RIB_LPM_INDEX_OFF);
 }
 
 static int teardown(void **state)
@@ -469,6 +482,12 @@ static void test_lpm_index_random(void **state)
 		}
 		rcu_read_unlock();
 	}
+	struct rib_stats st;
+	rib_stats(f->rib, &st);
+	if (f->no_index)
+		assert_int_equal(st.lpm_index_bytes, 0);
+	else
+		assert_true(st.lpm_index_bytes > 0);
 	rib_withdraw_peer(f->rib, 1, BGP_FAM_COUNT, false);
 	rib_withdraw_peer(f->rib, 2, BGP_FAM_COUNT, false);
 	rcu_read_lock();
@@ -880,6 +899,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lengths_v6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lpm_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lpm_index_random, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lpm_table, setup_noindex, teardown),
+		cmocka_unit_test_setup_teardown(test_lpm_index_random, setup_noindex, teardown),
+		cmocka_unit_test_setup_teardown(test_withdraw_batch, setup_noindex, teardown),
 		cmocka_unit_test_setup_teardown(test_best_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_walk_resume_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
