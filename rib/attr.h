@@ -18,6 +18,7 @@
 #ifndef RICOCHET_RIB_ATTR_H
 #define RICOCHET_RIB_ATTR_H
 
+#include <stddef.h>
 #include <urcu.h>
 #include <urcu/rculfhash.h>
 #include "core/bgp.h"
@@ -33,26 +34,42 @@
 #define ATTR_F_CLUSTER_LIST   0x0080
 
 struct attr_set {
+	/* First cache line: what interning and reference counting touch (the
+	 * table link, hash, refcount) and the match key (next hop, blob length). */
 	struct cds_lfht_node node;       /* in attr_table */
-	struct rcu_head rcu;
 	unsigned long hash;
 	uint32_t refcnt;                 /* atomic; 0 = dying, never resurrected */
+	uint16_t blob_len;
+	struct bgp_nexthop nh;           /* 33 bytes */
+	uint8_t pad_;                    /* the line is full: 64 bytes */
 	/* decision fields, extracted at intern time.  They start a cache line of
 	 * their own (the set is allocated 64-aligned): every RIB writer thread
 	 * adds to refcnt, and best-path selection in another thread reads these,
-	 * so sharing the line would move it between cores on every reference. */
-	uint32_t local_pref __attribute__((aligned(64)));  /* 100 when absent */
-	uint32_t med;                    /* 0 when absent */
-	uint32_t originator_id;          /* host order, 0 when absent */
-	uint32_t neighbor_as;            /* first AS of the first AS_SEQUENCE, 0 if none */
+	 * so sharing the line would move it between cores on every reference.
+	 * The first four share their 16 bytes with the rcu_head the set is freed
+	 * through: call_rcu writes it only once refcnt is 0, and nobody reads
+	 * decision fields then - a path holds a reference for as long as any
+	 * reader can reach it (rib.c, argument 4), and a match (the only look
+	 * at a set found without one) reads the key fields above, never these. */
+	union {
+		struct {
+			uint32_t local_pref;     /* 100 when absent */
+			uint32_t med;            /* 0 when absent */
+			uint32_t originator_id;  /* host order, 0 when absent */
+			uint32_t neighbor_as;    /* first AS of the first AS_SEQUENCE, 0 if none */
+		};
+		struct rcu_head rcu;             /* after the last reference only */
+	};
 	uint16_t as_path_len;            /* RFC 4271 9.1.2.2a: AS_SET counts 1, confed 0 */
 	uint16_t cluster_list_len;       /* number of cluster ids */
 	uint16_t flags;                  /* ATTR_F_* */
 	uint8_t origin;
-	struct bgp_nexthop nh;
-	uint16_t blob_len;
 	uint8_t blob[];                  /* canonical attribute blob */
 };
+/* 64 + 23 bytes before the blob (was 122): a typical 50-100 byte blob fits
+ * a 192-byte allocation, one 64-byte line less than before */
+_Static_assert(sizeof(struct rcu_head) == 16, "rcu_head shares the first four decision fields");
+_Static_assert(offsetof(struct attr_set, local_pref) == 64, "decision fields start the second line");
 
 struct attr_table;
 
