@@ -18,7 +18,11 @@
  *   family (slot & 1023), each short tree its own.  Writers
  *   on different stripes never contend; readers never lock.  A node holds
  *   its prefix (immutable once linked), two child pointers and a pointer to
- *   an immutable struct rib_pathset.  Nodes without paths are glue.
+ *   an immutable struct rib_pathset.  Nodes without paths are glue.  An
+ *   IPv4 glue node made by a split is allocated without the journal fields
+ *   (32 bytes, not 48: a third of the nodes of a big table are glue); it
+ *   never gets paths or journal references - when a prefix lands on it, it
+ *   is replaced by a full node first (below).
  *
  * WHY A READER NEVER SEES A TORN TREE
  *   1. A node is fully initialised (key, length, children, path set) before
@@ -36,6 +40,9 @@
  *      - remove a node with <= 1 child: the parent's link is set to that child
  *        (or NULL).  A reader already on the removed node still sees its
  *        unchanged children, i.e. the rest of the tree.
+ *      - fill a short glue node: a full node with the same prefix and the
+ *        same two children replaces it in its parent's link; a reader on
+ *        the old one sees the same children (it had no paths either way).
  *      A key and length never change after linking, and the child pointers of
  *      an unlinked node are never written again.  So any reader's traversal is
  *      a path through some valid tree (old or new), never a mix that skips or
@@ -110,6 +117,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -154,15 +162,20 @@ void __tsan_release(void *addr);
 struct rib_node {
 	struct rib_node *ch[2];
 	struct rib_pathset *ps;
+	uint8_t fam;
+	uint8_t len;
+	uint8_t glue;                    /* short IPv4 glue: the fields from jn on do not exist */
+	uint8_t pad_;
+	uint32_t k4;                     /* IPv4 address, host order */
+	/* ---- not in a short glue node (RIB_GLUE4_SIZE bytes) ---- */
 	struct cds_wfcq_node jn;         /* journal link (consumer / enqueuer) */
 	uint32_t out_state;              /* consumer's word */
 	uint16_t jrefs;                  /* journal references (atomic) */
 	uint8_t queued;                  /* in the journal queue, not drained (atomic) */
-	uint8_t fam;
-	uint8_t len;
-	uint8_t pad_[3];
-	uint32_t k4;                     /* IPv4 address, host order */
 };
+#define RIB_GLUE4_SIZE offsetof(struct rib_node, jn)
+_Static_assert(RIB_GLUE4_SIZE == 32 && sizeof(struct rib_node) == 48,
+	       "IPv4 nodes: 32-byte glue, 48-byte full (allocator size classes)");
 struct rib_node6 {
 	struct rib_node n;
 	uint64_t hi, lo;                 /* IPv6 address, host-order halves */
@@ -336,6 +349,12 @@ static inline size_t node_size(unsigned fam)
 	return fam == BGP_FAM_IPV4 ? sizeof(struct rib_node) : sizeof(struct rib_node6);
 }
 
+/* What node n was allocated with (a short glue node or a full one). */
+static inline size_t node_alloc_size(const struct rib_node *n)
+{
+	return n->glue ? RIB_GLUE4_SIZE : node_size(n->fam);
+}
+
 static inline size_t ps_size(unsigned n)
 {
 	return sizeof(struct rib_pathset) + n * sizeof(struct rib_path);
@@ -424,13 +443,17 @@ static void defer_free(struct rib *r, struct rib_stripe *st, void *p, struct att
 
 /* ---- tree (writer side: caller holds the stripe lock) ------------------- */
 
-static struct rib_node *node_new(struct rib_stripe *st, unsigned fam, rkey_t k, unsigned len)
+/* glue: a node made only to join two subtrees, short if IPv4. */
+static struct rib_node *node_new(struct rib_stripe *st, unsigned fam, rkey_t k, unsigned len,
+				 bool glue)
 {
-	size_t sz = node_size(fam);
+	glue = glue && fam == BGP_FAM_IPV4;
+	size_t sz = glue ? RIB_GLUE4_SIZE : node_size(fam);
 	struct rib_node *n = xmalloc(sz);
 	memset(n, 0, sz);
 	n->fam = (uint8_t)fam;
 	n->len = (uint8_t)len;
+	n->glue = glue;
 	if (fam == BGP_FAM_IPV4) {
 		n->k4 = (uint32_t)(k >> 96);
 	} else {
@@ -443,9 +466,26 @@ static struct rib_node *node_new(struct rib_stripe *st, unsigned fam, rkey_t k, 
 	return n;
 }
 
-/* Find or create the node for (k, len) in the tree at *link. */
-static struct rib_node *tree_get(struct rib_stripe *st, unsigned fam, struct rib_node **link,
-				 rkey_t k, unsigned len)
+/* The short glue node g at *link gets a prefix: a full node with the same
+ * prefix and children takes its place (one store), g is freed after a grace
+ * period like any unlinked node. */
+static struct rib_node *glue_fill(struct rib *r, struct rib_stripe *st, struct rib_node **link,
+				  struct rib_node *g)
+{
+	struct rib_node *n = node_new(st, g->fam, node_key(g), g->len, false);
+	n->ch[0] = g->ch[0];
+	n->ch[1] = g->ch[1];
+	rib_pub(*link, n);
+	wr_relaxed(st->nodes, st->nodes - 1);
+	wr_relaxed(st->node_bytes, st->node_bytes - (int64_t)RIB_GLUE4_SIZE);
+	defer_free(r, st, g, NULL);
+	return n;
+}
+
+/* Find or create the node for (k, len) in the tree at *link: never a short
+ * glue node. */
+static struct rib_node *tree_get(struct rib *r, struct rib_stripe *st, unsigned fam,
+				 struct rib_node **link, rkey_t k, unsigned len)
 {
 	struct rib_node *n;
 	while ((n = *link) != NULL) {
@@ -456,12 +496,12 @@ static struct rib_node *tree_get(struct rib_stripe *st, unsigned fam, struct rib
 		if (c > len)
 			c = len;
 		if (c < l) {
-			struct rib_node *nn = node_new(st, fam, k, len);
+			struct rib_node *nn = node_new(st, fam, k, len, false);
 			if (c == len) {
 				nn->ch[kbit(kn, len)] = n;
 				rib_pub(*link, nn);
 			} else {
-				struct rib_node *g = node_new(st, fam, k & kmask(c), c);
+				struct rib_node *g = node_new(st, fam, k & kmask(c), c, true);
 				g->ch[kbit(k, c)] = nn;
 				g->ch[kbit(kn, c)] = n;
 				rib_pub(*link, g);
@@ -469,10 +509,10 @@ static struct rib_node *tree_get(struct rib_stripe *st, unsigned fam, struct rib
 			return nn;
 		}
 		if (l == len)
-			return n;
+			return n->glue ? glue_fill(r, st, link, n) : n;
 		link = &n->ch[kbit(k, l)];
 	}
-	n = node_new(st, fam, k, len);
+	n = node_new(st, fam, k, len, false);
 	rib_pub(*link, n);
 	return n;
 }
@@ -498,7 +538,7 @@ static unsigned tree_find_links(struct rib_node **link, rkey_t k, unsigned len,
 static inline bool node_prunable(struct rib_node *n)
 {
 	return n->ps == NULL && !(n->ch[0] && n->ch[1]) &&
-	       __atomic_load_n(&n->jrefs, __ATOMIC_ACQUIRE) == 0;
+	       (n->glue || __atomic_load_n(&n->jrefs, __ATOMIC_ACQUIRE) == 0);
 }
 
 /* Unlink the node at *links[d-1] and then its ancestors while they are
@@ -513,7 +553,7 @@ static void tree_prune(struct rib *r, struct rib_stripe *st, struct rib_node ***
 		struct rib_node *c = n->ch[0] ? n->ch[0] : n->ch[1];
 		rib_pub(*link, c);
 		wr_relaxed(st->nodes, st->nodes - 1);
-		wr_relaxed(st->node_bytes, st->node_bytes - (int64_t)node_size(n->fam));
+		wr_relaxed(st->node_bytes, st->node_bytes - (int64_t)node_alloc_size(n));
 		defer_free(r, st, n, NULL);
 		if (c)
 			return;          /* parent keeps the same number of children */
@@ -1119,7 +1159,7 @@ static int update_locked(struct rib *r, struct rib_stripe *st, unsigned fam, str
 			 struct attr_set *attr, uint32_t path_flags, unsigned *refs,
 			 bool *peer_had_out)
 {
-	struct rib_node *n = tree_get(st, fam, link, k, len);
+	struct rib_node *n = tree_get(r, st, fam, link, k, len);
 	struct rib_pathset *old = n->ps;
 	int idx = -1;
 	bool peer_had = false;

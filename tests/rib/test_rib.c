@@ -892,6 +892,54 @@ static void test_destroy_full(void **state)
 	 * reference leaked */
 }
 
+/* ---- short IPv4 glue nodes ---------------------------------------------- */
+
+/* Two /24s make a /23 glue node (32 bytes); the /23 itself landing on it
+ * replaces it with a full node that keeps both children; withdrawing all
+ * prunes everything and the byte count returns to zero. */
+static void test_glue_fill(void **state)
+{
+	struct fx *f = *state;
+	struct attr_set *a = mk_attr(f->at, 100);
+	struct bgp_prefix x = p4(10, 9, 0, 0, 24), y = p4(10, 9, 1, 0, 24), g = p4(10, 9, 0, 0, 23);
+	struct rib_stats st;
+	rib_update(f->rib, &x, 1, a, 0);
+	rib_update(f->rib, &y, 1, a, 0);
+	rib_stats(f->rib, &st);
+	assert_int_equal(st.nodes, 3);
+	assert_int_equal(st.node_bytes - st.lpm_index_bytes, 2 * 48 + 32);
+	rcu_read_lock();
+	assert_null(rib_lookup(f->rib, &g));                /* glue: no paths */
+	struct rib_node *before = rib_lookup_lpm(f->rib, BGP_FAM_IPV4, (const uint8_t[]){ 10, 9, 1, 7 });
+	rcu_read_unlock();
+	drain_all(f->rib);
+	rib_update(f->rib, &g, 2, a, 0);                     /* lands on the glue node */
+	rib_stats(f->rib, &st);
+	assert_int_equal(st.nodes, 3);
+	assert_int_equal(st.node_bytes - st.lpm_index_bytes, 3 * 48);
+	rcu_read_lock();
+	struct rib_node *n = rib_lookup(f->rib, &g);
+	assert_non_null(n);
+	assert_int_equal(rib_node_paths(n)->p[0].peer, 2);
+	assert_ptr_equal(rib_lookup_lpm(f->rib, BGP_FAM_IPV4, (const uint8_t[]){ 10, 9, 1, 7 }), before);
+	assert_ptr_equal(rib_lookup_lpm(f->rib, BGP_FAM_IPV4, (const uint8_t[]){ 10, 9, 0, 7 }),
+			 rib_lookup(f->rib, &x));
+	rcu_read_unlock();
+	assert_int_equal(drain_all(f->rib), 1);
+	static struct coll c;
+	walk_all(f->rib, BGP_FAM_IPV4, NULL, &c);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(rib_withdraw(f->rib, &x, 1), 1);
+	assert_int_equal(rib_withdraw(f->rib, &g, 2), 1);
+	assert_int_equal(rib_withdraw(f->rib, &y, 1), 1);
+	drain_all(f->rib);
+	rib_flush(f->rib);
+	rib_stats(f->rib, &st);
+	assert_int_equal(st.nodes, 0);
+	assert_int_equal(st.node_bytes - st.lpm_index_bytes, 0);
+	attr_unref(f->at, a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -908,6 +956,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_withdraw_peer_stale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_withdraw_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_glue_fill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_glue_fill, setup_noindex, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
