@@ -196,18 +196,53 @@ static void bset_add(struct refl_bset *s, struct attr_set *attr, uint32_t src, u
  * Only the reflection thread touches the table.
  */
 #define REFL_ADDPATH_MAX 8
+/*
+ * A slot holds the node, the count, then idcap ids and idcap attribute
+ * pointers; idcap is per table: twice the group's N (at most
+ * REFL_ADDPATH_MAX), because a dump can add up to N ids the live members do
+ * not have until the prefix's next live change sets the entry back to at
+ * most N.  Sized to N, not to the maximum: 64 bytes a slot for N = 2 where
+ * a fixed 8 took 112 (2 M slots for a 1.28 M-prefix table).
+ */
 struct adv_slot {
 	struct rib_node *node;           /* NULL = empty */
 	uint8_t n;
-	uint32_t ids[REFL_ADDPATH_MAX];
-	struct attr_set *attr[REFL_ADDPATH_MAX];   /* owned references, or NULL */
+	uint32_t ids[];                  /* idcap ids, then (at attr_off) idcap pointers */
 };
 struct adv_table {
-	struct adv_slot *slot;
+	unsigned char *slot;             /* cap slots of stride bytes */
 	size_t cap, used;                /* cap: power of two */
+	unsigned idcap;                  /* ids per slot */
+	size_t stride, attr_off;
 	struct attr_table *attrs;        /* for releasing the references */
 	uint64_t *bytes;                 /* the reflection stats' adv_bytes */
+	uint64_t *dropped;               /* ids a full slot could not take (stats) */
 };
+
+static void adv_init(struct adv_table *t, unsigned n, struct attr_table *attrs, uint64_t *bytes,
+		     uint64_t *dropped)
+{
+	memset(t, 0, sizeof(*t));
+	t->idcap = 2 * n < REFL_ADDPATH_MAX ? 2 * n : REFL_ADDPATH_MAX;
+	if (!t->idcap)
+		t->idcap = 1;
+	size_t ids_end = offsetof(struct adv_slot, ids) + t->idcap * sizeof(uint32_t);
+	t->attr_off = (ids_end + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
+	t->stride = t->attr_off + t->idcap * sizeof(struct attr_set *);
+	t->attrs = attrs;
+	t->bytes = bytes;
+	t->dropped = dropped;
+}
+
+static inline struct adv_slot *adv_at(const struct adv_table *t, size_t i)
+{
+	return (struct adv_slot *)(t->slot + i * t->stride);
+}
+
+static inline struct attr_set **adv_attr(const struct adv_table *t, struct adv_slot *s)
+{
+	return (struct attr_set **)((unsigned char *)s + t->attr_off);
+}
 
 static size_t adv_hash(const struct rib_node *n, size_t cap)
 {
@@ -220,10 +255,11 @@ static struct adv_slot *adv_find(struct adv_table *t, const struct rib_node *n)
 	if (!t->cap)
 		return NULL;
 	for (size_t i = adv_hash(n, t->cap);; i = (i + 1) & (t->cap - 1)) {
-		if (!t->slot[i].node)
+		struct adv_slot *s = adv_at(t, i);
+		if (!s->node)
 			return NULL;
-		if (t->slot[i].node == n)
-			return &t->slot[i];
+		if (s->node == n)
+			return s;
 	}
 }
 
@@ -235,14 +271,16 @@ static void adv_grow(struct adv_table *t)
 	struct adv_table old = *t;
 	t->cap = old.cap ? old.cap * 2 : 4096;
 	t->used = 0;
-	t->slot = calloc(t->cap, sizeof(*t->slot));
+	t->slot = calloc(t->cap, t->stride);
 	if (!t->slot)
 		log_fatal("reflect: out of memory");
-	for (size_t i = 0; i < old.cap; i++)
-		if (old.slot[i].node)
-			*adv_claim(t, old.slot[i].node) = old.slot[i];   /* references move */
+	for (size_t i = 0; i < old.cap; i++) {
+		struct adv_slot *o = adv_at(&old, i);
+		if (o->node)
+			memcpy(adv_claim(t, o->node), o, t->stride);   /* references move */
+	}
 	free(old.slot);
-	*t->bytes += (t->cap - old.cap) * sizeof(*t->slot);
+	*t->bytes += (t->cap - old.cap) * t->stride;
 }
 
 static struct adv_slot *adv_claim(struct adv_table *t, struct rib_node *n)
@@ -250,33 +288,36 @@ static struct adv_slot *adv_claim(struct adv_table *t, struct rib_node *n)
 	if ((t->used + 1) * 4 > t->cap * 3)
 		adv_grow(t);
 	size_t i = adv_hash(n, t->cap);
-	while (t->slot[i].node)
+	while (adv_at(t, i)->node)
 		i = (i + 1) & (t->cap - 1);
 	t->used++;
-	t->slot[i].node = n;
-	return &t->slot[i];
+	struct adv_slot *s = adv_at(t, i);
+	s->node = n;
+	s->n = 0;
+	return s;
 }
 
 static void adv_release(struct adv_table *t, struct adv_slot *s)
 {
+	struct attr_set **attr = adv_attr(t, s);
 	for (unsigned j = 0; j < s->n; j++)
-		if (s->attr[j])
-			attr_unref(t->attrs, s->attr[j]);
+		if (attr[j])
+			attr_unref(t->attrs, attr[j]);
 	s->n = 0;
 }
 
 static void adv_del(struct adv_table *t, struct adv_slot *s)
 {
 	adv_release(t, s);
-	size_t i = (size_t)(s - t->slot);
-	t->slot[i].node = NULL;
+	size_t i = (size_t)((unsigned char *)s - t->slot) / t->stride;
+	s->node = NULL;
 	t->used--;
-	for (size_t j = (i + 1) & (t->cap - 1); t->slot[j].node; j = (j + 1) & (t->cap - 1)) {
-		size_t h = adv_hash(t->slot[j].node, t->cap);
+	for (size_t j = (i + 1) & (t->cap - 1); adv_at(t, j)->node; j = (j + 1) & (t->cap - 1)) {
+		size_t h = adv_hash(adv_at(t, j)->node, t->cap);
 		/* move j back to i if its home position is not in (i, j] */
 		if ((j > i && (h <= i || h > j)) || (j < i && (h <= i && h > j))) {
-			t->slot[i] = t->slot[j];
-			t->slot[j].node = NULL;
+			memcpy(adv_at(t, i), adv_at(t, j), t->stride);
+			adv_at(t, j)->node = NULL;
 			i = j;
 		}
 	}
@@ -286,16 +327,16 @@ static void adv_del(struct adv_table *t, struct adv_slot *s)
 static void adv_free(struct adv_table *t)
 {
 	for (size_t i = 0; i < t->cap; i++)
-		if (t->slot[i].node)
-			adv_release(t, &t->slot[i]);
+		if (adv_at(t, i)->node)
+			adv_release(t, adv_at(t, i));
 	free(t->slot);
-	*t->bytes -= t->cap * sizeof(*t->slot);
+	*t->bytes -= t->cap * t->stride;
 	t->slot = NULL;
 	t->cap = t->used = 0;
 }
 
-/* Set what node n's entry says: k ids, attr[] references handed over to the
- * table (the old entry's are released). */
+/* Set what node n's entry says: k ids (k <= idcap), attr[] references
+ * handed over to the table (the old entry's are released). */
 static void adv_put(struct adv_table *t, struct rib_node *n, const uint32_t *ids,
 		    struct attr_set *const *attr, uint8_t k)
 {
@@ -305,20 +346,24 @@ static void adv_put(struct adv_table *t, struct rib_node *n, const uint32_t *ids
 			adv_del(t, s);
 		return;
 	}
+	if (k > t->idcap)
+		log_fatal("reflect: %u ADD-PATH ids for a table of %u per prefix", k, t->idcap);
 	if (s)
 		adv_release(t, s);
 	else
 		s = adv_claim(t, n);
 	s->n = k;
 	memcpy(s->ids, ids, k * sizeof(*ids));
-	memcpy(s->attr, attr, k * sizeof(*attr));
+	memcpy(adv_attr(t, s), attr, k * sizeof(*attr));
 }
 
 /*
  * Add ids to what the table says was advertised (a dump to one member).
  * Ids already there keep their attribute set: the live members have that
  * one, whatever this member's dump read.  New ids are not known (NULL), so
- * the next live change of the prefix announces them to every member.
+ * the next live change of the prefix announces them to every member.  A
+ * full slot (dumps that read more than one state of the prefix before its
+ * next live change) cannot take more: counted, as it always was past 8.
  */
 static void adv_union(struct adv_table *t, struct rib_node *n, const uint32_t *ids, uint8_t k)
 {
@@ -331,10 +376,12 @@ static void adv_union(struct adv_table *t, struct rib_node *n, const uint32_t *i
 			continue;
 		if (!s)
 			s = adv_claim(t, n);
-		if (s->n < REFL_ADDPATH_MAX) {
+		if (s->n < t->idcap) {
 			s->ids[s->n] = ids[i];
-			s->attr[s->n] = NULL;
+			adv_attr(t, s)[s->n] = NULL;
 			s->n++;
+		} else {
+			(*t->dropped)++;
 		}
 	}
 }
@@ -428,8 +475,7 @@ static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
 	if (!g)
 		log_fatal("reflect: out of memory");
 	*g = key;
-	g->adv.attrs = r->o.attrs;
-	g->adv.bytes = &r->st.adv_bytes;
+	adv_init(&g->adv, g->addpath_n, r->o.attrs, &r->st.adv_bytes, &r->st.adv_dropped);
 	g->id = r->next_group_id++;
 	g->next = r->groups;
 	r->groups = g;
@@ -820,7 +866,7 @@ static void addpath_node(struct refl *r, struct refl_group *g, struct rib_node *
 		 * whose other path changed) */
 		bool same = false;
 		for (unsigned j = 0; old && j < old->n && !same; j++)
-			same = old->ids[j] == id && old->attr[j] == p->attr;
+			same = old->ids[j] == id && adv_attr(&g->adv, old)[j] == p->attr;
 		if (!same) {
 			q.path_id = id;
 			bset_add(&g->bs, p->attr, p->peer, BK_ANNOUNCE, &q);
