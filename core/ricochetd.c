@@ -17,9 +17,15 @@
  * jemalloc tuning, read by jemalloc at start: purge freed pages from its own
  * background thread and not within a data-path thread's free() (a table
  * withdrawal frees millions of objects; synchronous purging showed up as
- * madvise/TLB-shootdown time in the reflection thread's profile).
+ * madvise/TLB-shootdown time in the reflection thread's profile).  Dirty
+ * pages are returned after about a second, and straight away (MADV_DONTNEED),
+ * not through the lazy MADV_FREE state, whose pages still count in the RSS
+ * until the kernel wants them: a table withdrawal frees while the output and
+ * reclaim batches allocate, and with 10 s decays the peak RSS of S2 and S3
+ * was reached then, 6-24 MiB above the full table's (docs/BENCHMARKS.md,
+ * "Peak RSS").
  */
-const char *malloc_conf = "background_thread:true,dirty_decay_ms:10000,muzzy_decay_ms:10000";
+const char *malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
 
 static void usage(FILE *f)
 {
