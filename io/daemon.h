@@ -77,6 +77,7 @@ struct io_thread {
 	struct peer **peers;
 	size_t n_peers, cap_peers;
 	uint8_t *scratch;                /* MSG_SCRATCH_SIZE: canonical blobs, shared by its peers */
+	size_t n_sweeping;               /* peers with sweep jobs (peer.c): poll, do not sleep */
 };
 
 
@@ -121,6 +122,8 @@ void sess_readable(struct peer *p);
 void peer_flush(struct peer *p);                 /* write what the socket takes */
 void sess_writable(struct peer *p);
 void sess_timers(struct peer *p, uint64_t now_ns);
+/* One bounded step of p's withdrawal after a session went down (if any). */
+void sess_sweep_step(struct peer *p);
 /* Fill a sockaddr for addr:port (io/peer.c); returns its length. */
 socklen_t io_sockaddr(struct sockaddr_storage *ss, const struct bgp_addr *a, uint16_t port);
 /* Accept on a listening socket (any I/O thread), route the fd to its peer. */

@@ -84,6 +84,10 @@ struct peer_counters {
 /* Malformed-input log limiters per peer (attribute type x reaction, hashed). */
 #define PEER_MALFORMED_KINDS 8
 
+/* Sweep jobs a peer can have queued: one per family and mode at most
+ * (withdraw, withdraw stale, mark stale), see peer.c */
+#define PEER_SWEEP_JOBS 6
+
 struct io_thread;
 struct refl_group;
 struct refl_pending;
@@ -123,6 +127,14 @@ struct peer {
 	bool reset_pending;              /* waiting for the reflection thread's "reset done" */
 	bool gr_stale;                   /* routes kept as stale after a drop (GR helper) */
 	uint64_t gr_deadline_ns;
+	/* the paths of a session that went down, withdrawn (or flagged stale) a
+	 * step at a time from the loop (peer.c, "sweeps"); no new session starts
+	 * before the last job is done */
+	struct rib_sweep sweep;          /* the job in progress (sweep.done: none) */
+	struct peer_sweep_job { uint8_t fam, mode; } sweep_jobs[PEER_SWEEP_JOBS];
+	uint8_t n_sweep_jobs;            /* queued behind the one in progress */
+	bool sweeping;                   /* a job in progress or queued */
+	uint64_t sweep_start_ns, sweep_withdrawn, sweep_marked;
 	struct log_ratelimit rl_malformed[PEER_MALFORMED_KINDS]; /* log_malformed(), by kind */
 	char last_error[96];
 	struct peer_counters c;

@@ -14,6 +14,10 @@
  * others on the same thread, and timers are checked every tick regardless of
  * traffic.
  *
+ * What a session leaves behind when it goes down (a full table to withdraw)
+ * is withdrawn in bounded steps between epoll rounds (sess_sweep_step in
+ * peer.c); while any is pending epoll_wait does not sleep.
+ *
  * Cross-thread inputs arrive through a command queue (cmd_lock) and an
  * eventfd: new peers, accepted connections, "reset done" from the
  * reflection thread, close and route-refresh requests; and kicks (output queued) via the
@@ -176,7 +180,8 @@ static void *io_main(void *arg)
 	uint64_t next_tick = 0;
 	rcu_register_thread();
 	while (!t->stop) {
-		int n = epoll_wait(t->epfd, evs, 256, TICK_MS);
+		/* sweeps pending: look at the sockets, do not wait on them */
+		int n = epoll_wait(t->epfd, evs, 256, t->n_sweeping ? 0 : TICK_MS);
 		uint64_t now = log_now_ns(), last_flush = now;
 		for (int i = 0; i < n; i++) {
 			uint64_t kind = evs[i].data.u64 >> 56;
@@ -210,12 +215,21 @@ static void *io_main(void *arg)
 				}
 			}
 		}
+		/* one bounded step of each session-down withdrawal, between rounds */
+		if (t->n_sweeping) {
+			for (size_t k = 0; k < t->n_peers && t->n_sweeping; k++)
+				sess_sweep_step(t->peers[k]);
+			flush_pass(t);
+		}
 		if (now >= next_tick) {
 			next_tick = now + TICK_MS * 1000000ull;
 			for (size_t k = 0; k < t->n_peers; k++)
 				sess_timers(t->peers[k], now);
 		}
 	}
+	if (t->n_sweeping)
+		log_info("io-%u: stopping with %zu peers' paths not yet withdrawn (left to exit)",
+			 t->idx, t->n_sweeping);
 	rcu_unregister_thread();
 	return NULL;
 }

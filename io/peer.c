@@ -406,6 +406,89 @@ static uint64_t peer_drop_stale(struct peer *p, unsigned f)
 	return peer_drop_paths(p, f, true);
 }
 
+/*
+ * Sweeps: what a session leaves behind when it goes down - all its paths to
+ * withdraw, or (graceful restart) to flag stale, and later the stale ones to
+ * withdraw when the restart time runs out - is a million prefixes for a full
+ * table, seconds of work.  Done in one go it would stall every other peer of
+ * this thread: no reads, no KEEPALIVEs, no output.  So it is queued here as
+ * jobs (family, mode) and done PEER_SWEEP_STEP prefixes at a time from the
+ * loop, between rounds of other work (io/loop.c), the job in progress being
+ * a resumable cursor over the peer's prefix index (rib_sweep_step).
+ *
+ * The rule that makes this safe: while a peer has jobs, it gets no new
+ * session (an accepted connection waits in pending_fd, a connect waits, as
+ * they do for the reflection thread's "reset done").  So the paths a sweep
+ * meets are the old session's only, the index is the old session's alone,
+ * and jobs queued for one family run in order (mark stale, then withdraw the
+ * stale ones, gives what it gave in one go).  While a session is up, the
+ * sweeps it asks for (End-of-RIB, EoRR, the stale-path time) run at once as
+ * before: that peer's own later UPDATEs must not overtake them.
+ *
+ * Meanwhile the old paths are still in the RIB, and still reflected, until
+ * their step comes; the route count drops step by step.  At shutdown the
+ * jobs are abandoned (the process exits; rib_destroy would free the rest).
+ */
+#define PEER_SWEEP_STEP 4096
+
+static void sweep_queue(struct peer *p, unsigned fam, enum rib_sweep_mode mode)
+{
+	for (unsigned i = 0; i < p->n_sweep_jobs; i++)
+		if (p->sweep_jobs[i].fam == fam && p->sweep_jobs[i].mode == mode)
+			return; /* already queued, not started: it will cover these too */
+	if (p->n_sweep_jobs == PEER_SWEEP_JOBS)
+		log_fatal("io: peer %u: sweep queue full", p->id);
+	p->sweep_jobs[p->n_sweep_jobs].fam = (uint8_t)fam;
+	p->sweep_jobs[p->n_sweep_jobs].mode = (uint8_t)mode;
+	p->n_sweep_jobs++;
+	if (!p->sweeping) {
+		p->sweeping = true;
+		p->sweep.done = true; /* none in progress: the step takes the first job */
+		p->sweep_start_ns = log_now_ns();
+		p->sweep_withdrawn = p->sweep_marked = 0;
+		p->thr->n_sweeping++;
+	}
+}
+
+static void sess_resume(struct peer *p);
+
+void sess_sweep_step(struct peer *p)
+{
+	size_t budget = PEER_SWEEP_STEP;
+	while (p->sweeping && budget) {
+		if (p->sweep.done) {
+			if (!p->n_sweep_jobs) {
+				char nm[96];
+				p->sweeping = false;
+				p->thr->n_sweeping--;
+				log_info("peer %s: %" PRIu64 " paths withdrawn, %" PRIu64
+					 " flagged stale, in %.0f ms", peer_name(p, nm, sizeof(nm)),
+					 p->sweep_withdrawn, p->sweep_marked,
+					 (double)(log_now_ns() - p->sweep_start_ns) / 1e6);
+				if (!p->reset_pending)
+					sess_resume(p);
+				return;
+			}
+			struct peer_sweep_job j = p->sweep_jobs[0];
+			memmove(p->sweep_jobs, p->sweep_jobs + 1, (p->n_sweep_jobs - 1) * sizeof(j));
+			p->n_sweep_jobs--;
+			rib_sweep_begin(g_daemon->rib, &p->sweep, p->id, j.fam, j.mode);
+		}
+		unsigned f = p->sweep.fam;
+		size_t pos = p->sweep.pos;
+		uint64_t n = rib_sweep_step(g_daemon->rib, &p->sweep, budget);
+		size_t did = p->sweep.pos - pos;
+		budget -= did < budget ? did : budget;
+		if (p->sweep.mode == RIB_SWEEP_MARK_STALE) {
+			p->sweep_marked += n;
+			continue;
+		}
+		p->sweep_withdrawn += n;
+		p->prefixes_accepted[f] = p->prefixes_accepted[f] > n ? p->prefixes_accepted[f] - n : 0;
+		atomic_fetch_sub_explicit(&g_daemon->routes, n, memory_order_relaxed);
+	}
+}
+
 static void session_up(struct peer *p)
 {
 	char nm[96];
@@ -442,27 +525,28 @@ static void session_down(struct peer *p)
 	p->down_since_ns = now;
 	atomic_store(&p->state, FSM_IDLE);
 	bool keep = p->peer_open.capa.gr && p->cfg.gr_enabled && !p->down_by_notification;
-	uint64_t n;
+	/* the paths go (or turn stale) in steps from the loop: sess_sweep_step */
+	uint64_t n = 0;
+	for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+		n += rib_peer_prefixes(g_daemon->rib, p->id, f);
 	if (keep) {
 		/* RFC 4724 s4.2: only the families the peer listed in its GR capability */
-		n = 0;
-		for (unsigned f = 0; f < BGP_FAM_COUNT; f++) {
-			if (p->peer_open.capa.gr_family[f])
-				n += rib_mark_peer_stale(g_daemon->rib, p->id, f);
-			else
-				peer_drop_paths(p, f, false);
-		}
+		for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+			sweep_queue(p, f, p->peer_open.capa.gr_family[f] ? RIB_SWEEP_MARK_STALE
+									 : RIB_SWEEP_WITHDRAW);
 		p->gr_stale = true;
 		p->gr_deadline_ns = now + (uint64_t)(p->peer_open.capa.gr_time ? p->peer_open.capa.gr_time
 									   : p->cfg.gr_restart_time) * 1000000000ull;
-		log_info("peer %s: session down, %" PRIu64 " paths kept as stale (graceful restart, %u s)",
+		log_info("peer %s: session down, paths of %" PRIu64 " prefixes kept as stale (graceful restart, %u s)",
 			 peer_name(p, nm, sizeof(nm)), n, p->peer_open.capa.gr_time);
 	} else {
-		n = peer_drop_paths(p, BGP_FAM_COUNT, false);
-		memset(p->prefixes_accepted, 0, sizeof(p->prefixes_accepted));
+		for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+			sweep_queue(p, f, RIB_SWEEP_WITHDRAW);
 		p->gr_stale = false;
-		log_info("peer %s: session down, %" PRIu64 " paths withdrawn", peer_name(p, nm, sizeof(nm)), n);
+		log_info("peer %s: session down, paths of %" PRIu64 " prefixes to withdraw",
+			 peer_name(p, nm, sizeof(nm)), n);
 	}
+	sess_sweep_step(p); /* a small table goes at once */
 	p->max_prefix_warned = false;
 	p->reset_pending = true;
 	bmp_peer_down(p);
@@ -486,8 +570,9 @@ static void sess_run(struct peer *p, enum fsm_event ev, const struct fsm_event_a
 		const struct fsm_action *a = &acts[i];
 		switch (a->type) {
 		case FSM_ACT_CONNECT:
-			if (p->reset_pending)
-				break; /* reconnect after the reflection thread let go */
+			if (p->reset_pending || p->sweeping)
+				break; /* reconnect after the reflection thread let go and
+					  the old paths are gone (sess_resume) */
 			conn_start(p);
 			break;
 		case FSM_ACT_CLOSE:
@@ -564,7 +649,7 @@ void sess_accepted(struct peer *p, int fd)
 		close(fd);
 		return;
 	}
-	if (p->reset_pending) {
+	if (p->reset_pending || p->sweeping) {
 		/* the previous session is still being cleaned up: take it a moment later */
 		if (p->pending_fd >= 0)
 			close(p->pending_fd);
@@ -584,7 +669,7 @@ void sess_accepted(struct peer *p, int fd)
 				 gr_restart && r != 0 ? "new connection (graceful restart)" : "connection closed by peer");
 			p->down_by_notification = false;
 			sess_run(p, FSM_EV_TCP_FAILS, NULL);
-			if (p->reset_pending) {
+			if (p->reset_pending || p->sweeping) {
 				p->pending_fd = fd;
 				return;
 			}
@@ -633,6 +718,13 @@ void sess_accepted(struct peer *p, int fd)
 void sess_reset_done(struct peer *p)
 {
 	p->reset_pending = false;
+	if (!p->sweeping)
+		sess_resume(p);
+}
+
+/* The old session is all gone (queue released, paths swept): go on. */
+static void sess_resume(struct peer *p)
+{
 	if (p->pending_fd >= 0) {
 		int fd = p->pending_fd;
 		p->pending_fd = -1;
@@ -664,7 +756,7 @@ void sess_reconfig(struct peer *p, struct cfg_peer *nc)
 	free(nc);
 	p->admin_down = false;
 	p->maxpfx_until_ns = 0;
-	if (!p->reset_pending && p->fsm.state == FSM_IDLE)
+	if (!p->reset_pending && !p->sweeping && p->fsm.state == FSM_IDLE)
 		sess_start(p);
 }
 
@@ -1114,7 +1206,7 @@ void sess_timers(struct peer *p, uint64_t now)
 				snprintf(p->last_error, sizeof(p->last_error), "hold timer expired");
 				p->down_by_notification = false;
 			}
-			if (t == FSM_TIMER_IDLE_HOLD && p->reset_pending) {
+			if (t == FSM_TIMER_IDLE_HOLD && (p->reset_pending || p->sweeping)) {
 				p->next_timer_ns[t] = now + 1000000000ull;
 				continue;
 			}
@@ -1143,12 +1235,20 @@ void sess_timers(struct peer *p, uint64_t now)
 	/* graceful restart: stale paths expire (restart time while down, the
 	 * stale-path time once back without an End-of-RIB) */
 	if (p->gr_stale && p->gr_deadline_ns && now >= p->gr_deadline_ns) {
-		uint64_t n = peer_drop_stale(p, BGP_FAM_COUNT);
 		char nm[96];
-		if (n || p->fsm.state != FSM_ESTABLISHED)
-			log_info("peer %s: %s, %" PRIu64 " stale paths withdrawn", peer_name(p, nm, sizeof(nm)),
-				 p->fsm.state == FSM_ESTABLISHED ? "no End-of-RIB in the stale-path time"
-								 : "restart time over", n);
+		if (p->fsm.state == FSM_ESTABLISHED || p->fd >= 0) {
+			/* a session up or coming up: at once, before its UPDATEs */
+			uint64_t n = peer_drop_stale(p, BGP_FAM_COUNT);
+			if (n)
+				log_info("peer %s: no End-of-RIB in the stale-path time, %" PRIu64
+					 " stale paths withdrawn", peer_name(p, nm, sizeof(nm)), n);
+		} else {
+			/* no session: in steps, after the marking if it is still going on */
+			for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+				sweep_queue(p, f, RIB_SWEEP_WITHDRAW_STALE);
+			log_info("peer %s: restart time over, stale paths to withdraw",
+				 peer_name(p, nm, sizeof(nm)));
+		}
 		p->gr_stale = false;
 		p->gr_deadline_ns = 0;
 	}

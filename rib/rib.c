@@ -113,7 +113,8 @@
  *   vector is full and holds more than twice the live count it is sorted,
  *   deduplicated and filtered against the tree instead of grown, and when
  *   the live count drops to zero it is freed.  rib_withdraw_peer walks only
- *   this vector.
+ *   this vector, and so do the resumable sweeps (rib_sweep_*), during which
+ *   the vector is append-only so that a position in it stays a cursor.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -256,6 +257,7 @@ struct rib_peer {
 	struct rib_pk6 *v6;
 	size_t n[BGP_FAM_COUNT], cap[BGP_FAM_COUNT];
 	uint64_t live[BGP_FAM_COUNT];    /* prefixes with >= 1 path of this peer (atomic) */
+	uint16_t sweeping[BGP_FAM_COUNT];/* open rib_sweeps: the vector is append-only */
 };
 
 #define RIB_JSTAMP_EVERY 256         /* sample one queued node in this many */
@@ -857,7 +859,7 @@ static void pidx_add(struct rib *r, uint32_t peer, unsigned fam, rkey_t k, unsig
 	size_t n = p->n[fam], es = pidx_esize(fam);
 	if (n == p->cap[fam]) {
 		uint64_t live = rd_relaxed(p->live[fam]);
-		if (n > 64 && n > 2 * live) {
+		if (n > 64 && n > 2 * live && !p->sweeping[fam]) {
 			pidx_compact(r, p, peer, fam);
 			n = p->n[fam];
 		}
@@ -890,7 +892,7 @@ static void pidx_add(struct rib *r, uint32_t peer, unsigned fam, rkey_t k, unsig
  * prefix by prefix.  The vector is compacted when it must grow (pidx_add),
  * so it never holds more than about three times the peer's peak prefix
  * count, and freed outright when the peer's last prefix goes (may_free:
- * not while peer_sweep iterates over it).
+ * not while a sweep iterates over it).
  */
 static void pidx_lost(struct rib *r, uint32_t peer, unsigned fam, bool may_free)
 {
@@ -899,7 +901,7 @@ static void pidx_lost(struct rib *r, uint32_t peer, unsigned fam, bool may_free)
 	if (live == 0)
 		log_fatal("rib: peer %u prefix count underflow", peer);
 	wr_relaxed(p->live[fam], live - 1);
-	if (may_free && live == 1) {
+	if (may_free && live == 1 && !p->sweeping[fam]) {
 		free(pidx_vec(p, fam));
 		pidx_setvec(r, p, fam, NULL, 0);
 		p->n[fam] = 0;
@@ -1550,33 +1552,121 @@ void rib_journal_release_n(struct rib *r, struct rib_node *const *nodes, size_t 
 	}
 }
 
-static uint64_t peer_sweep(struct rib *r, uint32_t peer, unsigned fam, enum edit_mode mode)
+/*
+ * Sweeps (rib_sweep_*): a cursor over the peer's index of one family.  Each
+ * step takes up to max entries in groups of RIB_WARM_GROUP, warms their tree
+ * paths together and edits them under one stripe lock per run of the same
+ * stripe, as rib_withdraw_batch does.  While a sweep is open the index only
+ * grows (pidx_add does not compact, pidx_lost does not free), so the cursor
+ * stays valid across steps; the vector is freed or compacted when the last
+ * open sweep of the family ends.
+ */
+static enum edit_mode sweep_edit_mode(uint8_t mode)
 {
-	struct rib_peer *p = rib_deref(r->peer[peer]);
-	struct rib_fam *f = &r->f[fam];
-	uint64_t total = 0;
-	if (!p)
-		return 0;
-	for (size_t i = 0; i < p->n[fam]; i++) {
-		rkey_t k;
-		unsigned len;
-		bool had, left;
-		pidx_get(p, fam, i, &k, &len);
-		unsigned hit = withdraw_locked(r, f, k, len, peer, mode, 0, &had, &left);
-		total += hit;
-		if (hit && had && !left)
-			pidx_lost(r, peer, fam, false);
+	switch (mode) {
+	case RIB_SWEEP_WITHDRAW: return EDIT_WITHDRAW_ALL;
+	case RIB_SWEEP_WITHDRAW_STALE: return EDIT_WITHDRAW_STALE;
+	case RIB_SWEEP_MARK_STALE: return EDIT_MARK_STALE;
 	}
-	if (mode == EDIT_WITHDRAW_ALL || rd_relaxed(p->live[fam]) == 0) {
-		if (rd_relaxed(p->live[fam]) != 0)
-			log_fatal("rib: peer %u index lost prefixes", peer);
+	log_fatal("rib: bad sweep mode %u", mode);
+}
+
+void rib_sweep_begin(struct rib *r, struct rib_sweep *s, uint32_t peer, unsigned fam,
+		     enum rib_sweep_mode mode)
+{
+	check_peer(peer);
+	if (fam >= BGP_FAM_COUNT)
+		log_fatal("rib: sweep of bad family %u", fam);
+	(void)sweep_edit_mode((uint8_t)mode);
+	memset(s, 0, sizeof(*s));
+	s->peer = peer;
+	s->fam = (uint8_t)fam;
+	s->mode = (uint8_t)mode;
+	struct rib_peer *p = rib_deref(r->peer[peer]);
+	if (!p) {
+		s->done = true;
+		return;
+	}
+	if (p->sweeping[fam] == UINT16_MAX)
+		log_fatal("rib: too many open sweeps of peer %u", peer);
+	p->sweeping[fam]++;
+}
+
+static void sweep_end(struct rib *r, struct rib_sweep *s, struct rib_peer *p)
+{
+	unsigned fam = s->fam;
+	s->done = true;
+	if (p->sweeping[fam] == 0)
+		log_fatal("rib: sweep of peer %u ended twice", s->peer);
+	if (--p->sweeping[fam])
+		return;
+	uint64_t live = rd_relaxed(p->live[fam]);
+	if (s->mode == RIB_SWEEP_WITHDRAW || live == 0) {
+		if (live != 0)
+			log_fatal("rib: peer %u index lost prefixes", s->peer);
 		free(pidx_vec(p, fam));
 		pidx_setvec(r, p, fam, NULL, 0);
 		p->n[fam] = 0;
-	} else if (mode != EDIT_MARK_STALE && p->n[fam] > 2 * rd_relaxed(p->live[fam])) {
-		pidx_compact(r, p, peer, fam);
+	} else if (s->mode != RIB_SWEEP_MARK_STALE && p->n[fam] > 2 * live) {
+		pidx_compact(r, p, s->peer, fam);
 	}
-	return total;
+}
+
+uint64_t rib_sweep_step(struct rib *r, struct rib_sweep *s, size_t max)
+{
+	if (s->done)
+		return 0;
+	struct rib_peer *p = rib_deref(r->peer[s->peer]);
+	unsigned fam = s->fam;
+	struct rib_fam *f = &r->f[fam];
+	enum edit_mode mode = sweep_edit_mode(s->mode);
+	size_t end = p->n[fam], stop = end - s->pos > max ? s->pos + max : end;
+	uint64_t hits = 0;
+	struct rib_stripe *held = NULL;
+	while (s->pos < stop) {
+		unsigned g = stop - s->pos < RIB_WARM_GROUP ? (unsigned)(stop - s->pos) : RIB_WARM_GROUP;
+		rkey_t k[RIB_WARM_GROUP];
+		uint8_t fm[RIB_WARM_GROUP], len[RIB_WARM_GROUP];
+		for (unsigned j = 0; j < g; j++) {
+			unsigned l;
+			pidx_get(p, fam, s->pos + j, &k[j], &l);
+			len[j] = (uint8_t)l;
+			fm[j] = (uint8_t)fam;
+		}
+		rcu_read_lock();
+		tree_warm(r, fm, k, len, g, false);
+		rcu_read_unlock();
+		for (unsigned j = 0; j < g; j++) {
+			struct rib_stripe *st = stripe_of(f, k[j], len[j]);
+			if (st != held) {
+				if (held)
+					pthread_mutex_unlock(&held->mu);
+				pthread_mutex_lock(&st->mu);
+				held = st;
+			}
+			bool had, left;
+			unsigned hit = withdraw_held(r, f, st, k[j], len[j], s->peer, mode, 0, &had, &left);
+			hits += hit;
+			if (hit && had && !left)
+				pidx_lost(r, s->peer, fam, false);
+		}
+		s->pos += g;
+	}
+	if (held)
+		pthread_mutex_unlock(&held->mu);
+	s->hits += hits;
+	if (s->pos >= p->n[fam])
+		sweep_end(r, s, p);
+	return hits;
+}
+
+static uint64_t peer_sweep(struct rib *r, uint32_t peer, unsigned fam, enum rib_sweep_mode mode)
+{
+	struct rib_sweep s;
+	rib_sweep_begin(r, &s, peer, fam, mode);
+	while (!s.done)
+		rib_sweep_step(r, &s, SIZE_MAX);
+	return s.hits;
 }
 
 uint64_t rib_withdraw_peer(struct rib *r, uint32_t peer, unsigned fam, bool only_stale)
@@ -1585,7 +1675,7 @@ uint64_t rib_withdraw_peer(struct rib *r, uint32_t peer, unsigned fam, bool only
 	uint64_t t = 0;
 	for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
 		if (fam == BGP_FAM_COUNT || fam == f)
-			t += peer_sweep(r, peer, f, only_stale ? EDIT_WITHDRAW_STALE : EDIT_WITHDRAW_ALL);
+			t += peer_sweep(r, peer, f, only_stale ? RIB_SWEEP_WITHDRAW_STALE : RIB_SWEEP_WITHDRAW);
 	return t;
 }
 
@@ -1595,7 +1685,7 @@ uint64_t rib_mark_peer_stale(struct rib *r, uint32_t peer, unsigned fam)
 	uint64_t t = 0;
 	for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
 		if (fam == BGP_FAM_COUNT || fam == f)
-			t += peer_sweep(r, peer, f, EDIT_MARK_STALE);
+			t += peer_sweep(r, peer, f, RIB_SWEEP_MARK_STALE);
 	return t;
 }
 

@@ -106,6 +106,42 @@ uint64_t rib_withdraw_peer(struct rib *r, uint32_t peer, unsigned fam, bool only
 /* Flag every path of peer (in fam) as stale (graceful restart begins). */
 uint64_t rib_mark_peer_stale(struct rib *r, uint32_t peer, unsigned fam);
 
+/*
+ * The same three sweeps, resumable: begin, then step until done, a bounded
+ * number of the peer's prefixes per step, so that a full table (a million
+ * prefixes, seconds of work) can be withdrawn between other work on the
+ * peer's thread.  rib_withdraw_peer and rib_mark_peer_stale are a begin and
+ * steps until done.
+ *
+ * The cursor is a position in the peer's prefix index (one family).  While
+ * a sweep of (peer, fam) is open the index is append-only (no compaction, no
+ * free), so the position stays valid; a step covers the entries up to the
+ * index's current end, so a prefix the peer gains while its sweep is open
+ * may or may not be swept.  Callers that must not lose such paths start no
+ * new session for the peer until the sweep is done (io/peer.c does not).
+ * Same thread contract as the other writers (the peer's thread); one open
+ * sweep per (peer, fam) at a time.  A sweep abandoned at shutdown needs no
+ * clean-up: rib_destroy frees the index whatever its state.
+ */
+enum rib_sweep_mode {
+	RIB_SWEEP_WITHDRAW,              /* every path of the peer */
+	RIB_SWEEP_WITHDRAW_STALE,        /* only paths flagged RIB_PATH_F_STALE */
+	RIB_SWEEP_MARK_STALE,            /* flag every path RIB_PATH_F_STALE */
+};
+struct rib_sweep {
+	uint32_t peer;
+	uint8_t fam;
+	uint8_t mode;                    /* enum rib_sweep_mode */
+	bool done;
+	size_t pos;                      /* next index entry */
+	uint64_t hits;                   /* paths removed or flagged so far */
+};
+void rib_sweep_begin(struct rib *r, struct rib_sweep *s, uint32_t peer, unsigned fam,
+		     enum rib_sweep_mode mode);
+/* Work on up to max index entries (prefixes).  Returns the paths removed or
+ * flagged by this step; sets s->done after the last one. */
+uint64_t rib_sweep_step(struct rib *r, struct rib_sweep *s, size_t max);
+
 /* ---- readers (call under rcu_read_lock) ------------------------------- */
 
 struct rib_node *rib_lookup(struct rib *r, const struct bgp_prefix *pfx);   /* exact */

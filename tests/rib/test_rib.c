@@ -4,7 +4,8 @@
  * prefix, resumed, resumed after the cursor was deleted) for every prefix
  * length of both families, best-path order after updates, the journal
  * (one hand-over per drain however many changes, node lifetime until
- * release), withdraw_peer, stale marking and the per-peer index, batched
+ * release), withdraw_peer, stale marking and the per-peer index, resumable
+ * sweeps in bounded steps, batched
  * withdrawal and batched journal release.
  *
  * Attribute sets are real interned ones (rib/attr.c) that differ in
@@ -713,6 +714,111 @@ static void test_journal(void **state)
 
 /* ---- withdraw_peer, stale, index compaction ----------------------------- */
 
+/*
+ * Resumable sweeps (rib_sweep_*): a table withdrawn in small steps ends as
+ * rib_withdraw_peer would leave it, each step doing at most its count of
+ * prefixes; between steps the peer's index only grows (a withdrawal that
+ * empties it, or an add that would compact it, must not move the cursor);
+ * mark-stale then withdraw-stale in steps equals the one-go result.
+ */
+static void test_sweep_steps(void **state)
+{
+	struct fx *f = *state;
+	struct rib *r = f->rib;
+	struct attr_set *a = mk_attr(f->at, 100), *b = mk_attr(f->at, 200);
+	enum { N = 5000, STEP = 97 };
+	for (unsigned i = 0; i < N; i++) {
+		struct bgp_prefix p = p4(60, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		assert_int_equal(rib_update(r, &p, 8, a, 0), 1);
+		if (i % 2 == 0)
+			assert_int_equal(rib_update(r, &p, 9, b, 0), 1);
+	}
+	drain_all(r);
+
+	/* withdraw in steps: bounded work per step, the other peer untouched */
+	struct rib_sweep s;
+	rib_sweep_begin(r, &s, 8, BGP_FAM_IPV4, RIB_SWEEP_WITHDRAW);
+	uint64_t total = 0;
+	unsigned steps = 0;
+	while (!s.done) {
+		size_t pos = s.pos;
+		uint64_t n = rib_sweep_step(r, &s, STEP);
+		assert_true(s.pos - pos <= STEP);
+		assert_true(n <= STEP);
+		total += n;
+		steps++;
+		if (steps == 3) {
+			/* mid-sweep: the peer's index is still intact, half its
+			 * prefixes are still there (and still its) */
+			assert_int_equal(rib_peer_prefixes(r, 8, BGP_FAM_IPV4), N - 3 * STEP);
+			struct bgp_prefix last = p4(60, (uint8_t)((N - 1) >> 8), (uint8_t)(N - 1), 0, 24);
+			expect_order(f, &last, (const uint32_t[]){ 8 }, 1);
+		}
+		assert_true(steps <= N / STEP + 2);
+	}
+	assert_int_equal(total, N);
+	assert_int_equal(s.hits, N);
+	assert_int_equal(rib_peer_prefixes(r, 8, BGP_FAM_IPV4), 0);
+	assert_int_equal(rib_peer_prefixes(r, 9, BGP_FAM_IPV4), N / 2);
+	assert_int_equal(rib_sweep_step(r, &s, STEP), 0);      /* done stays done */
+	struct rib_stats st;
+	rib_flush(r);
+	rib_stats(r, &st);
+	assert_int_equal(st.paths[BGP_FAM_IPV4], N / 2);
+
+	/* while a sweep is open the index is append-only: withdrawals that
+	 * empty it and adds that would compact it leave the cursor valid */
+	for (unsigned i = 0; i < N; i++) {
+		struct bgp_prefix p = p4(61, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		rib_update(r, &p, 8, a, 0);
+	}
+	rib_sweep_begin(r, &s, 8, BGP_FAM_IPV4, RIB_SWEEP_WITHDRAW);
+	rib_sweep_step(r, &s, STEP);
+	for (unsigned i = STEP; i < N; i++) {   /* the rest by hand: the count reaches 0 */
+		struct bgp_prefix p = p4(61, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		assert_int_equal(rib_withdraw(r, &p, 8), 1);
+	}
+	assert_int_equal(rib_peer_prefixes(r, 8, BGP_FAM_IPV4), 0);
+	for (unsigned i = 0; i < 3 * N; i++) {  /* churn that would compact */
+		struct bgp_prefix p = p4(62, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		rib_update(r, &p, 8, a, 0);
+		if (i % 4)
+			rib_withdraw(r, &p, 8);
+	}
+	while (!s.done)
+		rib_sweep_step(r, &s, STEP);
+	/* it covered what the peer gained meanwhile, too */
+	assert_int_equal(rib_peer_prefixes(r, 8, BGP_FAM_IPV4), 0);
+	assert_int_equal(s.hits, STEP + 3 * N / 4);
+
+	/* graceful restart in steps: mark, re-announce some, withdraw the stale */
+	for (unsigned i = 0; i < N; i++) {
+		struct bgp_prefix p = p4(63, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		rib_update(r, &p, 8, a, 0);
+	}
+	rib_sweep_begin(r, &s, 8, BGP_FAM_IPV4, RIB_SWEEP_MARK_STALE);
+	while (!s.done)
+		rib_sweep_step(r, &s, STEP);
+	assert_int_equal(s.hits, N);
+	assert_int_equal(rib_mark_peer_stale(r, 8, BGP_FAM_IPV4), 0);
+	for (unsigned i = 0; i < N; i += 5) {
+		struct bgp_prefix p = p4(63, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		assert_int_equal(rib_update(r, &p, 8, b, 0), 0);
+	}
+	rib_sweep_begin(r, &s, 8, BGP_FAM_IPV4, RIB_SWEEP_WITHDRAW_STALE);
+	while (!s.done)
+		rib_sweep_step(r, &s, STEP);
+	assert_int_equal(s.hits, N - N / 5);
+	assert_int_equal(rib_peer_prefixes(r, 8, BGP_FAM_IPV4), N / 5);
+	/* a peer that never had a path: done at once */
+	rib_sweep_begin(r, &s, 40, BGP_FAM_IPV6, RIB_SWEEP_WITHDRAW);
+	assert_true(s.done);
+	assert_int_equal(rib_withdraw_peer(r, 8, BGP_FAM_COUNT, false), N / 5);
+	rib_withdraw_peer(r, 9, BGP_FAM_COUNT, false);
+	attr_unref(f->at, a);
+	attr_unref(f->at, b);
+}
+
 static void test_withdraw_peer_stale(void **state)
 {
 	struct fx *f = *state;
@@ -954,6 +1060,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_walk_resume_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_withdraw_peer_stale, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_withdraw_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_glue_fill, setup, teardown),
