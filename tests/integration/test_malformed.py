@@ -51,7 +51,7 @@ NH6_OLD, NH6_NEW = "2001:db8::1", "2001:db8::2"
 # ------------------------------------------------------------------ daemon
 
 class Daemon:
-    def __init__(self, build, root, extra_yaml=""):
+    def __init__(self, build, root, extra_yaml="", io_threads=2, addr=RR):
         self.bin = os.path.join(build, "io", "ricochetd")
         self.cli = os.path.join(build, "io", "ricochet")
         self.root = root
@@ -59,12 +59,14 @@ class Daemon:
         self.conf = os.path.join(root, "ricochet.yaml")
         self.log = os.path.join(root, "ricochetd.log")
         self.extra_yaml = extra_yaml
+        self.io_threads = io_threads
+        self.addr = addr
         self.proc = None
 
     def start(self, peers, ranges):
-        lines = [f"router-id: {RR}", f"asn: {LOCAL_AS}", f"cluster-id: {RR}",
-                 f"listen: [{{ address: {RR}, port: 179 }}]",
-                 f"control-socket: {self.sock}", "io-threads: 2"]
+        lines = [f"router-id: {self.addr}", f"asn: {LOCAL_AS}", f"cluster-id: {self.addr}",
+                 f"listen: [{{ address: {self.addr}, port: 179 }}]",
+                 f"control-socket: {self.sock}", f"io-threads: {self.io_threads}"]
         if self.extra_yaml:
             lines.append(self.extra_yaml)
         lines.append("peers:")
