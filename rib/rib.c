@@ -1248,6 +1248,18 @@ int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struc
 	return added;
 }
 
+/* Batched writers keep one stripe lock across a run of prefixes in the same
+ * stripe: hold st's, letting go of *held first if it is another one. */
+static inline void stripe_hold(struct rib_stripe **held, struct rib_stripe *st)
+{
+	if (st == *held)
+		return;
+	if (*held)
+		pthread_mutex_unlock(&(*held)->mu);
+	pthread_mutex_lock(&st->mu);
+	*held = st;
+}
+
 /*
  * Cache warming for a group of up to RIB_WARM_GROUP prefixes: the loads a
  * locked find of each will make, started for the whole group before any of
@@ -1372,12 +1384,7 @@ unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n,
 		struct rib_fam *f = &r->f[fam];
 		rkey_t k = key_from_addr(fam, p->addr) & kmask(len);
 		struct rib_stripe *st = stripe_of(f, k, len);
-		if (st != held) {
-			if (held)
-				pthread_mutex_unlock(&held->mu);
-			pthread_mutex_lock(&st->mu);
-			held = st;
-		}
+		stripe_hold(&held, st);
 		bool peer_had;
 		int a = update_locked(r, st, fam, root_link(f, k, len), k, len, p->path_id, peer, attr,
 				      path_flags, &refs, &peer_had);
@@ -1475,12 +1482,7 @@ unsigned rib_withdraw_batch(struct rib *r, const struct bgp_prefix *pfx, size_t 
 		for (unsigned j = 0; j < g; j++) {
 			struct rib_fam *f = &r->f[fam[j]];
 			struct rib_stripe *st = stripe_of(f, k[j], len[j]);
-			if (st != held) {
-				if (held)
-					pthread_mutex_unlock(&held->mu);
-				pthread_mutex_lock(&st->mu);
-				held = st;
-			}
+			stripe_hold(&held, st);
 			bool had, left;
 			unsigned h = withdraw_held(r, f, st, k[j], len[j], peer, EDIT_WITHDRAW_ONE,
 						   pfx[base + j].path_id, &had, &left);
@@ -1535,12 +1537,7 @@ void rib_journal_release_n(struct rib *r, struct rib_node *const *nodes, size_t 
 			for (unsigned j = 0; j < nd; j++) {
 				struct rib_fam *f = &r->f[fam[j]];
 				struct rib_stripe *st = stripe_of(f, k[j], len[j]);
-				if (st != held) {
-					if (held)
-						pthread_mutex_unlock(&held->mu);
-					pthread_mutex_lock(&st->mu);
-					held = st;
-				}
+				stripe_hold(&held, st);
 				struct rib_node **links[130];
 				unsigned d = tree_find_links(root_link(f, k[j], len[j]), k[j], len[j], links);
 				if (d && *links[d - 1] == dead[j])
@@ -1638,12 +1635,7 @@ uint64_t rib_sweep_step(struct rib *r, struct rib_sweep *s, size_t max)
 		rcu_read_unlock();
 		for (unsigned j = 0; j < g; j++) {
 			struct rib_stripe *st = stripe_of(f, k[j], len[j]);
-			if (st != held) {
-				if (held)
-					pthread_mutex_unlock(&held->mu);
-				pthread_mutex_lock(&st->mu);
-				held = st;
-			}
+			stripe_hold(&held, st);
 			bool had, left;
 			unsigned hit = withdraw_held(r, f, st, k[j], len[j], s->peer, mode, 0, &had, &left);
 			hits += hit;
