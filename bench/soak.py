@@ -40,7 +40,6 @@ import glob
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -54,6 +53,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import bgpspeaker as B  # noqa: E402
+import harness as H  # noqa: E402
 
 RR = "127.0.66.1"
 RANGE = "127.0.66.0/23"
@@ -76,44 +76,6 @@ def note(msg):
 
 
 # ------------------------------------------------------------------ processes
-
-class Proc:
-    """A process we started, in its own session, output to a file."""
-
-    def __init__(self, argv, log, stderr_pipe=False, cwd=None, core=False):
-        self.argv = argv
-        self.logf = open(log, "wb")
-
-        def allow_core():
-            resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-        self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf,
-                                      stderr=subprocess.PIPE if stderr_pipe else subprocess.STDOUT,
-                                      start_new_session=True, cwd=cwd,
-                                      preexec_fn=allow_core if core else None)
-        self.pid = self.popen.pid
-
-    def alive(self):
-        return self.popen.poll() is None
-
-    def stop(self, grace=10.0):
-        """SIGTERM to the process group, SIGKILL after grace; returns the exit code."""
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.popen.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.popen.wait(timeout=10)
-        if not self.logf.closed:
-            self.logf.close()
-        return self.popen.returncode
-
 
 def proc_sample(pid):
     """(rss_kib, cpu_ticks, threads) of pid, or None when it is gone."""
@@ -168,15 +130,16 @@ class Daemon:
     def start(self):
         self.write_config()
         # cwd: a core dump (if the kernel writes them to the cwd) lands in out
-        self.proc = Proc([self.bin, "-c", self.conf], self.log, cwd=self.out, core=True)
+        self.proc = H.Proc("ricochetd", [self.bin, "-c", self.conf], self.out, log=self.log, core=True,
+                           append=False)
         deadline = now() + 15
         while now() < deadline:
             if not self.proc.alive():
-                raise RuntimeError("ricochetd exited at start:\n" + tail(self.log))
+                raise RuntimeError("ricochetd exited at start:\n" + H.tail_file(self.log))
             if os.path.exists(self.sock) and self.ctl("show", "summary") is not None:
                 return
             time.sleep(0.1)
-        raise RuntimeError("ricochetd did not come up:\n" + tail(self.log))
+        raise RuntimeError("ricochetd did not come up:\n" + H.tail_file(self.log))
 
     def ctl(self, *args, timeout=10):
         try:
@@ -223,14 +186,6 @@ def backtrace(binary, out, rc):
     return f"signal {-rc}, core {os.path.basename(cores[-1])}:\n" + "\n".join(frames)
 
 
-def tail(path, n=20):
-    try:
-        with open(path, "rb") as f:
-            return b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace")
-    except OSError:
-        return ""
-
-
 # ------------------------------------------------------------------ flappers
 
 def flap_prefixes(idx, n4, n6):
@@ -245,18 +200,7 @@ def flap_prefixes(idx, n4, n6):
 def flap_updates(addr, v4, v6, max_msg=4096):
     """UPDATEs announcing v4 (NLRI) and v6 (MP_REACH) from addr, packed."""
     base = B.a_origin(0) + B.a_aspath([]) + B.a_localpref(100) + B.a_med(7)
-    msgs = []
-    a4 = base + B.a_nexthop(addr)
-    room = max_msg - 23 - len(a4)
-    cur = b""
-    for p in v4:
-        e = B.pfx(p)
-        if len(cur) + len(e) > room:
-            msgs.append(B.update(attrs=a4, nlri=cur))
-            cur = b""
-        cur += e
-    if cur:
-        msgs.append(B.update(attrs=a4, nlri=cur))
+    msgs = B.packed_updates(base + B.a_nexthop(addr), v4, max_msg)
     nh6 = "::ffff:" + addr
     room = max_msg - 23 - len(base) - 4 - 5 - 16 - 16
     cur = b""
@@ -645,7 +589,8 @@ def main():
         time.sleep(2)                         # a baseline before any peer
         run.summaries["baseline"] = d.ctl("show", "summary")
         run.summaries["memory baseline"] = d.ctl("show", "memory")
-        load = Proc(cmd, os.path.join(out, "load.out"), stderr_pipe=True)
+        load = H.Proc("ricochet-load", cmd, None, log=os.path.join(out, "load.out"), stderr_pipe=True,
+                      append=False)
         rd = threading.Thread(target=load_reader, args=(run, load.popen.stderr, os.path.join(out, "load.err")),
                               daemon=True)
         rd.start()
@@ -654,9 +599,9 @@ def main():
         while "load churn" not in run.events:
             if not load.alive():
                 raise RuntimeError("ricochet-load ended before the churn phase:\n" +
-                                   tail(os.path.join(out, "load.out")))
+                                   H.tail_file(os.path.join(out, "load.out")))
             if not d.proc.alive():
-                raise RuntimeError("ricochetd died during the announce:\n" + tail(d.log))
+                raise RuntimeError("ricochetd died during the announce:\n" + H.tail_file(d.log))
             if now() > hard_stop:
                 raise TimeoutError("hard stop during the announce")
             time.sleep(0.1)
@@ -763,7 +708,7 @@ def main():
     crash = None
     if not daemon_alive:
         fail.append(f"ricochetd was not running at the end (exit {daemon_rc}, at "
-                    f"+{run.events.get('ricochetd exited', '?')} s):\n" + tail(d.log))
+                    f"+{run.events.get('ricochetd exited', '?')} s):\n" + H.tail_file(d.log))
         crash = backtrace(d.bin, out, daemon_rc)
 
     # load verification

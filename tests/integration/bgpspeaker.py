@@ -192,6 +192,22 @@ def a_mp_unreach(afi, safi, nlri, flags=F_ON):
     return attr(flags, MP_UNREACH, struct.pack("!HB", afi, safi) + nlri)
 
 
+def packed_updates(attrs, prefixes, max_msg=4096):
+    """UPDATEs announcing IPv4 prefixes in the NLRI field, all with attrs,
+    as many per message as fit in max_msg octets."""
+    room = max_msg - 23 - len(attrs)
+    msgs, cur = [], b""
+    for p in prefixes:
+        e = pfx(p)
+        if len(cur) + len(e) > room:
+            msgs.append(update(attrs=attrs, nlri=cur))
+            cur = b""
+        cur += e
+    if cur:
+        msgs.append(update(attrs=attrs, nlri=cur))
+    return msgs
+
+
 def update(withdrawn=b"", attrs=b"", nlri=b"", wlen=None, alen=None, length=None):
     """UPDATE from raw field contents; wlen/alen/length override the counts."""
     wl = len(withdrawn) if wlen is None else wlen

@@ -13,6 +13,13 @@ wait is a bounded poll (100 ms steps, N seconds at most) and `Harness` is a
 context manager whose exit kills every process it started, whatever happened.
 Python 3 standard library only.
 
+Also owns what every script in tests/integration (and bench/soak.py) does the
+same way: the skip rule (`require`: not root, or a tool or binary missing,
+prints "SKIP: ..." and exits 77, which tests/no-skips.py turns into a failure
+where everything is installed), the results of a script's checks and its
+closing "N passed, N failed" line (`Checks`), and processes with a log file
+(`Proc`, `tail_file`).
+
 Addressing: the reflector on 127.0.0.1 (or --addr), clients on 127.0.1.x.
 Next hops announced by clients are documentation addresses (192.0.2.x,
 2001:db8:ffff::x) because FRR rejects 127/8 next hops as martians; nothing
@@ -27,10 +34,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 POLL = 0.1
+SKIP = 77            # exit status meson reads as "skipped"
 
 
 class HarnessError(Exception):
@@ -126,28 +135,48 @@ class Path:
                 f"cl={self.cluster_list} asp={self.as_path})")
 
 
-class Proc:
-    """A daemon we started: its Popen, directory and log."""
+def tail_file(path, n=20):
+    """The last n lines of a log file as text ("" when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace")
+    except OSError:
+        return ""
 
-    def __init__(self, name, argv, cwd, env=None, log=None):
+
+def _allow_core():
+    import resource
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+class Proc:
+    """A process we started, in its own session: its Popen, directory and
+    log (stdout and stderr, or stderr on a pipe with stderr_pipe; core=True
+    lifts the core size limit so a crash leaves a core file)."""
+
+    def __init__(self, name, argv, cwd, env=None, log=None, stderr_pipe=False, core=False,
+                 append=True):
         self.name = name
         self.argv = argv
         self.cwd = cwd
         self.log = log or os.path.join(cwd, "stdout.log")
-        self._logf = open(self.log, "ab")
+        self._logf = open(self.log, "ab" if append else "wb")
         full_env = dict(os.environ)
         if env:
             full_env.update(env)
         self.popen = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
-                                      stdout=self._logf, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+                                      stdout=self._logf,
+                                      stderr=subprocess.PIPE if stderr_pipe else subprocess.STDOUT,
+                                      start_new_session=True,
+                                      preexec_fn=_allow_core if core else None)
         self.pid = self.popen.pid
 
     def alive(self):
         return self.popen.poll() is None
 
     def kill(self, sig=signal.SIGTERM, grace=3.0):
-        """Signal the process group; escalate to SIGKILL after `grace` s."""
+        """Signal the process group; escalate to SIGKILL after `grace` s.
+        Returns the exit code (negative: the signal that ended it)."""
         if self.popen.poll() is None:
             try:
                 os.killpg(self.pid, sig)
@@ -160,7 +189,7 @@ class Proc:
                     os.killpg(self.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-                self.popen.wait(timeout=5)
+                self.popen.wait(timeout=10)
         else:
             # leader gone; children in its group may remain
             try:
@@ -168,13 +197,14 @@ class Proc:
             except (ProcessLookupError, PermissionError):
                 pass
         self._logf.close()
+        return self.popen.returncode
+
+    def stop(self, grace=10.0):
+        """SIGTERM, SIGKILL after grace s; returns the exit code."""
+        return self.kill(signal.SIGTERM, grace)
 
     def tail(self, n=15):
-        try:
-            with open(self.log, "rb") as f:
-                return b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace")
-        except OSError:
-            return ""
+        return tail_file(self.log, n)
 
 
 class Harness:
@@ -241,6 +271,89 @@ def have(*progs):
 
 
 FRR_BGPD = "/usr/lib/frr/bgpd"
+
+
+# --------------------------------------------------------------------------
+# What every test script does the same way: skip, check, report.
+# --------------------------------------------------------------------------
+
+
+def terminate(popen, grace=10.0):
+    """SIGTERM to a subprocess.Popen we started, SIGKILL after grace s."""
+    if popen.poll() is None:
+        popen.send_signal(signal.SIGTERM)
+    try:
+        popen.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait(timeout=10)
+
+
+def clean_workdir(path, keep=False):
+    """Remove a script's work directory, or say where it was kept (keep:
+    asked for, or something failed and its logs are wanted)."""
+    if keep:
+        print(f"(kept {path})", flush=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def built(build, *names):
+    """Absolute paths of build products (e.g. "io/ricochetd") in build dir."""
+    return [os.path.join(os.path.abspath(build), n) for n in names]
+
+
+def require(root=None, programs=()):
+    """Skip the calling script unless it can run here: print "SKIP: why" and
+    exit 77 when root is asked for (root: what it is needed for, e.g.
+    "port 179") and we are not root, or when a program (a path, e.g. from
+    built(), or a $PATH name) is missing."""
+    if root and os.geteuid() != 0:
+        print(f"SKIP: needs root ({root})", flush=True)
+        sys.exit(SKIP)
+    missing = have(*programs)
+    if missing:
+        print(f"SKIP: missing {', '.join(missing)}", flush=True)
+        sys.exit(SKIP)
+
+
+class Checks:
+    """The results of one script's checks.  check() prints each as it comes
+    ("PASS name" or "FAIL name: detail") and returns whether it passed;
+    record() adds a result the caller printed itself (err: None or "" when it
+    passed); summary() prints the closing line CI reads, "N passed, N
+    failed", and returns the script's exit status."""
+
+    def __init__(self, verbose=False):
+        self.verbose = verbose
+        self.results = []            # (name, error text or None)
+
+    def check(self, name, ok, detail=""):
+        ok = bool(ok)
+        self.results.append((name, None if ok else (detail or "failed")))
+        if ok:
+            print(f"PASS {name}" + (f"  ({detail})" if detail and self.verbose else ""), flush=True)
+        else:
+            print(f"FAIL {name}" + (f": {detail}" if detail else ""), flush=True)
+        return ok
+
+    def record(self, name, err):
+        self.results.append((name, err or None))
+
+    @property
+    def failed(self):
+        return [n for n, e in self.results if e]
+
+    @property
+    def passed(self):
+        return len(self.results) - len(self.failed)
+
+    def summary(self, ok=True, skipped=0):
+        """Print "N passed, N failed" (", N skipped" when some were left
+        out); 0 when all passed (and ok), else 1."""
+        print(f"{self.passed} passed, {len(self.failed)} failed" +
+              (f", {skipped} skipped" if skipped else ""), flush=True)
+        return 0 if ok and not self.failed else 1
 
 # --------------------------------------------------------------------------
 # Clients.  Common interface:

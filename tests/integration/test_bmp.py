@@ -16,16 +16,11 @@ Termination last; every message parses to its exact length.
 """
 import argparse, os, shutil, signal, socket, struct, subprocess, sys, tempfile, threading, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
 ADDR = "127.0.99.1"
 T_ROUTE, T_STATS, T_DOWN, T_UP, T_INIT, T_TERM = 0, 1, 2, 3, 4, 5
-
-
-def free_port():
-    s = socket.socket()
-    s.bind((ADDR, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def nlri(buf, v6):
@@ -173,15 +168,9 @@ def main():
     a = ap.parse_args()
     d = os.path.abspath(a.build)
     rd, load = (os.path.join(d, p) for p in ("io/ricochetd", "bench/ricochet-load"))
-    for p in (rd, load):
-        if not os.access(p, os.X_OK):
-            print(f"SKIP: {p} not built")
-            return 77
-    if os.geteuid() != 0:
-        print("SKIP: needs root (port 179, capture)")
-        return 77
+    H.require(root="port 179, capture", programs=(rd, load))
     tmp = tempfile.mkdtemp(prefix="ricochet-bmp-")
-    port = free_port()
+    port = H.free_tcp_port(ADDR)
     cap = os.path.join(tmp, "bmp.pcapng")
     tshark = shutil.which("tshark")
     procs = []
@@ -207,16 +196,8 @@ peer-ranges:
     log = open(os.path.join(tmp, "ricochetd.log"), "w")
     proc = subprocess.Popen([rd, "-c", cfg], stdout=log, stderr=subprocess.STDOUT)
     procs.append(proc)
-    fails, passed = [], 0
-
-    def check(name, cond, detail=""):
-        nonlocal passed
-        if cond:
-            passed += 1
-            print(f"PASS {name}")
-        else:
-            fails.append(name)
-            print(f"FAIL {name} {detail}")
+    verdict = H.Checks()
+    check = verdict.check
 
     R4, R6 = 2000, 500
     try:
@@ -299,12 +280,9 @@ peer-ranges:
         check("tshark-no-malformed", nbad == 0, bad.stdout[:500])
     else:
         print("  tshark not available: capture checks skipped")
-    print(f"{passed} passed, {len(fails)} failed")
-    if not fails:
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        print(f"kept {tmp}")
-    return 1 if fails else 0
+    rc = verdict.summary()
+    H.clean_workdir(tmp, keep=rc != 0)
+    return rc
 
 
 if __name__ == "__main__":

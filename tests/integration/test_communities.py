@@ -8,10 +8,11 @@ rr-client receives NO_EXPORT and NO_EXPORT_SUBCONFED routes but not the
 NO_ADVERTISE one; an eBGP rs-client receives only the ordinary route; every
 community attribute arrives octet for octet as sent.
 """
-import argparse, os, signal, struct, subprocess, sys, tempfile, time
+import argparse, os, struct, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bgpspeaker as B  # noqa: E402
+import harness as H  # noqa: E402
 
 RR, SRC, MON, RS = "127.0.56.1", "127.0.56.10", "127.0.56.11", "127.0.56.12"
 AS, RS_AS = 65000, 65056
@@ -26,12 +27,7 @@ def main():
     ap.add_argument("--build", default="build")
     a = ap.parse_args()
     rd = os.path.join(os.path.abspath(a.build), "io", "ricochetd")
-    if not os.access(rd, os.X_OK):
-        print(f"SKIP: {rd} not built")
-        return 77
-    if os.geteuid() != 0:
-        print("SKIP: needs root (port 179)")
-        return 77
+    H.require(root="port 179", programs=(rd,))
     tmp = tempfile.mkdtemp(prefix="ricochet-comm-")
     cfg = os.path.join(tmp, "r.yaml")
     open(cfg, "w").write(f"""router-id: {RR}
@@ -45,16 +41,8 @@ peers:
 """)
     log = open(os.path.join(tmp, "ricochetd.log"), "w")
     proc = subprocess.Popen([rd, "-c", cfg], stdout=log, stderr=subprocess.STDOUT)
-    fails, passed = [], 0
-
-    def check(name, cond, detail=""):
-        nonlocal passed
-        if cond:
-            passed += 1
-            print(f"PASS {name}")
-        else:
-            fails.append(name)
-            print(f"FAIL {name} {detail}")
+    verdict = H.Checks()
+    check = verdict.check
 
     try:
         time.sleep(0.5)
@@ -98,13 +86,8 @@ peers:
               u is not None and u.attrs.get(B.COMMUNITIES, (0, b""))[1] == struct.pack("!I", NO_EXPORT))
         check("daemon still running", proc.poll() is None)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    print(f"{passed} passed, {len(fails)} failed")
-    return 1 if fails else 0
+        H.terminate(proc)
+    return verdict.summary()
 
 
 if __name__ == "__main__":

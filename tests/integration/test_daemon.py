@@ -11,7 +11,10 @@ everywhere; the CLI answers (table and JSON); a reload that changes nothing
 keeps every session; a reload with a bad file keeps the running configuration
 and names file, line and key; `--check` rejects a bad file the same way.
 """
-import argparse, json, os, signal, subprocess, sys, tempfile, time
+import argparse, json, os, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
 
 ADDR = "127.0.77.1"
 
@@ -22,13 +25,7 @@ def main():
     a = ap.parse_args()
     d = os.path.abspath(a.build)
     rd, cli, load = (os.path.join(d, p) for p in ("io/ricochetd", "io/ricochet", "bench/ricochet-load"))
-    for p in (rd, cli, load):
-        if not os.access(p, os.X_OK):
-            print(f"SKIP: {p} not built")
-            return 77
-    if os.geteuid() != 0:
-        print("SKIP: needs root (port 179)")
-        return 77
+    H.require(root="port 179", programs=(rd, cli, load))
     tmp = tempfile.mkdtemp(prefix="ricochet-daemon-")
     sock = os.path.join(tmp, "ctl.sock")
     cfg = os.path.join(tmp, "r.yaml")
@@ -42,17 +39,8 @@ peer-ranges:
     open(cfg, "w").write(base)
     log = open(os.path.join(tmp, "ricochetd.log"), "w")
     proc = subprocess.Popen([rd, "-c", cfg], stdout=log, stderr=subprocess.STDOUT)
-    fails = []
-    passed = 0
-
-    def check(name, cond, detail=""):
-        nonlocal passed
-        if cond:
-            passed += 1
-            print(f"PASS {name}")
-        else:
-            fails.append(name)
-            print(f"FAIL {name} {detail}")
+    verdict = H.Checks()
+    check = verdict.check
 
     def ctl(*args, js=True):
         r = subprocess.run([cli, "-s", sock] + (["--json"] if js else []) + list(args),
@@ -126,13 +114,8 @@ peer-ranges:
         bg.wait(timeout=60)
         check("daemon-still-running", proc.poll() is None)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    print(f"{passed} passed, {len(fails)} failed")
-    return 1 if fails else 0
+        H.terminate(proc)
+    return verdict.summary()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ missing, or ricochetd is not built.  Python 3 stdlib only.
 import argparse
 import json
 import os
-import signal
 import struct
 import sys
 import time
@@ -149,16 +148,17 @@ class GrBird(H.BirdClient):
                      f"{self.name} control socket")
 
 
-class Suite:
+class Suite(H.Checks):
     def __init__(self, h, rr, obs, verbose):
+        super().__init__()
         self.h, self.rr, self.obs, self.verbose = h, rr, obs, verbose
-        self.results = []
 
-    def check(self, name, ok, detail=""):
-        self.results.append((name, bool(ok), detail))
-        print(f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  ({detail})" if detail and not ok else ""),
-              flush=True)
-        return ok
+    def end(self):
+        """The last check (ricochetd survived all) and the summary."""
+        self.check("ricochetd still running", self.rr.proc.alive())
+        if self.failed and self.verbose:
+            print(self.rr.proc.tail(40))
+        return self.summary()
 
     def obs_has(self, prefixes):
         have = self.obs.all_routes()
@@ -402,14 +402,8 @@ def main():
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
-    if os.geteuid() != 0:
-        print("SKIP: needs root (binds port 179 on loopback)")
-        return 77
-    missing = H.have("bird", "birdc", os.path.join(a.build, "io", "ricochetd"),
-                     os.path.join(a.build, "io", "ricochet"))
-    if missing:
-        print(f"SKIP: missing {', '.join(missing)}")
-        return 77
+    H.require(root="binds port 179 on loopback",
+              programs=["bird", "birdc"] + H.built(a.build, "io/ricochetd", "io/ricochet"))
     gr = "graceful-restart: { enabled: true, restart-time: 120 }"
     fam = "families: [ipv4-unicast, ipv6-unicast]"
     peers = [f"{{ address: {OBS}, asn: {AS}, role: rr-client, passive: true, {fam} }}"]
@@ -435,12 +429,7 @@ def main():
             except (H.HarnessError, B.Closed, OSError, ConnectionError, TimeoutError) as e:
                 s.check(f"{name}: ran to the end", False, repr(e))
         rr.alive()
-        s.check("ricochetd still running", rr.proc.alive())
-        failed = [r for r in s.results if not r[1]]
-        print(f"{len(s.results) - len(failed)}/{len(s.results)} checks passed")
-        if failed and a.v:
-            print(rr.proc.tail(40))
-        return 1 if failed else 0
+        return s.end()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
-SKIP = 77
 SHARED = "10.99.0.0/24"
 CONVERGE = 45  # seconds: bound for every convergence wait
 
@@ -51,20 +50,19 @@ def parse_args():
     return ap.parse_args()
 
 
-class Checks:
-    def __init__(self):
-        self.results = []
+class Checks(H.Checks):
+    """H.Checks, plus checks that are functions raising on failure."""
 
     def run(self, name, fn):
         t0 = time.monotonic()
         try:
             fn()
-            self.results.append((name, True, ""))
+            self.record(name, None)
             print(f"PASS {name} ({time.monotonic() - t0:.1f} s)", flush=True)
         except Exception as e:  # a failed check must not stop the others
             msg = str(e) if isinstance(e, (H.HarnessError, AssertionError)) else \
                 traceback.format_exc(limit=3)
-            self.results.append((name, False, msg))
+            self.record(name, msg)
             print(f"FAIL {name} ({time.monotonic() - t0:.1f} s): {msg}", flush=True)
 
 
@@ -76,23 +74,15 @@ def expect(cond, msg):
 def main():
     a = parse_args()
     tools = ["bird", "birdc", H.FRR_BGPD, "vtysh", "gobgpd", "gobgp", "exabgp"]
-    missing = H.have(*tools)
-    if missing:
-        print(f"SKIP: missing tools: {', '.join(missing)}")
-        return SKIP
-    if os.geteuid() != 0:
-        print("SKIP: needs root (daemons bind port 179 on loopback)")
-        return SKIP
     binary = None
     if a.reflector == "ricochetd":
         binary = os.path.abspath(os.environ.get("RICOCHETD") or
                                  os.path.join(a.build, "io", "ricochetd"))
-        if not os.access(binary, os.X_OK):
-            print(f"SKIP: ricochetd not built ({binary} missing)")
-            return SKIP
+        tools.append(binary)
+    H.require(root="daemons bind port 179 on loopback", programs=tools)
     if H.port_in_use(a.addr, 179):
         print(f"SKIP: {a.addr}:179 already in use (another daemon or test running?)")
-        return SKIP
+        return H.SKIP
 
     net = a.client_net
     checks = Checks()
@@ -296,18 +286,15 @@ def main():
             if only and name not in only and name != "sessions-established":
                 continue
             checks.run(name, fn)
-        failed = [r for r in checks.results if not r[1]]
-        if failed and a.verbose:
+        if checks.failed and a.verbose:
             for p in h.procs:
                 print(f"--- {p.name} log tail ---\n{p.tail()}")
     allowed = set(x for x in a.allow_fail.split(",") if x)
-    npass = sum(1 for r in checks.results if r[1])
-    xfail = [r[0] for r in checks.results if not r[1] and r[0] in allowed]
-    nfail = len(checks.results) - npass - len(xfail)
+    xfail = [n for n in checks.failed if n in allowed]
+    checks.results = [r for r in checks.results if r[0] not in xfail]
     for name in xfail:
         print(f"XFAIL {name} (known failure, --allow-fail)")
-    print(f"{npass} passed, {nfail} failed" + (f", {len(xfail)} skipped" if xfail else ""))
-    return 1 if nfail else 0
+    return checks.summary(skipped=len(xfail))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import struct
 import subprocess
@@ -39,6 +38,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bgpspeaker as B  # noqa: E402
+import harness as H  # noqa: E402
 
 RR = "127.0.88.1"
 MON = "127.0.88.10"
@@ -142,11 +142,7 @@ class Daemon:
         return None
 
     def tail(self, n=20):
-        try:
-            with open(self.log, "rb") as f:
-                return b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace")
-        except OSError:
-            return ""
+        return H.tail_file(self.log, n)
 
     def log_lines(self):
         with open(self.log, "rb") as f:
@@ -753,7 +749,7 @@ class Runner:
         self.next = {"ibgp": 0, "ebgp": 0}
         self.mon = None
         self.rib = None
-        self.results = []
+        self.checks = H.Checks()
 
     def pick(self, kind):
         pool = self.pools[kind]
@@ -909,7 +905,7 @@ class Runner:
                 t0 = time.monotonic()
                 errs = self.run_case(idx, case, kind)
                 dt = time.monotonic() - t0
-                self.results.append((name, errs))
+                self.checks.record(name, "; ".join(errs))
                 status = "ok" if not errs else "FAIL"
                 if errs or self.verbose:
                     print(f"{status:4} {name} ({dt:.1f} s){': ' + '; '.join(errs) if errs else ''}", flush=True)
@@ -976,13 +972,8 @@ def main():
                 print(f"[{k}] {cs.name}")
         print(sum(len(cs.kinds) for cs in cases), "cases")
         return 0
-    if os.geteuid() != 0:
-        print("SKIP: needs root (port 179)")
-        return 77
     build = os.path.abspath(a.build)
-    if not os.access(os.path.join(build, "io", "ricochetd"), os.X_OK):
-        print(f"SKIP: no ricochetd in {build}/io")
-        return 77
+    H.require(root="port 179", programs=H.built(build, "io/ricochetd"))
     root = tempfile.mkdtemp(prefix="ricochet-malformed-")
     d = Daemon(build, root)
     rc = 1
@@ -1000,24 +991,18 @@ def main():
         extra = []
         if not a.filter:
             errs = log_ratelimit_check(d, r)
-            r.results.append(("log: malformed input rate-limited per peer and kind", errs))
+            r.checks.record("log: malformed input rate-limited per peer and kind", "; ".join(errs))
             if errs or a.verbose:
                 print(f"{'ok' if not errs else 'FAIL':4} log rate limit: {'; '.join(errs)}")
-        passed = sum(1 for _, e in r.results if not e)
-        failed = len(r.results) - passed
-        print(f"malformed: {len(r.results)} cases in {time.monotonic() - t0:.0f} s, "
+        print(f"malformed: {len(r.checks.results)} cases in {time.monotonic() - t0:.0f} s, "
               f"ricochetd RSS {rss0} kB -> {d.rss_kb()} kB{''.join(extra)}")
-        print(f"{passed} passed, {failed} failed")
-        rc = 0 if failed == 0 and d.alive() else 1
+        rc = r.checks.summary(ok=d.alive())
     except Exception as e:  # noqa: BLE001
         print(f"ERROR: {type(e).__name__}: {e}\n{d.tail()}")
         rc = 1
     finally:
         d.stop()
-        if a.keep or rc != 0:
-            print(f"(kept {root})")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        H.clean_workdir(root, keep=a.keep or rc != 0)
     return rc
 
 

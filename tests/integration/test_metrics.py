@@ -22,7 +22,10 @@ Checks:
   - while a large table loads (--big N routes, default 1,000,000), scrapes and
     `ricochet show routes` answer within 50 ms (worst of the samples).
 """
-import argparse, json, os, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, socket, subprocess, sys, tempfile, time, urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -35,14 +38,6 @@ except ImportError:
         text_string_to_metric_families = None
 
 ADDR = "127.0.99.1"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind((ADDR, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def scrape(port):
@@ -77,21 +72,16 @@ def main():
     a = ap.parse_args()
     d = os.path.abspath(a.build)
     rd, cli, load = (os.path.join(d, p) for p in ("io/ricochetd", "io/ricochet", "bench/ricochet-load"))
-    for p in (rd, cli, load):
-        if not os.access(p, os.X_OK):
-            print(f"SKIP: {p} not built")
-            return 77
-    if os.geteuid() != 0:
-        print("SKIP: needs root (port 179)")
-        return 77
-    if text_string_to_metric_families is None or not shutil.which("bgpdump"):
-        print("SKIP: needs python3-prometheus-client and bgpdump")
-        return 77
+    H.require(root="port 179", programs=(rd, cli, load))
+    H.require(programs=("bgpdump",))
+    if text_string_to_metric_families is None:
+        print("SKIP: needs python3-prometheus-client")
+        return H.SKIP
     tmp = tempfile.mkdtemp(prefix="ricochet-metrics-")
     sock = os.path.join(tmp, "ctl.sock")
     mrtdir = os.path.join(tmp, "mrt")
     os.mkdir(mrtdir)
-    mport = free_port()
+    mport = H.free_tcp_port(ADDR)
     cfg = os.path.join(tmp, "r.yaml")
     open(cfg, "w").write(f"""router-id: {ADDR}
 asn: 65000
@@ -105,16 +95,8 @@ peer-ranges:
     log = open(os.path.join(tmp, "ricochetd.log"), "w")
     proc = subprocess.Popen([rd, "-c", cfg], stdout=log, stderr=subprocess.STDOUT)
     procs = [proc]
-    fails, passed = [], 0
-
-    def check(name, cond, detail=""):
-        nonlocal passed
-        if cond:
-            passed += 1
-            print(f"PASS {name}")
-        else:
-            fails.append(name)
-            print(f"FAIL {name} {detail}")
+    verdict = H.Checks()
+    check = verdict.check
 
     def ctl(*args, js=True):
         r = subprocess.run([cli, "-s", sock] + (["--json"] if js else []) + list(args),
@@ -264,11 +246,7 @@ peer-ranges:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        H.terminate(proc)
     # BGP4MP recording (files are flushed at exit)
     files = sorted(os.path.join(mrtdir, f) for f in os.listdir(mrtdir))
     lines = bgpdump_lines(*files)
@@ -276,12 +254,9 @@ peer-ranges:
     want_pfx = {k[0] for k in want} if want else set()
     check("mrt-dump-bgp4mp-bgpdump", len(files) > 0 and want_pfx and want_pfx <= ann,
           f"{len(files)} files, {len(ann)} prefixes announced, want {len(want_pfx)}")
-    print(f"{passed} passed, {len(fails)} failed")
-    if not fails:
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        print(f"kept {tmp}")
-    return 1 if fails else 0
+    rc = verdict.summary()
+    H.clean_workdir(tmp, keep=rc != 0)
+    return rc
 
 
 if __name__ == "__main__":

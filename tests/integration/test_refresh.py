@@ -183,14 +183,8 @@ def main():
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
-    if os.geteuid() != 0:
-        print("SKIP: needs root (binds port 179 on loopback)")
-        return 77
-    missing = H.have("bird", "birdc", "vtysh", H.FRR_BGPD, os.path.join(a.build, "io", "ricochetd"),
-                     os.path.join(a.build, "io", "ricochet"))
-    if missing:
-        print(f"SKIP: missing {', '.join(missing)}")
-        return 77
+    H.require(root="binds port 179 on loopback",
+              programs=["bird", "birdc", "vtysh", H.FRR_BGPD] + H.built(a.build, "io/ricochetd", "io/ricochet"))
     fam = "families: [ipv4-unicast, ipv6-unicast]"
     # FRR sends End-of-RIB, and then answers a refresh with BoRR/EoRR, only to
     # a peer that announced graceful restart: ricochetd does for it
@@ -221,12 +215,7 @@ def main():
             except (H.HarnessError, B.Closed, OSError, ConnectionError, TimeoutError,
                     subprocess.SubprocessError) as e:
                 s.check(f"{name}: ran to the end", False, repr(e))
-        s.check("ricochetd still running", rr.proc.alive())
-        failed = [r for r in s.results if not r[1]]
-        print(f"{len(s.results) - len(failed)}/{len(s.results)} checks passed")
-        if failed and a.v:
-            print(rr.proc.tail(40))
-        return 1 if failed else 0
+        return s.end()
 
 
 if __name__ == "__main__":

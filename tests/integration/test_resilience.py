@@ -32,7 +32,6 @@ Python 3 stdlib only.
 import argparse
 import os
 import re
-import shutil
 import socket
 import stat
 import struct
@@ -42,6 +41,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bgpspeaker as B  # noqa: E402
+import harness as H  # noqa: E402
 from test_malformed import Daemon, RR, MON, LOCAL_AS  # noqa: E402
 
 FEEDER, STUCK, MAXP, HOLD, FLAP, MIDMSG, RESET, ACTIVE, LATE = (
@@ -64,17 +64,7 @@ def v4_block(base, n, plen=24):
 def announce_msgs(prefixes, nh="192.0.2.7", max_msg=4096, asn=None):
     """UPDATEs announcing prefixes, packed up to max_msg."""
     attrs = B.a_origin(0) + B.a_aspath([asn] if asn else []) + B.a_nexthop(nh) + B.a_localpref(100)
-    room = max_msg - 23 - len(attrs)
-    msgs, cur = [], b""
-    for p in prefixes:
-        e = B.pfx(p)
-        if len(cur) + len(e) > room:
-            msgs.append(B.update(attrs=attrs, nlri=cur))
-            cur = b""
-        cur += e
-    if cur:
-        msgs.append(B.update(attrs=attrs, nlri=cur))
-    return msgs
+    return B.packed_updates(attrs, prefixes, max_msg)
 
 
 class Monitor:
@@ -121,7 +111,7 @@ class Suite:
         self.d = d
         self.verbose = verbose
         self.mon = None
-        self.results = []
+        self.checks = H.Checks()
         self.figures = []
 
     def fig(self, s):
@@ -475,7 +465,7 @@ class Suite:
                     self.mon = Monitor()
                 except Exception:  # noqa: BLE001
                     pass
-            self.results.append((name, err))
+            self.checks.record(name, err)
             print(f"{'ok' if not err else 'FAIL':4} {name} ({time.monotonic() - t0:.1f} s)"
                   f"{': ' + err if err else ''}", flush=True)
             if not self.d.alive():
@@ -490,13 +480,8 @@ def main():
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
-    if os.geteuid() != 0:
-        print("SKIP: needs root (port 179)")
-        return 77
     build = os.path.abspath(a.build)
-    if not os.access(os.path.join(build, "io", "ricochetd"), os.X_OK):
-        print(f"SKIP: no ricochetd in {build}/io")
-        return 77
+    H.require(root="port 179", programs=H.built(build, "io/ricochetd"))
     root = tempfile.mkdtemp(prefix="ricochet-resilience-")
     d = Daemon(build, root)
     rc = 1
@@ -528,20 +513,14 @@ def main():
         s.run(a.filter)
         for f in s.figures:
             print("  " + f)
-        passed = sum(1 for _, e in s.results if not e)
-        failed = len(s.results) - passed
-        print(f"{passed} passed, {failed} failed")
-        rc = 0 if failed == 0 else 1
+        rc = s.checks.summary()
     except Exception as e:  # noqa: BLE001
         print(f"ERROR: {type(e).__name__}: {e}\n{d.tail()}")
     finally:
         ls.close()
         lb.close()
         d.stop()
-        if a.keep or rc != 0:
-            print(f"(kept {root})")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        H.clean_workdir(root, keep=a.keep or rc != 0)
     return rc
 
 

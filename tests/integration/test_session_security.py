@@ -20,7 +20,6 @@ is not built or when BIRD is missing.  Python 3 stdlib only.
 
 import argparse
 import os
-import shutil
 import socket
 import struct
 import sys
@@ -60,11 +59,11 @@ protocol bgp up {{
 """
 
 
-class Suite:
+class Suite(H.Checks):
     def __init__(self, h, d):
+        super().__init__()
         self.h = h
         self.d = d
-        self.results = []
 
     def bird(self, name, addr, **kw):
         wd = os.path.join(self.h.root, name)
@@ -86,10 +85,6 @@ class Suite:
                 return False
             time.sleep(0.2)
         return True
-
-    def check(self, name, ok, detail=""):
-        self.results.append((name, ok))
-        print(f"{'ok' if ok else 'FAIL':4} {name}{': ' + detail if detail and not ok else ''}", flush=True)
 
     def run(self):
         # BIRD instances all at once, so their waits overlap
@@ -168,16 +163,8 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
-    if os.geteuid() != 0:
-        print("SKIP: needs root (port 179, TCP_MD5SIG)")
-        return 77
     build = os.path.abspath(a.build)
-    if not os.access(os.path.join(build, "io", "ricochetd"), os.X_OK):
-        print(f"SKIP: no ricochetd in {build}/io")
-        return 77
-    if not shutil.which("bird"):
-        print("SKIP: BIRD 2 is not installed")
-        return 77
+    H.require(root="port 179, TCP_MD5SIG", programs=H.built(build, "io/ricochetd") + ["bird"])
     rc = 1
     with H.Harness(keep=a.keep, prefix="ricochet-security-") as h:
         d = Daemon(build, h.root)
@@ -193,10 +180,7 @@ def main():
                     ranges=[f'{{ prefix: 127.0.88.40/29, {rr}, md5-password: "{PW_RANGE}" }}'])
             s = Suite(h, d)
             s.run()
-            passed = sum(1 for _, ok in s.results if ok)
-            failed = len(s.results) - passed
-            print(f"{passed} passed, {failed} failed")
-            rc = 0 if failed == 0 and d.alive() else 1
+            rc = s.summary(ok=d.alive())
         except (H.HarnessError, RuntimeError, OSError) as e:
             print(f"ERROR: {type(e).__name__}: {e}\n{d.tail()}")
         finally:

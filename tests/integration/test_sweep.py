@@ -43,6 +43,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bgpspeaker as B  # noqa: E402
+import harness as H  # noqa: E402
 from test_malformed import Daemon, LOCAL_AS  # noqa: E402
 
 RR = "127.0.66.1"
@@ -124,25 +125,11 @@ def main():
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
-    for p in (os.path.join(build, "io", "ricochetd"), os.path.join(build, "io", "ricochet")):
-        if not os.access(p, os.X_OK):
-            print(f"SKIP: {p} not built")
-            return 77
-    if os.geteuid() != 0:
-        print("SKIP: needs root (port 179)")
-        return 77
+    H.require(root="port 179", programs=H.built(build, "io/ricochetd", "io/ricochet"))
     root = tempfile.mkdtemp(prefix="ricochet-sweep-")
     d = Daemon(build, root, io_threads=1, addr=RR)
-    fails, passed = [], 0
-
-    def check(name, cond, detail=""):
-        nonlocal passed
-        if cond:
-            passed += 1
-            print(f"PASS {name}" + (f" ({detail})" if detail and a.verbose else ""))
-        else:
-            fails.append(name)
-            print(f"FAIL {name} {detail}")
+    verdict = H.Checks(verbose=a.verbose)
+    check = verdict.check
 
     def accepted(addr):
         e = (d.peers() or {}).get(addr) or {}
@@ -239,15 +226,14 @@ def main():
               ok and accepted(FEEDER)[0] == fresh, f"{accepted(FEEDER)}")
         check("ricochetd still running", d.alive())
     except Exception as e:  # report, then clean up
-        fails.append(f"exception: {e!r}")
-        print(f"FAIL exception: {e!r}\n{d.tail()}")
+        check("ran to the end", False, f"{e!r}\n{d.tail()}")
     finally:
         d.stop()
-        if fails and a.verbose:
+        if verdict.failed and a.verbose:
             print(d.tail(40))
         shutil.rmtree(root, ignore_errors=True)
-    print(f"{passed} passed, {len(fails)} failed")
-    return 1 if fails else 0
+    rc = verdict.summary()
+    return rc
 
 
 if __name__ == "__main__":
