@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """A full table going away must not stall the other sessions of its thread.
 
-Owns: its own ricochetd on 127.0.66.1 with one I/O thread (so every session
+Owns: its own ricochetd on 127.0.44.1 with one I/O thread (so every session
 shares it), three raw speakers (bgpspeaker.py), all iBGP rr-clients:
-  - FEEDER (127.0.66.11, IPv4 only) announces a big table (600,000 /24s,
+  - FEEDER (127.0.44.11, IPv4 only) announces a big table (600,000 /24s,
     SWEEP_ROUTES to change) and then drops its TCP connection;
-  - PROBE_TX (127.0.66.12) announces one IPv6 probe route at a time and
-    PROBE_RX (127.0.66.13, IPv6 only, so the IPv4 table never reaches it)
+  - PROBE_TX (127.0.44.12) announces one IPv6 probe route at a time and
+    PROBE_RX (127.0.44.13, IPv6 only, so the IPv4 table never reaches it)
     waits for each to be reflected: the probe's round trip is what a session
     on the same thread sees while the table is withdrawn.
 Checks:
@@ -46,8 +46,8 @@ import bgpspeaker as B  # noqa: E402
 import harness as H  # noqa: E402
 from test_malformed import Daemon, LOCAL_AS  # noqa: E402
 
-RR = "127.0.66.1"
-FEEDER, PROBE_TX, PROBE_RX, PROBE_OPEN = "127.0.66.11", "127.0.66.12", "127.0.66.13", "127.0.66.14"
+RR = "127.0.44.1"
+FEEDER, PROBE_TX, PROBE_RX, PROBE_OPEN = "127.0.44.11", "127.0.44.12", "127.0.44.13", "127.0.44.14"
 ROUTES = int(os.environ.get("SWEEP_ROUTES", "600000"))
 OPEN_MAX_MS = 50         # the I/O thread's answer to a new session's OPEN
 REFLECT_MAX_MS = 5000    # a probe's way through the reflection thread too
@@ -72,9 +72,9 @@ class Probe:
 
     def __init__(self):
         self.tx = B.Speaker(PROBE_TX, RR, timeout=3)
-        self.tx.establish(LOCAL_AS, bgp_id="10.0.66.12", caps=B.caps_default(LOCAL_AS, v4=False))
+        self.tx.establish(LOCAL_AS, bgp_id="10.0.44.12", caps=B.caps_default(LOCAL_AS, v4=False))
         self.rx = B.Speaker(PROBE_RX, RR, timeout=3)
-        self.rx.establish(LOCAL_AS, bgp_id="10.0.66.13", caps=B.caps_default(LOCAL_AS, v4=False))
+        self.rx.establish(LOCAL_AS, bgp_id="10.0.44.13", caps=B.caps_default(LOCAL_AS, v4=False))
         self.i = 0
         self.last_ka = time.monotonic()
 
@@ -106,7 +106,7 @@ def open_rtt(timeout=15.0):
     try:
         t0 = time.monotonic()
         sp.connect()
-        sp.send(B.open_msg(LOCAL_AS, 90, "10.0.66.14", B.caps_default(LOCAL_AS, v4=False)))
+        sp.send(B.open_msg(LOCAL_AS, 90, "10.0.44.14", B.caps_default(LOCAL_AS, v4=False)))
         while True:
             m = sp.recv_msg(max(0.001, t0 + timeout - time.monotonic()))
             if m is None:
@@ -149,10 +149,10 @@ def main():
                  peer.format(PROBE_TX, LOCAL_AS, "ipv4-unicast, ipv6-unicast"),
                  peer.format(PROBE_RX, LOCAL_AS, "ipv4-unicast, ipv6-unicast"),
                  peer.format(PROBE_OPEN, LOCAL_AS, "ipv4-unicast, ipv6-unicast")],
-                ["{ prefix: 127.0.66.128/25, asn: 65000, role: rr-client }"])
+                ["{ prefix: 127.0.44.128/25, asn: 65000, role: rr-client }"])
         probe = Probe()
         feeder = B.Speaker(FEEDER, RR, timeout=30)
-        feeder.establish(LOCAL_AS, bgp_id="10.0.66.11", caps=B.caps_default(LOCAL_AS, v6=False))
+        feeder.establish(LOCAL_AS, bgp_id="10.0.44.11", caps=B.caps_default(LOCAL_AS, v6=False))
         t0 = time.monotonic()
         feeder.send(v4_table(ROUTES))
         ok = wait(lambda: accepted(FEEDER)[0] == ROUTES, 120, 0.25)
@@ -170,7 +170,7 @@ def main():
         feeder.close()
         t_drop = time.monotonic()
         again = B.Speaker(FEEDER, RR, timeout=60).connect()
-        again.send(B.open_msg(LOCAL_AS, 90, "10.0.66.11", B.caps_default(LOCAL_AS, v6=False)))
+        again.send(B.open_msg(LOCAL_AS, 90, "10.0.44.11", B.caps_default(LOCAL_AS, v6=False)))
         lat, olat, lost = [], [], 0
         while time.monotonic() - t_drop < 2.0 or (time.monotonic() - t_drop < 60 and
                                                   (accepted(FEEDER)[0] or 0) > 0):
@@ -184,7 +184,7 @@ def main():
         med = statistics.median(lat) if lat else float("nan")
         oworst = max(olat) if olat else float("inf")
         omed = statistics.median(olat) if olat else float("nan")
-        swept = [ln for ln in d.log_lines() if re.search(r"peer 127\.0\.66\.11 .*paths withdrawn", ln)]
+        swept = [ln for ln in d.log_lines() if re.search(r"peer 127\.0\.44\.11 .*paths withdrawn", ln)]
         took = swept[-1].split(": ", 1)[-1] if swept else "no log line"
         summary = (f"while {ROUTES} paths were withdrawn (all gone {gone_s:.2f} s after the "
                    f"drop; ricochetd: {took}): {len(olat)} new sessions' OPEN answered in "
