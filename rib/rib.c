@@ -1706,20 +1706,28 @@ static inline struct rib_node *dir_exact4(struct rib_fam *f, uint32_t a, unsigne
 	return d ? (struct rib_node *)(rib_deref(d->e[(a >> 8) & 255]) & ~RIB_DEEP) : NULL;
 }
 
+/* rib_lookup's first try, IPv4 /0../24: the node the index points at, if it
+ * is the prefix (with paths); NULL sends the lookup down the tree. */
+static inline struct rib_node *lookup_hint(struct rib_fam *f, rkey_t k, unsigned len)
+{
+	if (!f->direct || len > 24)
+		return NULL;
+	uint32_t a = (uint32_t)(k >> 96);
+	struct rib_node *n = dir_exact4(f, a, len);
+	return n && n->len == len && n->k4 == a && rib_deref(n->ps) ? n : NULL;
+}
+
 struct rib_node *rib_lookup(struct rib *r, const struct bgp_prefix *pfx)
 {
 	if (pfx->family >= BGP_FAM_COUNT || pfx->len > bgp_family_maxlen(pfx->family))
 		return NULL;
 	struct rib_fam *f = &r->f[pfx->family];
 	rkey_t k = key_from_addr(pfx->family, pfx->addr) & kmask(pfx->len);
-	if (f->direct && pfx->len <= 24) {
-		/* usually the index points right at it; otherwise walk the tree */
-		uint32_t a = (uint32_t)(k >> 96);
-		struct rib_node *n = dir_exact4(f, a, pfx->len);
-		if (n && n->len == pfx->len && n->k4 == a && rib_deref(n->ps))
-			return n;
-	}
-	struct rib_node *n = tree_lookup(root_get(f, k, pfx->len), k, pfx->len);
+	/* usually the index points right at it; otherwise walk the tree */
+	struct rib_node *n = lookup_hint(f, k, pfx->len);
+	if (n)
+		return n;
+	n = tree_lookup(root_get(f, k, pfx->len), k, pfx->len);
 	return n && rib_deref(n->ps) ? n : NULL;
 }
 
@@ -1784,7 +1792,176 @@ struct rib_node *rib_lookup_lpm(struct rib *r, unsigned fam, const uint8_t *addr
 	return lpm_tree(f, key_from_addr(fam, addr));
 }
 
-#define RIB_LPM_GROUP 16
+/* ---- batched lookups ------------------------------------------------------
+ *
+ * rib_lookup_batch and rib_lookup_lpm_batch take a group of RIB_LK_GROUP
+ * queries through the loads of the usual IPv4 path in stages - each stage
+ * loads what the previous one prefetched and prefetches what the next one
+ * will need: the slot word (or the short-prefix entry), then the /24 entry
+ * or the slot's tree root, then the indexed node - so the misses of the
+ * group overlap instead of following one another.  The answer is then
+ * computed on warm lines by the single call's own code: lpm_dir4 for a
+ * longest match, lookup_hint for an exact one; an exact lookup the index
+ * does not answer (short prefixes whose hint is a longer one, /25../32, a
+ * longer prefix in the /24, sparse slots, IPv6) goes to a tree walk that
+ * takes the steps of tree_lookup from root_get's root, interleaved with the
+ * other walks of the batch (lk_walks).  The stages are short and nearly
+ * branch-free: on a table that fits in the caches they are overhead, and a
+ * state machine per lookup advanced one load at a time (tried) cost more in
+ * mispredicted branches than it saved in misses below a million prefixes.
+ *
+ * Readers' safety.  The stages only compute addresses to prefetch; every
+ * value they load under the caller's read-side section (with the acquire
+ * loads the single call uses) points at memory that is not freed before the
+ * section ends (argument 3 at the top of this file, and the direct index's
+ * rule for its entries); a stale one at worst warms a line for nothing, and
+ * a prefetch never faults.  Each answer is then reached by the same acquire
+ * loads, in the same order and with the same decisions, as the single call:
+ * the walk of each lookup is a path through some valid tree (argument 2),
+ * only interleaved with the loads of the batch's other lookups.  So every lookup of a batch gives an
+ * answer the single call could have given during the caller's section.
+ */
+#ifndef RIB_LK_GROUP
+#define RIB_LK_GROUP 64
+#endif
+
+static inline void lk_prefetch_node(const struct rib_node *n, unsigned fam)
+{
+	/* what a lookup reads of it (an IPv4 node's first 32 bytes, an IPv6
+	 * node's 64) may straddle two lines: nodes are 16-byte aligned */
+	__builtin_prefetch(n);
+	__builtin_prefetch((const char *)n + (fam == BGP_FAM_IPV4 ? RIB_GLUE4_SIZE :
+					      sizeof(struct rib_node6)) - 1);
+}
+
+/*
+ * The lookups that the index does not answer walk their trees together:
+ * each round takes every walk one node further (tree_lookup's step) and
+ * prefetches the node it will read next round, so a batch's descents of the
+ * short-prefix tree (/0../15, deep when dense), of /25../32 and of sparse
+ * slots overlap.  Up to RIB_LK_WALKS at once, collected over groups.
+ */
+#define RIB_LK_WALKS 64
+struct lk_walk {
+	rkey_t k;
+	struct rib_node *n;
+	size_t i;                        /* query index */
+	uint8_t len, fam;
+};
+
+/* Finish the nw walks in wk (each at the root of its tree, prefetched),
+ * answers into out.  Returns 0 (walks left). */
+static unsigned lk_walks(struct lk_walk *wk, unsigned nw, struct rib_node **out)
+{
+	while (nw) {
+		for (unsigned j = 0; j < nw;) {
+			struct lk_walk *w = &wk[j];
+			struct rib_node *n = w->n;
+			if (n && n->len < w->len && kcpl(w->k, node_key(n)) >= n->len) {
+				n = rib_deref(n->ch[kbit(w->k, n->len)]);
+				w->n = n;
+				if (n)
+					lk_prefetch_node(n, w->fam);
+				j++;
+				continue;
+			}
+			/* tree_lookup's end: n is the prefix, or it is not there */
+			if (n && (n->len != w->len || kcpl(w->k, node_key(n)) < n->len || !rib_deref(n->ps)))
+				n = NULL;
+			out[w->i] = n;
+			*w = wk[--nw];
+		}
+	}
+	return 0;
+}
+
+void rib_lookup_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, struct rib_node **out)
+{
+	struct rib_fam *f = &r->f[BGP_FAM_IPV4];
+	struct lk_walk wk[RIB_LK_WALKS];
+	unsigned nw = 0;
+	for (size_t base = 0; base < n; base += RIB_LK_GROUP) {
+		unsigned g = n - base < RIB_LK_GROUP ? (unsigned)(n - base) : RIB_LK_GROUP;
+		const struct bgp_prefix *q = pfx + base;
+		uint32_t a[RIB_LK_GROUP];
+		uintptr_t v[RIB_LK_GROUP];
+		/* IPv4: the slot word (/16../32) or the short-prefix entry (/0../15);
+		 * other families go straight to the single call */
+		for (unsigned j = 0; j < g; j++) {
+			unsigned len = q[j].len;
+			a[j] = 0;
+			v[j] = 0;
+			if (q[j].family == BGP_FAM_IPV6 && len >= 16 && len <= 128)
+				__builtin_prefetch(&r->f[BGP_FAM_IPV6].slots[be32_load(q[j].addr) >> 16]);
+			if (q[j].family != BGP_FAM_IPV4 || len > 32)
+				continue;
+			a[j] = be32_load(q[j].addr) & (len ? ~0u << (32 - len) : 0);
+			if (len >= 16)
+				__builtin_prefetch(&f->slots[a[j] >> 16]);
+			else
+				__builtin_prefetch(&f->sbest[a[j] >> 16]);
+		}
+		/* the /24 entry, the slot's root, or the hinted node */
+		for (unsigned j = 0; j < g; j++) {
+			unsigned len = q[j].len;
+			if (q[j].family != BGP_FAM_IPV4 || len > 32)
+				continue;
+			if (len < 16) {
+				struct rib_node *nd = rib_deref(f->sbest[a[j] >> 16]);
+				if (nd)
+					lk_prefetch_node(nd, BGP_FAM_IPV4);
+				continue;
+			}
+			v[j] = (uintptr_t)rib_deref(f->slots[a[j] >> 16]);
+			const struct rib_dir *d = slot_dir_of(v[j]);
+			if (!d)
+				__builtin_prefetch((void *)v[j]);
+			else if (len <= 24)
+				__builtin_prefetch(&d->e[(a[j] >> 8) & 255]);
+			else
+				__builtin_prefetch(&f->droot[a[j] >> 16]);
+		}
+		/* the indexed node, or the root of a slot with an index */
+		for (unsigned j = 0; j < g; j++) {
+			const struct rib_dir *d = slot_dir_of(v[j]);
+			struct rib_node *nd;
+			if (!d)
+				continue;
+			if (q[j].len <= 24)
+				nd = (struct rib_node *)(rib_deref(d->e[(a[j] >> 8) & 255]) & ~RIB_DEEP);
+			else
+				nd = rib_deref(f->droot[a[j] >> 16]);
+			if (nd)
+				lk_prefetch_node(nd, BGP_FAM_IPV4);
+		}
+		/* the index's answer, or on to the tree walks */
+		for (unsigned j = 0; j < g; j++) {
+			unsigned fam = q[j].family, len = q[j].len;
+			if (fam >= BGP_FAM_COUNT || len > bgp_family_maxlen(fam)) {
+				out[base + j] = NULL;
+				continue;
+			}
+			struct rib_fam *fj = &r->f[fam];
+			rkey_t k = key_from_addr(fam, q[j].addr) & kmask(len);
+			struct rib_node *nd = lookup_hint(fj, k, len);
+			if (nd) {
+				out[base + j] = nd;
+				continue;
+			}
+			struct lk_walk *w = &wk[nw++];
+			w->k = k;
+			w->len = (uint8_t)len;
+			w->i = base + j;
+			w->n = root_get(fj, k, len);
+			w->fam = (uint8_t)fam;
+			if (w->n)
+				lk_prefetch_node(w->n, fam);
+			if (nw == RIB_LK_WALKS)
+				nw = lk_walks(wk, nw, out);
+		}
+	}
+	lk_walks(wk, nw, out);
+}
 
 void rib_lookup_lpm_batch(struct rib *r, unsigned fam, const uint8_t *addrs, size_t stride,
 			  size_t n, struct rib_node **out)
@@ -1802,10 +1979,10 @@ void rib_lookup_lpm_batch(struct rib *r, unsigned fam, const uint8_t *addrs, siz
 	}
 	/* group prefetching: each stage starts the misses of the whole group
 	 * before any lookup waits on one */
-	for (size_t base = 0; base < n; base += RIB_LPM_GROUP) {
-		unsigned g = n - base < RIB_LPM_GROUP ? (unsigned)(n - base) : RIB_LPM_GROUP;
-		uint32_t a[RIB_LPM_GROUP];
-		uintptr_t v[RIB_LPM_GROUP];
+	for (size_t base = 0; base < n; base += RIB_LK_GROUP) {
+		unsigned g = n - base < RIB_LK_GROUP ? (unsigned)(n - base) : RIB_LK_GROUP;
+		uint32_t a[RIB_LK_GROUP];
+		uintptr_t v[RIB_LK_GROUP];
 		for (unsigned j = 0; j < g; j++) {
 			a[j] = be32_load(addrs + (base + j) * stride);
 			__builtin_prefetch(&f->slots[a[j] >> 16]);
@@ -1826,7 +2003,7 @@ void rib_lookup_lpm_batch(struct rib *r, unsigned fam, const uint8_t *addrs, siz
 			if (!nd)
 				nd = rib_deref(f->sbest[a[j] >> 16]);
 			if (nd)
-				__builtin_prefetch(nd);
+				lk_prefetch_node(nd, BGP_FAM_IPV4);
 		}
 		for (unsigned j = 0; j < g; j++)
 			out[base + j] = lpm_dir4(f, a[j], v[j]);

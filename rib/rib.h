@@ -145,12 +145,20 @@ uint64_t rib_sweep_step(struct rib *r, struct rib_sweep *s, size_t max);
 /* ---- readers (call under rcu_read_lock) ------------------------------- */
 
 struct rib_node *rib_lookup(struct rib *r, const struct bgp_prefix *pfx);   /* exact */
+/*
+ * n exact lookups at once: out[i] gets what rib_lookup(r, &pfx[i]) would
+ * (prefixes of any family, in any order).  Faster than n calls on tables that
+ * do not fit in the caches: the dependent loads of up to 64 lookups are
+ * overlapped (rib.c, "batched lookups").
+ */
+void rib_lookup_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, struct rib_node **out);
 struct rib_node *rib_lookup_lpm(struct rib *r, unsigned fam, const uint8_t *addr);
 /*
  * n longest-prefix matches at once: address i at addrs + i * stride (4 or 16
  * bytes by family; stride lets it read straight out of an array of structs),
  * result in out[i].  Same answers as rib_lookup_lpm; faster on big tables
- * because the cache misses of a group of lookups overlap.
+ * because the dependent loads of up to 64 lookups are overlapped (rib.c,
+ * "batched lookups").
  */
 void rib_lookup_lpm_batch(struct rib *r, unsigned fam, const uint8_t *addrs, size_t stride,
 			  size_t n, struct rib_node **out);

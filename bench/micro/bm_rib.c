@@ -16,7 +16,8 @@
  * cache misses); lpm_v4_q reads queries prepared in setup in sequence, so
  * independent lookups overlap as real ones would; lpm_v4_batch gives the same
  * queries to rib_lookup_lpm_batch 64 at a time; lookup_v4_q is the exact
- * lookup (rib_lookup) of table prefixes prepared in setup in random order.  insert_v4_upd_* insert
+ * lookup (rib_lookup) of table prefixes prepared in setup in random order,
+ * lookup_v4_batch the same queries to rib_lookup_batch 64 at a time.  insert_v4_upd_* insert
  * UPDATE-shaped runs of 4 prefixes sharing an attribute set, one call per
  * prefix or one rib_update_batch per run.
  *
@@ -609,6 +610,30 @@ static uint64_t run_exact_q(void *p)
 	return BM_BATCH;
 }
 
+/* The same prepared exact queries, 64 per rib_lookup_batch call. */
+static uint64_t run_exact_batch(void *p)
+{
+	struct bm_rib *s = p;
+	bm_thread();
+	struct bm_thr *th = &s->thr[bm_tid(s)];
+	struct rib_node *out[64];
+	uint64_t hits = 0;
+	for (unsigned b = 0; b < BM_BATCH; b += 256) {
+		rcu_read_lock();
+		for (unsigned j = 0; j < 256; j += 64) {
+			size_t i = th->idx & (s->nq - 1) & ~(size_t)63;
+			rib_lookup_batch(s->rib, &s->qp[i], 64, out);
+			for (unsigned k = 0; k < 64; k++)
+				hits += out[k] && rib_node_paths(out[k]) != NULL;
+			th->idx = i + 64;
+		}
+		rcu_read_unlock();
+	}
+	if (hits == 0)
+		abort();
+	return BM_BATCH;
+}
+
 const struct bm_case bm_rib_cases[] = {
 	{ "rib/insert_v4", setup_ins4_1, run_insert, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/insert_v4_2w", setup_ins4_2, run_insert, bm_teardown, { 10000, 100000, 1000000 }, 2 },
@@ -623,6 +648,7 @@ const struct bm_case bm_rib_cases[] = {
 	{ "rib/lpm_v4_bgwriter", setup_lk_w, run_lpm, bm_teardown, { 100000, 1000000 }, 1 },
 	{ "rib/lookup_v4", setup_lk_1, run_exact, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/lookup_v4_q", setup_lk_1, run_exact_q, bm_teardown, { 10000, 100000, 1000000 }, 1 },
+	{ "rib/lookup_v4_batch", setup_lk_1, run_exact_batch, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/lpm_v4_q", setup_lk_1, run_lpm_q, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/lpm_v4_batch", setup_lk_1, run_lpm_batch, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/lpm_v4_batch_2r", setup_lk_2, run_lpm_batch, bm_teardown, { 1000000 }, 2 },

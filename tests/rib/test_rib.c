@@ -1,6 +1,7 @@
 /*
  * test_rib.c - unit tests for rib/rib.c on one thread: insert / replace /
- * withdraw, exact and longest-prefix lookup, ordered walks (full, below a
+ * withdraw, exact and longest-prefix lookup (single and batched, the batches
+ * checked against the single calls over random tables), ordered walks (full, below a
  * prefix, resumed, resumed after the cursor was deleted) for every prefix
  * length of both families, best-path order after updates, the journal
  * (one hand-over per drain however many changes, node lifetime until
@@ -494,6 +495,147 @@ static void test_lpm_index_random(void **state)
 	rcu_read_lock();
 	assert_null(rib_lookup_lpm(f->rib, BGP_FAM_IPV4, (const uint8_t[]){ 10, 1, 2, 3 }));
 	rcu_read_unlock();
+	attr_unref(f->at, a);
+}
+
+/* ---- batched lookups against the single calls --------------------------- */
+
+static struct bgp_prefix rnd_pfx(uint64_t *x, unsigned fam)
+{
+	uint8_t b[16];
+	for (unsigned i = 0; i < 16; i++)
+		b[i] = (uint8_t)rnd32(x);
+	unsigned l = rnd32(x) % 100, len;
+	if (fam == BGP_FAM_IPV4) {
+		if (rnd32(x) % 2) {      /* dense: 10.0/12, 16 slots with /24 indexes */
+			b[0] = 10;
+			b[1] &= 0x0F;
+		}
+		len = l < 40 ? 24 : l < 60 ? 16 + l % 8 : l < 70 ? 25 + l % 8 : l < 75 ? 32 :
+		      l < 98 ? l % 16 : 0;
+	} else {
+		if (rnd32(x) % 2) {      /* dense: 2001:db8::/32 */
+			b[0] = 0x20; b[1] = 0x01; b[2] = 0x0D; b[3] = 0xB8;
+		}
+		len = l < 40 ? 48 : l < 55 ? 32 : l < 70 ? 128 : l < 98 ? rnd32(x) % 129 : 0;
+	}
+	return pfx_make(fam, b, len);
+}
+
+/* A query address: inside a table prefix (random host bits) or anywhere. */
+static void rnd_addr(uint64_t *x, const struct bgp_prefix *tab, size_t n, uint8_t *a)
+{
+	for (unsigned i = 0; i < 16; i++)
+		a[i] = (uint8_t)rnd32(x);
+	if (rnd32(x) % 4 == 0)
+		return;
+	const struct bgp_prefix *p = &tab[rnd32(x) % n];
+	for (unsigned i = 0; i < 16; i++) {
+		unsigned bits = p->len > 8 * i ? p->len - 8 * i : 0;
+		uint8_t m = bits >= 8 ? 0xFF : (uint8_t)(0xFF00u >> bits);
+		a[i] = (uint8_t)((p->addr[i] & m) | (a[i] & ~m));
+	}
+}
+
+static void check_batches(struct fx *f, const struct bgp_prefix *tab, size_t ntab,
+			  const uint8_t *have, uint64_t *x)
+{
+	enum { NQ = 3000 };
+	static struct bgp_prefix q[NQ];
+	static struct rib_node *got[NQ];
+	static const size_t sizes[] = { 0, 1, 5, 16, 17, 100, NQ };
+	rcu_read_lock();
+	/* exact: every table prefix (present or not), other prefixes, bad ones */
+	for (size_t i = 0; i < ntab; i += NQ) {
+		size_t k = ntab - i < NQ ? ntab - i : NQ;
+		rib_lookup_batch(f->rib, tab + i, k, got);
+		for (size_t j = 0; j < k; j++) {
+			assert_ptr_equal(got[j], rib_lookup(f->rib, &tab[i + j]));
+			assert_int_equal(got[j] != NULL, have[i + j] != 0);
+		}
+	}
+	for (unsigned s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		size_t k = sizes[s];
+		for (size_t j = 0; j < k; j++) {
+			unsigned c = rnd32(x) % 16;
+			if (c < 8) {
+				q[j] = tab[rnd32(x) % ntab];
+			} else if (c < 14) {
+				q[j] = rnd_pfx(x, c % 2 ? BGP_FAM_IPV6 : BGP_FAM_IPV4);
+			} else {
+				q[j] = tab[rnd32(x) % ntab];
+				if (c == 14)
+					q[j].family = 7;
+				else
+					q[j].len = q[j].family == BGP_FAM_IPV4 ? 33 : 129;
+			}
+		}
+		rib_lookup_batch(f->rib, q, k, got);
+		for (size_t j = 0; j < k; j++)
+			assert_ptr_equal(got[j], rib_lookup(f->rib, &q[j]));
+		/* longest match, both families, addresses read with a stride */
+		for (unsigned fam = 0; fam < BGP_FAM_COUNT; fam++) {
+			for (size_t j = 0; j < k; j++)
+				rnd_addr(x, tab, ntab, q[j].addr);
+			rib_lookup_lpm_batch(f->rib, fam, q[0].addr, sizeof(q[0]), k, got);
+			for (size_t j = 0; j < k; j++)
+				assert_ptr_equal(got[j], rib_lookup_lpm(f->rib, fam, q[j].addr));
+		}
+		for (size_t j = 0; j < k; j++)
+			got[j] = (struct rib_node *)&got[j];
+		rib_lookup_lpm_batch(f->rib, BGP_FAM_COUNT, q[0].addr, sizeof(q[0]), k, got);
+		for (size_t j = 0; j < k; j++)
+			assert_null(got[j]);
+	}
+	rcu_read_unlock();
+}
+
+static void test_lookup_batch_random(void **state)
+{
+	struct fx *f = *state;
+	enum { N4 = 6000, N6 = 3000, N = N4 + N6 };
+	struct attr_set *a = mk_attr(f->at, 100);
+	struct bgp_prefix *tab = calloc(N, sizeof(*tab));
+	uint8_t *have = calloc(N, 1);            /* bit p: peer p+1 has a path */
+	uint64_t x = 0xB47C4;
+	size_t n = 0;
+	while (n < N) {
+		struct bgp_prefix p = rnd_pfx(&x, n < N4 ? BGP_FAM_IPV4 : BGP_FAM_IPV6);
+		bool dup = false;
+		for (size_t j = 0; j < n && !dup; j++)
+			dup = pfx_eq(&tab[j], &p);
+		if (!dup)
+			tab[n++] = p;
+	}
+	for (size_t i = 0; i < N; i++) {
+		unsigned p = 1 + rnd32(&x) % 2;
+		rib_update(f->rib, &tab[i], p, a, 0);
+		have[i] |= (uint8_t)(1u << (p - 1));
+	}
+	check_batches(f, tab, N, have, &x);
+	for (unsigned r = 0; r < 3; r++) {
+		/* withdraw about half (glue nodes, emptied index entries), re-add some */
+		for (size_t i = 0; i < N; i++) {
+			unsigned p = 1 + rnd32(&x) % 2;
+			if (rnd32(&x) % 2) {
+				assert_int_equal(rib_withdraw(f->rib, &tab[i], p), (have[i] >> (p - 1)) & 1);
+				have[i] &= (uint8_t)~(1u << (p - 1));
+			} else if (rnd32(&x) % 4 == 0) {
+				rib_update(f->rib, &tab[i], p, a, 0);
+				have[i] |= (uint8_t)(1u << (p - 1));
+			}
+		}
+		check_batches(f, tab, N, have, &x);
+	}
+	rib_withdraw_peer(f->rib, 1, BGP_FAM_COUNT, false);
+	for (size_t i = 0; i < N; i++)
+		have[i] &= 2;
+	check_batches(f, tab, N, have, &x);
+	rib_withdraw_peer(f->rib, 2, BGP_FAM_COUNT, false);
+	memset(have, 0, N);
+	check_batches(f, tab, N, have, &x);
+	free(tab);
+	free(have);
 	attr_unref(f->at, a);
 }
 
@@ -1056,6 +1198,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lpm_table, setup_noindex, teardown),
 		cmocka_unit_test_setup_teardown(test_lpm_index_random, setup_noindex, teardown),
 		cmocka_unit_test_setup_teardown(test_withdraw_batch, setup_noindex, teardown),
+		cmocka_unit_test_setup_teardown(test_lookup_batch_random, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lookup_batch_random, setup_noindex, teardown),
 		cmocka_unit_test_setup_teardown(test_best_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_walk_resume_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),

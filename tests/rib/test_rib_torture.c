@@ -5,8 +5,9 @@
  * random update / withdraw / withdraw_peer / mark_stale operations to a small,
  * dense prefix universe (so nodes split, turn into glue and are pruned all the
  * time) and keep a private reference model of their own peers' paths; R
- * reader threads run exact lookups, longest-prefix matches and resumable
- * walks and check every path set they see; one consumer drains the journal.
+ * reader threads run exact lookups, longest-prefix matches (single calls and
+ * batches) and resumable walks and check every path set they see; one
+ * consumer drains the journal.
  * The run is bounded by time (RIB_TORTURE_SECONDS, default 3) and operation
  * count.  At the end the table must equal the union of the models, path for
  * path (attr pointer and flags included), and after withdrawing everything
@@ -40,6 +41,7 @@ const char *__tsan_default_suppressions(void)
 
 #define NW        3                  /* writer threads */
 #define NR        2                  /* reader threads */
+#define RB        8                  /* queries per batched lookup */
 #define PPW       3                  /* peers per writer */
 #define NPFX      1500               /* prefix universe (both families) */
 #define NATTR     12
@@ -245,30 +247,60 @@ static void *reader(void *arg)
 		rcu_read_lock();
 		switch ((r >> 32) % 4) {
 		case 0: {
-			struct rib_node *n = rib_lookup(g_rib, p);
-			if (n) {
+			/* one exact lookup, or a batch of RB (either family) */
+			struct bgp_prefix qs[RB];
+			struct rib_node *got[RB];
+			unsigned nq = (r >> 36) & 1 ? RB : 1;
+			qs[0] = *p;
+			for (unsigned j = 1; j < nq; j++)
+				qs[j] = g_pfx[rnd(&s) % NPFX];
+			if (nq == 1)
+				got[0] = rib_lookup(g_rib, p);
+			else
+				rib_lookup_batch(g_rib, qs, nq, got);
+			for (unsigned j = 0; j < nq; j++) {
+				if (!got[j])
+					continue;
 				struct bgp_prefix q;
-				rib_node_prefix(n, &q);
-				CHECK(q.len == p->len && memcmp(q.addr, p->addr, 16) == 0);
-				check_set(&q, rib_node_paths(n));
+				rib_node_prefix(got[j], &q);
+				CHECK(q.len == qs[j].len && memcmp(q.addr, qs[j].addr, 16) == 0);
+				check_set(&q, rib_node_paths(got[j]));
 			}
 			break;
 		}
 		case 1: {
-			uint8_t a[16];
-			memcpy(a, p->addr, 16);
-			a[15] ^= (uint8_t)(r >> 40);
-			if (p->family == BGP_FAM_IPV4)
-				a[3] ^= (uint8_t)(r >> 48);
-			struct rib_node *n = rib_lookup_lpm(g_rib, p->family, a);
-			if (n) {
+			/* one longest match, or a batch of RB in p's family */
+			uint8_t a[RB][16];
+			struct rib_node *got[RB];
+			unsigned nq = (r >> 36) & 1 ? RB : 1;
+			for (unsigned j = 0; j < nq; j++) {
+				const struct bgp_prefix *pj = p;
+				uint64_t rj = r;
+				if (j) {
+					do
+						pj = &g_pfx[(rj = rnd(&s)) % NPFX];
+					while (pj->family != p->family);
+				}
+				memcpy(a[j], pj->addr, 16);
+				a[j][15] ^= (uint8_t)(rj >> 40);
+				if (pj->family == BGP_FAM_IPV4)
+					a[j][3] ^= (uint8_t)(rj >> 48);
+			}
+			if (nq == 1)
+				got[0] = rib_lookup_lpm(g_rib, p->family, a[0]);
+			else
+				rib_lookup_lpm_batch(g_rib, p->family, a[0], 16, nq, got);
+			for (unsigned j = 0; j < nq; j++) {
+				if (!got[j])
+					continue;
 				struct bgp_prefix q, m;
-				rib_node_prefix(n, &q);
+				rib_node_prefix(got[j], &q);
+				CHECK(q.family == p->family);
 				m = q;
-				memcpy(m.addr, a, 16);
+				memcpy(m.addr, a[j], 16);
 				mask_prefix(&m);
 				CHECK(memcmp(m.addr, q.addr, 16) == 0);   /* q covers a */
-				check_set(&q, rib_node_paths(n));
+				check_set(&q, rib_node_paths(got[j]));
 			}
 			break;
 		}
