@@ -1963,6 +1963,53 @@ void rib_lookup_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, str
 	lk_walks(wk, nw, out);
 }
 
+/*
+ * IPv4 longest matches in slots without a /24 table, walked together as
+ * lk_walks does for exact ones: each round takes every walk one step of
+ * tree_lpm down its slot's tree (the root was prefetched by the stages);
+ * at the end of a walk, lpm_dir4's rest: the deepest node with paths, else
+ * the slot's short-prefix entry (prefetched too), checked as lpm_dir4 does.
+ */
+struct lk_lwalk {
+	struct rib_node *n, *best;
+	size_t i;                        /* query index */
+	uint32_t a;
+};
+
+static unsigned lk_lwalks(struct rib_fam *f, struct lk_lwalk *wk, unsigned nw,
+			  struct rib_node **out)
+{
+	while (nw) {
+		for (unsigned j = 0; j < nw;) {
+			struct lk_lwalk *w = &wk[j];
+			struct rib_node *n = w->n;
+			rkey_t k = (rkey_t)w->a << 96;
+			if (n && kcpl(k, node_key(n)) >= n->len) {
+				if (rib_deref(n->ps))
+					w->best = n;
+				if (n->len < 32) {
+					n = rib_deref(n->ch[kbit(k, n->len)]);
+					w->n = n;
+					if (n) {
+						lk_prefetch_node(n, BGP_FAM_IPV4);
+						j++;
+						continue;
+					}
+				}
+			}
+			n = w->best;
+			if (!n) {
+				n = rib_deref(f->sbest[w->a >> 16]);
+				if (n && !rib_deref(n->ps))
+					n = lpm_tree(f, k);
+			}
+			out[w->i] = n;
+			*w = wk[--nw];
+		}
+	}
+	return 0;
+}
+
 void rib_lookup_lpm_batch(struct rib *r, unsigned fam, const uint8_t *addrs, size_t stride,
 			  size_t n, struct rib_node **out)
 {
@@ -1979,6 +2026,8 @@ void rib_lookup_lpm_batch(struct rib *r, unsigned fam, const uint8_t *addrs, siz
 	}
 	/* group prefetching: each stage starts the misses of the whole group
 	 * before any lookup waits on one */
+	struct lk_lwalk wk[RIB_LK_WALKS];
+	unsigned nw = 0;
 	for (size_t base = 0; base < n; base += RIB_LK_GROUP) {
 		unsigned g = n - base < RIB_LK_GROUP ? (unsigned)(n - base) : RIB_LK_GROUP;
 		uint32_t a[RIB_LK_GROUP];
@@ -2005,9 +2054,22 @@ void rib_lookup_lpm_batch(struct rib *r, unsigned fam, const uint8_t *addrs, siz
 			if (nd)
 				lk_prefetch_node(nd, BGP_FAM_IPV4);
 		}
-		for (unsigned j = 0; j < g; j++)
-			out[base + j] = lpm_dir4(f, a[j], v[j]);
+		/* the index's answer; a slot without one walks its tree */
+		for (unsigned j = 0; j < g; j++) {
+			if (slot_dir_of(v[j]) || !v[j]) {
+				out[base + j] = lpm_dir4(f, a[j], v[j]);
+				continue;
+			}
+			struct lk_lwalk *w = &wk[nw++];
+			w->a = a[j];
+			w->n = (struct rib_node *)v[j];
+			w->best = NULL;
+			w->i = base + j;
+			if (nw == RIB_LK_WALKS)
+				nw = lk_lwalks(f, wk, nw, out);
+		}
 	}
+	lk_lwalks(f, wk, nw, out);
 }
 
 void rib_node_prefix(const struct rib_node *n, struct bgp_prefix *pfx)

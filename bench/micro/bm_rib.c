@@ -17,7 +17,8 @@
  * independent lookups overlap as real ones would; lpm_v4_batch gives the same
  * queries to rib_lookup_lpm_batch 64 at a time; lookup_v4_q is the exact
  * lookup (rib_lookup) of table prefixes prepared in setup in random order,
- * lookup_v4_batch the same queries to rib_lookup_batch 64 at a time.  insert_v4_upd_* insert
+ * lookup_v4_batch the same queries to rib_lookup_batch 64 at a time; the
+ * *_noidx cases run on a RIB without the IPv4 /24 tables, as the daemon's.  insert_v4_upd_* insert
  * UPDATE-shaped runs of 4 prefixes sharing an attribute set, one call per
  * prefix or one rib_update_batch per run.
  *
@@ -211,6 +212,7 @@ struct bm_rib {
 	struct bgp_prefix *pfx;
 	size_t n;
 	unsigned fam, nthreads, tcount;
+	uint32_t lpm_index_min;          /* rib_opts.lpm_index_min (0: the default) */
 	uint64_t serial;
 	struct bm_thr thr[2];
 	pthread_mutex_t drain_mu;
@@ -242,7 +244,7 @@ static unsigned bm_tid(struct bm_rib *s)
 
 static struct rib *bm_newrib(struct bm_rib *s)
 {
-	struct rib_opts o = { .attrs = s->at, .peers = s->peers };
+	struct rib_opts o = { .attrs = s->at, .peers = s->peers, .lpm_index_min = s->lpm_index_min };
 	return rib_create(&o);
 }
 
@@ -476,9 +478,15 @@ static void *bg_writer(void *p)
 	return NULL;
 }
 
-static void *setup_lk(int64_t n, unsigned nthreads, bool writer)
+static void *setup_lk(int64_t n, unsigned nthreads, bool writer, bool noidx)
 {
 	struct bm_rib *s = bm_setup(BGP_FAM_IPV4, (size_t)n, nthreads);
+	if (noidx) {
+		/* as the daemon runs it: no /24 tables */
+		rib_destroy(s->rib);
+		s->lpm_index_min = RIB_LPM_INDEX_OFF;
+		s->rib = bm_newrib(s);
+	}
 	bm_fill(s, 1, 2);
 	/* same query mix as run_lpm: a table prefix with random host bits */
 	s->nq = 1u << 20;
@@ -498,9 +506,10 @@ static void *setup_lk(int64_t n, unsigned nthreads, bool writer)
 	}
 	return s;
 }
-static void *setup_lk_1(int64_t n) { return setup_lk(n, 1, false); }
-static void *setup_lk_2(int64_t n) { return setup_lk(n, 2, false); }
-static void *setup_lk_w(int64_t n) { return setup_lk(n, 1, true); }
+static void *setup_lk_1(int64_t n) { return setup_lk(n, 1, false, false); }
+static void *setup_lk_2(int64_t n) { return setup_lk(n, 2, false, false); }
+static void *setup_lk_w(int64_t n) { return setup_lk(n, 1, true, false); }
+static void *setup_lk_noidx(int64_t n) { return setup_lk(n, 1, false, true); }
 
 static uint64_t run_lpm(void *p)
 {
@@ -651,6 +660,10 @@ const struct bm_case bm_rib_cases[] = {
 	{ "rib/lookup_v4_batch", setup_lk_1, run_exact_batch, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/lpm_v4_q", setup_lk_1, run_lpm_q, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/lpm_v4_batch", setup_lk_1, run_lpm_batch, bm_teardown, { 10000, 100000, 1000000 }, 1 },
+	{ "rib/lookup_v4_q_noidx", setup_lk_noidx, run_exact_q, bm_teardown, { 100000, 1000000 }, 1 },
+	{ "rib/lookup_v4_batch_noidx", setup_lk_noidx, run_exact_batch, bm_teardown, { 100000, 1000000 }, 1 },
+	{ "rib/lpm_v4_q_noidx", setup_lk_noidx, run_lpm_q, bm_teardown, { 100000, 1000000 }, 1 },
+	{ "rib/lpm_v4_batch_noidx", setup_lk_noidx, run_lpm_batch, bm_teardown, { 100000, 1000000 }, 1 },
 	{ "rib/lpm_v4_batch_2r", setup_lk_2, run_lpm_batch, bm_teardown, { 1000000 }, 2 },
 	{ NULL, NULL, NULL, NULL, { 0 }, 0 },
 };
