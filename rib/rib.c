@@ -60,6 +60,11 @@
  *      dropped in the reclaim callback, after the grace period.  So every
  *      attr a reader can reach through a path set has refcnt >= 1 (not merely
  *      "not freed yet", which attr.c's own deferred free would also give).
+ *   5. Batched lookups (rib_lookup_batch, rib_lookup_lpm_batch) make, for
+ *      each query, the loads of the single call in the same order, only
+ *      interleaved with the other queries' loads and with prefetches of
+ *      addresses loaded in the same read-side section; 1-3 cover each of
+ *      them as they cover the single call ("batched lookups" below).
  *
  * JOURNAL
  *   A writer whose change alters the best path or the multipath set (the
