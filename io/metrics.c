@@ -319,9 +319,9 @@ char *metrics_render(struct daemon *d, size_t *len)
 	sb_printf(&b, "ricochet_reflect_chunks_total %" PRIu64 "\n", st.chunks);
 	family(&b, "ricochet_reflect_dumps_total", "counter", "Table dumps completed.");
 	sb_printf(&b, "ricochet_reflect_dumps_total %" PRIu64 "\n", st.dumps_done);
-	family(&b, "ricochet_reflect_addpath_ids_dropped_total", "counter",
-	       "ADD-PATH ids a full per-prefix slot could not remember (a dump between live changes).");
-	sb_printf(&b, "ricochet_reflect_addpath_ids_dropped_total %" PRIu64 "\n", st.adv_dropped);
+	family(&b, "ricochet_reflect_addpath_ids_spilled_total", "counter",
+	       "ADD-PATH ids a full per-prefix slot kept in its spill (dumps between live changes).");
+	sb_printf(&b, "ricochet_reflect_addpath_ids_spilled_total %" PRIu64 "\n", st.adv_spilled);
 	family(&b, "ricochet_update_groups", "gauge", "Update groups.");
 	sb_printf(&b, "ricochet_update_groups %" PRIu64 "\n", st.groups);
 	family(&b, "ricochet_reflect_last_batch_seconds", "gauge", "Duration of the last batch.");

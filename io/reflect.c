@@ -207,7 +207,21 @@ static void bset_add(struct refl_bset *s, struct attr_set *attr, uint32_t src, u
 struct adv_slot {
 	struct rib_node *node;           /* NULL = empty */
 	uint8_t n;
+	uint8_t spilled;                 /* more ids of this node wait in the table's spill */
 	uint32_t ids[];                  /* idcap ids, then (at attr_off) idcap pointers */
+};
+/*
+ * The spill: ids a full slot could not take (dumps that read several states
+ * of a prefix before its next live change).  Rare, so a plain vector, looked
+ * at only for slots marked `spilled`.  They were advertised to some member
+ * with attributes we do not remember, so they are never "the same": the next
+ * live change withdraws every one that is not in the new top N, then forgets
+ * them.  Without it such an id would never be withdrawn: a stale path at
+ * the member that got it.
+ */
+struct adv_spill {
+	struct rib_node *node;
+	uint32_t id;
 };
 struct adv_table {
 	unsigned char *slot;             /* cap slots of stride bytes */
@@ -216,11 +230,13 @@ struct adv_table {
 	size_t stride, attr_off;
 	struct attr_table *attrs;        /* for releasing the references */
 	uint64_t *bytes;                 /* the reflection stats' adv_bytes */
-	uint64_t *dropped;               /* ids a full slot could not take (stats) */
+	uint64_t *spilled;               /* ids a full slot could not take (stats) */
+	struct adv_spill *spill;         /* see struct adv_spill */
+	size_t nspill, capspill;
 };
 
 static void adv_init(struct adv_table *t, unsigned n, struct attr_table *attrs, uint64_t *bytes,
-		     uint64_t *dropped)
+		     uint64_t *spilled)
 {
 	memset(t, 0, sizeof(*t));
 	t->idcap = 2 * n < REFL_ADDPATH_MAX ? 2 * n : REFL_ADDPATH_MAX;
@@ -231,7 +247,7 @@ static void adv_init(struct adv_table *t, unsigned n, struct attr_table *attrs, 
 	t->stride = t->attr_off + t->idcap * sizeof(struct attr_set *);
 	t->attrs = attrs;
 	t->bytes = bytes;
-	t->dropped = dropped;
+	t->spilled = spilled;
 }
 
 static inline struct adv_slot *adv_at(const struct adv_table *t, size_t i)
@@ -294,7 +310,48 @@ static struct adv_slot *adv_claim(struct adv_table *t, struct rib_node *n)
 	struct adv_slot *s = adv_at(t, i);
 	s->node = n;
 	s->n = 0;
+	s->spilled = 0;
 	return s;
+}
+
+/* Is (n, id) in the spill? */
+static bool adv_spill_has(const struct adv_table *t, const struct rib_node *n, uint32_t id)
+{
+	for (size_t i = 0; i < t->nspill; i++)
+		if (t->spill[i].node == n && t->spill[i].id == id)
+			return true;
+	return false;
+}
+
+static void adv_spill_add(struct adv_table *t, struct rib_node *n, uint32_t id)
+{
+	if (t->nspill == t->capspill) {
+		size_t cap = t->capspill ? 2 * t->capspill : 16;
+		struct adv_spill *v = realloc(t->spill, cap * sizeof(*v));
+		if (!v)
+			log_fatal("reflect: out of memory");
+		t->spill = v;
+		t->capspill = cap;
+	}
+	t->spill[t->nspill++] = (struct adv_spill){ n, id };
+	(*t->spilled)++;
+}
+
+/* Take node n's spilled ids out: up to max into ids[], returns how many
+ * (the caller loops until 0). */
+static unsigned adv_spill_take(struct adv_table *t, const struct rib_node *n, uint32_t *ids,
+			       unsigned max)
+{
+	unsigned k = 0;
+	for (size_t i = 0; i < t->nspill && k < max;) {
+		if (t->spill[i].node == n) {
+			ids[k++] = t->spill[i].id;
+			t->spill[i] = t->spill[--t->nspill];
+		} else {
+			i++;
+		}
+	}
+	return k;
 }
 
 static void adv_release(struct adv_table *t, struct adv_slot *s)
@@ -309,6 +366,14 @@ static void adv_release(struct adv_table *t, struct adv_slot *s)
 static void adv_del(struct adv_table *t, struct adv_slot *s)
 {
 	adv_release(t, s);
+	if (s->spilled) {
+		/* callers take the spill first (addpath_node); never leave an
+		 * entry for a node that may be freed and its address reused */
+		uint32_t tmp[16];
+		while (adv_spill_take(t, s->node, tmp, 16))
+			;
+		s->spilled = 0;
+	}
 	size_t i = (size_t)((unsigned char *)s - t->slot) / t->stride;
 	s->node = NULL;
 	t->used--;
@@ -333,6 +398,9 @@ static void adv_free(struct adv_table *t)
 	*t->bytes -= t->cap * t->stride;
 	t->slot = NULL;
 	t->cap = t->used = 0;
+	free(t->spill);
+	t->spill = NULL;
+	t->nspill = t->capspill = 0;
 }
 
 /* Set what node n's entry says: k ids (k <= idcap), attr[] references
@@ -352,6 +420,8 @@ static void adv_put(struct adv_table *t, struct rib_node *n, const uint32_t *ids
 		adv_release(t, s);
 	else
 		s = adv_claim(t, n);
+	if (s->spilled)
+		log_fatal("reflect: ADD-PATH entry replaced with spilled ids not taken");
 	s->n = k;
 	memcpy(s->ids, ids, k * sizeof(*ids));
 	memcpy(adv_attr(t, s), attr, k * sizeof(*attr));
@@ -361,9 +431,9 @@ static void adv_put(struct adv_table *t, struct rib_node *n, const uint32_t *ids
  * Add ids to what the table says was advertised (a dump to one member).
  * Ids already there keep their attribute set: the live members have that
  * one, whatever this member's dump read.  New ids are not known (NULL), so
- * the next live change of the prefix announces them to every member.  A
- * full slot (dumps that read more than one state of the prefix before its
- * next live change) cannot take more: counted, as it always was past 8.
+ * the next live change of the prefix announces them to every member.  Ids a
+ * full slot cannot take (dumps that read more than one state of the prefix
+ * before its next live change) go to the spill.
  */
 static void adv_union(struct adv_table *t, struct rib_node *n, const uint32_t *ids, uint8_t k)
 {
@@ -372,6 +442,8 @@ static void adv_union(struct adv_table *t, struct rib_node *n, const uint32_t *i
 		bool have = false;
 		for (unsigned j = 0; s && j < s->n && !have; j++)
 			have = s->ids[j] == ids[i];
+		if (!have && s && s->spilled)
+			have = adv_spill_has(t, n, ids[i]);
 		if (have)
 			continue;
 		if (!s)
@@ -381,7 +453,8 @@ static void adv_union(struct adv_table *t, struct rib_node *n, const uint32_t *i
 			adv_attr(t, s)[s->n] = NULL;
 			s->n++;
 		} else {
-			(*t->dropped)++;
+			adv_spill_add(t, n, ids[i]);
+			s->spilled = 1;
 		}
 	}
 }
@@ -475,7 +548,7 @@ static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
 	if (!g)
 		log_fatal("reflect: out of memory");
 	*g = key;
-	adv_init(&g->adv, g->addpath_n, r->o.attrs, &r->st.adv_bytes, &r->st.adv_dropped);
+	adv_init(&g->adv, g->addpath_n, r->o.attrs, &r->st.adv_bytes, &r->st.adv_spilled);
 	g->id = r->next_group_id++;
 	g->next = r->groups;
 	r->groups = g;
@@ -883,6 +956,24 @@ static void addpath_node(struct refl *r, struct refl_group *g, struct rib_node *
 			q.path_id = old->ids[j];
 			bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &q);
 		}
+	}
+	if (old && old->spilled) {
+		/* ids a dump advertised that the slot could not hold: attributes
+		 * unknown, so a kept one was announced above like any new id;
+		 * the others are withdrawn */
+		uint32_t sp[16];
+		unsigned m;
+		while ((m = adv_spill_take(&g->adv, node, sp, 16)) > 0)
+			for (unsigned j = 0; j < m; j++) {
+				bool kept = false;
+				for (unsigned i = 0; i < k && !kept; i++)
+					kept = ids[i] == sp[j];
+				if (!kept) {
+					q.path_id = sp[j];
+					bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &q);
+				}
+			}
+		old->spilled = 0;
 	}
 	adv_put(&g->adv, node, ids, attr, k);
 }

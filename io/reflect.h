@@ -54,7 +54,7 @@ struct refl_stats {
 	uint64_t pauses, resyncs;        /* slow readers paused / brought back */
 	uint64_t last_batch_ns;
 	uint64_t adv_bytes;              /* ADD-PATH advertised-id tables, all groups */
-	uint64_t adv_dropped;            /* ADD-PATH ids a full table slot could not remember */
+	uint64_t adv_spilled;            /* ADD-PATH ids a full table slot sent to the spill */
 };
 void refl_get_stats(struct refl *r, struct refl_stats *st);
 
