@@ -17,10 +17,13 @@
  * batches, which is why a peer can join its group before its dump finishes.
  *
  * The per-node advertised word (rib_node_out_state) holds 1 + the peer index
- * of the best path last advertised, 0 for nothing.  It lets a withdrawal be
- * skipped when nothing was advertised and tells when the source of the best
- * path changed to a group member that must now get a withdrawal of the path
- * it received earlier.
+ * of the best path last advertised, 0 for nothing, plus ADV_NONCLIENT when
+ * that path came from a non-client (so no non-client group was given it).  It
+ * lets a withdrawal be skipped when nothing was advertised - to a non-client
+ * group, when what was advertised came from a non-client: a table of routes
+ * from non-clients leaving must not cost every non-client a withdrawal of
+ * every prefix - and tells when the source of the best path changed to a
+ * group member that must now get a withdrawal of the path it received earlier.
  *
  * Threading: only the reflection thread runs the code below, except the
  * refl_peer_up/down/route_refresh entry points, which post events under
@@ -778,6 +781,25 @@ static bool exportable(const struct refl *r, const struct rib_path *best, unsign
 	return refl_export_ok(r, best, fam, g->role, g->fam);
 }
 
+/* The advertised word (see the top of this file): 1 + source peer index in
+ * the low bits (peer indexes are below RIB_MAX_PEERS), ADV_NONCLIENT when the
+ * source was a non-client, which refl_export_ok never gives to a non-client. */
+#define ADV_NONCLIENT 0x80000000u
+#define ADV_PEER_MASK 0x7FFFFFFFu
+
+static uint32_t adv_word(const struct refl *r, uint32_t src)
+{
+	const struct peer *sp = rcu_dereference(r->o.peers[src]);
+	uint8_t src_role = sp ? (uint8_t)sp->cfg.role : PEER_RR_CLIENT;
+	return (src + 1) | (src_role == PEER_IBGP ? ADV_NONCLIENT : 0);
+}
+
+/* Was the best path recorded in advertised word old possibly sent to g? */
+static bool adv_sent_to(uint32_t old, const struct refl_group *g)
+{
+	return old && !(g->role == PEER_IBGP && (old & ADV_NONCLIENT));
+}
+
 static void out_params(const struct refl *r, const struct refl_group *g, uint32_t src,
 		       struct msg_out_params *op)
 {
@@ -1011,7 +1033,7 @@ static void process_batch(struct refl *r, size_t n)
 			for (struct refl_group *g = r->groups; g; g = g->next) {
 				if (g->addpath_n && g->addpath[pfx.family])
 					addpath_node(r, g, node, &pfx, NULL);
-				else if (old)
+				else if (adv_sent_to(old, g))
 					bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &pfx);
 			}
 			*adv = 0;
@@ -1027,13 +1049,14 @@ static void process_batch(struct refl *r, size_t n)
 			if (exportable(r, best, pfx.family, g)) {
 				bset_add(&g->bs, best->attr, src, BK_ANNOUNCE, &pfx);
 				struct peer *sp = r->o.peers[src];
-				if (old && old - 1 != src && sp && sp->group == g)
+				if (adv_sent_to(old, g) && (old & ADV_PEER_MASK) - 1 != src && sp &&
+				    sp->group == g)
 					bset_add(&g->bs, NULL, src, BK_ONLY_WITHDRAW, &pfx);
-			} else if (old) {
+			} else if (adv_sent_to(old, g)) {
 				bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &pfx);
 			}
 		}
-		*adv = src + 1;
+		*adv = adv_word(r, src);
 	}
 	/* slow members: pause them, and remember what changed for them */
 	for (struct refl_group *g = r->groups; g; g = g->next) {
