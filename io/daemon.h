@@ -78,6 +78,23 @@ struct io_thread {
 	size_t n_peers, cap_peers;
 	uint8_t *scratch;                /* MSG_SCRATCH_SIZE: canonical blobs, shared by its peers */
 	size_t n_sweeping;               /* peers with sweep jobs (peer.c): poll, do not sleep */
+	struct io_ingest *ingest;        /* announcements on their way to the RIB (io/peer.c) */
+};
+
+/*
+ * The announcements of consecutive UPDATEs of the peer being read, handed to
+ * the RIB together (rib_update_multi) so that its tree descents overlap
+ * across UPDATEs.  Owned by the I/O thread; it only ever holds one peer's
+ * prefixes and is empty whenever sess_readable returns (io/peer.c).
+ */
+#define IO_INGEST_MAX 128
+struct io_ingest {
+	struct peer *p;                  /* whose prefixes these are */
+	uint32_t n, nsets;
+	struct bgp_prefix pfx[IO_INGEST_MAX];
+	struct attr_set *attr[IO_INGEST_MAX];   /* the set of pfx[i] */
+	struct attr_set *sets[IO_INGEST_MAX];   /* one reference each, dropped after the flush */
+	uint8_t added[IO_INGEST_MAX];
 };
 
 

@@ -242,7 +242,8 @@ struct io_thread *io_thread_create(struct daemon *d, unsigned idx)
 	t->d = d;
 	t->idx = idx;
 	t->scratch = malloc(MSG_SCRATCH_SIZE);
-	if (!t->scratch)
+	t->ingest = calloc(1, sizeof(*t->ingest));
+	if (!t->scratch || !t->ingest)
 		log_fatal("io: out of memory");
 	t->epfd = epoll_create1(EPOLL_CLOEXEC);
 	t->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -11,8 +11,15 @@
  *
  * UPDATE ingest is the hot path: the message is parsed in place, the
  * attribute set is interned once per UPDATE (one hash lookup, no allocation
- * when the set is known), and the prefixes go to the RIB in batches of 64
- * (rib_update_batch / rib_withdraw_batch).
+ * when the set is known), and the prefixes go to the RIB in batches.  The
+ * announcements of consecutive UPDATEs are gathered (struct io_ingest, up to
+ * IO_INGEST_MAX prefixes) and given to rib_update_multi together, because a
+ * bulk load's UPDATEs carry a few prefixes each and the RIB overlaps the
+ * cache misses of a group of descents; withdrawals go in batches of 64
+ * (rib_withdraw_batch).  The gathered announcements are applied before
+ * anything that must see them: a withdrawal, an End-of-RIB that ends stale
+ * paths, the max-prefixes check, any other message, a session reset, and the
+ * end of every read - so the batch never outlives one sess_readable call.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -859,6 +866,64 @@ static void ingest_withdraw(struct peer *p, const struct msg_nlri *n)
 		atomic_fetch_sub_explicit(&g_daemon->routes, (uint64_t)gone, memory_order_relaxed);
 }
 
+/* Apply the gathered announcements (struct io_ingest) of p's thread. */
+static void ingest_flush(struct peer *p)
+{
+	struct io_ingest *b = p->thr->ingest;
+	if (!b->n && !b->nsets)
+		return;
+	if (b->p != p)
+		log_fatal("io: ingest batch of another peer pending");
+	uint64_t added = 0;
+	if (b->n) {
+		rib_update_multi(g_daemon->rib, b->pfx, b->attr, b->n, p->id, 0, b->added);
+		for (uint32_t i = 0; i < b->n; i++) {
+			if (b->added[i]) {
+				p->prefixes_accepted[b->pfx[i].family]++;
+				added++;
+			}
+		}
+	}
+	for (uint32_t i = 0; i < b->nsets; i++)
+		attr_unref(g_daemon->attrs, b->sets[i]);
+	if (added)
+		atomic_fetch_add_explicit(&g_daemon->routes, added, memory_order_relaxed);
+	b->n = b->nsets = 0;
+	b->p = NULL;
+}
+
+/*
+ * Announcements without a global route limit: gathered in the thread's
+ * io_ingest, which takes over the reference attr_intern returned (one more
+ * if the UPDATE spans a flush).
+ */
+static void ingest_announce_gather(struct peer *p, const struct msg_nlri *n, struct attr_set *a)
+{
+	struct io_ingest *b = p->thr->ingest;
+	struct msg_nlri_iter it;
+	struct bgp_prefix pfx;
+	bool own = true;                 /* the intern reference is still ours */
+	if (b->p && b->p != p)
+		log_fatal("io: ingest batch of another peer pending");
+	msg_nlri_iter_init(&it, n);
+	while (msg_nlri_next(&it, &pfx)) {
+		p->c.prefixes_in++;
+		if (b->n == IO_INGEST_MAX || b->nsets == IO_INGEST_MAX)
+			ingest_flush(p);
+		if (!b->nsets || b->sets[b->nsets - 1] != a) {
+			if (!own)
+				attr_ref(a);
+			own = false;
+			b->sets[b->nsets++] = a;
+		}
+		b->p = p;
+		b->pfx[b->n] = pfx;
+		b->attr[b->n++] = a;
+	}
+	if (own)
+		attr_unref(g_daemon->attrs, a);
+}
+
 static void ingest_announce(struct peer *p, const struct msg_nlri *n, const struct bgp_nexthop *nh,
 			    const struct msg_update *u)
 {
@@ -868,7 +933,12 @@ static void ingest_announce(struct peer *p, const struct msg_nlri *n, const stru
 		return;
 	struct attr_set *a = attr_intern(g_daemon->attrs, nh, u->attrs, u->attrs_len);
 	uint64_t limit = g_daemon->max_routes;
-	uint64_t total = limit ? atomic_load_explicit(&g_daemon->routes, memory_order_relaxed) : 0;
+	if (!limit) {
+		ingest_announce_gather(p, n, a);
+		return;
+	}
+	ingest_flush(p);
+	uint64_t total = atomic_load_explicit(&g_daemon->routes, memory_order_relaxed);
 	uint64_t added = 0, refused = 0;
 	/* prefixes go to the RIB in batches (one attr reference add, one lock per
 	 * stripe run); near the route limit one by one, so it is never overshot */
@@ -945,6 +1015,8 @@ static bool ingest_update(struct peer *p, const uint8_t *msg, size_t len, struct
 		p->c.loops_dropped++;
 		taw = true;
 	}
+	if (u.withdrawn.len || u.mp_unreach.len || taw)
+		ingest_flush(p);         /* they may withdraw what is gathered */
 	ingest_withdraw(p, &u.withdrawn);
 	ingest_withdraw(p, &u.mp_unreach);
 	if (taw) {
@@ -955,6 +1027,7 @@ static bool ingest_update(struct peer *p, const uint8_t *msg, size_t len, struct
 		ingest_announce(p, &u.mp_reach, &u.mp_nexthop, &u);
 	}
 	if (u.eor_family != BGP_FAM_NONE && p->gr_stale) {
+		ingest_flush(p);         /* re-announced paths are no longer stale */
 		uint64_t n = peer_drop_stale(p, u.eor_family);
 		char nm[96];
 		log_info("peer %s: End-of-RIB for %s, %" PRIu64 " stale paths removed",
@@ -962,6 +1035,7 @@ static bool ingest_update(struct peer *p, const uint8_t *msg, size_t len, struct
 	}
 	/* max-prefixes (per peer, all families) */
 	if (p->cfg.max_prefixes) {
+		ingest_flush(p);         /* the count must include this UPDATE */
 		uint64_t total = p->prefixes_accepted[0] + p->prefixes_accepted[1];
 		uint64_t warn = (uint64_t)p->cfg.max_prefixes * p->cfg.max_prefixes_warning_pct / 100;
 		if (total > p->cfg.max_prefixes) {
@@ -1005,6 +1079,8 @@ static void handle_msg(struct peer *p, const uint8_t *msg, size_t len)
 	p->c.msgs_in++;
 	mrtdump_rx(p, msg, len);
 	bmp_rx(p, msg, len);
+	if (type != BGP_MSG_UPDATE)
+		ingest_flush(p);         /* whatever it does comes after the announcements */
 	switch (type) {
 	case BGP_MSG_OPEN: {
 		struct msg_open o;
@@ -1028,10 +1104,12 @@ static void handle_msg(struct peer *p, const uint8_t *msg, size_t len)
 		return;
 	case BGP_MSG_UPDATE:
 		if (p->fsm.state != FSM_ESTABLISHED) {
+			ingest_flush(p);
 			sess_run(p, FSM_EV_UPDATE, NULL); /* the FSM answers with an FSM error */
 			return;
 		}
 		if (!ingest_update(p, msg, len, &err)) {
+			ingest_flush(p); /* the UPDATEs before this one stand */
 			log_warn("peer %s: UPDATE error %u/%u (%s): %s", peer_name(p, nm, sizeof(nm)), err.code,
 				 err.subcode, bgp_suberr_name(err.code, err.subcode),
 				 err.reason ? err.reason : "?");
@@ -1148,6 +1226,7 @@ void sess_readable(struct peer *p)
 			if (m < 0) {
 				char nm[96];
 				struct fsm_event_arg arg = { .err = &err };
+				ingest_flush(p);
 				log_warn("peer %s: bad message header: %s", peer_name(p, nm, sizeof(nm)),
 					 err.reason ? err.reason : "?");
 				p->down_by_notification = true;
@@ -1157,6 +1236,7 @@ void sess_readable(struct peer *p)
 			handle_msg(p, p->rx + off, (size_t)m);
 			off += (size_t)m;
 		}
+		ingest_flush(p);
 		if (p->fd < 0)
 			return;
 		if (off) {

@@ -1407,6 +1407,62 @@ unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n,
 }
 
 /*
+ * rib_update_batch over several UPDATEs at once: the sets come per prefix
+ * (consecutive prefixes of one UPDATE share theirs: one reference add and one
+ * surplus drop per run of the same set), so the tree descents of a group span
+ * UPDATE boundaries - a bulk load's UPDATEs carry a few prefixes each, and a
+ * group as large as RIB_WARM_GROUP overlaps that many cache misses per level.
+ */
+unsigned rib_update_multi(struct rib *r, const struct bgp_prefix *pfx, struct attr_set *const *attr,
+			  size_t n, uint32_t peer, uint32_t path_flags, uint8_t *added)
+{
+	check_peer(peer);
+	if (n > UINT32_MAX / 2)
+		log_fatal("rib: batch of %zu prefixes", n);
+	unsigned total = 0;
+	struct rib_stripe *held = NULL;
+	size_t run_start = 0, run_end = 0;
+	unsigned refs = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct bgp_prefix *p = &pfx[i];
+		struct attr_set *a = attr[i];
+		if (i == run_end) {
+			if (!a)
+				log_fatal("rib: update without attributes");
+			run_start = i;
+			while (run_end < n && attr[run_end] == a)
+				run_end++;
+			attr_ref_n(a, (uint32_t)(run_end - i));
+			refs = 0;
+		}
+		if (i % RIB_WARM_GROUP == 0) {
+			rkey_t wk[RIB_WARM_GROUP];
+			uint8_t wf[RIB_WARM_GROUP], wl[RIB_WARM_GROUP];
+			warm_group(r, pfx + i, n - i, wf, wk, wl);
+		}
+		unsigned fam = p->family, len = p->len;
+		struct rib_fam *f = &r->f[fam];
+		rkey_t k = key_from_addr(fam, p->addr) & kmask(len);
+		struct rib_stripe *st = stripe_of(f, k, len);
+		stripe_hold(&held, st);
+		bool peer_had;
+		int ad = update_locked(r, st, fam, root_link(f, k, len), k, len, p->path_id, peer, a,
+				       path_flags, &refs, &peer_had);
+		total += (unsigned)ad;
+		if (added)
+			added[i] = (uint8_t)ad;
+		if (!peer_had)
+			pidx_add(r, peer, fam, k, len);
+		if (i + 1 == run_end && refs < run_end - run_start)
+			/* the run's surplus (the caller's own reference keeps a alive) */
+			attr_unref_n(r->attrs, a, (uint32_t)(run_end - run_start - refs));
+	}
+	if (held)
+		pthread_mutex_unlock(&held->mu);
+	return total;
+}
+
+/*
  * Writer-side exact find (the stripe lock of (k, len) held): an IPv4 prefix
  * of length <= 24 that has paths is usually what the direct index entry of
  * its first /24 (or, below /16, its slot) points at - entries change only

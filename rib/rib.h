@@ -86,6 +86,14 @@ int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struc
  */
 unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, uint32_t peer,
 			  struct attr_set *attr, uint32_t path_flags, uint8_t *added);
+/*
+ * rib_update_batch for the announcements of several UPDATEs of one peer:
+ * attr[i] is the set of pfx[i] (runs of the same set cost one reference add),
+ * and the tree descents are warmed in groups across UPDATE boundaries.  The
+ * caller holds a reference on every set for the duration of the call.
+ */
+unsigned rib_update_multi(struct rib *r, const struct bgp_prefix *pfx, struct attr_set *const *attr,
+			  size_t n, uint32_t peer, uint32_t path_flags, uint8_t *added);
 /* Withdraw the path (peer, pfx->path_id).  Returns 1 if it existed, 0 if not. */
 int rib_withdraw(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer);
 /*
