@@ -495,10 +495,34 @@ struct refl_ev {
 	struct peer *p;
 };
 
+/*
+ * Releasing a drained batch (rib_journal_release_n) prunes the prefixes it
+ * left empty, a tree descent each under the stripe locks: after a mass
+ * withdrawal that is most of the reflection thread's work, while the I/O
+ * threads, done with their part, leave a core idle.  So a big batch is handed
+ * to a helper thread (refl-release) and released while the next one is
+ * drained and encoded.  One batch at a time: the helper owns `batch` from the
+ * hand-over until it clears `busy`, and the reflection thread waits for that
+ * before the next hand-over.  Releasing concurrently with the reflection
+ * thread is safe: a node drained again in the meantime was re-queued, which
+ * took a journal reference of its own, so it cannot be pruned under it.
+ */
+#define RELEASE_ASYNC_MIN 4096
+struct refl_release {
+	pthread_t thr;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct rib_node **batch;         /* o.batch entries, swapped with refl.batch */
+	size_t n;
+	bool busy, stop;
+};
+
 struct refl {
 	struct refl_opts o;
 	pthread_t thr;
 	bool started;
+	struct refl_release rel;
 	volatile int stop;
 	pthread_mutex_t ev_lock;
 	struct refl_ev *ev;
@@ -1000,6 +1024,49 @@ static void addpath_node(struct refl *r, struct refl_group *g, struct rib_node *
 	adv_put(&g->adv, node, ids, attr, k);
 }
 
+static void *release_main(void *arg)
+{
+	struct refl *r = arg;
+	struct refl_release *rl = &r->rel;
+	rcu_register_thread();
+	pthread_mutex_lock(&rl->mu);
+	for (;;) {
+		while (!rl->busy && !rl->stop)
+			pthread_cond_wait(&rl->cv, &rl->mu);
+		if (!rl->busy)
+			break;
+		pthread_mutex_unlock(&rl->mu);
+		rib_journal_release_n(r->o.rib, rl->batch, rl->n);
+		pthread_mutex_lock(&rl->mu);
+		rl->busy = false;
+		pthread_cond_broadcast(&rl->cv);
+	}
+	pthread_mutex_unlock(&rl->mu);
+	rcu_unregister_thread();
+	return NULL;
+}
+
+/* Release the n drained nodes of r->batch: big batches on the helper (see
+ * struct refl_release), which then owns them; r->batch is a fresh buffer. */
+static void release_batch(struct refl *r, size_t n)
+{
+	struct refl_release *rl = &r->rel;
+	if (n < RELEASE_ASYNC_MIN || !rl->started) {
+		rib_journal_release_n(r->o.rib, r->batch, n);
+		return;
+	}
+	pthread_mutex_lock(&rl->mu);
+	while (rl->busy)
+		pthread_cond_wait(&rl->cv, &rl->mu);
+	struct rib_node **b = rl->batch;
+	rl->batch = r->batch;
+	r->batch = b;
+	rl->n = n;
+	rl->busy = true;
+	pthread_cond_broadcast(&rl->cv);
+	pthread_mutex_unlock(&rl->mu);
+}
+
 static void process_batch(struct refl *r, size_t n)
 {
 	uint64_t t0 = log_now_ns();
@@ -1086,7 +1153,7 @@ static void process_batch(struct refl *r, size_t n)
 	rcu_read_unlock();
 	r->cur_stamp = 0;
 
-	rib_journal_release_n(r->o.rib, r->batch, n);
+	release_batch(r, n);
 	r->st.batches++;
 	r->st.prefixes += n;
 	r->st.last_batch_ns = log_now_ns() - t0;
@@ -1430,6 +1497,11 @@ struct refl *refl_create(const struct refl_opts *o)
 	if (!r->o.batch)
 		r->o.batch = 65536;
 	r->batch = calloc(r->o.batch, sizeof(*r->batch));
+	r->rel.batch = calloc(r->o.batch, sizeof(*r->rel.batch));
+	if (!r->rel.batch)
+		log_fatal("reflect: out of memory");
+	pthread_mutex_init(&r->rel.mu, NULL);
+	pthread_cond_init(&r->rel.cv, NULL);
 	r->scratch = obuf_new(OBUF_SIZE);
 	r->batch_rel = calloc(DUMP_STEP, sizeof(*r->batch_rel));
 	if (!r->batch_rel)
@@ -1446,6 +1518,10 @@ void refl_start(struct refl *r)
 		log_fatal("reflect: cannot start thread: %s", strerror(errno));
 	pthread_setname_np(r->thr, "reflect");
 	r->started = true;
+	if (pthread_create(&r->rel.thr, NULL, release_main, r))
+		log_fatal("reflect: cannot start thread: %s", strerror(errno));
+	pthread_setname_np(r->rel.thr, "refl-release");
+	r->rel.started = true;
 }
 
 void refl_stop(struct refl *r)
@@ -1456,6 +1532,13 @@ void refl_stop(struct refl *r)
 	rib_journal_wake(r->o.rib);
 	pthread_join(r->thr, NULL);
 	r->started = false;
+	/* after the reflection thread: no more hand-overs; the last one finishes */
+	pthread_mutex_lock(&r->rel.mu);
+	r->rel.stop = true;
+	pthread_cond_broadcast(&r->rel.cv);
+	pthread_mutex_unlock(&r->rel.mu);
+	pthread_join(r->rel.thr, NULL);
+	r->rel.started = false;
 }
 
 void refl_destroy(struct refl *r)
@@ -1469,6 +1552,9 @@ void refl_destroy(struct refl *r)
 	free(r->dump_bs.e);
 	free(r->tmp);
 	free(r->batch);
+	free(r->rel.batch);
+	pthread_mutex_destroy(&r->rel.mu);
+	pthread_cond_destroy(&r->rel.cv);
 	obuf_unref(r->scratch);
 	free(r->ev);
 	pthread_mutex_destroy(&r->ev_lock);
