@@ -9,7 +9,8 @@ Checks: the seed's target (8 peers, 10,000 routes) converges, is verified and
 withdrawn; churn latency is measured; killing a feeder withdraws its routes
 everywhere; the CLI answers (table and JSON); a reload that changes nothing
 keeps every session; a reload with a bad file keeps the running configuration
-and names file, line and key; `--check` rejects a bad file the same way.
+and names file, line and key; `--check` rejects a bad file the same way;
+iBGP non-client feeders are not sent withdrawals of each other's routes.
 """
 import argparse, json, os, subprocess, sys, tempfile, time
 
@@ -112,6 +113,19 @@ peer-ranges:
         check("check-names-file-line-key", r.returncode != 0 and "r.yaml:8:" in r.stderr and "peers[0].asn" in r.stderr,
               r.stderr[:300])
         bg.wait(timeout=60)
+        # non-clients (RFC 4456): two iBGP non-client feeders, their routes go
+        # to the clients only, so when they withdraw them, neither feeder may
+        # be sent withdrawals of the other's prefixes (it never got them)
+        open(cfg, "w").write(base + "peers:\n"
+                             "  - { address: 127.0.77.50, role: ibgp, passive: true }\n"
+                             "  - { address: 127.0.77.51, role: ibgp, passive: true }\n")
+        rc, txt = ctl("reload", js=False)
+        rc, res, txt = run_load("--feeders", "2", "--monitors", "1", "--routes", "5000", "--withdraw",
+                                "--feeder-base", "127.0.77.50")
+        fin = [f.get("bytes_in", -1) for f in res.get("feeders", [])]
+        check("non-client-feeders-get-no-withdrawals",
+              rc == 0 and len(fin) == 2 and all(0 <= b < 1000 for b in fin),
+              f"rc {rc} feeder bytes in {fin} " + txt[-600:])
         check("daemon-still-running", proc.poll() is None)
     finally:
         H.terminate(proc)
