@@ -1125,6 +1125,62 @@ static void test_withdraw_batch(void **state)
 	attr_unref(f->at, b);
 }
 
+/* rib_update_multi (sets per prefix, runs of the same set, a prefix given
+ * twice in one call) ends where rib_update prefix by prefix does, with the
+ * same "added" answers, and leaves the sets' reference counts balanced. */
+static void test_update_multi(void **state)
+{
+	struct fx *f = *state;
+	struct rib *r = f->rib;
+	enum { N = 1500, NA = 5 };
+	struct attr_set *as[NA];
+	for (unsigned i = 0; i < NA; i++)
+		as[i] = mk_attr(f->at, 100 + i);
+	static struct bgp_prefix all[N];
+	static struct attr_set *set[N];
+	static uint8_t ad[N];
+	unsigned ai = 0, left = 0;
+	for (unsigned i = 0; i < N; i++) {
+		if (i % 11 == 5)
+			all[i] = all[i - 3];             /* again, in the same call */
+		else if (i % 5 == 0)
+			all[i] = p4(70, (uint8_t)(i >> 6), (uint8_t)i, 0, 16 + i % 9);
+		else
+			all[i] = p4(71 + (uint8_t)(i % 3), (uint8_t)(i >> 5), (uint8_t)(i * 3), (uint8_t)i, 24 + i % 9);
+		if (!left) {                             /* runs of 1..9 prefixes per set */
+			ai = (ai + 3) % NA;
+			left = 1 + i % 9;
+		}
+		set[i] = as[ai];
+		left--;
+	}
+	for (unsigned i = 0; i < N; i += 128)
+		rib_update_multi(r, all + i, set + i, N - i < 128 ? N - i : 128, 7, 0, ad + i);
+	struct rib_opts o = { .attrs = f->at, .peers = f->peers };
+	struct rib *r2 = rib_create(&o);
+	for (unsigned i = 0; i < N; i++)
+		assert_int_equal(ad[i], rib_update(r2, &all[i], 7, set[i], 0));
+	rcu_read_lock();
+	for (unsigned i = 0; i < N; i++) {
+		const struct rib_pathset *px = rib_node_paths(rib_lookup(r, &all[i]));
+		const struct rib_pathset *py = rib_node_paths(rib_lookup(r2, &all[i]));
+		assert_int_equal(px->n, 1);
+		assert_int_equal(py->n, 1);
+		assert_ptr_equal(px->p[0].attr, py->p[0].attr);
+	}
+	rcu_read_unlock();
+	assert_int_equal(rib_peer_prefixes(r, 7, BGP_FAM_IPV4), rib_peer_prefixes(r2, 7, BGP_FAM_IPV4));
+	drain_all(r2);
+	rib_destroy(r2);
+	rib_withdraw_peer(r, 7, BGP_FAM_COUNT, false);
+	drain_all(r);
+	rib_flush(r);
+	for (unsigned i = 0; i < NA; i++) {
+		assert_int_equal(__atomic_load_n(&as[i]->refcnt, __ATOMIC_RELAXED), 1);
+		attr_unref(f->at, as[i]);
+	}
+}
+
 /* Destroy with paths and held journal entries still present releases all. */
 static void test_destroy_full(void **state)
 {
@@ -1206,6 +1262,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_withdraw_peer_stale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_withdraw_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_multi, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_multi, setup_noindex, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_glue_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_glue_fill, setup_noindex, teardown),
