@@ -74,12 +74,15 @@
  *   A writer whose change alters the best path or the multipath set (the
  *   first n_multipath paths compared by peer, path_id and attr pointer) sets
  *   the node's `queued` flag; if it was clear it takes a journal reference
- *   (jrefs) and enqueues the node on a wfcqueue (wait-free multi-producer,
- *   drained by the single consumer).  Drain clears `queued` (so the next
+ *   (jrefs; flag and count share the word jstate, one CAS) and enqueues the node on a wfcqueue (wait-free multi-producer,
+ *   drained by the single consumer).  There are RIB_JQUEUES queues and each
+ *   writer thread keeps to one, so writers on different cores do not share
+ *   a queue tail; a node is on at most one queue at a time (`queued`), and
+ *   the consumer drains the queues in turn.  Drain clears `queued` (so the next
  *   change re-marks) and hands the node over; rib_journal_release drops the
  *   reference.  A node is unlinked only when it has no paths, jrefs == 0 and
  *   at most one child - checked under its stripe lock - so the consumer's
- *   nodes stay allocated until released.  The consumer is woken only when the
+ *   nodes stay allocated until released.  The consumer is woken only when a
  *   queue goes from empty to non-empty.
  *
  * DIRECT INDEX (IPv4 lookups)
@@ -181,12 +184,15 @@ struct rib_node {
 	/* ---- not in a short glue node (RIB_GLUE4_SIZE bytes) ---- */
 	struct cds_wfcq_node jn;         /* journal link (consumer / enqueuer) */
 	uint32_t out_state;              /* consumer's word */
-	uint16_t jrefs;                  /* journal references (atomic) */
-	uint8_t queued;                  /* in the journal queue, not drained (atomic) */
+	uint32_t jstate;                 /* RIB_JQUEUED | journal references (atomic) */
 };
 #define RIB_GLUE4_SIZE offsetof(struct rib_node, jn)
 _Static_assert(RIB_GLUE4_SIZE == 32 && sizeof(struct rib_node) == 48,
 	       "IPv4 nodes: 32-byte glue, 48-byte full (allocator size classes)");
+/* rib_node.jstate: `queued` (in a journal queue, not drained) and `jrefs`
+ * (journal references) in one word, so marking a node is one atomic. */
+#define RIB_JREFS   0xFFFFu
+#define RIB_JQUEUED 0x10000u
 struct rib_node6 {
 	struct rib_node n;
 	uint64_t hi, lo;                 /* IPv6 address, host-order halves */
@@ -271,9 +277,28 @@ struct rib_peer {
 	uint16_t sweeping[BGP_FAM_COUNT];/* open rib_sweeps: the vector is append-only */
 };
 
-#define RIB_JSTAMP_EVERY 256         /* sample one queued node in this many */
-#define RIB_JSTAMP_RING  1024        /* covers the last 256k queued nodes */
-#define RIB_JEMPTY_RING  64
+#define RIB_JSTAMP_EVERY 256         /* sample one queued node in this many (per queue) */
+#define RIB_JSTAMP_RING  512         /* covers the last 128k nodes queued on one queue */
+#define RIB_JEMPTY_RING  32
+#define RIB_JQUEUES      8           /* journal queues; a writer thread uses one */
+
+/*
+ * One journal queue.  The writer side (tail and count) and the consumer side
+ * (head and drained count) have lines of their own; a writer thread always
+ * uses the same queue (rib_jq_mine), so two writers do not move the tail's
+ * line between their cores on every change.
+ */
+struct rib_jq {
+	struct __cds_wfcq_head head __attribute__((aligned(64)));
+	uint64_t drained;                /* nodes ever drained: the consumer's (atomic store) */
+	uint64_t batch_first;            /* consumer: number of the first node of its last drain
+					  * from here, 0 if that drain took none */
+	struct cds_wfcq_tail tail __attribute__((aligned(64)));
+	uint64_t seq;                    /* nodes ever queued here (atomic) */
+	/* receive-time stamps for latency metrics (see rib_journal_batch_stamp) */
+	struct rib_jstamp { uint64_t seq, ns; } samp[RIB_JSTAMP_RING] __attribute__((aligned(64)));
+	struct rib_jstamp empty[RIB_JEMPTY_RING];
+};
 
 struct rib {
 	struct rib_fam f[BGP_FAM_COUNT];
@@ -283,15 +308,9 @@ struct rib {
 	struct rib_peer **peer;          /* RIB_MAX_PEERS, lazily filled by the peer's thread */
 	unsigned jdepth;                 /* rib_opts.journal_depth */
 	uint64_t peer_index_bytes;       /* atomic */
-	/* journal */
-	struct __cds_wfcq_head jhead __attribute__((aligned(64)));
-	struct cds_wfcq_tail jtail __attribute__((aligned(64)));
-	uint64_t jseq __attribute__((aligned(64)));  /* nodes ever queued (atomic) */
-	/* receive-time stamps for latency metrics (see rib_journal_batch_stamp) */
-	struct rib_jstamp { uint64_t seq, ns; } jsamp[RIB_JSTAMP_RING], jempty[RIB_JEMPTY_RING];
-	uint64_t jdrained;               /* nodes ever drained: written by the consumer only
-					  * (atomic store), pending = jseq - jdrained */
-	uint64_t jbatch_first;           /* consumer only */
+	/* journal: pending = sum of (seq - drained) over the queues */
+	struct rib_jq jq[RIB_JQUEUES];
+	unsigned jnext;                  /* consumer: the queue its next drain starts with */
 	pthread_mutex_t wmu;
 	pthread_cond_t wcv;
 	int wflag;
@@ -587,7 +606,7 @@ static unsigned tree_find_links(struct rib_node **link, rkey_t k, unsigned len,
 static inline bool node_prunable(struct rib_node *n)
 {
 	return n->ps == NULL && !(n->ch[0] && n->ch[1]) &&
-	       (n->glue || __atomic_load_n(&n->jrefs, __ATOMIC_ACQUIRE) == 0);
+	       (n->glue || (__atomic_load_n(&n->jstate, __ATOMIC_ACQUIRE) & RIB_JREFS) == 0);
 }
 
 /* Unlink the node at *links[d-1] and then its ancestors while they are
@@ -644,35 +663,37 @@ static void journal_signal(struct rib *r, bool explicit_wake)
 }
 
 /*
- * Receive-time stamps: every RIB_JSTAMP_EVERY-th queued node, and every node
- * queued into an empty journal, records (sequence number, now).  The consumer
- * numbers what it drains the same way, so the newest stamp at or before the
- * first node of a batch dates that batch (a slight overestimate, never an
- * underestimate, of how long its oldest change waited).  Costs one relaxed
- * atomic add per queued node and a clock read per 256.
+ * Receive-time stamps, per queue: every RIB_JSTAMP_EVERY-th node queued on
+ * it, and every node queued on it while it was empty, records (its number on
+ * that queue, now).  The consumer numbers what it drains from each queue the
+ * same way (one queue is FIFO), so the newest stamp at or before the first
+ * node a drain took from a queue dates that queue's part of the batch (a
+ * slight overestimate, never an underestimate, of how long its oldest change
+ * waited); the batch's stamp is the oldest of those.  Costs one atomic add
+ * per queued node on the writer's own queue and a clock read per 256.
  */
-static void journal_stamp(struct rib *r, uint64_t seq, bool empty)
+static void journal_stamp(struct rib_jq *q, uint64_t seq, bool empty)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	uint64_t ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	struct rib_jstamp *s = empty ? &r->jempty[seq % RIB_JEMPTY_RING]
-				     : &r->jsamp[(seq / RIB_JSTAMP_EVERY) % RIB_JSTAMP_RING];
+	struct rib_jstamp *s = empty ? &q->empty[seq % RIB_JEMPTY_RING]
+				     : &q->samp[(seq / RIB_JSTAMP_EVERY) % RIB_JSTAMP_RING];
 	__atomic_store_n(&s->seq, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->ns, ns, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->seq, seq, __ATOMIC_RELEASE);
 }
 
-uint64_t rib_journal_batch_stamp(struct rib *r)
+static uint64_t jq_batch_stamp(const struct rib_jq *q)
 {
-	uint64_t first = r->jbatch_first, best_seq = 0, best_ns = 0;
+	uint64_t first = q->batch_first, best_seq = 0, best_ns = 0;
 	if (!first)
 		return 0;
 	const struct rib_jstamp *c[1 + RIB_JEMPTY_RING];
 	unsigned nc = 0;
-	c[nc++] = &r->jsamp[(first / RIB_JSTAMP_EVERY) % RIB_JSTAMP_RING];
+	c[nc++] = &q->samp[(first / RIB_JSTAMP_EVERY) % RIB_JSTAMP_RING];
 	for (unsigned i = 0; i < RIB_JEMPTY_RING; i++)
-		c[nc++] = &r->jempty[i];
+		c[nc++] = &q->empty[i];
 	for (unsigned i = 0; i < nc; i++) {
 		uint64_t s = __atomic_load_n(&c[i]->seq, __ATOMIC_ACQUIRE);
 		uint64_t ns = __atomic_load_n(&c[i]->ns, __ATOMIC_RELAXED);
@@ -685,51 +706,105 @@ uint64_t rib_journal_batch_stamp(struct rib *r)
 	return best_seq && first - best_seq < 2 * RIB_JSTAMP_EVERY ? best_ns : 0;
 }
 
+uint64_t rib_journal_batch_stamp(struct rib *r)
+{
+	uint64_t oldest = 0;
+	for (unsigned i = 0; i < RIB_JQUEUES; i++) {
+		uint64_t ns = jq_batch_stamp(&r->jq[i]);
+		if (ns && (!oldest || ns < oldest))
+			oldest = ns;
+	}
+	return oldest;
+}
+
+/* The journal queue of the calling writer thread: handed out round-robin on
+ * first use, so up to RIB_JQUEUES writer threads each have one to themselves. */
+static unsigned rib_jq_next;
+static __thread unsigned rib_jq_mine = UINT32_MAX;
+
+static inline struct rib_jq *jq_mine(struct rib *r)
+{
+	if (caa_unlikely(rib_jq_mine == UINT32_MAX))
+		rib_jq_mine = __atomic_fetch_add(&rib_jq_next, 1, __ATOMIC_RELAXED) % RIB_JQUEUES;
+	return &r->jq[rib_jq_mine];
+}
+
 /* Caller holds the node's stripe lock and has just published its new set. */
 static void journal_mark(struct rib *r, struct rib_node *n)
 {
-	if (__atomic_exchange_n(&n->queued, 1, __ATOMIC_SEQ_CST))
+	/* set queued and take a reference in one read-modify-write; when it is
+	 * already queued the CAS still writes (the same value): that RMW is what
+	 * orders our publication before the consumer's clearing of the flag */
+	uint32_t v = __atomic_load_n(&n->jstate, __ATOMIC_RELAXED), nv;
+	do {
+		if (!(v & RIB_JQUEUED) && (v & RIB_JREFS) == RIB_JREFS)
+			log_fatal("rib: journal reference overflow (consumer never releases?)");
+		nv = v & RIB_JQUEUED ? v : v + RIB_JQUEUED + 1;
+	} while (!__atomic_compare_exchange_n(&n->jstate, &v, nv, false, __ATOMIC_SEQ_CST,
+					      __ATOMIC_RELAXED));
+	if (v & RIB_JQUEUED)
 		return;
-	if (__atomic_add_fetch(&n->jrefs, 1, __ATOMIC_RELAXED) == 0)
-		log_fatal("rib: journal reference overflow (consumer never releases?)");
-	uint64_t seq = __atomic_add_fetch(&r->jseq, 1, __ATOMIC_SEQ_CST);
+	struct rib_jq *q = jq_mine(r);
+	uint64_t seq = __atomic_add_fetch(&q->seq, 1, __ATOMIC_SEQ_CST);
 	cds_wfcq_node_init(&n->jn);
 	tsan_release(n);
-	bool was_empty = !cds_wfcq_enqueue(&r->jhead, &r->jtail, &n->jn);
+	bool was_empty = !cds_wfcq_enqueue(&q->head, &q->tail, &n->jn);
 	if (was_empty || (seq & (RIB_JSTAMP_EVERY - 1)) == 0)
-		journal_stamp(r, seq, was_empty);
+		journal_stamp(q, seq, was_empty);
 	if (was_empty)
 		journal_signal(r, false);
 }
 
-size_t rib_journal_drain(struct rib *r, struct rib_node **out, size_t max)
+/* Up to max nodes from queue q, counted and numbered. */
+static size_t jq_drain(struct rib_jq *q, struct rib_node **out, size_t max)
 {
 	size_t i;
 	for (i = 0; i < max; i++) {
-		struct cds_wfcq_node *qn = __cds_wfcq_dequeue_blocking(&r->jhead, &r->jtail);
+		struct cds_wfcq_node *qn = __cds_wfcq_dequeue_blocking(&q->head, &q->tail);
 		if (!qn)
 			break;
 		struct rib_node *n = caa_container_of(qn, struct rib_node, jn);
 		tsan_acquire(n);
 		/* After this, a writer's next change re-queues the node; paired
 		 * with the exchange in journal_mark, which follows its publish. */
-		__atomic_exchange_n(&n->queued, 0, __ATOMIC_SEQ_CST);
+		__atomic_fetch_and(&n->jstate, ~RIB_JQUEUED, __ATOMIC_SEQ_CST);
 		out[i] = n;
 	}
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (i) {
-		r->jbatch_first = r->jdrained + 1;
-		__atomic_store_n(&r->jdrained, r->jdrained + i, __ATOMIC_RELEASE);
-	}
+	q->batch_first = i ? q->drained + 1 : 0;
+	if (i)
+		__atomic_store_n(&q->drained, q->drained + i, __ATOMIC_RELEASE);
 	return i;
+}
+
+/* The queues in turn, starting where the last drain stopped, so a busy queue
+ * cannot starve the others. */
+size_t rib_journal_drain(struct rib *r, struct rib_node **out, size_t max)
+{
+	size_t got = 0;
+	unsigned start = r->jnext;
+	for (unsigned j = 0; j < RIB_JQUEUES; j++) {
+		unsigned qi = (start + j) % RIB_JQUEUES;
+		if (got == max) {
+			r->jq[qi].batch_first = 0;
+			continue;
+		}
+		got += jq_drain(&r->jq[qi], out + got, max - got);
+		if (got == max)
+			r->jnext = qi;   /* may hold more: it goes first next time */
+	}
+	if (got < max)
+		r->jnext = (start + 1) % RIB_JQUEUES;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return got;
 }
 
 void rib_journal_release(struct rib *r, struct rib_node *n)
 {
 	rcu_read_lock();             /* n may be pruned by a writer once jrefs hits 0 */
-	uint16_t left = __atomic_sub_fetch(&n->jrefs, 1, __ATOMIC_ACQ_REL);
-	if (left == 0xFFFF)
+	uint32_t old = __atomic_fetch_sub(&n->jstate, 1, __ATOMIC_ACQ_REL);
+	if (!(old & RIB_JREFS))
 		log_fatal("rib: journal release of a node not held");
+	unsigned left = (old - 1) & RIB_JREFS;
 	if (left == 0 && rib_deref(n->ps) == NULL) {
 		struct rib_fam *f = &r->f[n->fam];
 		rkey_t k = node_key(n);
@@ -747,16 +822,20 @@ void rib_journal_release(struct rib *r, struct rib_node *n)
 
 void rib_node_hold(struct rib_node *n)
 {
-	if (__atomic_add_fetch(&n->jrefs, 1, __ATOMIC_RELAXED) == 0)
+	if ((__atomic_fetch_add(&n->jstate, 1, __ATOMIC_RELAXED) & RIB_JREFS) == RIB_JREFS)
 		log_fatal("rib: node hold overflow");
 }
 
 uint64_t rib_journal_pending(struct rib *r)
 {
-	/* drained first: a count read after it is at least as new (both only grow) */
-	uint64_t d = __atomic_load_n(&r->jdrained, __ATOMIC_ACQUIRE);
-	uint64_t q = __atomic_load_n(&r->jseq, __ATOMIC_ACQUIRE);
-	return q > d ? q - d : 0;
+	uint64_t n = 0;
+	for (unsigned i = 0; i < RIB_JQUEUES; i++) {
+		/* drained first: a count read after it is at least as new (both only grow) */
+		uint64_t d = __atomic_load_n(&r->jq[i].drained, __ATOMIC_ACQUIRE);
+		uint64_t q = __atomic_load_n(&r->jq[i].seq, __ATOMIC_ACQUIRE);
+		n += q > d ? q - d : 0;
+	}
+	return n;
 }
 
 void rib_journal_wait(struct rib *r, int timeout_ms)
@@ -1627,9 +1706,10 @@ void rib_journal_release_n(struct rib *r, struct rib_node *const *nodes, size_t 
 			__builtin_prefetch(nodes[j], 1);
 		for (unsigned j = 0; j < g; j++) {
 			struct rib_node *x = nodes[base + j];
-			uint16_t left = __atomic_sub_fetch(&x->jrefs, 1, __ATOMIC_ACQ_REL);
-			if (left == 0xFFFF)
+			uint32_t old = __atomic_fetch_sub(&x->jstate, 1, __ATOMIC_ACQ_REL);
+			if (!(old & RIB_JREFS))
 				log_fatal("rib: journal release of a node not held");
+			unsigned left = (old - 1) & RIB_JREFS;
 			if (left == 0 && rib_deref(x->ps) == NULL) {
 				dead[nd] = x;
 				fam[nd] = x->fam;
@@ -2342,7 +2422,8 @@ struct rib *rib_create(const struct rib_opts *o)
 		fam_init(&r->f[i], i);
 		r->f[i].dir_min = o->lpm_index_min ? o->lpm_index_min : RIB_DIR_MIN;
 	}
-	__cds_wfcq_init(&r->jhead, &r->jtail);
+	for (unsigned i = 0; i < RIB_JQUEUES; i++)
+		__cds_wfcq_init(&r->jq[i].head, &r->jq[i].tail);
 	pthread_mutex_init(&r->wmu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
