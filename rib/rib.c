@@ -1404,10 +1404,13 @@ static inline void stripe_hold(struct rib_stripe **held, struct rib_stripe *st)
  * Cache warming for a group of up to RIB_WARM_GROUP prefixes: the loads a
  * locked find of each will make, started for the whole group before any of
  * them is waited on (a descent is all cache misses; one at a time, a big
- * table costs a miss per level per prefix, in sequence).  Lane j walks the
- * direct index (use_dir, IPv4 <= /24) or descends towards (k[j], len[j]) in
- * lockstep with the others.  Reader rules: rcu_read_lock held, no lock,
- * nothing written; a pure hint, the locked pass re-reads everything.
+ * table costs a miss per level per prefix, in sequence).  Lane j descends
+ * towards (k[j], len[j]) in lockstep with the others.  With use_dir (what an
+ * update reads: update_locked), an IPv4 prefix <= /24 first tries its direct
+ * index entry, which is the node itself when the prefix has paths, and
+ * descends only when it is not; the attribute sets of the node's paths (what
+ * the decision reads) are warmed too.  Reader rules: rcu_read_lock held, no
+ * lock, nothing written; a pure hint, the locked pass re-reads everything.
  */
 #define RIB_WARM_GROUP 16
 static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const uint8_t *len,
@@ -1415,6 +1418,7 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 {
 	struct rib_node *cur[RIB_WARM_GROUP];
 	const uintptr_t *ent[RIB_WARM_GROUP];
+	struct rib_pathset *pss[RIB_WARM_GROUP];
 	for (unsigned j = 0; j < g; j++) {
 		struct rib_fam *f = &r->f[fam[j]];
 		__builtin_prefetch(len[j] >= f->stride ? (void *)&f->slots[key_slot(f, k[j])]
@@ -1424,6 +1428,7 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 		struct rib_fam *f = &r->f[fam[j]];
 		ent[j] = NULL;
 		cur[j] = NULL;
+		pss[j] = NULL;
 		if (f->direct && len[j] >= f->stride) {
 			const struct rib_dir *d = slot_dir_of((uintptr_t)rib_deref(f->slots[key_slot(f, k[j])]));
 			if (d) {
@@ -1453,10 +1458,22 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 			struct rib_node *n = cur[j];
 			if (!n)
 				continue;
+			if (ent[j] && (n->len != len[j] || node_key(n) != k[j])) {
+				/* the entry decides a longer or shorter prefix: descend */
+				ent[j] = NULL;
+				cur[j] = root_get(&r->f[fam[j]], k[j], len[j]);
+				if (cur[j]) {
+					__builtin_prefetch(cur[j]);
+					more = true;
+				}
+				continue;
+			}
 			if (ent[j] || n->len >= len[j] || kcpl(k[j], node_key(n)) < n->len) {
 				struct rib_pathset *ps = rib_deref(n->ps);
 				if (ps)
 					__builtin_prefetch(ps);
+				if (use_dir && n->len == len[j] && node_key(n) == k[j])
+					pss[j] = ps;
 				cur[j] = NULL;
 				continue;
 			}
@@ -1469,6 +1486,12 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 		if (!more)
 			break;
 	}
+	for (unsigned j = 0; j < g; j++) {
+		const struct rib_pathset *ps = pss[j];
+		unsigned m = ps ? ps->n : 0;
+		for (unsigned i = 0; i < m && i < 16; i++)
+			__builtin_prefetch(ps->p[i].attr);
+	}
 }
 
 /*
@@ -1477,7 +1500,7 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
  * (tree_warm) so the cache misses overlap.  Returns the group's size.
  */
 static unsigned warm_group(struct rib *r, const struct bgp_prefix *pfx, size_t n,
-			   uint8_t *fam, rkey_t *k, uint8_t *len)
+			   uint8_t *fam, rkey_t *k, uint8_t *len, bool update)
 {
 	unsigned g = n < RIB_WARM_GROUP ? (unsigned)n : RIB_WARM_GROUP;
 	for (unsigned j = 0; j < g; j++) {
@@ -1488,7 +1511,7 @@ static unsigned warm_group(struct rib *r, const struct bgp_prefix *pfx, size_t n
 		k[j] = key_from_addr(p->family, p->addr) & kmask(p->len);
 	}
 	rcu_read_lock();
-	tree_warm(r, fam, k, len, g, false);
+	tree_warm(r, fam, k, len, g, update);
 	rcu_read_unlock();
 	return g;
 }
@@ -1508,8 +1531,8 @@ unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n,
 		return 0;
 	if (n > UINT32_MAX / 2)
 		log_fatal("rib: batch of %zu prefixes", n);
+	__builtin_prefetch(attr, 1);     /* its refcount is taken below */
 	reclaim_poll(r);
-	attr_ref_n(attr, (uint32_t)n);
 	unsigned refs = 0, total = 0;
 	struct rib_stripe *held = NULL;
 	for (size_t i = 0; i < n; i++) {
@@ -1519,7 +1542,11 @@ unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n,
 			 * (this also checks the group's prefixes) */
 			rkey_t wk[RIB_WARM_GROUP];
 			uint8_t wf[RIB_WARM_GROUP], wl[RIB_WARM_GROUP];
-			warm_group(r, pfx + i, n - i, wf, wk, wl);
+			warm_group(r, pfx + i, n - i, wf, wk, wl, true);
+			/* the references, before any path is published; taken after
+			 * the first warming so the refcount's miss overlaps it */
+			if (i == 0)
+				attr_ref_n(attr, (uint32_t)n);
 		}
 		unsigned fam = p->family, len = p->len;
 		struct rib_fam *f = &r->f[fam];
@@ -1677,7 +1704,7 @@ unsigned rib_withdraw_batch(struct rib *r, const struct bgp_prefix *pfx, size_t 
 		/* the whole path, not only the node: losing its last path
 		 * makes a node's direct-index entries fall back to its longest
 		 * ancestor with paths, found by a descent (dir_update) */
-		unsigned g = warm_group(r, pfx + base, n - base, fam, k, len);
+		unsigned g = warm_group(r, pfx + base, n - base, fam, k, len, false);
 		for (unsigned j = 0; j < g; j++) {
 			struct rib_fam *f = &r->f[fam[j]];
 			struct rib_stripe *st = stripe_of(f, k[j], len[j]);
