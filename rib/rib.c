@@ -1582,6 +1582,7 @@ unsigned rib_update_multi(struct rib *r, const struct bgp_prefix *pfx, struct at
 	check_peer(peer);
 	if (n > UINT32_MAX / 2)
 		log_fatal("rib: batch of %zu prefixes", n);
+	reclaim_poll(r);
 	unsigned total = 0;
 	struct rib_stripe *held = NULL;
 	size_t run_start = 0, run_end = 0;
@@ -1589,6 +1590,16 @@ unsigned rib_update_multi(struct rib *r, const struct bgp_prefix *pfx, struct at
 	for (size_t i = 0; i < n; i++) {
 		const struct bgp_prefix *p = &pfx[i];
 		struct attr_set *a = attr[i];
+		if (i % RIB_WARM_GROUP == 0) {
+			/* as in rib_update_batch: warmed first, so a run's reference
+			 * add below finds its miss overlapped with the group's */
+			rkey_t wk[RIB_WARM_GROUP];
+			uint8_t wf[RIB_WARM_GROUP], wl[RIB_WARM_GROUP];
+			for (size_t j = i; j < n && j < i + RIB_WARM_GROUP; j++)
+				if (j == i || attr[j] != attr[j - 1])
+					__builtin_prefetch(attr[j], 1);
+			warm_group(r, pfx + i, n - i, wf, wk, wl, true);
+		}
 		if (i == run_end) {
 			if (!a)
 				log_fatal("rib: update without attributes");
@@ -1597,11 +1608,6 @@ unsigned rib_update_multi(struct rib *r, const struct bgp_prefix *pfx, struct at
 				run_end++;
 			attr_ref_n(a, (uint32_t)(run_end - i));
 			refs = 0;
-		}
-		if (i % RIB_WARM_GROUP == 0) {
-			rkey_t wk[RIB_WARM_GROUP];
-			uint8_t wf[RIB_WARM_GROUP], wl[RIB_WARM_GROUP];
-			warm_group(r, pfx + i, n - i, wf, wk, wl);
 		}
 		unsigned fam = p->family, len = p->len;
 		struct rib_fam *f = &r->f[fam];
