@@ -49,12 +49,8 @@
  *      invents a subtree.  Paths change only by publishing a whole new set.
  *   3. Memory is freed only after a grace period: an unlinked node or replaced
  *      path set goes on its stripe's reclaim batch (under the stripe lock) and
- *      the batch is handed to call_rcu.  Its callback runs after every
- *      read-side section that began before the hand-over has ended, and only
- *      then puts the batch on the RIB's `ripe` list (release CAS), from which
- *      a writer at its next call, or rib_reclaim_idle / rib_flush, takes it
- *      (acquire exchange) and frees it: so the free runs after that grace
- *      period too, merely later.  A reader
+ *      the batch is handed to call_rcu, so its free runs after every
+ *      read-side section that began before the hand-over has ended.  A reader
  *      starting later can only reach nodes that were linked at some time after
  *      it started (the child pointers of unlinked nodes are frozen), i.e. not
  *      ones already handed over.
@@ -146,8 +142,7 @@ typedef unsigned __int128 rkey_t;
  * instrumented) provides: a node handed through the wfcqueue, a reclaim
  * batch handed to call_rcu.  Under TSan we state those two edges; the third
  * one, grace periods (readers' accesses before a deferred free), is covered
- * by a suppression limited to liburcu frames and to reclaim_ripe, the one
- * function that frees ripe batches (tests/rib/tsan.supp).
+ * by a suppression limited to liburcu frames (tests/rib/tsan.supp).
  */
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -202,7 +197,6 @@ struct rib_node6 {
 struct rib_reclaim {
 	struct rcu_head rcu;
 	struct rib *rib;
-	struct rib_reclaim *next;        /* on rib.ripe once the grace period is over */
 	unsigned n;
 	struct {
 		void *p;
@@ -314,10 +308,6 @@ struct rib {
 	pthread_mutex_t wmu;
 	pthread_cond_t wcv;
 	int wflag;
-	/* reclaim batches whose grace period is over, waiting for a writer (or
-	 * rib_reclaim_idle / rib_flush) to free them: pushed by the call_rcu
-	 * thread, taken whole with one exchange */
-	struct rib_reclaim *ripe __attribute__((aligned(64)));
 };
 
 /* ---- keys --------------------------------------------------------------- */
@@ -439,47 +429,24 @@ static inline struct rib_stripe *stripe_of(struct rib_fam *f, rkey_t k, unsigned
 }
 
 /*
- * The grace period of batch b is over: hand it to the writers instead of
- * freeing it here.  Freed on the call_rcu thread, every replaced path set
- * was a remote free (its jemalloc arena's locks, taken against the writer
- * that allocates from it) and that thread wanted a third of a core next to
- * two writers on a 2-core machine; freed by a writer, the memory goes back
- * to that writer's thread cache and is reused by its next allocations.
+ * The grace period of batch b is over: free it here, on the call_rcu thread.
+ * Handing ripe batches back to the writers instead (so that path sets go back
+ * to the writer's own jemalloc cache) was tried (5aae9e3): it put the frees
+ * of a mass withdrawal on the I/O threads, the bottleneck then, and held
+ * freed batches until a writer's next call - S3's withdrawal went from
+ * 2.2-2.4 s to 5.7-6.9 s and its peak RSS up by 60 MiB.
  */
 static void reclaim_cb(struct rcu_head *h)
 {
 	struct rib_reclaim *b = caa_container_of(h, struct rib_reclaim, rcu);
 	struct rib *r = b->rib;
 	tsan_acquire(b);
-	b->next = __atomic_load_n(&r->ripe, __ATOMIC_RELAXED);
-	while (!__atomic_compare_exchange_n(&r->ripe, &b->next, b, true, __ATOMIC_RELEASE,
-					    __ATOMIC_RELAXED))
-		;
-}
-
-/* Free every ripe batch: the path sets and nodes they hold, and drop their
- * attribute references.  Any thread, no lock held (or any: takes none). */
-static __attribute__((noinline)) void reclaim_ripe(struct rib *r)
-{
-	struct rib_reclaim *b = __atomic_exchange_n(&r->ripe, NULL, __ATOMIC_ACQUIRE);
-	while (b) {
-		struct rib_reclaim *next = b->next;
-		for (unsigned i = 0; i < b->n; i++) {
-			if (b->e[i].a)
-				attr_unref(r->attrs, b->e[i].a);
-			free(b->e[i].p);
-		}
-		free(b);
-		b = next;
+	for (unsigned i = 0; i < b->n; i++) {
+		if (b->e[i].a)
+			attr_unref(r->attrs, b->e[i].a);
+		free(b->e[i].p);
 	}
-}
-
-/* Writers' entry points: a relaxed peek (the line changes once per grace
- * period), then the frees, before any lock is taken. */
-static inline void reclaim_poll(struct rib *r)
-{
-	if (caa_unlikely(__atomic_load_n(&r->ripe, __ATOMIC_RELAXED) != NULL))
-		reclaim_ripe(r);
+	free(b);
 }
 
 static void stripe_flush(struct rib_stripe *st)
@@ -1378,7 +1345,6 @@ int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struc
 	bool peer_had;
 
 	__builtin_prefetch(attr, 1);     /* its refcount is taken below */
-	reclaim_poll(r);
 	pthread_mutex_lock(&st->mu);
 	int added = update_locked(r, st, fam, root_link(f, k, len), k, len, pfx->path_id, peer,
 				  attr, path_flags, NULL, &peer_had);
@@ -1532,7 +1498,6 @@ unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n,
 	if (n > UINT32_MAX / 2)
 		log_fatal("rib: batch of %zu prefixes", n);
 	__builtin_prefetch(attr, 1);     /* its refcount is taken below */
-	reclaim_poll(r);
 	unsigned refs = 0, total = 0;
 	struct rib_stripe *held = NULL;
 	for (size_t i = 0; i < n; i++) {
@@ -1582,7 +1547,6 @@ unsigned rib_update_multi(struct rib *r, const struct bgp_prefix *pfx, struct at
 	check_peer(peer);
 	if (n > UINT32_MAX / 2)
 		log_fatal("rib: batch of %zu prefixes", n);
-	reclaim_poll(r);
 	unsigned total = 0;
 	struct rib_stripe *held = NULL;
 	size_t run_start = 0, run_end = 0;
@@ -1689,7 +1653,6 @@ int rib_withdraw(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer)
 	unsigned fam = pfx->family, len = pfx->len;
 	rkey_t k = key_from_addr(fam, pfx->addr) & kmask(len);
 	bool had, left;
-	reclaim_poll(r);
 	unsigned hit = withdraw_locked(r, &r->f[fam], k, len, peer, EDIT_WITHDRAW_ONE,
 				       pfx->path_id, &had, &left);
 	if (hit && !left)
@@ -1701,7 +1664,6 @@ unsigned rib_withdraw_batch(struct rib *r, const struct bgp_prefix *pfx, size_t 
 			    uint8_t *hit)
 {
 	check_peer(peer);
-	reclaim_poll(r);
 	unsigned total = 0;
 	struct rib_stripe *held = NULL;
 	for (size_t base = 0; base < n; base += RIB_WARM_GROUP) {
@@ -1846,7 +1808,6 @@ uint64_t rib_sweep_step(struct rib *r, struct rib_sweep *s, size_t max)
 {
 	if (s->done)
 		return 0;
-	reclaim_poll(r);
 	struct rib_peer *p = rib_deref(r->peer[s->peer]);
 	unsigned fam = s->fam;
 	struct rib_fam *f = &r->f[fam];
@@ -2507,7 +2468,6 @@ void rib_reclaim_idle(struct rib *r)
 			pthread_mutex_unlock(&st->mu);
 		}
 	}
-	reclaim_ripe(r);             /* ripened since; the rest goes next time */
 }
 
 void rib_flush(struct rib *r)
@@ -2521,7 +2481,6 @@ void rib_flush(struct rib *r)
 		}
 	}
 	rcu_barrier();
-	reclaim_ripe(r);             /* every batch is ripe now */
 }
 
 void rib_destroy(struct rib *r)

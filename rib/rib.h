@@ -63,8 +63,8 @@ void rib_destroy(struct rib *r);
 /*
  * Hand every deferred free (replaced path sets, unlinked nodes, the attribute
  * references of removed paths) to call_rcu now, wait for the grace periods
- * (rcu_barrier) and free them.  Writers batch these per stripe and free the
- * batches whose grace period is over at their next call; tests and memory
+ * (rcu_barrier) and free them.  Writers batch these per stripe (freed by
+ * the call_rcu thread once their grace period is over); tests and memory
  * accounting call this to see the settled state.  Not under rcu_read_lock.
  */
 void rib_flush(struct rib *r);
@@ -238,11 +238,10 @@ void rib_journal_wake(struct rib *r);
 uint32_t *rib_node_out_state(struct rib_node *n);
 
 /*
- * Hand every partly filled deferred-free batch to call_rcu without waiting,
- * and free the batches whose grace period is already over.  Writers free in
- * batches per stripe, and free ripe batches when they are next called; a
- * stripe that goes quiet, or writers that all go quiet, would otherwise pin
- * up to a batch of old path sets, nodes and attribute references per stripe.
+ * Hand every partly filled deferred-free batch to call_rcu without waiting
+ * (the call_rcu thread frees it after its grace period).  Writers defer frees
+ * in batches per stripe; a stripe that goes quiet would otherwise pin up to
+ * a batch of old path sets, nodes and attribute references.
  * Call now and then from a thread that is otherwise idle.
  */
 void rib_reclaim_idle(struct rib *r);

@@ -24,12 +24,12 @@
 #include "rib/rib.h"
 
 /* ThreadSanitizer picks this up (see tests/rib/tsan.supp for the reasons):
- * only races with a liburcu frame or rib.c's reclaim_ripe on a stack (RCU
+ * only races with a liburcu frame on a stack (RCU
  * grace periods) are muted. */
 const char *__tsan_default_suppressions(void);
 const char *__tsan_default_suppressions(void)
 {
-	return "race:liburcu.so\nrace:liburcu-cds.so\nrace:liburcu-common.so\nrace:reclaim_ripe\n";
+	return "race:liburcu.so\nrace:liburcu-cds.so\nrace:liburcu-common.so\n";
 }
 
 struct fx {
