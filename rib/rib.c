@@ -1483,66 +1483,18 @@ static unsigned warm_group(struct rib *r, const struct bgp_prefix *pfx, size_t n
 }
 
 /*
- * One UPDATE's prefixes: one reference add for all of them, one lock taken
- * per run of prefixes in the same stripe, and the tree paths of each group of
- * RIB_WARM_GROUP prefixes warmed together before they are worked on.
+ * The batched writers' one loop.  Prefix i's set is attr[i * astride]:
+ * astride 0 is one UPDATE's prefixes (one set for all), 1 the announcements
+ * of several UPDATEs (a set per prefix; consecutive prefixes of one UPDATE
+ * share theirs).  One reference add and one surplus drop per run of the same
+ * set; one lock taken per run of prefixes in the same stripe; the tree paths
+ * of each group of RIB_WARM_GROUP prefixes warmed together before they are
+ * worked on, so the descents of a group span UPDATE boundaries - a bulk
+ * load's UPDATEs carry a few prefixes each, and a group as large as
+ * RIB_WARM_GROUP overlaps that many cache misses per level.
  */
-unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, uint32_t peer,
-			  struct attr_set *attr, uint32_t path_flags, uint8_t *added)
-{
-	check_peer(peer);
-	if (!attr)
-		log_fatal("rib: update without attributes");
-	if (n == 0)
-		return 0;
-	if (n > UINT32_MAX / 2)
-		log_fatal("rib: batch of %zu prefixes", n);
-	__builtin_prefetch(attr, 1);     /* its refcount is taken below */
-	unsigned refs = 0, total = 0;
-	struct rib_stripe *held = NULL;
-	for (size_t i = 0; i < n; i++) {
-		const struct bgp_prefix *p = &pfx[i];
-		if (i % RIB_WARM_GROUP == 0) {
-			/* the next group's descents, their cache misses overlapped
-			 * (this also checks the group's prefixes) */
-			rkey_t wk[RIB_WARM_GROUP];
-			uint8_t wf[RIB_WARM_GROUP], wl[RIB_WARM_GROUP];
-			warm_group(r, pfx + i, n - i, wf, wk, wl, true);
-			/* the references, before any path is published; taken after
-			 * the first warming so the refcount's miss overlaps it */
-			if (i == 0)
-				attr_ref_n(attr, (uint32_t)n);
-		}
-		unsigned fam = p->family, len = p->len;
-		struct rib_fam *f = &r->f[fam];
-		rkey_t k = key_from_addr(fam, p->addr) & kmask(len);
-		struct rib_stripe *st = stripe_of(f, k, len);
-		stripe_hold(&held, st);
-		bool peer_had;
-		int a = update_locked(r, st, fam, root_link(f, k, len), k, len, p->path_id, peer, attr,
-				      path_flags, &refs, &peer_had);
-		total += (unsigned)a;
-		if (added)
-			added[i] = (uint8_t)a;
-		if (!peer_had)
-			pidx_add(r, peer, fam, k, len);   /* the peer thread's own; takes no lock */
-	}
-	if (held)
-		pthread_mutex_unlock(&held->mu);
-	if (refs < n)
-		attr_unref_n(r->attrs, attr, (uint32_t)(n - refs));
-	return total;
-}
-
-/*
- * rib_update_batch over several UPDATEs at once: the sets come per prefix
- * (consecutive prefixes of one UPDATE share theirs: one reference add and one
- * surplus drop per run of the same set), so the tree descents of a group span
- * UPDATE boundaries - a bulk load's UPDATEs carry a few prefixes each, and a
- * group as large as RIB_WARM_GROUP overlaps that many cache misses per level.
- */
-unsigned rib_update_multi(struct rib *r, const struct bgp_prefix *pfx, struct attr_set *const *attr,
-			  size_t n, uint32_t peer, uint32_t path_flags, uint8_t *added)
+static unsigned update_runs(struct rib *r, const struct bgp_prefix *pfx, struct attr_set *const *attr,
+			    size_t astride, size_t n, uint32_t peer, uint32_t path_flags, uint8_t *added)
 {
 	check_peer(peer);
 	if (n > UINT32_MAX / 2)
@@ -1553,23 +1505,25 @@ unsigned rib_update_multi(struct rib *r, const struct bgp_prefix *pfx, struct at
 	unsigned refs = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct bgp_prefix *p = &pfx[i];
-		struct attr_set *a = attr[i];
+		struct attr_set *a = attr[i * astride];
 		if (i % RIB_WARM_GROUP == 0) {
-			/* as in rib_update_batch: warmed first, so a run's reference
-			 * add below finds its miss overlapped with the group's */
+			/* the group's sets (their refcounts are taken below) and
+			 * descents, the misses overlapped; a run's reference add
+			 * then finds its line on the way */
 			rkey_t wk[RIB_WARM_GROUP];
 			uint8_t wf[RIB_WARM_GROUP], wl[RIB_WARM_GROUP];
 			for (size_t j = i; j < n && j < i + RIB_WARM_GROUP; j++)
-				if (j == i || attr[j] != attr[j - 1])
-					__builtin_prefetch(attr[j], 1);
+				if (j == i || attr[j * astride] != attr[(j - 1) * astride])
+					__builtin_prefetch(attr[j * astride], 1);
 			warm_group(r, pfx + i, n - i, wf, wk, wl, true);
 		}
 		if (i == run_end) {
 			if (!a)
 				log_fatal("rib: update without attributes");
 			run_start = i;
-			while (run_end < n && attr[run_end] == a)
+			while (run_end < n && attr[run_end * astride] == a)
 				run_end++;
+			/* before any path of the run is published */
 			attr_ref_n(a, (uint32_t)(run_end - i));
 			refs = 0;
 		}
@@ -1585,7 +1539,7 @@ unsigned rib_update_multi(struct rib *r, const struct bgp_prefix *pfx, struct at
 		if (added)
 			added[i] = (uint8_t)ad;
 		if (!peer_had)
-			pidx_add(r, peer, fam, k, len);
+			pidx_add(r, peer, fam, k, len);   /* the peer thread's own; takes no lock */
 		if (i + 1 == run_end && refs < run_end - run_start)
 			/* the run's surplus (the caller's own reference keeps a alive) */
 			attr_unref_n(r->attrs, a, (uint32_t)(run_end - run_start - refs));
@@ -1593,6 +1547,20 @@ unsigned rib_update_multi(struct rib *r, const struct bgp_prefix *pfx, struct at
 	if (held)
 		pthread_mutex_unlock(&held->mu);
 	return total;
+}
+
+unsigned rib_update_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, uint32_t peer,
+			  struct attr_set *attr, uint32_t path_flags, uint8_t *added)
+{
+	if (!attr)
+		log_fatal("rib: update without attributes");
+	return update_runs(r, pfx, &attr, 0, n, peer, path_flags, added);
+}
+
+unsigned rib_update_multi(struct rib *r, const struct bgp_prefix *pfx, struct attr_set *const *attr,
+			  size_t n, uint32_t peer, uint32_t path_flags, uint8_t *added)
+{
+	return update_runs(r, pfx, attr, 1, n, peer, path_flags, added);
 }
 
 /*
