@@ -555,9 +555,11 @@ static uint64_t run_lpm_q(void *p)
 	return BM_BATCH;
 }
 
-static uint64_t run_lpm_batch(void *p)
+/* Prepared queries, 64 per batch call: longest matches of s->q (a hit is
+ * any covering prefix) or exact lookups of s->qp (a hit is a node with
+ * paths). */
+static uint64_t run_batch(struct bm_rib *s, bool exact)
 {
-	struct bm_rib *s = p;
 	bm_thread();
 	struct bm_thr *th = &s->thr[bm_tid(s)];
 	struct rib_node *out[64];
@@ -566,9 +568,12 @@ static uint64_t run_lpm_batch(void *p)
 		rcu_read_lock();
 		for (unsigned j = 0; j < 256; j += 64) {
 			size_t i = th->idx & (s->nq - 1) & ~(size_t)63;
-			rib_lookup_lpm_batch(s->rib, BGP_FAM_IPV4, s->q[i], 4, 64, out);
+			if (exact)
+				rib_lookup_batch(s->rib, &s->qp[i], 64, out);
+			else
+				rib_lookup_lpm_batch(s->rib, BGP_FAM_IPV4, s->q[i], 4, 64, out);
 			for (unsigned k = 0; k < 64; k++)
-				hits += out[k] != NULL;
+				hits += out[k] && (!exact || rib_node_paths(out[k]) != NULL);
 			th->idx = i + 64;
 		}
 		rcu_read_unlock();
@@ -576,6 +581,11 @@ static uint64_t run_lpm_batch(void *p)
 	if (hits == 0)
 		abort();
 	return BM_BATCH;
+}
+
+static uint64_t run_lpm_batch(void *p)
+{
+	return run_batch(p, false);
 }
 
 static uint64_t run_exact(void *p)
@@ -622,25 +632,7 @@ static uint64_t run_exact_q(void *p)
 /* The same prepared exact queries, 64 per rib_lookup_batch call. */
 static uint64_t run_exact_batch(void *p)
 {
-	struct bm_rib *s = p;
-	bm_thread();
-	struct bm_thr *th = &s->thr[bm_tid(s)];
-	struct rib_node *out[64];
-	uint64_t hits = 0;
-	for (unsigned b = 0; b < BM_BATCH; b += 256) {
-		rcu_read_lock();
-		for (unsigned j = 0; j < 256; j += 64) {
-			size_t i = th->idx & (s->nq - 1) & ~(size_t)63;
-			rib_lookup_batch(s->rib, &s->qp[i], 64, out);
-			for (unsigned k = 0; k < 64; k++)
-				hits += out[k] && rib_node_paths(out[k]) != NULL;
-			th->idx = i + 64;
-		}
-		rcu_read_unlock();
-	}
-	if (hits == 0)
-		abort();
-	return BM_BATCH;
+	return run_batch(p, true);
 }
 
 const struct bm_case bm_rib_cases[] = {
