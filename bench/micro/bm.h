@@ -30,6 +30,11 @@ struct bm_case {
 	int threads;             /* >1: run() called from that many threads at once */
 };
 
+/* Stop and restart the calling thread's clock inside run(), around work that
+ * is not what the case measures (swapping in a fresh table).  Each thread of a
+ * threaded case pauses its own clock; call both from every thread. */
+void bm_pause(void);
+void bm_resume(void);
 /* Every bm_<module>.c exports one table, NULL-name terminated. */
 extern const struct bm_case bm_msg_cases[];
 extern const struct bm_case bm_rib_cases[];

@@ -6,14 +6,18 @@
 
 namespace {
 
+thread_local benchmark::State *tl_state;    // the calling thread's, while run() runs
+
 void run_case(benchmark::State &st, const bm_case *c, int64_t arg)
 {
 	static void *state;                 // shared by the threads of one case
 	if (st.thread_index() == 0)
 		state = c->setup ? c->setup(arg) : nullptr;
 	uint64_t items = 0;
+	tl_state = &st;
 	for (auto _ : st)
 		items += c->run(state);
+	tl_state = nullptr;
 	st.SetItemsProcessed(static_cast<int64_t>(items));
 	if (st.thread_index() == 0 && c->teardown)
 		c->teardown(state);
@@ -39,6 +43,16 @@ void register_table(const bm_case *t)
 }
 
 } // namespace
+extern "C" void bm_pause(void)
+{
+	if (tl_state)
+		tl_state->PauseTiming();
+}
+extern "C" void bm_resume(void)
+{
+	if (tl_state)
+		tl_state->ResumeTiming();
+}
 
 int main(int argc, char **argv)
 {
