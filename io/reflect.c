@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "io/reflect.h"
+#include "io/reflect_adv.h"
 
 /* ------------------------------------------------------------ obufs */
 
@@ -186,281 +187,9 @@ static void bset_add(struct refl_bset *s, struct attr_set *attr, uint32_t src, u
  * For ADD-PATH groups the reflection thread remembers which path ids it
  * advertised for each prefix, so that a path leaving the top N is withdrawn
  * by id, and with which attribute set, so that a prefix change re-sends only
- * the paths that are new or changed, not every path of the top N again.
- * Keyed by node pointer: a node stays allocated while it has paths and is
- * only freed after the reflection thread has seen it empty (and removed its
- * entry here).  Linear probing with backward-shift deletion.
- *
- * Each remembered attribute set is a reference owned by the table (taken
- * under rcu_read_lock from a path that still holds its own reference: RIB
- * path sets drop theirs only after a grace period), so a set cannot be freed
- * and its address reused while an entry compares against it.  NULL means
- * "not known": the path is announced again the next time the prefix changes.
- * Only the reflection thread touches the table.
+ * the paths that are new or changed: the group's struct refl_adv
+ * (io/reflect_adv.c), with a spill for the ids a dump adds past a slot's 2N.
  */
-#define REFL_ADDPATH_MAX 8
-/*
- * A slot holds the node, the count, then idcap ids and idcap attribute
- * pointers; idcap is per table: twice the group's N (at most
- * REFL_ADDPATH_MAX), because a dump can add up to N ids the live members do
- * not have until the prefix's next live change sets the entry back to at
- * most N.  Sized to N, not to the maximum: 64 bytes a slot for N = 2 where
- * a fixed 8 took 112 (2 M slots for a 1.28 M-prefix table).
- */
-struct adv_slot {
-	struct rib_node *node;           /* NULL = empty */
-	uint8_t n;
-	uint8_t spilled;                 /* more ids of this node wait in the table's spill */
-	uint32_t ids[];                  /* idcap ids, then (at attr_off) idcap pointers */
-};
-/*
- * The spill: ids a full slot could not take (dumps that read several states
- * of a prefix before its next live change).  Rare, so a plain vector, looked
- * at only for slots marked `spilled`.  They were advertised to some member
- * with attributes we do not remember, so they are never "the same": the next
- * live change withdraws every one that is not in the new top N, then forgets
- * them.  Without it such an id would never be withdrawn: a stale path at
- * the member that got it.
- */
-struct adv_spill {
-	struct rib_node *node;
-	uint32_t id;
-};
-struct adv_table {
-	unsigned char *slot;             /* cap slots of stride bytes */
-	size_t cap, used;                /* cap: power of two */
-	unsigned idcap;                  /* ids per slot */
-	size_t stride, attr_off;
-	struct attr_table *attrs;        /* for releasing the references */
-	uint64_t *bytes;                 /* the reflection stats' adv_bytes */
-	uint64_t *spilled;               /* ids a full slot could not take (stats) */
-	struct adv_spill *spill;         /* see struct adv_spill */
-	size_t nspill, capspill;
-};
-
-static void adv_init(struct adv_table *t, unsigned n, struct attr_table *attrs, uint64_t *bytes,
-		     uint64_t *spilled)
-{
-	memset(t, 0, sizeof(*t));
-	t->idcap = 2 * n < REFL_ADDPATH_MAX ? 2 * n : REFL_ADDPATH_MAX;
-	if (!t->idcap)
-		t->idcap = 1;
-	size_t ids_end = offsetof(struct adv_slot, ids) + t->idcap * sizeof(uint32_t);
-	t->attr_off = (ids_end + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
-	t->stride = t->attr_off + t->idcap * sizeof(struct attr_set *);
-	t->attrs = attrs;
-	t->bytes = bytes;
-	t->spilled = spilled;
-}
-
-static inline struct adv_slot *adv_at(const struct adv_table *t, size_t i)
-{
-	return (struct adv_slot *)(t->slot + i * t->stride);
-}
-
-static inline struct attr_set **adv_attr(const struct adv_table *t, struct adv_slot *s)
-{
-	return (struct attr_set **)((unsigned char *)s + t->attr_off);
-}
-
-static size_t adv_hash(const struct rib_node *n, size_t cap)
-{
-	uint64_t h = (uint64_t)(uintptr_t)n * 0x9E3779B97F4A7C15ull;
-	return (size_t)(h >> 20) & (cap - 1);
-}
-
-static struct adv_slot *adv_find(struct adv_table *t, const struct rib_node *n)
-{
-	if (!t->cap)
-		return NULL;
-	for (size_t i = adv_hash(n, t->cap);; i = (i + 1) & (t->cap - 1)) {
-		struct adv_slot *s = adv_at(t, i);
-		if (!s->node)
-			return NULL;
-		if (s->node == n)
-			return s;
-	}
-}
-
-/* A free slot for node n (n not in the table), growing it when needed. */
-static struct adv_slot *adv_claim(struct adv_table *t, struct rib_node *n);
-
-static void adv_grow(struct adv_table *t)
-{
-	struct adv_table old = *t;
-	t->cap = old.cap ? old.cap * 2 : 4096;
-	t->used = 0;
-	t->slot = calloc(t->cap, t->stride);
-	if (!t->slot)
-		log_fatal("reflect: out of memory");
-	for (size_t i = 0; i < old.cap; i++) {
-		struct adv_slot *o = adv_at(&old, i);
-		if (o->node)
-			memcpy(adv_claim(t, o->node), o, t->stride);   /* references move */
-	}
-	free(old.slot);
-	*t->bytes += (t->cap - old.cap) * t->stride;
-}
-
-static struct adv_slot *adv_claim(struct adv_table *t, struct rib_node *n)
-{
-	if ((t->used + 1) * 4 > t->cap * 3)
-		adv_grow(t);
-	size_t i = adv_hash(n, t->cap);
-	while (adv_at(t, i)->node)
-		i = (i + 1) & (t->cap - 1);
-	t->used++;
-	struct adv_slot *s = adv_at(t, i);
-	s->node = n;
-	s->n = 0;
-	s->spilled = 0;
-	return s;
-}
-
-/* Is (n, id) in the spill? */
-static bool adv_spill_has(const struct adv_table *t, const struct rib_node *n, uint32_t id)
-{
-	for (size_t i = 0; i < t->nspill; i++)
-		if (t->spill[i].node == n && t->spill[i].id == id)
-			return true;
-	return false;
-}
-
-static void adv_spill_add(struct adv_table *t, struct rib_node *n, uint32_t id)
-{
-	if (t->nspill == t->capspill) {
-		size_t cap = t->capspill ? 2 * t->capspill : 16;
-		struct adv_spill *v = realloc(t->spill, cap * sizeof(*v));
-		if (!v)
-			log_fatal("reflect: out of memory");
-		t->spill = v;
-		t->capspill = cap;
-	}
-	t->spill[t->nspill++] = (struct adv_spill){ n, id };
-	(*t->spilled)++;
-}
-
-/* Take node n's spilled ids out: up to max into ids[], returns how many
- * (the caller loops until 0). */
-static unsigned adv_spill_take(struct adv_table *t, const struct rib_node *n, uint32_t *ids,
-			       unsigned max)
-{
-	unsigned k = 0;
-	for (size_t i = 0; i < t->nspill && k < max;) {
-		if (t->spill[i].node == n) {
-			ids[k++] = t->spill[i].id;
-			t->spill[i] = t->spill[--t->nspill];
-		} else {
-			i++;
-		}
-	}
-	return k;
-}
-
-static void adv_release(struct adv_table *t, struct adv_slot *s)
-{
-	struct attr_set **attr = adv_attr(t, s);
-	for (unsigned j = 0; j < s->n; j++)
-		if (attr[j])
-			attr_unref(t->attrs, attr[j]);
-	s->n = 0;
-}
-
-static void adv_del(struct adv_table *t, struct adv_slot *s)
-{
-	adv_release(t, s);
-	if (s->spilled) {
-		/* callers take the spill first (addpath_node); never leave an
-		 * entry for a node that may be freed and its address reused */
-		uint32_t tmp[16];
-		while (adv_spill_take(t, s->node, tmp, 16))
-			;
-		s->spilled = 0;
-	}
-	size_t i = (size_t)((unsigned char *)s - t->slot) / t->stride;
-	s->node = NULL;
-	t->used--;
-	for (size_t j = (i + 1) & (t->cap - 1); adv_at(t, j)->node; j = (j + 1) & (t->cap - 1)) {
-		size_t h = adv_hash(adv_at(t, j)->node, t->cap);
-		/* move j back to i if its home position is not in (i, j] */
-		if ((j > i && (h <= i || h > j)) || (j < i && (h <= i && h > j))) {
-			memcpy(adv_at(t, i), adv_at(t, j), t->stride);
-			adv_at(t, j)->node = NULL;
-			i = j;
-		}
-	}
-}
-
-/* Every remembered reference back (the group goes away). */
-static void adv_free(struct adv_table *t)
-{
-	for (size_t i = 0; i < t->cap; i++)
-		if (adv_at(t, i)->node)
-			adv_release(t, adv_at(t, i));
-	free(t->slot);
-	*t->bytes -= t->cap * t->stride;
-	t->slot = NULL;
-	t->cap = t->used = 0;
-	free(t->spill);
-	t->spill = NULL;
-	t->nspill = t->capspill = 0;
-}
-
-/* Set what node n's entry says: k ids (k <= idcap), attr[] references
- * handed over to the table (the old entry's are released). */
-static void adv_put(struct adv_table *t, struct rib_node *n, const uint32_t *ids,
-		    struct attr_set *const *attr, uint8_t k)
-{
-	struct adv_slot *s = adv_find(t, n);
-	if (!k) {
-		if (s)
-			adv_del(t, s);
-		return;
-	}
-	if (k > t->idcap)
-		log_fatal("reflect: %u ADD-PATH ids for a table of %u per prefix", k, t->idcap);
-	if (s)
-		adv_release(t, s);
-	else
-		s = adv_claim(t, n);
-	if (s->spilled)
-		log_fatal("reflect: ADD-PATH entry replaced with spilled ids not taken");
-	s->n = k;
-	memcpy(s->ids, ids, k * sizeof(*ids));
-	memcpy(adv_attr(t, s), attr, k * sizeof(*attr));
-}
-
-/*
- * Add ids to what the table says was advertised (a dump to one member).
- * Ids already there keep their attribute set: the live members have that
- * one, whatever this member's dump read.  New ids are not known (NULL), so
- * the next live change of the prefix announces them to every member.  Ids a
- * full slot cannot take (dumps that read more than one state of the prefix
- * before its next live change) go to the spill.
- */
-static void adv_union(struct adv_table *t, struct rib_node *n, const uint32_t *ids, uint8_t k)
-{
-	struct adv_slot *s = adv_find(t, n);
-	for (unsigned i = 0; i < k; i++) {
-		bool have = false;
-		for (unsigned j = 0; s && j < s->n && !have; j++)
-			have = s->ids[j] == ids[i];
-		if (!have && s && s->spilled)
-			have = adv_spill_has(t, n, ids[i]);
-		if (have)
-			continue;
-		if (!s)
-			s = adv_claim(t, n);
-		if (s->n < t->idcap) {
-			s->ids[s->n] = ids[i];
-			adv_attr(t, s)[s->n] = NULL;
-			s->n++;
-		} else {
-			adv_spill_add(t, n, ids[i]);
-			s->spilled = 1;
-		}
-	}
-}
 
 /* The path id we send for a path: source peer and the id it used, combined.
  * Unique per prefix while peer indexes and received ids stay below 65536. */
@@ -480,7 +209,7 @@ struct refl_group {
 	bool fam[BGP_FAM_COUNT];
 	uint8_t addpath_n;               /* ADD-PATH send: paths per prefix (0 = best only) */
 	uint32_t max_msg;
-	struct adv_table adv;            /* ADD-PATH: path ids advertised per prefix */
+	struct refl_adv adv;             /* ADD-PATH: path ids advertised per prefix */
 	struct dump_cohort *cohorts;     /* table dumps in progress */
 	struct peer **join;              /* members waiting for a dump to start */
 	uint32_t njoin, capjoin;
@@ -575,7 +304,7 @@ static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
 	if (!g)
 		log_fatal("reflect: out of memory");
 	*g = key;
-	adv_init(&g->adv, g->addpath_n, r->o.attrs, &r->st.adv_bytes, &r->st.adv_spilled);
+	refl_adv_init(&g->adv, g->addpath_n, r->o.attrs, &r->st.adv_bytes, &r->st.adv_spilled);
 	g->id = r->next_group_id++;
 	g->next = r->groups;
 	r->groups = g;
@@ -610,7 +339,7 @@ static void group_remove_member(struct refl *r, struct peer *p)
 		free(g->bs.b);
 		free(g->bs.ht);
 		free(g->bs.e);
-		adv_free(&g->adv);
+		refl_adv_free(&g->adv);
 		while (g->cohorts)
 			cohort_free(g, g->cohorts);
 		free(g->join);
@@ -967,6 +696,18 @@ static void encode_bset(struct refl *r, struct refl_group *g, struct refl_bset *
  * ADD-PATH group: advertise up to N exportable paths, each under its own
  * path id, and withdraw by id the ones that left the top N.
  */
+struct addpath_gone {
+	struct refl_bset *bs;
+	struct bgp_prefix q;
+};
+
+static void addpath_withdraw(void *ctx, uint32_t id)
+{
+	struct addpath_gone *w = ctx;
+	w->q.path_id = id;
+	bset_add(w->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &w->q);
+}
+
 static void addpath_node(struct refl *r, struct refl_group *g, struct rib_node *node,
 			 const struct bgp_prefix *pfx, const struct rib_pathset *ps)
 {
@@ -974,7 +715,7 @@ static void addpath_node(struct refl *r, struct refl_group *g, struct rib_node *
 	struct attr_set *attr[REFL_ADDPATH_MAX];
 	uint8_t k = 0;
 	struct bgp_prefix q = *pfx;
-	struct adv_slot *old = adv_find(&g->adv, node);
+	const struct refl_adv_slot *old = refl_adv_find(&g->adv, node);
 	for (unsigned i = 0; ps && i < ps->n && k < g->addpath_n; i++) {
 		const struct rib_path *p = &ps->p[i];
 		if (!exportable(r, p, pfx->family, g))
@@ -983,10 +724,7 @@ static void addpath_node(struct refl *r, struct refl_group *g, struct rib_node *
 		/* the members already have this id with these attributes: nothing
 		 * to send (a path that only moved within the top N, or a prefix
 		 * whose other path changed) */
-		bool same = false;
-		for (unsigned j = 0; old && j < old->n && !same; j++)
-			same = old->ids[j] == id && adv_attr(&g->adv, old)[j] == p->attr;
-		if (!same) {
+		if (!refl_adv_same(&g->adv, old, id, p->attr)) {
 			q.path_id = id;
 			bset_add(&g->bs, p->attr, p->peer, BK_ANNOUNCE, &q);
 		}
@@ -994,34 +732,9 @@ static void addpath_node(struct refl *r, struct refl_group *g, struct rib_node *
 		ids[k] = id;
 		attr[k++] = p->attr;
 	}
-	for (unsigned j = 0; old && j < old->n; j++) {
-		bool kept = false;
-		for (unsigned i = 0; i < k && !kept; i++)
-			kept = ids[i] == old->ids[j];
-		if (!kept) {
-			q.path_id = old->ids[j];
-			bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &q);
-		}
-	}
-	if (old && old->spilled) {
-		/* ids a dump advertised that the slot could not hold: attributes
-		 * unknown, so a kept one was announced above like any new id;
-		 * the others are withdrawn */
-		uint32_t sp[16];
-		unsigned m;
-		while ((m = adv_spill_take(&g->adv, node, sp, 16)) > 0)
-			for (unsigned j = 0; j < m; j++) {
-				bool kept = false;
-				for (unsigned i = 0; i < k && !kept; i++)
-					kept = ids[i] == sp[j];
-				if (!kept) {
-					q.path_id = sp[j];
-					bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &q);
-				}
-			}
-		old->spilled = 0;
-	}
-	adv_put(&g->adv, node, ids, attr, k);
+	/* what left the top N, spilled ids included, is withdrawn by id */
+	struct addpath_gone w = { &g->bs, *pfx };
+	refl_adv_set(&g->adv, node, ids, attr, k, addpath_withdraw, &w);
 }
 
 static void *release_main(void *arg)
@@ -1191,7 +904,7 @@ static bool dump_cb(struct rib_node *n, const struct bgp_prefix *pfx, const stru
 				continue;
 			bset_add(&d->r->dump_bs, p->attr, p->peer, BK_ANNOUNCE, &q);
 		}
-		adv_union(&g->adv, n, ids, k);
+		refl_adv_union(&g->adv, n, ids, k);
 		return true;
 	}
 	const struct rib_path *best = &ps->p[0];
