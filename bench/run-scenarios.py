@@ -44,6 +44,7 @@ import harness as H  # noqa: E402
 import configs as C  # noqa: E402
 
 DAEMONS = ["ricochetd", "bird", "frr", "gobgp", "nullrelay"]
+RESTORE_SETTLE = 6.0   # seconds ricochet-load holds the restored table (S5)
 
 # name: (description, ricochet-load knobs); sizes can be changed with --set/--scale
 SCENARIOS = {
@@ -61,17 +62,19 @@ SCENARIOS = {
                   addpath=2, withdraw=True)),
     "S4": ("many clients: 1 feeder x 100,000 routes to 1000 clients",
            dict(feeders=1, monitors=1000, routes=100000, withdraw=True)),
-    "S5": ("churn: full table, then 10,000 prefix changes/s for 60 s, 100 clients",
-           dict(feeders=1, monitors=100, routes=1050000, churn_rate=10000, churn_seconds=60)),
+    "S5": ("churn: full table, then 10,000 prefix changes/s for 60 s, 100 clients; then the "
+           "original table again, to compare memory holding the same routes before and after",
+           dict(feeders=1, monitors=100, routes=1050000, churn_rate=10000, churn_seconds=60,
+                restore=True)),
     "S5r": ("S5 with recurring attributes (two variants per set, no send-time community): "
             "is memory flat under churn?",
             dict(feeders=1, monitors=100, routes=1050000, churn_rate=10000, churn_seconds=60,
-                 churn_attrs="recurring")),
+                 churn_attrs="recurring", restore=True)),
     "S5f": ("S5r over a fixed working set: the churn re-announces only the first 50,000 "
             "prefixes (5% of the table), so after a warm-up every attribute variant exists "
             "and any growth left is the daemon's own",
             dict(feeders=1, monitors=100, routes=1050000, churn_rate=10000, churn_seconds=60,
-                 churn_attrs="recurring", churn_prefixes=50000)),
+                 churn_attrs="recurring", churn_prefixes=50000, restore=True)),
 }
 
 
@@ -189,6 +192,8 @@ def load_argv(bins, k, out_json, out_tl, limit, daemon, extra, verify_attrs=Fals
             argv += ["--churn-attrs", k["churn_attrs"]]
         if k.get("churn_prefixes"):
             argv += ["--churn-prefixes", str(k["churn_prefixes"])]
+        if k.get("restore"):
+            argv += ["--churn-restore", "--restore-settle", str(RESTORE_SETTLE)]
     if not verify_attrs:
         # BIRD re-encodes attributes (not byte-identical); the same flags for
         # every daemon keep the load generator's work identical
@@ -297,7 +302,8 @@ def run_once(a, bins, daemon, scen, k, rundir):
         with open(os.path.join(rundir, "command"), "w") as f:
             f.write(" ".join(largv) + "\n")
         t0 = time.monotonic()
-        budget = a.limit * (3 if k.get("withdraw") else 2) + k.get("churn_seconds", 0) + 60
+        budget = (a.limit * (3 if k.get("withdraw") or k.get("restore") else 2)
+                  + k.get("churn_seconds", 0) + (RESTORE_SETTLE if k.get("restore") else 0) + 60)
         try:
             with open(os.path.join(rundir, "load.log"), "w") as lf:
                 lp = subprocess.run(largv, stdout=lf, stderr=subprocess.STDOUT, timeout=budget)
@@ -318,8 +324,8 @@ def run_once(a, bins, daemon, scen, k, rundir):
                 with open(out_json) as f:
                     j = json.load(f)
                 _digest(res, j, a.limit)
-                _memory_around_churn(res, samp.rss, samp.mem,
-                                     ((j.get("phases") or {}).get("churn") or {}).get("seconds"))
+                _memory_around_churn(res, samp.rss, samp.mem, j.get("phases"), t0 - samp.t0,
+                                     RESTORE_SETTLE if k.get("restore") else 0.0)
             except (OSError, ValueError) as e:
                 res["failed"] = res.get("failed") or f"unreadable load JSON: {e}"
         elif "failed" not in res:
@@ -365,31 +371,38 @@ def _digest(res, j, limit):
         res["verify_problems"] = bad
 
 
-def _memory_around_churn(res, rss, mem=(), churn_s=None):
-    """S5: the daemon's RSS once the table had converged and at the end; for
-    ricochetd also its own accounting at the same moments.  "After load" is
-    one second before the churn began (the run's end minus the churn phase's
-    length, which ricochet-load reports), else connect + convergence after
-    the sampler started (early: the generator builds its routes first)."""
+def _memory_around_churn(res, rss, mem=(), phases=None, offset=0.0, settle=0.0):
+    """S5: the daemon's RSS once the table had converged (one second before
+    the churn began), halfway through, when the churn had settled and - with
+    --churn-restore - once the original table was back and held: the same
+    routes as before the churn, so any difference is what the churn left
+    behind.  For ricochetd also its own accounting at the same moments.
+    Phase times come from ricochet-load's JSON (seconds since it started);
+    offset places them on the sampler's clock."""
     if res.get("churn_p50_ms") is None or not rss:
         return
-    conv = res.get("convergence_s")
-    if not isinstance(conv, (int, float)):
+    ph = phases or {}
+    churn = ph.get("churn") or {}
+    if not churn.get("start_s") or not churn.get("end_s"):
         return
-    if isinstance(churn_s, (int, float)) and churn_s > 0:
-        t = max(0.0, rss[-1][0] - churn_s - 1.0)
-    else:
-        t = (res.get("connect_s") or 0) + conv
-    before = min(rss, key=lambda s: abs(s[0] - t))
+    near = lambda tt: min(rss, key=lambda s: abs(s[0] - tt))  # noqa: E731
+    before = near(offset + churn["start_s"] - 1.0)
+    after = near(offset + churn["end_s"])
+    mid_t = before[0] + (after[0] - before[0]) / 2
     res["rss_after_load_mib"] = before[1] / 1024.0
-    # halfway between the table load and the end: a leak or unbounded growth
-    # shows as mid -> end growth, a one-time working set as load -> mid
-    mid_t = before[0] + (rss[-1][0] - before[0]) / 2
-    res["rss_mid_churn_mib"] = min(rss, key=lambda s: abs(s[0] - mid_t))[1] / 1024.0
-    res["rss_after_churn_mib"] = rss[-1][1] / 1024.0
+    res["rss_mid_churn_mib"] = near(mid_t)[1] / 1024.0
+    res["rss_after_churn_mib"] = after[1] / 1024.0
+    rest = ph.get("restore") or {}
+    rest_t = None
+    if rest.get("ok") and rest.get("end_s"):
+        # late in the hold: the allocator has returned what it will return
+        rest_t = offset + rest["end_s"] + max(0.0, settle - 0.7)
+        res["rss_after_restore_mib"] = near(rest_t)[1] / 1024.0
     if mem:
         pick = lambda tt: min(mem, key=lambda s: abs(s[0] - tt))[1]  # noqa: E731
-        res["mem_around_churn"] = {"load": pick(before[0]), "mid": pick(mid_t), "end": mem[-1][1]}
+        res["mem_around_churn"] = {"load": pick(before[0]), "mid": pick(mid_t), "end": pick(after[0])}
+        if rest_t is not None:
+            res["mem_around_churn"]["restored"] = pick(rest_t)
 
 
 def _save_logs(wd, rundir):
@@ -416,7 +429,7 @@ def aggregate(runs):
     agg = {}
     for key in ("convergence_s", "withdraw_s", "cpu_s", "peak_rss_mib", "connect_s",
                 "churn_p50_ms", "churn_p99_ms", "churn_max_ms", "rss_after_load_mib",
-                "rss_mid_churn_mib", "rss_after_churn_mib"):
+                "rss_mid_churn_mib", "rss_after_churn_mib", "rss_after_restore_mib"):
         agg[key] = median_of(runs, key)
     fails = [r["failed"] for r in runs if r.get("failed")]
     if fails:
@@ -470,7 +483,10 @@ def table(results, scenarios, daemons):
                     mid = g.get("rss_mid_churn_mib")
                     churn += (f" (RSS {g['rss_after_load_mib']:.0f} -> "
                               + (f"{mid:.0f} -> " if isinstance(mid, (int, float)) else "")
-                              + f"{g['rss_after_churn_mib']:.0f} MiB)")
+                              + f"{g['rss_after_churn_mib']:.0f} MiB"
+                              + (f", restored {g['rss_after_restore_mib']:.0f} MiB"
+                                 if isinstance(g.get("rss_after_restore_mib"), (int, float)) else "")
+                              + ")")
             rows.append([s, d, fmt(conv, "s"), fmt(g.get("withdraw_s"), "s"),
                          fmt(g.get("cpu_s")), fmt(g.get("peak_rss_mib"), "MiB"),
                          f"{sp:.1f}x" if sp else "-",
@@ -692,8 +708,9 @@ def main():
                       flush=True)
                 mac = r.get("mem_around_churn")
                 if mac:
-                    print("     memory load/mid/end: " + ", ".join(
-                        f"{key} {'/'.join(str(mac[w].get(key, '-')) for w in ('load', 'mid', 'end'))}"
+                    when = [w for w in ("load", "mid", "end", "restored") if w in mac]
+                    print(f"     memory {'/'.join(when)}: " + ", ".join(
+                        f"{key} {'/'.join(str(mac[w].get(key, '-')) for w in when)}"
                         for key in ("attribute_sets", "allocated_bytes", "resident_bytes",
                                     "pathset_bytes", "node_bytes")), flush=True)
                 if r.get("failed") and "did not finish" in r["failed"]:

@@ -77,6 +77,8 @@ struct load_opts {
 	bool churn_recurring;       /* --churn-attrs recurring: no timestamp community */
 	uint32_t connect_burst;     /* --connect-burst: sessions opening at once per worker */
 	uint32_t churn_prefixes;    /* --churn-prefixes: draw from a feeder's first K routes, 0 = all */
+	bool churn_restore;         /* --churn-restore: re-announce the original table after the churn */
+	double restore_settle;      /* --restore-settle: seconds to hold the restored table */
 	double timeout;
 	uint16_t hold;
 	const char *json, *timeline;
@@ -377,18 +379,19 @@ enum load_phase {
 /* Commands main sends to a worker (cmd field, acknowledged via cmd_done). */
 enum load_cmd {
 	LOAD_CMD_NONE, LOAD_CMD_ANNOUNCE, LOAD_CMD_CHURN, LOAD_CMD_KILL, LOAD_CMD_WITHDRAW,
-	LOAD_CMD_VERIFY, LOAD_CMD_TARGET, LOAD_CMD_STOP,
+	LOAD_CMD_VERIFY, LOAD_CMD_TARGET, LOAD_CMD_STOP, LOAD_CMD_RESTORE,
 };
 
 struct load_phase_res {
 	const char *name;
 	bool ran, ok;
 	double seconds;
+	double start_s, end_s;      /* since the process started (load_ctx.start_ns) */
 	uint64_t prefixes;
 	char note[128];
 };
 
-#define LOAD_NPHASES 6
+#define LOAD_NPHASES 7
 struct load_ctx {
 	struct load_opts o;
 	struct load_routes rt;

@@ -94,6 +94,9 @@ static void usage(FILE *out)
 "                           kept here (memory of the target stays flat under churn)\n"
 "  --churn-prefixes K       churn only each feeder's first K routes (a fixed working set;\n"
 "                           default: all of them)\n"
+"  --churn-restore          after the churn, re-announce every route with its original\n"
+"                           attributes and hold that table --restore-settle S seconds\n"
+"                           (default 5): the target's memory with the same table as before\n"
 "  --kill-feeder            close feeder 0, time until its routes are gone\n"
 "  --withdraw               feeders withdraw everything, time until monitors are empty\n"
 "  --timeout S              per phase (default 120)\n"
@@ -180,7 +183,7 @@ static int parse_target(struct load_opts *o, const char *s)
 enum {
 	OPT_TARGET = 256, OPT_ASN, OPT_FASN, OPT_MASN, OPT_FEEDERS, OPT_MONITORS, OPT_FBASE, OPT_MBASE,
 	OPT_HOLD, OPT_EXTMSG, OPT_ADDPATH, OPT_ROUTES, OPT_V6ROUTES, OPT_SHARED, OPT_PPA, OPT_SEED,
-	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_CHURN_ATTRS, OPT_CHURN_PREFIXES, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_CONNECT_BURST, OPT_EXPECT_RR,
+	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_CHURN_ATTRS, OPT_CHURN_PREFIXES, OPT_CHURN_RESTORE, OPT_RESTORE_SETTLE, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_CONNECT_BURST, OPT_EXPECT_RR,
 	OPT_NO_EXPECT_RR, OPT_NO_VERIFY, OPT_WAIT_EOR, OPT_JSON, OPT_TIMELINE, OPT_SELFTEST,
 	OPT_NHBASE,
 	OPT_MRT, OPT_MRT_SPEED,
@@ -209,6 +212,8 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		{ "churn-seconds", required_argument, NULL, OPT_CHURN_SECONDS },
 		{ "churn-attrs", required_argument, NULL, OPT_CHURN_ATTRS },
 		{ "churn-prefixes", required_argument, NULL, OPT_CHURN_PREFIXES },
+		{ "churn-restore", no_argument, NULL, OPT_CHURN_RESTORE },
+		{ "restore-settle", required_argument, NULL, OPT_RESTORE_SETTLE },
 		{ "kill-feeder", no_argument, NULL, OPT_KILL },
 		{ "withdraw", no_argument, NULL, OPT_WITHDRAW },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -240,6 +245,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 	o->seed = 1;
 	o->verify_attrs = true;
 	o->churn_seconds = 10;
+	o->restore_settle = 5;
 	o->connect_burst = 64;
 	o->timeout = 120;
 	o->hold = BGP_DEFAULT_HOLD;
@@ -279,6 +285,8 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 				bad = true;
 			break;
 		case OPT_CHURN_PREFIXES: bad = parse_u32(optarg, &o->churn_prefixes, 1, UINT32_MAX); break;
+		case OPT_CHURN_RESTORE: o->churn_restore = true; break;
+		case OPT_RESTORE_SETTLE: bad = parse_double(optarg, &o->restore_settle, 0, 3600); break;
 		case OPT_KILL: o->kill_feeder = true; break;
 		case OPT_WITHDRAW: o->withdraw = true; break;
 		case OPT_TIMEOUT: bad = parse_double(optarg, &o->timeout, 0.1, 86400); break;
@@ -379,6 +387,7 @@ static struct load_phase_res *phase_begin(struct load_ctx *ctx, int ph, const ch
 	struct load_phase_res *r = &ctx->ph[ph];
 	r->name = name;
 	r->ran = true;
+	r->start_s = (double)(log_now_ns() - ctx->start_ns) / 1e9;
 	load_report_break();
 	if (!ctx->o.quiet)
 		fprintf(stderr, "ricochet-load: phase %s\n", name);
@@ -554,36 +563,79 @@ static bool phase_announce(struct load_ctx *ctx)
 	return r->ok;
 }
 
-static bool phase_churn(struct load_ctx *ctx)
+/* Keep the sessions for `seconds` (a live progress line named `what`, if
+ * any); false with the reason in r->note if a peer fails meanwhile. */
+static bool hold(struct load_ctx *ctx, struct load_phase_res *r, double seconds, const char *what)
 {
-	struct load_phase_res *r = phase_begin(ctx, 2, "churn");
-	uint64_t lp = 0;
-	if (!load_worker_cmd(&ctx->fw, LOAD_CMD_CHURN, 10))
-		log_fatal("ricochet-load: feeder thread does not answer");
-	uint64_t end = log_now_ns() + (uint64_t)(ctx->o.churn_seconds * 1e9);
+	uint64_t end = log_now_ns() + (uint64_t)(seconds * 1e9), lp = 0;
 	while (log_now_ns() < end && !interrupted) {
 		const struct load_peer *bad = peer_failed(ctx);
 		if (bad) {
 			snprintf(r->note, sizeof(r->note), "%.40s: %.80s", bad->name, bad->err);
 			return false;
 		}
-		tick(ctx, "churn", &lp);
+		if (what)
+			tick(ctx, what, &lp);
+		else
+			usleep(100000);
 	}
-	/* let the last churn propagate: poll the verification until it is clean */
+	return true;
+}
+
+/* Let what was sent last propagate: poll the verification until it is clean
+ * (the phase's timeout; false with the reason in r->note otherwise). */
+static bool settle_verified(struct load_ctx *ctx, struct load_phase_res *r)
+{
 	uint64_t deadline = log_now_ns() + (uint64_t)(ctx->o.timeout * 1e9);
 	usleep(100000);
 	for (;;) {
 		if (verify(ctx, r->note, sizeof(r->note)))
-			break;
+			return true;
 		if (log_now_ns() > deadline || interrupted || peer_failed(ctx))
 			return false;
 		usleep(200000);
 	}
+}
+
+static bool phase_churn(struct load_ctx *ctx)
+{
+	struct load_phase_res *r = phase_begin(ctx, 2, "churn");
+	if (!load_worker_cmd(&ctx->fw, LOAD_CMD_CHURN, 10))
+		log_fatal("ricochet-load: feeder thread does not answer");
+	if (!hold(ctx, r, ctx->o.churn_seconds, "churn"))
+		return false;
+	if (!settle_verified(ctx, r))
+		return false;
 	r->seconds = (double)(log_now_ns() - atomic_load(&ctx->t0_ns)) / 1e9;
 	r->prefixes = atomic_load(&ctx->churn_sent);
 	r->ok = true;
 	snprintf(r->note, sizeof(r->note), "%llu re-announcements, settled and verified",
 		 (unsigned long long)r->prefixes);
+	return true;
+}
+
+/*
+ * After the churn: every feeder sends its original announcements again, so
+ * the target ends up holding exactly the table it held before the churn.
+ * Memory measured now, against memory before the churn, is what churn left
+ * behind (leaks, fragmentation) rather than the new attribute sets the churn
+ * itself brought.  The table is held --restore-settle seconds for that.
+ */
+static bool phase_restore(struct load_ctx *ctx)
+{
+	struct load_phase_res *r = phase_begin(ctx, 6, "restore");
+	if (!load_worker_cmd(&ctx->fw, LOAD_CMD_RESTORE, 10))
+		log_fatal("ricochet-load: feeder thread does not answer");
+	if (!settle_verified(ctx, r))
+		return false;
+	r->seconds = (double)(log_now_ns() - atomic_load(&ctx->t0_ns)) / 1e9;
+	r->prefixes = ctx->rt.npfx;
+	r->end_s = (double)(log_now_ns() - ctx->start_ns) / 1e9;
+	if (!hold(ctx, r, ctx->o.restore_settle, NULL))
+		return false;
+	r->ok = true;
+	snprintf(r->note, sizeof(r->note), "original table back, verified; held %.1f s",
+		 ctx->o.restore_settle);
 	return true;
 }
 
@@ -628,6 +680,7 @@ static bool phase_withdraw(struct load_ctx *ctx)
 int main(int argc, char **argv)
 {
 	static struct load_ctx ctx;
+	ctx.start_ns = log_now_ns();        /* phases' start_s / end_s count from here */
 	if (parse_args(&ctx.o, argc, argv) < 0)
 		return 2;
 	log_init("ricochet-load", false, ctx.o.verbose ? LOG_LVL_DEBUG : LOG_LVL_WARN);
@@ -680,7 +733,7 @@ int main(int argc, char **argv)
 	ctx.ph[2].name = "churn";
 	ctx.ph[3].name = "kill-feeder";
 	ctx.ph[4].name = "withdraw";
-	ctx.start_ns = log_now_ns();
+	ctx.ph[6].name = "restore";
 	if (pthread_create(&ctx.fw.thread, NULL, load_worker_main, &ctx.fw) ||
 	    pthread_create(&ctx.mw.thread, NULL, load_worker_main, &ctx.mw))
 		log_fatal("ricochet-load: cannot start threads");
@@ -706,8 +759,12 @@ int main(int argc, char **argv)
 		ctx.tl_n = 0;
 		ok = phase_announce(&ctx);
 	}
-	if (ok && o->churn_rate > 0)
+	if (ok && o->churn_rate > 0) {
 		ok = phase_churn(&ctx);
+		ctx.ph[2].end_s = (double)(log_now_ns() - ctx.start_ns) / 1e9;
+		if (ok && o->churn_restore)
+			ok = phase_restore(&ctx);
+	}
 	if (ok && o->kill_feeder)
 		ok = phase_kill(&ctx);
 	if (ok && o->withdraw)

@@ -617,6 +617,21 @@ static void worker_command(struct load_worker *w, int cmd, uint64_t now)
 		w->churn_sent = 0;
 		atomic_store(&ctx->t0_ns, now);
 		break;
+	case LOAD_CMD_RESTORE:
+		/* generation 0 everywhere (what the monitors now expect), then the
+		 * original pre-encoded announcements, which carry generation 0 */
+		atomic_store(&ctx->t0_ns, now);
+		for (unsigned k = 0; k < w->npeers; k++) {
+			struct load_peer *p = w->peers[k];
+			struct load_feeder_routes *fr = &ctx->rt.f[p->idx];
+			for (uint32_t j = 0; j < fr->n; j++)
+				atomic_store_explicit(&fr->gen[j], 0, memory_order_release);
+			if (p->state == LOAD_PS_ESTABLISHED)
+				feeder_start_bulk(ctx, p, &ctx->ann[p->idx]);
+		}
+		for (unsigned k = 0; k < w->npeers; k++)
+			peer_flush(w, w->peers[k]);
+		break;
 	case LOAD_CMD_KILL: {
 		struct load_peer *p = &ctx->feeders[ctx->kill_idx];
 		p->killed = true;

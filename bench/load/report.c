@@ -148,7 +148,7 @@ void load_report_summary(struct load_ctx *ctx, FILE *out)
 		o->monitor_asn, o->addpath ? ", ADD-PATH" : "", (unsigned long long)o->seed);
 	fprintf(out, "\n%-12s %-7s %10s %12s %12s  %s\n", "phase", "result", "seconds", "prefixes",
 		"prefixes/s", "note");
-	static const int order[] = { 0, 5, 1, 2, 3, 4 };
+	static const int order[] = { 0, 5, 1, 2, 6, 3, 4 };
 	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
 		const struct load_phase_res *r = &ctx->ph[order[k]];
 		if (!r->name || (!r->ran && order[k] == 5))
@@ -232,13 +232,13 @@ int load_report_json(struct load_ctx *ctx, const char *path)
 	fprintf(f, ",\n  \"config\": {\"asn\": %u, \"feeder_asn\": %u, \"monitor_asn\": %u, \"feeders\": %u, "
 		"\"monitors\": %u, \"routes\": %u, \"v6_routes\": %u, \"shared\": %s, \"prefixes_per_attr\": %g, "
 		"\"seed\": %llu, \"addpath\": %u, \"ext_msg\": %s, \"expect_rr\": %s, \"verify_attrs\": %s, "
-		"\"churn_rate\": %g, \"churn_seconds\": %g, \"churn_attrs\": \"%s\", \"churn_prefixes\": %u, \"connect_burst\": %u, \"kill_feeder\": %s, \"withdraw\": %s, "
+		"\"churn_rate\": %g, \"churn_seconds\": %g, \"churn_attrs\": \"%s\", \"churn_prefixes\": %u, \"churn_restore\": %s, \"connect_burst\": %u, \"kill_feeder\": %s, \"withdraw\": %s, "
 		"\"timeout\": %g},\n",
 		o->asn, o->feeder_asn, o->monitor_asn, o->feeders, o->monitors, o->routes, o->v6_routes,
 		o->shared ? "true" : "false", o->prefixes_per_attr, (unsigned long long)o->seed, o->addpath,
 		o->ext_msg ? "true" : "false", o->expect_rr ? "true" : "false",
 		o->verify_attrs ? "true" : "false", o->churn_rate, o->churn_seconds,
-		o->churn_recurring ? "recurring" : "stamped", o->churn_prefixes, o->connect_burst, o->kill_feeder ? "true" : "false", o->withdraw ? "true" : "false", o->timeout);
+		o->churn_recurring ? "recurring" : "stamped", o->churn_prefixes, o->churn_restore ? "true" : "false", o->connect_burst, o->kill_feeder ? "true" : "false", o->withdraw ? "true" : "false", o->timeout);
 	fprintf(f, "  \"routes_generated\": {\"prefixes\": %u, \"attr_sets_per_feeder\": %u, "
 		"\"seconds\": %.6f},\n", ctx->rt.npfx, ctx->rt.f[0].nattr, (double)ctx->rt.gen_ns / 1e9);
 	fprintf(f, "  \"expected_paths_per_monitor\": %llu,\n  \"phases\": {", (unsigned long long)ctx->expect_full);
@@ -250,8 +250,9 @@ int load_report_json(struct load_ctx *ctx, const char *path)
 		fprintf(f, "%s\n    ", first ? "" : ",");
 		first = false;
 		json_str(f, r->name);
-		fprintf(f, ": {\"ran\": %s, \"ok\": %s, \"seconds\": %.6f, \"count\": %llu, \"rate\": %.1f, "
-			"\"note\": ", r->ran ? "true" : "false", r->ok ? "true" : "false", r->seconds,
+		fprintf(f, ": {\"ran\": %s, \"ok\": %s, \"seconds\": %.6f, \"start_s\": %.3f, \"end_s\": %.3f, "
+			"\"count\": %llu, \"rate\": %.1f, \"note\": ", r->ran ? "true" : "false",
+			r->ok ? "true" : "false", r->seconds, r->start_s, r->end_s,
 			(unsigned long long)r->prefixes,
 			r->ok && r->seconds > 0 ? (double)r->prefixes / r->seconds : 0.0);
 		json_str(f, r->note);
