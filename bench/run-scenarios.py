@@ -399,7 +399,11 @@ def _memory_around_churn(res, rss, mem=(), phases=None, offset=0.0, settle=0.0):
         rest_t = offset + rest["end_s"] + max(0.0, settle - 0.7)
         res["rss_after_restore_mib"] = near(rest_t)[1] / 1024.0
     if mem:
-        pick = lambda tt: min(mem, key=lambda s: abs(s[0] - tt))[1]  # noqa: E731
+        # `show memory` runs every 2 s: take the last sample at or before the
+        # moment, so that "load" cannot be one taken after the churn began
+        def pick(tt):
+            earlier = [s for s in mem if s[0] <= tt]
+            return (earlier[-1] if earlier else mem[0])[1]
         res["mem_around_churn"] = {"load": pick(before[0]), "mid": pick(mid_t), "end": pick(after[0])}
         if rest_t is not None:
             res["mem_around_churn"]["restored"] = pick(rest_t)
