@@ -29,9 +29,10 @@ void refl_adv_init(struct refl_adv *t, unsigned n, struct attr_table *attrs, uin
 	t->idcap = 2 * n < REFL_ADDPATH_MAX ? 2 * n : REFL_ADDPATH_MAX;
 	if (!t->idcap)
 		t->idcap = 1;
+	t->attrcap = n < t->idcap ? (n ? n : 1) : t->idcap;
 	size_t ids_end = offsetof(struct refl_adv_slot, ids) + t->idcap * sizeof(uint32_t);
 	t->attr_off = (ids_end + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
-	t->stride = t->attr_off + t->idcap * sizeof(struct attr_set *);
+	t->stride = t->attr_off + t->attrcap * sizeof(struct attr_set *);
 	t->attrs = attrs;
 	t->bytes = bytes;
 	t->spilled = spilled;
@@ -144,7 +145,7 @@ static unsigned adv_spill_take(struct refl_adv *t, const struct rib_node *n, uin
 static void adv_release(struct refl_adv *t, struct refl_adv_slot *s)
 {
 	struct attr_set **attr = adv_attr(t, s);
-	for (unsigned j = 0; j < s->n; j++)
+	for (unsigned j = 0; j < s->n && j < t->attrcap; j++)
 		if (attr[j])
 			attr_unref(t->attrs, attr[j]);
 	s->n = 0;
@@ -200,8 +201,8 @@ static void adv_put(struct refl_adv *t, struct rib_node *n, const uint32_t *ids,
 			adv_del(t, s);
 		return;
 	}
-	if (k > t->idcap)
-		log_fatal("reflect: %u ADD-PATH ids for a table of %u per prefix", k, t->idcap);
+	if (k > t->attrcap)
+		log_fatal("reflect: %u ADD-PATH ids for a table of %u per prefix", k, t->attrcap);
 	if (s)
 		adv_release(t, s);
 	else
@@ -259,7 +260,8 @@ void refl_adv_union(struct refl_adv *t, struct rib_node *n, const uint32_t *ids,
 			s = adv_claim(t, n);
 		if (s->n < t->idcap) {
 			s->ids[s->n] = ids[i];
-			adv_attr(t, s)[s->n] = NULL;
+			if (s->n < t->attrcap)
+				adv_attr(t, s)[s->n] = NULL;
 			s->n++;
 		} else {
 			adv_spill_add(t, n, ids[i]);

@@ -30,12 +30,14 @@ struct rib_node;
 #define REFL_ADDPATH_MAX 8               /* paths per prefix a group is sent, at most */
 
 /*
- * A slot holds the node, the count, then idcap ids and idcap attribute
- * pointers; idcap is per table: twice the group's N (at most
+ * A slot holds the node, the count, then idcap ids and attrcap attribute
+ * pointers.  idcap is per table: twice the group's N (at most
  * REFL_ADDPATH_MAX), because a dump can add up to N ids the live members do
  * not have until the prefix's next live change sets the entry back to at
- * most N.  Sized to N, not to the maximum: 64 bytes a slot for N = 2 where
- * a fixed 8 took 112 (2 M slots for a 1.28 M-prefix table).
+ * most N.  attrcap is N: a live change writes at most N ids, at positions
+ * 0..N-1, and an id a dump adds has no known set, so positions from N on
+ * never have one.  Sized to N, not to the maximum: 48 bytes a slot for
+ * N = 2 where a fixed 8 took 112 (2 M slots for a 1.28 M-prefix table).
  */
 struct refl_adv_slot {
 	struct rib_node *node;           /* NULL = empty */
@@ -60,6 +62,7 @@ struct refl_adv {
 	unsigned char *slot;             /* cap slots of stride bytes */
 	size_t cap, used;                /* cap: power of two */
 	unsigned idcap;                  /* ids per slot */
+	unsigned attrcap;                /* attribute pointers per slot (the first ids') */
 	size_t stride, attr_off;
 	struct attr_table *attrs;        /* for releasing the references */
 	uint64_t *bytes;                 /* the reflection stats' adv_bytes */
@@ -87,7 +90,8 @@ static inline bool refl_adv_same(const struct refl_adv *t, const struct refl_adv
 		return false;
 	struct attr_set *const *attr =
 		(struct attr_set *const *)((const unsigned char *)s + t->attr_off);
-	for (unsigned j = 0; j < s->n; j++)
+	unsigned m = s->n < t->attrcap ? s->n : t->attrcap;
+	for (unsigned j = 0; j < m; j++)
 		if (s->ids[j] == id && attr[j] == a)
 			return true;
 	return false;
