@@ -316,6 +316,9 @@ def run_once(a, bins, daemon, scen, k, rundir):
         res["cpu_s"] = samp.cpu - cpu0
         res["peak_rss_mib"] = samp.hwm / 1024.0
         res["rss_samples"] = samp.rss[::max(1, len(samp.rss) // 200)]
+        if samp.mem:
+            # ricochetd's own accounting when jemalloc held the most: what the peak is made of
+            res["mem_at_peak"] = max(samp.mem, key=lambda m: m[1].get("resident_bytes", 0))[1]
         if not proc.alive():
             res["failed"] = res.get("failed") or f"{daemon} died during the run: {proc.tail(5)}"
         _save_logs(wd, rundir)
