@@ -71,6 +71,13 @@ struct attr_set {
 _Static_assert(sizeof(struct rcu_head) == 16, "rcu_head shares the first four decision fields");
 _Static_assert(offsetof(struct attr_set, local_pref) == 64, "decision fields start the second line");
 
+/* Start loading what best-path selection reads of a (its decision line,
+ * not the refcount line a plain prefetch of the pointer would fetch). */
+static inline void attr_prefetch_decision(const struct attr_set *a)
+{
+	__builtin_prefetch((const char *)a + offsetof(struct attr_set, local_pref));
+}
+
 struct attr_table;
 
 struct attr_table *attr_table_create(void);

@@ -44,15 +44,25 @@ static inline int decide_cmp_addr(const struct bgp_addr *a, const struct bgp_add
 	return memcmp(a->addr, b->addr, a->family == BGP_FAM_IPV6 ? 16 : 4);
 }
 
+uint32_t decide_attr_key(const struct attr_set *a)
+{
+	return decide_key(a->local_pref, a->as_path_len, a->origin);
+}
+
 /* Steps 0..e: what decides membership of the multipath set. */
 static int decide_cmp_upto_e(const struct rib_path *a, const struct rib_path *b,
 			     const struct rib_peerinfo *peers, const struct decide_opts *o)
 {
-	const struct attr_set *x = a->attr, *y = b->attr;
+	const struct attr_set *x, *y;
 	int r;
 
 	if ((r = DECIDE_CMP(a->flags & RIB_PATH_F_STALE, b->flags & RIB_PATH_F_STALE)))
 		return r;
+	/* keys that differ decide at step a, b or c (decide_key): no set loaded */
+	if (a->dkey != b->dkey && a->dkey && b->dkey)
+		return DECIDE_CMP(a->dkey, b->dkey);
+	x = a->attr;
+	y = b->attr;
 	if ((r = DECIDE_CMP(y->local_pref, x->local_pref)))          /* higher wins */
 		return r;
 	if ((r = DECIDE_CMP(x->as_path_len, y->as_path_len)))
@@ -261,6 +271,38 @@ unsigned decide_insert(struct rib_path *paths, unsigned n, unsigned mp,
 	}
 	*in_order = true;
 	return mp;
+}
+
+/*
+ * decide_insert without writing: the same comparisons, made against the old
+ * set and t, give where t ends up.  When t does not become the best, the
+ * result of decide_insert is "the old set with t inserted at one position":
+ * at j (its sorted place), or at mp when it ties the best but sorted behind
+ * non-members (the rotate), or at mp when it does not tie but sorted inside
+ * the run (the members behind it pass it, i.e. it lands right after them).
+ * A new best (j == 0) may pull members up behind it: no single position,
+ * so -1 (the caller builds the set and runs decide_insert).
+ */
+int decide_place(const struct rib_path *paths, unsigned n, unsigned mp, const struct rib_path *t,
+		 const struct rib_peerinfo *peers, const struct decide_opts *o, unsigned *mp_out,
+		 bool *in_order)
+{
+	unsigned j = n;
+
+	if (decide_dmed(o) || n < 1 || mp < 1 || mp > n)
+		return -1;
+	while (j > 0 && decide_cmp(&paths[j - 1], t, peers, o) > 0)
+		j--;
+	if (j == 0)
+		return -1;
+	if (decide_cmp_upto_e(&paths[0], t, peers, o) == 0) {
+		*in_order = j <= mp;
+		*mp_out = mp + 1;
+		return (int)(j <= mp ? j : mp);
+	}
+	*in_order = j >= mp;
+	*mp_out = mp;
+	return (int)(j >= mp ? j : mp);
 }
 
 /*

@@ -21,7 +21,9 @@ struct rib_path {
 	uint32_t peer;                   /* peer index (rib_peerinfo table) */
 	uint32_t path_id;                /* ADD-PATH id received from the peer, 0 if none */
 	uint32_t flags;                  /* RIB_PATH_F_* */
+	uint32_t dkey;                   /* decide_key(attr), or 0 (no key: compare attrs) */
 };
+_Static_assert(sizeof(struct rib_path) == 24, "dkey fills the padding: no bytes per path");
 #define RIB_PATH_F_STALE 0x1             /* graceful restart: kept until EoR / timer */
 
 /* What the decision process needs to know about the peer a path came from. */
@@ -31,6 +33,25 @@ struct rib_peerinfo {
 	bool ebgp;
 	struct bgp_addr addr;
 };
+
+/*
+ * The decision key: steps a-c (LOCAL_PREF, AS_PATH length, ORIGIN) of attr
+ * set a packed into 32 bits so that, for two paths with non-zero keys, a
+ * smaller key is a preferred path and different keys decide at or before
+ * step c - what decide_cmp would find reading both sets.  Equal keys say
+ * nothing (the later steps need the sets).  0 when a field does not fit
+ * (LOCAL_PREF > 65535, AS_PATH length > 4095, ORIGIN > 3): then the
+ * comparison reads the sets, as without a key.  A path caches its set's key
+ * (rib_path.dkey) so that placing a new path among n others rarely has to
+ * load the others' sets (a cache miss each, in a big table).
+ */
+static inline uint32_t decide_key(uint32_t local_pref, uint32_t as_path_len, uint32_t origin)
+{
+	if (local_pref > 0xFFFF || as_path_len > 0xFFF || origin > 3)
+		return 0;
+	return (0xFFFFu - local_pref) << 16 | as_path_len << 4 | origin << 2 | 1u;
+}
+uint32_t decide_attr_key(const struct attr_set *a);
 
 struct decide_opts {
 	bool always_compare_med;         /* compare MED across neighbour ASes */
@@ -66,6 +87,18 @@ unsigned decide_sort_io(struct rib_path *paths, unsigned n, const struct rib_pee
 			const struct decide_opts *o, bool *in_order);
 unsigned decide_insert(struct rib_path *paths, unsigned n, unsigned mp,
 		       const struct rib_peerinfo *peers, const struct decide_opts *o, bool *in_order);
+/*
+ * decide_place: paths[0..n) is in order with multipath count mp, t a new
+ * path not yet in it.  Returns the index at which decide_insert would leave t
+ * (*mp_out and *in_order as it would return and set), reading only paths and
+ * t, or -1 when the result is not the old order with t inserted at one index
+ * (t becomes the best, or a mode decide_insert sorts in): then build the set
+ * and call decide_insert.  Lets a writer copy the old set around t once
+ * instead of copying it and then re-reading the copy.
+ */
+int decide_place(const struct rib_path *paths, unsigned n, unsigned mp, const struct rib_path *t,
+		 const struct rib_peerinfo *peers, const struct decide_opts *o, unsigned *mp_out,
+		 bool *in_order);
 unsigned decide_remove(struct rib_path *paths, unsigned n, unsigned idx, unsigned mp,
 		       const struct rib_peerinfo *peers, const struct decide_opts *o, bool *in_order);
 

@@ -112,7 +112,13 @@
  *   (in_order).  Then a new path is placed with decide_insert and a removed
  *   one closed up with decide_remove - exactly what decide_sort would leave,
  *   usually after a couple of comparisons (decide.c says why); otherwise the
- *   full decide_sort runs, as before.
+ *   full decide_sort runs, as before.  A new path (no path of the same peer
+ *   and path id) is placed with decide_place, which makes decide_insert's
+ *   comparisons against the old set: the new set is then written once,
+ *   old paths around the new one, and never read back (reading a line just
+ *   written into a fresh allocation waited for that line).  Each path caches
+ *   its attribute set's decision key (rib_path.dkey, decide.h), so those
+ *   comparisons rarely load the other paths' sets.
  *
  * PER-PEER INDEX
  *   Each peer owns, per family, a vector of prefix keys appended when the
@@ -1281,7 +1287,7 @@ static int update_locked(struct rib *r, struct rib_stripe *st, unsigned fam, str
 	unsigned on = old ? old->n : 0;
 	for (unsigned i = 0; i < on; i++) {
 		/* the decision reads these: start every miss now, not one by one */
-		__builtin_prefetch(old->p[i].attr);
+		attr_prefetch_decision(old->p[i].attr);
 		if (old->p[i].peer != peer)
 			continue;
 		peer_had = true;
@@ -1296,7 +1302,7 @@ static int update_locked(struct rib *r, struct rib_stripe *st, unsigned fam, str
 	unsigned nn = on + (idx < 0);
 	struct rib_pathset *nw = xmalloc(ps_size(nn));
 	struct rib_path np = { .attr = attr, .peer = peer, .path_id = path_id,
-			       .flags = path_flags };
+			       .flags = path_flags, .dkey = decide_attr_key(attr) };
 	struct attr_set *gone = NULL;
 	if (idx < 0 || old->p[idx].attr != attr) {
 		if (refs)
@@ -1308,7 +1314,15 @@ static int update_locked(struct rib *r, struct rib_stripe *st, unsigned fam, str
 	}
 	bool io;
 	unsigned mp;
-	if (on && old->in_order) {
+	int at;
+	if (idx < 0 && on && old->in_order &&
+	    (at = decide_place(old->p, on, old->n_multipath, &np, r->peers, &r->dopts, &mp, &io)) >= 0) {
+		/* a new path where decide_insert would leave it, decided on the
+		 * old set: the new one is written once and not read back */
+		memcpy(nw->p, old->p, (unsigned)at * sizeof(struct rib_path));
+		nw->p[at] = np;
+		memcpy(nw->p + at + 1, old->p + at, (on - (unsigned)at) * sizeof(struct rib_path));
+	} else if (on && old->in_order) {
 		/* incremental: drop the replaced path, then insert the new one
 		 * (what decide_sort would make of [the others..., new]) */
 		unsigned m = on;
@@ -1352,6 +1366,7 @@ int rib_update(struct rib *r, const struct bgp_prefix *pfx, uint32_t peer, struc
 	bool peer_had;
 
 	__builtin_prefetch(attr, 1);     /* its refcount is taken below */
+	attr_prefetch_decision(attr);    /* and the decision reads these */
 	pthread_mutex_lock(&st->mu);
 	int added = update_locked(r, st, fam, root_link(f, k, len), k, len, pfx->path_id, peer,
 				  attr, path_flags, NULL, &peer_had);
@@ -1463,7 +1478,7 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 		const struct rib_pathset *ps = pss[j];
 		unsigned m = ps ? ps->n : 0;
 		for (unsigned i = 0; i < m && i < 16; i++)
-			__builtin_prefetch(ps->p[i].attr);
+			attr_prefetch_decision(ps->p[i].attr);
 	}
 }
 
@@ -1520,8 +1535,10 @@ static unsigned update_runs(struct rib *r, const struct bgp_prefix *pfx, struct 
 			rkey_t wk[RIB_WARM_GROUP];
 			uint8_t wf[RIB_WARM_GROUP], wl[RIB_WARM_GROUP];
 			for (size_t j = i; j < n && j < i + RIB_WARM_GROUP; j++)
-				if (j == i || attr[j * astride] != attr[(j - 1) * astride])
+				if (j == i || attr[j * astride] != attr[(j - 1) * astride]) {
 					__builtin_prefetch(attr[j * astride], 1);
+					attr_prefetch_decision(attr[j * astride]);
+				}
 			warm_group(r, pfx + i, n - i, wf, wk, wl, true);
 		}
 		if (i == run_end) {

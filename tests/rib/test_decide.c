@@ -73,10 +73,17 @@ static void mk_peer(struct rib_peerinfo *p, const struct pdesc *d)
 	p->addr.addr[3] = d->addr_last;
 }
 
+/* Whether mk_path caches the decision key (rib_path.dkey) as the RIB does;
+ * the table-driven tests run with and without it. */
+static bool g_keys;
+
 /* Build path i from d, with peer index i (or 0 when sharing a's peer). */
 static struct rib_path mk_path(struct rib_peerinfo *peers, unsigned i, const struct pdesc *d)
 {
 	struct rib_path p = { .attr = mk_attr(d), .peer = i, .path_id = d->path_id };
+
+	if (g_keys)
+		p.dkey = decide_attr_key(p.attr);
 
 	if (d->stale)
 		p.flags |= RIB_PATH_F_STALE;
@@ -652,6 +659,21 @@ static void check_incremental(const struct decide_opts *o, uint64_t seed)
 			if (io) {
 				mp_a = decide_insert(a, n + 1, mp, peers, o, &io_a);
 				fast++;
+				/* decide_place: the same answer read off the old set */
+				unsigned mp_p = 0;
+				bool io_p = false;
+				int at = decide_place(set, n, mp, &np, peers, o, &mp_p, &io_p);
+				if (at >= 0) {
+					assert_int_equal(a[at].peer, np.peer);
+					assert_int_equal(mp_p, mp_a);
+					assert_int_equal(io_p, io_a);
+					for (unsigned i = 0, j = 0; i <= n; i++)
+						if (i != (unsigned)at)
+							assert_int_equal(a[i].peer, set[j++].peer);
+				} else {
+					assert_true(n == 0 || a[0].peer == np.peer ||
+						    (o->deterministic_med && !o->always_compare_med));
+				}
 			} else {
 				mp_a = decide_sort_io(a, n + 1, peers, o, &io_a);
 			}
@@ -704,6 +726,47 @@ static void test_incremental(void **state)
 	}
 }
 
+/* decide_key: keys that differ order two paths as decide_cmp does, for
+ * values around and beyond the packed fields' ranges. */
+static void test_key(void **state)
+{
+	static const uint32_t lps[] = { 0, 1, 99, 100, 101, 65535, 65536, 4000000000u };
+	static const uint16_t asl[] = { 0, 1, 7, 4095, 4096, 65535 };
+	static const uint8_t org[] = { 0, 1, 2, 3, 4 };
+	struct rib_peerinfo peers[2];
+	(void)state;
+	for (unsigned i = 0; i < 8 * 6 * 5; i++)
+		for (unsigned j = 0; j < 8 * 6 * 5; j++) {
+			struct pdesc da = { .lp = lps[i % 8], .aslen = asl[i / 8 % 6], .origin = org[i / 48],
+					    .bgp_id = 1, .addr_last = 1 };
+			struct pdesc db = { .lp = lps[j % 8], .aslen = asl[j / 8 % 6], .origin = org[j / 48],
+					    .bgp_id = 2, .addr_last = 2 };
+			g_keys = false;
+			struct rib_path a = mk_path(peers, 0, &da), b = mk_path(peers, 1, &db);
+			int want = decide_cmp(&a, &b, peers, &plain);
+			uint32_t ka = decide_attr_key(a.attr), kb = decide_attr_key(b.attr);
+			bool fits_a = da.lp <= 65535 && da.aslen <= 4095 && da.origin <= 3;
+			bool fits_b = db.lp <= 65535 && db.aslen <= 4095 && db.origin <= 3;
+			assert_int_equal(ka != 0, fits_a);
+			assert_int_equal(kb != 0, fits_b);
+			if (ka && kb && ka != kb)
+				assert_int_equal(ka < kb ? -1 : 1, want);
+			a.dkey = ka;
+			b.dkey = kb;
+			assert_int_equal(decide_cmp(&a, &b, peers, &plain), want);
+			free(a.attr);
+			free(b.attr);
+		}
+}
+
+#define WITH_KEYS(fn) \
+	static void fn##_keys(void **state) { g_keys = true; fn(state); g_keys = false; }
+WITH_KEYS(test_decision_table)
+WITH_KEYS(test_multipath)
+WITH_KEYS(test_stale)
+WITH_KEYS(test_large)
+WITH_KEYS(test_incremental)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -716,6 +779,12 @@ int main(void)
 		cmocka_unit_test(test_stale),
 		cmocka_unit_test(test_large),
 		cmocka_unit_test(test_incremental),
+		cmocka_unit_test(test_key),
+		cmocka_unit_test(test_decision_table_keys),
+		cmocka_unit_test(test_multipath_keys),
+		cmocka_unit_test(test_stale_keys),
+		cmocka_unit_test(test_large_keys),
+		cmocka_unit_test(test_incremental_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
