@@ -135,6 +135,12 @@ struct peer {
 	uint8_t n_sweep_jobs;            /* queued behind the one in progress */
 	bool sweeping;                   /* a job in progress or queued */
 	uint64_t sweep_start_ns, sweep_withdrawn, sweep_marked;
+	const char *sweep_why;           /* what a live session's sweep is for (log), NULL: session down */
+	/* a live session's sweep (End-of-RIB, EoRR, BoRR, stale-path time) holds
+	 * the peer's input until it is done: no read, the bytes already read wait
+	 * in rx, the hold timer does not run (peer.c, "sweeps") */
+	bool rx_held;
+	uint64_t rx_held_ns;             /* since when */
 	struct log_ratelimit rl_malformed[PEER_MALFORMED_KINDS]; /* log_malformed(), by kind */
 	char last_error[96];
 	struct peer_counters c;

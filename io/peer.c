@@ -67,7 +67,11 @@ static void set_nonblock(int fd)
 
 static void ep_mod(struct peer *p)
 {
-	struct epoll_event ev = { .events = EPOLLIN | (p->want_out ? EPOLLOUT : 0),
+	/* input held (a live sweep): EPOLLIN off, so the loop does not wake for
+	 * bytes it will not read (EPOLLHUP/EPOLLERR still come; sess_readable
+	 * ignores them until the input is resumed) */
+	struct epoll_event ev = { .events = (p->rx_held ? 0u : (uint32_t)EPOLLIN) |
+					    (p->want_out ? (uint32_t)EPOLLOUT : 0u),
 				  .data.u64 = EV_DATA(EV_KIND_PEER, p->id) };
 	epoll_ctl(p->thr->epfd, EPOLL_CTL_MOD, p->fd, &ev);
 }
@@ -227,6 +231,7 @@ static void conn_teardown(struct peer *p)
 	p->want_out = false;
 	p->connecting = false;
 	p->rx_len = 0;
+	p->rx_held = false;              /* the held input went with the connection */
 	p->ctl_len = p->ctl_off = 0;
 	if (p->cur) {
 		obuf_unref(p->cur);
@@ -391,28 +396,6 @@ static bool open_accept(struct peer *p, const struct msg_open *o, struct msg_err
  * most for the End-of-RIB (FRR's default stale-path time) */
 #define GR_STALE_PATH_S 360ull
 
-/* Withdraw p's paths of family f (BGP_FAM_COUNT: all), only the stale ones
- * with only_stale, keeping the route and per-peer counters in step (stale
- * paths stay counted as accepted while they are in the RIB). */
-static uint64_t peer_drop_paths(struct peer *p, unsigned f, bool only_stale)
-{
-	uint64_t t = 0;
-	for (unsigned i = 0; i < BGP_FAM_COUNT; i++) {
-		if (f != BGP_FAM_COUNT && f != i)
-			continue;
-		uint64_t n = rib_withdraw_peer(g_daemon->rib, p->id, i, only_stale);
-		p->prefixes_accepted[i] = p->prefixes_accepted[i] > n ? p->prefixes_accepted[i] - n : 0;
-		t += n;
-	}
-	atomic_fetch_sub_explicit(&g_daemon->routes, t, memory_order_relaxed);
-	return t;
-}
-
-static uint64_t peer_drop_stale(struct peer *p, unsigned f)
-{
-	return peer_drop_paths(p, f, true);
-}
-
 /*
  * Sweeps: what a session leaves behind when it goes down - all its paths to
  * withdraw, or (graceful restart) to flag stale, and later the stale ones to
@@ -428,9 +411,35 @@ static uint64_t peer_drop_stale(struct peer *p, unsigned f)
  * they do for the reflection thread's "reset done").  So the paths a sweep
  * meets are the old session's only, the index is the old session's alone,
  * and jobs queued for one family run in order (mark stale, then withdraw the
- * stale ones, gives what it gave in one go).  While a session is up, the
- * sweeps it asks for (End-of-RIB, EoRR, the stale-path time) run at once as
- * before: that peer's own later UPDATEs must not overtake them.
+ * stale ones, gives what it gave in one go).
+ *
+ * A live session asks for sweeps too: End-of-RIB after a graceful restart
+ * and the stale-path time (withdraw the stale paths), a session coming back
+ * without forwarding state for a family (the same at once), BoRR and EoRR of
+ * an enhanced route refresh (flag all stale, withdraw the stale ones) - as
+ * long as the others for a full table.  Its own later UPDATEs must not
+ * overtake such a sweep (a re-announcement after the End-of-RIB would be
+ * taken as stale; one after the BoRR would be flagged).  So the sweep holds
+ * the peer's input (sweep_live, rx_held): the framing loop stops right after
+ * the message that asked for it (its announcements applied), the bytes not
+ * yet handled wait in rx, the socket is not read (EPOLLIN off; TCP flow
+ * control holds the peer back), and once the last job is done the buffered
+ * messages are handled and reading goes on (sess_input_resume).  The
+ * session itself is untouched: output, our KEEPALIVEs, the reflection
+ * thread's chunks, all go on.  A sweep that fits in one step is done at
+ * once, input never held (as before, for small tables).
+ *
+ * The hold timer does not run while input is held: the peer's KEEPALIVEs
+ * are waiting in our buffers, unread because of us, so expiring it would
+ * punish the peer for our pause.  The time held is added to the deadline
+ * when input resumes (the buffered KEEPALIVEs, if any, then restart it as
+ * usual).  What this costs: a peer that really died during the sweep is
+ * seen dead that much later - the sweep's length, about 1 s per million
+ * paths on the 2-core VM (PEER_SWEEP_STEP prefixes per loop round; the
+ * other peers of the thread slow it a little more), bounded by the peer's
+ * own table.  A connection from the peer accepted meanwhile (a restart)
+ * waits in pending_fd, as during a session-down sweep, and is taken once
+ * the sweep is done and the held input handled.
  *
  * Meanwhile the old paths are still in the RIB, and still reflected, until
  * their step comes; the route count drops step by step.  At shutdown the
@@ -453,29 +462,20 @@ static void sweep_queue(struct peer *p, unsigned fam, enum rib_sweep_mode mode)
 		p->sweep.done = true; /* none in progress: the step takes the first job */
 		p->sweep_start_ns = log_now_ns();
 		p->sweep_withdrawn = p->sweep_marked = 0;
+		p->sweep_why = NULL;
 		p->thr->n_sweeping++;
 	}
 }
 
-static void sess_resume(struct peer *p);
-
-void sess_sweep_step(struct peer *p)
+/* Up to budget prefixes of p's sweep jobs, keeping the route and per-peer
+ * counters in step (stale paths stay counted as accepted while they are in
+ * the RIB).  True when the last job is done (sweep_end not yet called). */
+static bool sweep_work(struct peer *p, size_t budget)
 {
-	size_t budget = PEER_SWEEP_STEP;
-	while (p->sweeping && budget) {
+	while (budget) {
 		if (p->sweep.done) {
-			if (!p->n_sweep_jobs) {
-				char nm[96];
-				p->sweeping = false;
-				p->thr->n_sweeping--;
-				log_info("peer %s: %" PRIu64 " paths withdrawn, %" PRIu64
-					 " flagged stale, in %.0f ms", peer_name(p, nm, sizeof(nm)),
-					 p->sweep_withdrawn, p->sweep_marked,
-					 (double)(log_now_ns() - p->sweep_start_ns) / 1e6);
-				if (!p->reset_pending)
-					sess_resume(p);
-				return;
-			}
+			if (!p->n_sweep_jobs)
+				return true;
 			struct peer_sweep_job j = p->sweep_jobs[0];
 			memmove(p->sweep_jobs, p->sweep_jobs + 1, (p->n_sweep_jobs - 1) * sizeof(j));
 			p->n_sweep_jobs--;
@@ -494,6 +494,71 @@ void sess_sweep_step(struct peer *p)
 		p->prefixes_accepted[f] = p->prefixes_accepted[f] > n ? p->prefixes_accepted[f] - n : 0;
 		atomic_fetch_sub_explicit(&g_daemon->routes, n, memory_order_relaxed);
 	}
+	return p->sweep.done && !p->n_sweep_jobs;
+}
+
+/* The last job is done: no longer sweeping, say what it did. */
+static void sweep_end(struct peer *p)
+{
+	char nm[96];
+	p->sweeping = false;
+	p->thr->n_sweeping--;
+	double ms = (double)(log_now_ns() - p->sweep_start_ns) / 1e6;
+	if (p->sweep_why)
+		log_info("peer %s: %s: %" PRIu64 " stale paths withdrawn, %" PRIu64
+			 " paths flagged stale, in %.0f ms%s", peer_name(p, nm, sizeof(nm)), p->sweep_why,
+			 p->sweep_withdrawn, p->sweep_marked, ms, p->rx_held ? " (input held meanwhile)" : "");
+	else
+		log_info("peer %s: %" PRIu64 " paths withdrawn, %" PRIu64 " flagged stale, in %.0f ms",
+			 peer_name(p, nm, sizeof(nm)), p->sweep_withdrawn, p->sweep_marked, ms);
+	p->sweep_why = NULL;
+}
+
+/*
+ * A sweep the live session asks for (why: for the log), of family fam
+ * (BGP_FAM_COUNT: all): one step at once - a small table is done with it -
+ * and otherwise the rest from the loop with the peer's input held.  Called
+ * from the handling of the message that asks for it (the caller's framing
+ * loop stops after it: rx_process) or from the timers; the announcements
+ * gathered before it must have been applied (ingest_flush).
+ */
+static void sweep_live(struct peer *p, unsigned fam, enum rib_sweep_mode mode, const char *why)
+{
+	bool was = p->sweeping;
+	for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+		if (fam == BGP_FAM_COUNT || fam == f)
+			sweep_queue(p, f, mode);
+	if (!p->sweep_why)
+		p->sweep_why = why;
+	if (!was && sweep_work(p, PEER_SWEEP_STEP)) {
+		sweep_end(p);
+		return;
+	}
+	if (!p->rx_held) {
+		p->rx_held = true;
+		p->rx_held_ns = log_now_ns();
+		if (p->fd >= 0)
+			ep_mod(p);
+	}
+}
+
+static void sess_resume(struct peer *p);
+static void sess_input_resume(struct peer *p);
+
+void sess_sweep_step(struct peer *p)
+{
+	if (!p->sweeping || !sweep_work(p, PEER_SWEEP_STEP))
+		return;
+	sweep_end(p);
+	if (p->rx_held) {
+		/* a live session's sweep: its held input next (which may ask for
+		 * another sweep, or end the session) */
+		sess_input_resume(p);
+		if (p->sweeping || p->reset_pending)
+			return;
+	}
+	if (!p->reset_pending)
+		sess_resume(p);
 }
 
 static void session_up(struct peer *p)
@@ -517,7 +582,8 @@ static void session_up(struct peer *p)
 	if (p->gr_stale) {
 		for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
 			if (!p->peer_open.capa.gr || !p->peer_open.capa.gr_fwd[f])
-				peer_drop_stale(p, f);
+				sweep_live(p, f, RIB_SWEEP_WITHDRAW_STALE,
+					   "session back without forwarding state");
 		/* what is still stale waits for End-of-RIB, at most GR_STALE_PATH_S */
 		p->gr_deadline_ns = p->up_since_ns + GR_STALE_PATH_S * 1000000000ull;
 	}
@@ -531,6 +597,13 @@ static void session_down(struct peer *p)
 	uint64_t now = log_now_ns();
 	p->down_since_ns = now;
 	atomic_store(&p->state, FSM_IDLE);
+	if (p->rx_held) {
+		/* a live sweep was holding this session's input: the input is
+		 * dropped with the session, its jobs stay ahead of the ones below */
+		p->rx_held = false;
+		if (p->fd >= 0)
+			ep_mod(p);
+	}
 	bool keep = p->peer_open.capa.gr && p->cfg.gr_enabled && !p->down_by_notification;
 	/* the paths go (or turn stale) in steps from the loop: sess_sweep_step */
 	uint64_t n = 0;
@@ -1028,10 +1101,9 @@ static bool ingest_update(struct peer *p, const uint8_t *msg, size_t len, struct
 	}
 	if (u.eor_family != BGP_FAM_NONE && p->gr_stale) {
 		ingest_flush(p);         /* re-announced paths are no longer stale */
-		uint64_t n = peer_drop_stale(p, u.eor_family);
-		char nm[96];
-		log_info("peer %s: End-of-RIB for %s, %" PRIu64 " stale paths removed",
-			 peer_name(p, nm, sizeof(nm)), u.eor_family == BGP_FAM_IPV4 ? "ipv4" : "ipv6", n);
+		/* the next messages wait for it (input held) */
+		sweep_live(p, u.eor_family, RIB_SWEEP_WITHDRAW_STALE,
+			   u.eor_family == BGP_FAM_IPV4 ? "End-of-RIB for ipv4" : "End-of-RIB for ipv6");
 	}
 	/* max-prefixes (per peer, all families) */
 	if (p->cfg.max_prefixes) {
@@ -1162,21 +1234,72 @@ static void handle_msg(struct peer *p, const uint8_t *msg, size_t len)
 			   p->peer_open.capa.enhanced_rr) {
 			/* RFC 7313 s4: the peer re-sends family fam between BoRR and
 			 * EoRR; what it did not re-send by EoRR is gone */
-			const char *fn = fam == BGP_FAM_IPV4 ? "ipv4-unicast" : "ipv6-unicast";
-			if (sub == BGP_RR_BORR) {
-				uint64_t k = rib_mark_peer_stale(g_daemon->rib, p->id, fam);
-				log_info("peer %s: BoRR for %s, %" PRIu64 " paths marked stale",
-					 peer_name(p, nm, sizeof(nm)), fn, k);
-			} else {
-				uint64_t k = peer_drop_stale(p, fam);
-				log_info("peer %s: EoRR for %s, %" PRIu64 " stale paths removed",
-					 peer_name(p, nm, sizeof(nm)), fn, k);
-			}
+			/* in steps, the next messages waiting for it (input held) */
+			bool v4 = fam == BGP_FAM_IPV4;
+			if (sub == BGP_RR_BORR)
+				sweep_live(p, fam, RIB_SWEEP_MARK_STALE,
+					   v4 ? "BoRR for ipv4-unicast" : "BoRR for ipv6-unicast");
+			else
+				sweep_live(p, fam, RIB_SWEEP_WITHDRAW_STALE,
+					   v4 ? "EoRR for ipv4-unicast" : "EoRR for ipv6-unicast");
 		}
 		sess_run(p, FSM_EV_ROUTE_REFRESH, NULL);
 		return;
 	}
 	}
+}
+
+/*
+ * Frame and handle the messages in p->rx, stopping right after one that
+ * held the input (a live sweep, sweep_live): the rest wait in rx.  The
+ * gathered announcements are applied before it returns.  False if the
+ * connection is gone.
+ */
+static bool rx_process(struct peer *p)
+{
+	size_t off = 0;
+	while (p->fd >= 0 && !p->rx_held) {
+		struct msg_error err;
+		size_t maxl = p->fsm.state == FSM_ESTABLISHED ? p->sess.max_msg : BGP_MAX_MSG;
+		int m = msg_frame(p->rx + off, p->rx_len - off, maxl, &err);
+		if (m == 0)
+			break;
+		if (m < 0) {
+			char nm[96];
+			struct fsm_event_arg arg = { .err = &err };
+			ingest_flush(p);
+			log_warn("peer %s: bad message header: %s", peer_name(p, nm, sizeof(nm)),
+				 err.reason ? err.reason : "?");
+			p->down_by_notification = true;
+			sess_run(p, FSM_EV_HEADER_ERR, &arg);
+			return false;
+		}
+		handle_msg(p, p->rx + off, (size_t)m);
+		off += (size_t)m;
+	}
+	ingest_flush(p);
+	if (p->fd < 0)
+		return false;
+	if (off) {
+		memmove(p->rx, p->rx + off, p->rx_len - off);
+		p->rx_len -= off;
+	}
+	return true;
+}
+
+/* The live sweep that held p's input is done: the buffered messages, then
+ * reading again (EPOLLIN back on; the next epoll round reads). */
+static void sess_input_resume(struct peer *p)
+{
+	p->rx_held = false;
+	if (p->fd < 0)
+		return;
+	/* the time held does not count against the peer's hold time */
+	if (p->next_timer_ns[FSM_TIMER_HOLD])
+		p->next_timer_ns[FSM_TIMER_HOLD] += log_now_ns() - p->rx_held_ns;
+	ep_mod(p);
+	if (rx_process(p) && p->fsm.state == FSM_ESTABLISHED)
+		peer_flush(p);
 }
 
 void sess_readable(struct peer *p)
@@ -1187,7 +1310,8 @@ void sess_readable(struct peer *p)
 			return;
 	}
 	size_t budget = READ_BUDGET;
-	while (p->fd >= 0 && budget) {
+	/* input held (a live sweep): not read until sess_input_resume */
+	while (p->fd >= 0 && budget && !p->rx_held) {
 		if (p->rx_cap - p->rx_len < p->rx_cap / 4 && p->rx_cap < RX_BUF_MAX) {
 			/* a busy sender: grow (once messages are framed the buffer is compacted) */
 			size_t ncap = p->rx_cap * 4 > RX_BUF_MAX ? RX_BUF_MAX : p->rx_cap * 4;
@@ -1216,33 +1340,8 @@ void sess_readable(struct peer *p)
 		p->c.bytes_in += (uint64_t)r;
 		budget = (size_t)r > budget ? 0 : budget - (size_t)r;
 		p->rx_len += (size_t)r;
-		size_t off = 0;
-		while (p->fd >= 0) {
-			struct msg_error err;
-			size_t maxl = p->fsm.state == FSM_ESTABLISHED ? p->sess.max_msg : BGP_MAX_MSG;
-			int m = msg_frame(p->rx + off, p->rx_len - off, maxl, &err);
-			if (m == 0)
-				break;
-			if (m < 0) {
-				char nm[96];
-				struct fsm_event_arg arg = { .err = &err };
-				ingest_flush(p);
-				log_warn("peer %s: bad message header: %s", peer_name(p, nm, sizeof(nm)),
-					 err.reason ? err.reason : "?");
-				p->down_by_notification = true;
-				sess_run(p, FSM_EV_HEADER_ERR, &arg);
-				return;
-			}
-			handle_msg(p, p->rx + off, (size_t)m);
-			off += (size_t)m;
-		}
-		ingest_flush(p);
-		if (p->fd < 0)
+		if (!rx_process(p))
 			return;
-		if (off) {
-			memmove(p->rx, p->rx + off, p->rx_len - off);
-			p->rx_len -= off;
-		}
 	}
 	if (p->fd >= 0 && p->fsm.state == FSM_ESTABLISHED)
 		peer_flush(p);
@@ -1281,6 +1380,10 @@ void sess_timers(struct peer *p, uint64_t now)
 	};
 	for (unsigned t = 0; t < FSM_TIMER_COUNT; t++) {
 		if (p->next_timer_ns[t] && p->next_timer_ns[t] <= now) {
+			/* input held by our own sweep: the peer's KEEPALIVEs wait
+			 * unread, the time held is added back on resume ("sweeps") */
+			if (t == FSM_TIMER_HOLD && p->rx_held)
+				continue;
 			p->next_timer_ns[t] = 0;
 			if (t == FSM_TIMER_HOLD) {
 				snprintf(p->last_error, sizeof(p->last_error), "hold timer expired");
@@ -1317,11 +1420,9 @@ void sess_timers(struct peer *p, uint64_t now)
 	if (p->gr_stale && p->gr_deadline_ns && now >= p->gr_deadline_ns) {
 		char nm[96];
 		if (p->fsm.state == FSM_ESTABLISHED || p->fd >= 0) {
-			/* a session up or coming up: at once, before its UPDATEs */
-			uint64_t n = peer_drop_stale(p, BGP_FAM_COUNT);
-			if (n)
-				log_info("peer %s: no End-of-RIB in the stale-path time, %" PRIu64
-					 " stale paths withdrawn", peer_name(p, nm, sizeof(nm)), n);
+			/* a session up or coming up: before its next UPDATEs (input held) */
+			sweep_live(p, BGP_FAM_COUNT, RIB_SWEEP_WITHDRAW_STALE,
+				   "no End-of-RIB in the stale-path time");
 		} else {
 			/* no session: in steps, after the marking if it is still going on */
 			for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
