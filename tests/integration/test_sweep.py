@@ -26,6 +26,23 @@ Checks:
   - the feeder reconnecting at once (while its old paths are still being
     withdrawn) gets its session once they are gone, and the routes it then
     announces stay: the old withdrawal never takes the new session's.
+Then a sweep a live session asks for (GR_PEER, 127.0.44.15, graceful
+restart, IPv4 only):
+  - it announces a big table (GR_ROUTES, 600,000 /24s by default), drops
+    its TCP connection (the paths turn stale, in steps) and comes back
+    (restarting, forwarding state kept); it re-announces the first
+    GR_KEEP prefixes and sends End-of-RIB, and in the same write three
+    UPDATEs that must be applied after the stale sweep: the re-announcement
+    of a prefix that was stale, the withdrawal of a re-announced one and a
+    new prefix;
+  - while ricochetd withdraws the other stale paths (it holds GR_PEER's
+    input meanwhile, the sweep runs in steps; done in one go, as before, it
+    held the thread: a new session's OPEN waited 300-400 ms), a new session
+    gets ricochetd's OPEN within OPEN_MAX_MS and probe routes are reflected,
+    as above;
+  - afterwards GR_PEER holds exactly what it re-announced plus the changes
+    after End-of-RIB (the stale paths gone, nothing stale left), and its
+    session is still Established.
 Latency is printed but not judged under sanitizers (RICOCHET_SANITIZED=1).
 Single-threaded; every wait bounded; exits 77 when not root or not built.
 
@@ -33,10 +50,13 @@ Single-threaded; every wait bounded; exits 77 when not root or not built.
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
 import statistics
+import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,7 +68,10 @@ from test_malformed import Daemon, LOCAL_AS  # noqa: E402
 
 RR = "127.0.44.1"
 FEEDER, PROBE_TX, PROBE_RX, PROBE_OPEN = "127.0.44.11", "127.0.44.12", "127.0.44.13", "127.0.44.14"
+GR_PEER = "127.0.44.15"
 ROUTES = int(os.environ.get("SWEEP_ROUTES", "600000"))
+GR_ROUTES = int(os.environ.get("SWEEP_GR_ROUTES", str(ROUTES)))
+GR_KEEP = 1000           # re-announced before End-of-RIB
 OPEN_MAX_MS = 50         # the I/O thread's answer to a new session's OPEN
 REFLECT_MAX_MS = 5000    # a probe's way through the reflection thread too
 SANITIZED = bool(os.environ.get("RICOCHET_SANITIZED"))
@@ -99,6 +122,19 @@ class Probe:
         return None
 
 
+def cap_gr(restart_time, restarting=False):
+    """RFC 4724 capability for IPv4 unicast, forwarding state kept."""
+    v = struct.pack("!H", (0x8000 if restarting else 0) | (restart_time & 0xFFF))
+    v += struct.pack("!HBB", B.AFI_IPV4, B.SAFI_UNICAST, 0x80)
+    return B.cap(B.CAP_GR, v)
+
+
+def v4_pfx(i, first):
+    """The i-th /24 of v4_table(n, first), as text and as NLRI."""
+    b = (first + (i >> 16), (i >> 8) & 255, i & 255)
+    return f"{b[0]}.{b[1]}.{b[2]}.0/24", bytes((24,) + b)
+
+
 def open_rtt(timeout=15.0):
     """ms from a new session's OPEN (PROBE_OPEN) to ricochetd's OPEN: work
     of the I/O thread alone (accept, the session's first message)."""
@@ -117,6 +153,100 @@ def open_rtt(timeout=15.0):
         return None
     finally:
         sp.close(reset=True)
+
+
+def measure(d, probe, done, min_s=2.0, max_s=60.0):
+    """open_rtt and probe round trips until done() (at least min_s): OPENs
+    only for the first half second, so a stall right at the start is seen."""
+    t0 = time.monotonic()
+    lat, olat, lost = [], [], 0
+    while time.monotonic() - t0 < min_s or (time.monotonic() - t0 < max_s and not done()):
+        todo = [(open_rtt, olat)]
+        if time.monotonic() - t0 >= 0.5:
+            todo.append((probe.one, lat))
+        for fn, into in todo:
+            x = fn()
+            if x is None:
+                lost += 1
+            else:
+                into.append(x)
+    return lat, olat, lost, time.monotonic() - t0
+
+
+def route_paths(d, prefix):
+    """ricochetd's paths for one prefix: [{from, stale, ...}]."""
+    try:
+        p = subprocess.run([d.cli, "-s", d.sock, "-t", "5", "--json", "show", "routes", prefix, "--all"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=8)
+        return json.loads(p.stdout) if p.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def gr_case(d, check, probe, accepted, wait):
+    """A live session's stale sweep (End-of-RIB after a graceful restart) must
+    not stall the thread, and its later UPDATEs must come after it."""
+    first = 60
+    caps = B.caps_default(LOCAL_AS, v6=False)
+    gr = B.Speaker(GR_PEER, RR, timeout=30)
+    gr.establish(LOCAL_AS, bgp_id="10.0.44.15", caps=caps + [cap_gr(120)])
+    t0 = time.monotonic()
+    gr.send(v4_table(GR_ROUTES, first=first))
+    ok = wait(lambda: accepted(GR_PEER)[0] == GR_ROUTES, 120, 0.25)
+    check(f"gr: {GR_ROUTES} routes accepted", ok, f"{accepted(GR_PEER)} after {time.monotonic() - t0:.1f} s")
+    gr.close()                       # a drop: the paths turn stale
+    marked = wait(lambda: any(re.search(r"peer 127\.0\.44\.15 .*flagged stale", ln)
+                              for ln in d.log_lines()), 60, 0.2)
+    check("gr: the dropped session's paths flagged stale", marked)
+    gr = B.Speaker(GR_PEER, RR, timeout=30)
+    gr.establish(LOCAL_AS, bgp_id="10.0.44.15", caps=caps + [cap_gr(120, restarting=True)], timeout=30)
+    attrs = B.a_origin(0) + B.a_aspath([]) + B.a_nexthop("192.0.2.15") + B.a_localpref(100)
+    stale_txt, stale_nlri = v4_pfx(GR_ROUTES - 1, first)      # stale until re-sent after End-of-RIB
+    gone_txt, gone_nlri = v4_pfx(0, first)                    # re-sent, withdrawn after End-of-RIB
+    new_txt, new_nlri = "198.51.100.0/24", bytes((24, 198, 51, 100))
+    after = (B.update(attrs=attrs, nlri=stale_nlri) + B.update(withdrawn=gone_nlri) +
+             B.update(attrs=attrs, nlri=new_nlri))
+    want = GR_KEEP - 1 + 2
+    gr.send(v4_table(GR_KEEP, first=first) + B.update() + after)
+    lat, olat, lost, took_s = measure(d, probe, lambda: accepted(GR_PEER)[0] == want)
+    oworst = max(olat) if olat else float("inf")
+    worst = max(lat) if lat else float("inf")
+    swept = [ln for ln in d.log_lines() if re.search(r"peer 127\.0\.44\.15 .*End-of-RIB", ln)]
+    summary = (f"while {GR_ROUTES - GR_KEEP} stale paths were withdrawn after End-of-RIB "
+               f"(done {took_s:.2f} s after it was sent; ricochetd: "
+               f"{swept[-1].split(': ', 1)[-1] if swept else 'no log line'}): {len(olat)} new "
+               f"sessions' OPEN answered in worst {oworst:.1f} ms, median "
+               f"{statistics.median(olat) if olat else float('nan'):.1f} ms; {len(lat)} probe routes "
+               f"reflected in worst {worst:.1f} ms, median {statistics.median(lat) if lat else float('nan'):.1f} ms")
+    print("  " + summary)
+    check("gr: every probe answered during the stale sweep", lost == 0 and lat and olat, f"{lost} lost")
+    if not SANITIZED:
+        check(f"gr: the I/O thread answers a new session's OPEN within {OPEN_MAX_MS} ms during the "
+              f"stale sweep (worst {oworst:.1f} ms)", oworst < OPEN_MAX_MS, summary)
+        check(f"gr: probe routes reflected within {REFLECT_MAX_MS} ms during the stale sweep "
+              f"(worst {worst:.1f} ms)", worst < REFLECT_MAX_MS, summary)
+    ok = wait(lambda: accepted(GR_PEER)[0] == want, 30)
+    time.sleep(0.5)
+    check(f"gr: the stale paths withdrawn, the {GR_KEEP} re-announced kept and the UPDATEs after "
+          f"End-of-RIB applied ({want} routes)", ok and accepted(GR_PEER) == (want, "Established"),
+          f"{accepted(GR_PEER)}")
+
+    def mine(prefix):
+        return [r for r in (route_paths(d, prefix) or []) if r.get("from") == GR_PEER]
+    st, gone, new = mine(stale_txt), mine(gone_txt), mine(new_txt)
+    kept = mine(v4_pfx(GR_KEEP - 1, first)[0])
+    check("gr: a stale prefix re-announced after End-of-RIB is kept, not stale",
+          len(st) == 1 and not st[0].get("stale"), f"{st}")
+    check("gr: a prefix withdrawn after End-of-RIB is gone", gone == [], f"{gone}")
+    check("gr: a prefix announced after End-of-RIB is there", len(new) == 1, f"{new}")
+    check("gr: a re-announced prefix is kept, not stale", len(kept) == 1 and not kept[0].get("stale"),
+          f"{kept}")
+    check("gr: a prefix not re-announced is gone", mine(v4_pfx(GR_KEEP, first)[0]) == [])
+    gr.send(B.keepalive())
+    time.sleep(0.3)
+    check("gr: the session stays Established", accepted(GR_PEER)[1] == "Established",
+          f"{accepted(GR_PEER)}")
+    gr.close()
 
 
 def main():
@@ -148,7 +278,8 @@ def main():
         d.start([peer.format(FEEDER, LOCAL_AS, "ipv4-unicast"),
                  peer.format(PROBE_TX, LOCAL_AS, "ipv4-unicast, ipv6-unicast"),
                  peer.format(PROBE_RX, LOCAL_AS, "ipv4-unicast, ipv6-unicast"),
-                 peer.format(PROBE_OPEN, LOCAL_AS, "ipv4-unicast, ipv6-unicast")],
+                 peer.format(PROBE_OPEN, LOCAL_AS, "ipv4-unicast, ipv6-unicast"),
+                 peer.format(GR_PEER, LOCAL_AS, "ipv4-unicast").replace(" }", ", graceful-restart: true }")],
                 ["{ prefix: 127.0.44.128/25, asn: 65000, role: rr-client }"])
         probe = Probe()
         feeder = B.Speaker(FEEDER, RR, timeout=30)
@@ -224,6 +355,8 @@ def main():
         time.sleep(1.0)
         check("the new session's routes are kept (not taken by the old withdrawal)",
               ok and accepted(FEEDER)[0] == fresh, f"{accepted(FEEDER)}")
+        again.close()
+        gr_case(d, check, probe, accepted, wait)
         check("ricochetd still running", d.alive())
     except Exception as e:  # report, then clean up
         check("ran to the end", False, f"{e!r}\n{d.tail()}")
