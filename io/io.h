@@ -129,7 +129,8 @@ struct peer {
 	uint64_t gr_deadline_ns;
 	/* the paths of a session that went down, withdrawn (or flagged stale) a
 	 * step at a time from the loop (peer.c, "sweeps"); no new session starts
-	 * before the last job is done */
+	 * before the last job is done.  A live session's sweeps (End-of-RIB,
+	 * BoRR/EoRR, stale-path time) too, its input held until done (rx_held) */
 	struct rib_sweep sweep;          /* the job in progress (sweep.done: none) */
 	struct peer_sweep_job { uint8_t fam, mode; } sweep_jobs[PEER_SWEEP_JOBS];
 	uint8_t n_sweep_jobs;            /* queued behind the one in progress */

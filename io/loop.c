@@ -14,9 +14,10 @@
  * others on the same thread, and timers are checked every tick regardless of
  * traffic.
  *
- * What a session leaves behind when it goes down (a full table to withdraw)
- * is withdrawn in bounded steps between epoll rounds (sess_sweep_step in
- * peer.c); while any is pending epoll_wait does not sleep.
+ * What a session leaves behind when it goes down (a full table to withdraw),
+ * and the stale paths a live session ends (End-of-RIB, EoRR: that peer's
+ * input held meanwhile), is withdrawn in bounded steps between epoll rounds
+ * (sess_sweep_step in peer.c); while any is pending epoll_wait does not sleep.
  *
  * Cross-thread inputs arrive through a command queue (cmd_lock) and an
  * eventfd: new peers, accepted connections, "reset done" from the
