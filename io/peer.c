@@ -605,6 +605,7 @@ static void session_down(struct peer *p)
 		if (p->fd >= 0)
 			ep_mod(p);
 	}
+	p->sweep_why = NULL;             /* the end line counts the session's paths too */
 	bool keep = p->peer_open.capa.gr && p->cfg.gr_enabled && !p->down_by_notification;
 	/* the paths go (or turn stale) in steps from the loop: sess_sweep_step */
 	uint64_t n = 0;
