@@ -272,7 +272,7 @@ struct refl {
 };
 
 #define DUMP_STEP      4096
-#define BATCH_GATHER_NS (2 * 1000 * 1000ull)
+#define BATCH_GATHER_NS (500 * 1000ull)
 #define DUMP_HIGHWATER (8u << 20)    /* a dump pauses while the peer has this much queued */
 
 static bool peer_is_ibgp_role(uint8_t role)
@@ -1163,6 +1163,8 @@ static void *refl_main(void *arg)
 		 * Let a small journal fill a little: right after a batch, wait up to
 		 * BATCH_GATHER_NS for more changes, so a burst is sent in full
 		 * messages instead of many tiny ones.  Bounded, so latency stays low.
+		 * 0.5 ms: S1 (10,000 routes) converged in 6-7 ms with 2 ms, 5 ms with
+		 * 0.5 ms, and 7-8 ms with no wait at all (many tiny messages).
 		 */
 		if (rib_journal_pending(r->o.rib) < r->o.batch / 4) {
 			uint64_t since = log_now_ns() - r->last_batch_end_ns;
