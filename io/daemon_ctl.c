@@ -98,6 +98,12 @@ static int cmd_summary(int argc, char **argv, struct ctl_out *out, void *arg)
 		ctl_json_kuint(out, "updates_encoded", fs.updates_encoded);
 		ctl_json_kuint(out, "bytes_encoded", fs.bytes_encoded);
 		ctl_json_kuint(out, "update_groups", fs.groups);
+		ctl_json_kuint(out, "slow_reader_pauses", fs.pauses);
+		ctl_json_kuint(out, "slow_reader_resyncs", fs.resyncs);
+		ctl_json_kuint(out, "addpath_group_pauses", fs.group_pauses);
+		ctl_json_kuint(out, "addpath_deferred", fs.ap_deferred);
+		ctl_json_kuint(out, "addpath_deferred_sent", fs.ap_deferred_sent);
+		ctl_json_kuint(out, "addpath_laggards_reset", fs.ap_laggards);
 		ctl_json_obj_close(out);
 		return 0;
 	}
@@ -111,6 +117,9 @@ static int cmd_summary(int argc, char **argv, struct ctl_out *out, void *arg)
 	ctl_printf(out, "Reflection: %" PRIu64 " batches, %" PRIu64 " prefixes, %" PRIu64 " UPDATEs encoded (%" PRIu64
 		   " bytes), %" PRIu64 " pending\n",
 		   fs.batches, fs.prefixes, fs.updates_encoded, fs.bytes_encoded, rs.journal_pending);
+	ctl_printf(out, "Slow readers: %" PRIu64 " pauses, %" PRIu64 " resyncs; ADD-PATH groups: %" PRIu64
+		   " pauses, %" PRIu64 " prefixes deferred now, %" PRIu64 " members reset for lagging\n",
+		   fs.pauses, fs.resyncs, fs.group_pauses, fs.ap_deferred, fs.ap_laggards);
 	return 0;
 }
 
@@ -425,6 +434,7 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 		ctl_json_kuint(out, "attribute_sets", as.sets);
 		ctl_json_kuint(out, "attribute_bytes", as.bytes);
 		ctl_json_kuint(out, "addpath_table_bytes", fs.adv_bytes);
+		ctl_json_kuint(out, "addpath_deferred_bytes", fs.ap_deferred * sizeof(void *));
 		ctl_json_kuint(out, "output_queued_bytes", queued);
 		ctl_json_kuint(out, "allocated_bytes", alloc);
 		ctl_json_kuint(out, "active_bytes", active);
@@ -442,6 +452,8 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "per-peer index", "", rs.peer_index_bytes);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "attribute sets", as.sets, as.bytes);
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "ADD-PATH tables", "", fs.adv_bytes);
+	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "ADD-PATH deferred", fs.ap_deferred,
+		   fs.ap_deferred * (uint64_t)sizeof(void *));
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "output queued (sum)", "", queued);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14s\n", "journal pending", rs.journal_pending, "");
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc allocated", "", alloc);

@@ -322,6 +322,15 @@ char *metrics_render(struct daemon *d, size_t *len)
 	family(&b, "ricochet_reflect_addpath_ids_spilled_total", "counter",
 	       "ADD-PATH ids a full per-prefix slot kept in its spill (dumps between live changes).");
 	sb_printf(&b, "ricochet_reflect_addpath_ids_spilled_total %" PRIu64 "\n", st.adv_spilled);
+	family(&b, "ricochet_reflect_slow_reader_pauses_total", "counter",
+	       "Members paused for reading slowly (resynchronised later).");
+	sb_printf(&b, "ricochet_reflect_slow_reader_pauses_total %" PRIu64 "\n", st.pauses);
+	family(&b, "ricochet_reflect_addpath_group_pauses_total", "counter",
+	       "ADD-PATH update groups paused for a slow member.");
+	sb_printf(&b, "ricochet_reflect_addpath_group_pauses_total %" PRIu64 "\n", st.group_pauses);
+	family(&b, "ricochet_reflect_addpath_deferred", "gauge",
+	       "Prefixes ADD-PATH groups deferred while paused, not yet sent.");
+	sb_printf(&b, "ricochet_reflect_addpath_deferred %" PRIu64 "\n", st.ap_deferred);
 	family(&b, "ricochet_update_groups", "gauge", "Update groups.");
 	sb_printf(&b, "ricochet_update_groups %" PRIu64 "\n", st.groups);
 	family(&b, "ricochet_reflect_last_batch_seconds", "gauge", "Duration of the last batch.");

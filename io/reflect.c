@@ -198,6 +198,17 @@ static inline uint32_t out_path_id(const struct rib_path *p)
 	return ((p->path_id & 0xFFFFu) << 16) | ((p->peer + 1) & 0xFFFFu);
 }
 
+/* The advertised word (see the top of this file): 1 + source peer index in
+ * the low 17 bits (peer indexes are below RIB_MAX_PEERS = 65536),
+ * ADV_NONCLIENT when the source was a non-client, which refl_export_ok never
+ * gives to a non-client.  The 14 bits between are pending marks: bit b set
+ * means the node waits in the deferred set of the ADD-PATH group that owns b
+ * (struct refl_group pbit), so that set holds each node once. */
+#define ADV_NONCLIENT 0x80000000u
+#define ADV_PEER_MASK 0x0001FFFFu
+#define ADV_PEND_MASK 0x7FFE0000u
+_Static_assert(RIB_MAX_PEERS + 1 <= ADV_PEER_MASK, "peer index + 1 fits the advertised word");
+
 /* ------------------------------------------------------------ groups */
 
 struct refl_group {
@@ -216,6 +227,23 @@ struct refl_group {
 	struct peer *members;
 	uint32_t n_members;
 	struct refl_bset bs;
+	/* ADD-PATH group backpressure (see "slow readers"): */
+	uint32_t pbit;                   /* its pending mark in the advertised word; 0 = none */
+	bool ap_paused;                  /* live changes go to `pend`, not to the members */
+	uint64_t ap_stall_ns;            /* since when deferred work waits for a member; 0 = not */
+	struct refl_gpend *pend;         /* the prefixes deferred, oldest first (NULL = none) */
+};
+
+/* A FIFO of pinned nodes in blocks of GP_BLOCK (see "slow readers"). */
+#define GP_BLOCK 8190
+struct gp_block {
+	struct gp_block *next;
+	uint32_t rd, wr;
+	struct rib_node *n[GP_BLOCK];
+};
+struct refl_gpend {
+	struct gp_block *head, *tail;
+	size_t used;
 };
 
 enum refl_ev_type { EV_UP, EV_DOWN, EV_REFRESH };
@@ -258,6 +286,7 @@ struct refl {
 	size_t n_ev, cap_ev;
 	struct refl_group *groups;
 	uint32_t next_group_id;
+	uint32_t pbits;                  /* pending marks (ADV_PEND_MASK bits) in use by groups */
 	struct rib_node **batch;
 	struct bgp_prefix *tmp;          /* prefixes of one bucket, contiguous */
 	size_t tmp_cap;
@@ -305,6 +334,17 @@ static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
 		log_fatal("reflect: out of memory");
 	*g = key;
 	refl_adv_init(&g->adv, g->addpath_n, r->o.attrs, &r->st.adv_bytes, &r->st.adv_spilled);
+	if (g->addpath_n) {
+		uint32_t free_bits = ADV_PEND_MASK & ~r->pbits;
+		if (free_bits) {
+			g->pbit = free_bits & (~free_bits + 1);
+			r->pbits |= g->pbit;
+		} else {
+			log_warn("reflect: more than 14 ADD-PATH update groups: group %u has no "
+				 "group-level backpressure (its slow members are reset past %u MiB)",
+				 r->next_group_id, 256u);
+		}
+	}
 	g->id = r->next_group_id++;
 	g->next = r->groups;
 	r->groups = g;
@@ -314,6 +354,7 @@ static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
 
 struct dump_cohort;
 static void cohort_free(struct refl_group *g, struct dump_cohort *c);
+static void gpend_free(struct refl *r, struct refl_group *g);
 
 static void group_remove_member(struct refl *r, struct peer *p)
 {
@@ -339,6 +380,8 @@ static void group_remove_member(struct refl *r, struct peer *p)
 		free(g->bs.b);
 		free(g->bs.ht);
 		free(g->bs.e);
+		gpend_free(r, g);         /* before the table: the nodes' marks, references */
+		r->pbits &= ~g->pbit;
 		refl_adv_free(&g->adv);
 		while (g->cohorts)
 			cohort_free(g, g->cohorts);
@@ -358,13 +401,47 @@ static void group_remove_member(struct refl *r, struct peer *p)
  * prefix, so the set is bounded by the table size whatever the churn.  When
  * its queue has drained below OQ_LOW, the pending prefixes are re-read from
  * the RIB and sent to it alone (announce or withdraw, current state), in
- * bounded steps; when the set is empty it rejoins the live stream.  ADD-PATH
- * members cannot be resynchronised this way (withdrawals are by path id), so
- * they are reset with Cease/Out of Resources past OQ_HARD instead.
+ * bounded steps; when the set is empty it rejoins the live stream.
+ *
+ * ADD-PATH members cannot be resynchronised alone: withdrawals are by path
+ * id, and what a member holds is known only as the group's table of
+ * advertised ids (struct refl_adv), which is the same for every member.  So
+ * an ADD-PATH group is paused as a whole.  When its most loaded member has
+ * more than AP_HIGH queued, the group stops taking live changes: each
+ * changed prefix goes once (the node's pending mark, see ADV_PEND_MASK) into
+ * the group's deferred FIFO, pinned like a pending-set entry, in journal
+ * order (so a step still buckets prefixes that share attributes together).
+ * When the most loaded member is below AP_LOW again, live changes flow again
+ * and the deferred prefixes are taken DUMP_STEP at a time, each while that
+ * member stays below AP_LOW, through the very code a live change runs
+ * (addpath_node), encoded once and queued to every member.  That is correct
+ * whenever it runs: addpath_node diffs the prefix's current paths against
+ * what the table says the members were sent, so a prefix taken late sends
+ * exactly the withdrawals by id and announcements still needed, and one that
+ * a live batch handled meanwhile (or that changed back) sends nothing.
+ * Dumps of joining members are independent (they add to the table with
+ * refl_adv_union, paced per member).  A family without ADD-PATH in such a
+ * group is sent its current best as a resync sends it (announce, or
+ * withdraw, to all but the source, which is sent a withdrawal).
+ *
+ * Memory: the group's queued output stays near AP_HIGH plus one batch
+ * instead of growing to OQ_HARD, and a deferred prefix costs 8 bytes however
+ * often it changes.  The price: while one member is slow the others wait
+ * for it.  A member that alone keeps the group waiting - the group has had
+ * deferred work and that member above AP_LOW for AP_LAG_NS while every other
+ * member is below AP_LOW - is reset with Cease/Out of Resources, as OQ_HARD
+ * does (which stays the last resort, and the only rule for a group that got
+ * no pending mark: more than 14 ADD-PATH groups).
+ *
+ * AP_HIGH: S3ap (100 members, 2.56 M paths) peaked with about 145 MB of
+ * shared output queued without it; see docs/BENCHMARKS.md, "Stop 12".
  */
 #define OQ_HIGH  (64u << 20)
 #define OQ_LOW   (16u << 20)
 #define OQ_HARD  (256u << 20)
+#define AP_HIGH  (32u << 20)
+#define AP_LOW   (8u << 20)
+#define AP_LAG_NS (30ull * 1000000000ull)
 
 struct refl_pending {
 	struct rib_node **slot;          /* NULL = empty; each entry holds a node reference */
@@ -434,6 +511,71 @@ static void pending_free(struct refl *r, struct peer *p)
 		p->pending = NULL;
 	}
 	p->paused = false;
+}
+
+/* The deferred FIFO of an ADD-PATH group: a node goes in once (its mark
+ * in the advertised word adv) and is pinned until taken. */
+static void gpend_add(struct refl *r, struct refl_group *g, struct rib_node *n, uint32_t *adv)
+{
+	if (*adv & g->pbit)
+		return;
+	struct refl_gpend *q = g->pend;
+	if (!q && !(q = g->pend = calloc(1, sizeof(*q))))
+		log_fatal("reflect: out of memory");
+	if (!q->tail || q->tail->wr == GP_BLOCK) {
+		struct gp_block *b = malloc(sizeof(*b));
+		if (!b)
+			log_fatal("reflect: out of memory");
+		b->next = NULL;
+		b->rd = b->wr = 0;
+		if (q->tail)
+			q->tail->next = b;
+		else
+			q->head = b;
+		q->tail = b;
+	}
+	*adv |= g->pbit;
+	rib_node_hold(n);
+	q->tail->n[q->tail->wr++] = n;
+	q->used++;
+	r->st.ap_deferred++;
+}
+
+/* The oldest deferred node, its mark cleared; the caller releases it. */
+static struct rib_node *gpend_pop(struct refl *r, struct refl_group *g)
+{
+	struct refl_gpend *q = g->pend;
+	struct gp_block *b = q->head;
+	struct rib_node *n = b->n[b->rd++];
+	if (b->rd == b->wr) {
+		q->head = b->next;
+		if (!q->head)
+			q->tail = NULL;
+		free(b);
+	}
+	q->used--;
+	r->st.ap_deferred--;
+	*rib_node_out_state(n) &= ~g->pbit;
+	return n;
+}
+
+static size_t gpend_used(const struct refl_group *g)
+{
+	return g->pend ? g->pend->used : 0;
+}
+
+/* The group goes away: every deferred node unmarked and released. */
+static void gpend_free(struct refl *r, struct refl_group *g)
+{
+	while (gpend_used(g)) {
+		size_t n = 0;
+		while (n < DUMP_STEP && gpend_used(g))
+			r->batch_rel[n++] = gpend_pop(r, g);
+		rib_journal_release_n(r->o.rib, r->batch_rel, n);
+	}
+	free(g->pend);
+	g->pend = NULL;
+	g->ap_paused = false;
 }
 
 /* ------------------------------------------------------------ delivery */
@@ -534,11 +676,6 @@ static bool exportable(const struct refl *r, const struct rib_path *best, unsign
 	return refl_export_ok(r, best, fam, g->role, g->fam);
 }
 
-/* The advertised word (see the top of this file): 1 + source peer index in
- * the low bits (peer indexes are below RIB_MAX_PEERS), ADV_NONCLIENT when the
- * source was a non-client, which refl_export_ok never gives to a non-client. */
-#define ADV_NONCLIENT 0x80000000u
-#define ADV_PEER_MASK 0x7FFFFFFFu
 
 static uint32_t adv_word(const struct refl *r, uint32_t src)
 {
@@ -737,6 +874,105 @@ static void addpath_node(struct refl *r, struct refl_group *g, struct rib_node *
 	refl_adv_set(&g->adv, node, ids, attr, k, addpath_withdraw, &w);
 }
 
+/*
+ * An ADD-PATH group's backpressure (see "slow readers"): pause it when its
+ * most loaded member passes AP_HIGH, resume below AP_LOW, and reset a member
+ * that alone keeps deferred work waiting for AP_LAG_NS.  Members already
+ * being reset do not count.  Returns the most loaded member's queue.
+ */
+static uint64_t ap_group_tick(struct refl *r, struct refl_group *g)
+{
+	uint64_t max = 0, second = 0;
+	struct peer *top = NULL;
+	for (struct peer *m = g->members; m; m = m->group_next) {
+		if (m->overflow_reset)
+			continue;
+		uint64_t q = atomic_load_explicit(&m->oq_bytes, memory_order_relaxed);
+		if (q > max) {
+			second = max;
+			max = q;
+			top = m;
+		} else if (q > second) {
+			second = q;
+		}
+	}
+	if (!g->ap_paused && max > AP_HIGH) {
+		g->ap_paused = true;
+		r->st.group_pauses++;
+		char a[64];
+		bgp_addr_fmt(a, sizeof(a), &top->addr);
+		log_info("reflect: ADD-PATH group %u paused: peer %s has %" PRIu64 " bytes queued; "
+			 "changes deferred", g->id, a, max);
+	} else if (g->ap_paused && max < AP_LOW) {
+		g->ap_paused = false;
+	}
+	if (!g->ap_paused && (!gpend_used(g) || max < AP_LOW)) {
+		g->ap_stall_ns = 0;
+		return max;
+	}
+	uint64_t now = log_now_ns();
+	if (!g->ap_stall_ns) {
+		g->ap_stall_ns = now;
+	} else if (now - g->ap_stall_ns > AP_LAG_NS && top && max >= AP_LOW && second < AP_LOW &&
+		   g->n_members > 1) {
+		char a[64];
+		bgp_addr_fmt(a, sizeof(a), &top->addr);
+		log_warn("reflect: peer %s kept ADD-PATH group %u waiting for %" PRIu64 " s alone "
+			 "(%" PRIu64 " bytes queued): reset", a, g->id, (uint64_t)(AP_LAG_NS / 1000000000ull), max);
+		top->overflow_reset = true;
+		io_peer_overflow(top);
+		r->st.ap_laggards++;
+		g->ap_stall_ns = now;
+	}
+	return max;
+}
+
+/* A deferred prefix of ADD-PATH group g, sent as it is now (bucketed in g->bs). */
+static void group_node_now(struct refl *r, struct refl_group *g, struct rib_node *n)
+{
+	struct bgp_prefix pfx;
+	rib_node_prefix(n, &pfx);
+	if (pfx.family >= BGP_FAM_COUNT || !g->fam[pfx.family])
+		return;
+	const struct rib_pathset *ps = rib_node_paths(n);
+	if (g->addpath[pfx.family]) {
+		addpath_node(r, g, n, &pfx, ps);
+		return;
+	}
+	/* a family without ADD-PATH: the current best, as a resync sends it */
+	const struct rib_path *best = ps && ps->n ? &ps->p[0] : NULL;
+	if (best && exportable(r, best, pfx.family, g)) {
+		bset_add(&g->bs, best->attr, best->peer, BK_ANNOUNCE, &pfx);
+		struct peer *sp = r->o.peers[best->peer];
+		if (sp && sp->group == g)
+			bset_add(&g->bs, NULL, best->peer, BK_ONLY_WITHDRAW, &pfx);
+	} else {
+		bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &pfx);
+	}
+}
+
+/* One bounded step of an ADD-PATH group's deferred prefixes, to every member
+ * (between batches, so g->bs is free). */
+static void gpend_step(struct refl *r, struct refl_group *g)
+{
+	bset_reset(&g->bs);
+	size_t nrel = 0;
+	rcu_read_lock();
+	while (nrel < DUMP_STEP && gpend_used(g)) {
+		struct rib_node *n = gpend_pop(r, g);
+		group_node_now(r, g, n);
+		r->batch_rel[nrel++] = n;
+	}
+	encode_bset(r, g, &g->bs, RIB_PEER_NONE, NULL);
+	rcu_read_unlock();
+	rib_journal_release_n(r->o.rib, r->batch_rel, nrel);
+	r->st.ap_deferred_sent += nrel;
+	if (!gpend_used(g)) {
+		free(g->pend);
+		g->pend = NULL;
+	}
+}
+
 static void *release_main(void *arg)
 {
 	struct refl *r = arg;
@@ -784,8 +1020,11 @@ static void process_batch(struct refl *r, size_t n)
 {
 	uint64_t t0 = log_now_ns();
 	r->cur_stamp = rib_journal_batch_stamp(r->o.rib);
-	for (struct refl_group *g = r->groups; g; g = g->next)
+	for (struct refl_group *g = r->groups; g; g = g->next) {
 		bset_reset(&g->bs);
+		if (g->pbit)
+			ap_group_tick(r, g);
+	}
 
 	rcu_read_lock();
 	for (size_t i = 0; i < n; i++) {
@@ -808,20 +1047,26 @@ static void process_batch(struct refl *r, size_t n)
 		struct bgp_prefix pfx;
 		rib_node_prefix(node, &pfx);
 		uint32_t *adv = rib_node_out_state(node);
-		uint32_t old = *adv;
+		uint32_t old = *adv & ~ADV_PEND_MASK;
 		if (!ps || ps->n == 0) {
 			for (struct refl_group *g = r->groups; g; g = g->next) {
-				if (g->addpath_n && g->addpath[pfx.family])
+				if (g->ap_paused && g->fam[pfx.family])
+					gpend_add(r, g, node, adv);
+				else if (g->addpath_n && g->addpath[pfx.family])
 					addpath_node(r, g, node, &pfx, NULL);
 				else if (adv_sent_to(old, g))
 					bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &pfx);
 			}
-			*adv = 0;
+			*adv &= ADV_PEND_MASK;
 			continue;
 		}
 		const struct rib_path *best = &ps->p[0];
 		uint32_t src = best->peer;
 		for (struct refl_group *g = r->groups; g; g = g->next) {
+			if (g->ap_paused && g->fam[pfx.family]) {
+				gpend_add(r, g, node, adv);
+				continue;
+			}
 			if (g->addpath_n && g->addpath[pfx.family]) {
 				addpath_node(r, g, node, &pfx, ps);
 				continue;
@@ -836,7 +1081,7 @@ static void process_batch(struct refl *r, size_t n)
 				bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &pfx);
 			}
 		}
-		*adv = adv_word(r, src);
+		*adv = (*adv & ADV_PEND_MASK) | adv_word(r, src);
 	}
 	/* slow members: pause them, and remember what changed for them */
 	for (struct refl_group *g = r->groups; g; g = g->next) {
@@ -1188,6 +1433,12 @@ static void *refl_main(void *arg)
 					resync_step(r, p);
 					dumping = true;
 				}
+			if (g->pbit && (g->ap_paused || gpend_used(g))) {
+				/* an ADD-PATH group's deferred prefixes, while its members keep up */
+				if (ap_group_tick(r, g) < AP_LOW && !g->ap_paused && gpend_used(g))
+					gpend_step(r, g);
+				dumping = true;
+			}
 		}
 		if (!n && !any_events(r)) {
 			uint64_t now = log_now_ns();
