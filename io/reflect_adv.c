@@ -9,6 +9,14 @@
  * full slot cannot take go to a per-table spill vector (rare: dumps that
  * read several states of a prefix between two of its live changes).
  *
+ * The slot array is mapped on its own (mmap), not taken from the allocator,
+ * so that growing it can give the old array back while the entries move:
+ * each MiB of old slots already moved is unmapped at once.  A full table is
+ * the biggest single object of an ADD-PATH group (96 MiB for 1.28 M prefixes
+ * and N = 2); with old and new side by side its last doubling alone added
+ * 48 MiB for a moment, which set S3ap's peak RSS once the group's queued
+ * output was bounded (docs/BENCHMARKS.md, "Stop 12").
+ *
  * Each remembered attribute set is a reference owned by the table (taken by
  * the caller under rcu_read_lock from a path that still holds its own: RIB
  * path sets drop theirs only after a grace period), so a set cannot be freed
@@ -17,6 +25,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/log.h"
 #include "io/reflect_adv.h"
@@ -70,20 +79,46 @@ struct refl_adv_slot *refl_adv_find(struct refl_adv *t, const struct rib_node *n
 /* A free slot for node n (n not in the table), growing it when needed. */
 static struct refl_adv_slot *adv_claim(struct refl_adv *t, struct rib_node *n);
 
+#define ADV_PAGE        4096u
+#define ADV_UNMAP_STEP  (1u << 20)       /* old slots given back this much at a time */
+
+/* Bytes mapped for cap slots: whole pages. */
+static size_t adv_map_len(const struct refl_adv *t, size_t cap)
+{
+	return (cap * t->stride + ADV_PAGE - 1) & ~(size_t)(ADV_PAGE - 1);
+}
+
+static void adv_unmap(void *p, size_t len)
+{
+	if (len && munmap(p, len) != 0)
+		log_fatal("reflect: munmap of ADD-PATH table memory failed");
+}
+
 static void adv_grow(struct refl_adv *t)
 {
 	struct refl_adv old = *t;
 	t->cap = old.cap ? old.cap * 2 : 4096;
 	t->used = 0;
-	t->slot = calloc(t->cap, t->stride);
-	if (!t->slot)
-		log_fatal("reflect: out of memory");
+	void *m = mmap(NULL, adv_map_len(t, t->cap), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		log_fatal("reflect: out of memory (ADD-PATH table of %zu slots)", t->cap);
+	t->slot = m;                         /* zero-filled */
+	size_t gone = 0;                     /* bytes of the old array unmapped */
 	for (size_t i = 0; i < old.cap; i++) {
 		struct refl_adv_slot *o = adv_at(&old, i);
 		if (o->node)
 			memcpy(adv_claim(t, o->node), o, t->stride);   /* references move */
+		/* slots 0..i are moved: the whole steps they fill can go (a prefix
+		 * of the mapping, so the mapping only shrinks) */
+		size_t end = ((i + 1) * t->stride) & ~(size_t)(ADV_UNMAP_STEP - 1);
+		if (end > gone) {
+			adv_unmap(old.slot + gone, end - gone);
+			gone = end;
+		}
 	}
-	free(old.slot);
+	if (old.slot)
+		adv_unmap(old.slot + gone, adv_map_len(&old, old.cap) - gone);
 	*t->bytes += (t->cap - old.cap) * t->stride;
 }
 
@@ -181,7 +216,8 @@ void refl_adv_free(struct refl_adv *t)
 	for (size_t i = 0; i < t->cap; i++)
 		if (adv_at(t, i)->node)
 			adv_release(t, adv_at(t, i));
-	free(t->slot);
+	if (t->slot)
+		adv_unmap(t->slot, adv_map_len(t, t->cap));
 	*t->bytes -= t->cap * t->stride;
 	t->slot = NULL;
 	t->cap = t->used = 0;

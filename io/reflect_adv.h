@@ -59,7 +59,7 @@ struct refl_adv_spill {
 	uint32_t id;
 };
 struct refl_adv {
-	unsigned char *slot;             /* cap slots of stride bytes */
+	unsigned char *slot;             /* cap slots of stride bytes (mmap, see reflect_adv.c) */
 	size_t cap, used;                /* cap: power of two */
 	unsigned idcap;                  /* ids per slot */
 	unsigned attrcap;                /* attribute pointers per slot (the first ids') */
