@@ -439,8 +439,8 @@ static void group_remove_member(struct refl *r, struct peer *p)
 #define OQ_HIGH  (64u << 20)
 #define OQ_LOW   (16u << 20)
 #define OQ_HARD  (256u << 20)
-#define AP_HIGH  (32u << 20)
-#define AP_LOW   (8u << 20)
+#define AP_HIGH  (16u << 20)
+#define AP_LOW   (4u << 20)
 #define AP_LAG_NS (30ull * 1000000000ull)
 
 struct refl_pending {
