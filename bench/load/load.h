@@ -88,6 +88,7 @@ struct load_opts {
 	struct in_addr nh_base;
 	const char *mrt;            /* --mrt FILE: replay it instead of the generated table */
 	double mrt_speed;           /* --mrt-speed X: BGP4MP timing divided by X (0: no pauses) */
+	double stall_monitor;       /* --stall-monitor S: monitor 0 reads nothing for S s once up */
 };
 
 /* ---------------------------------------------------------------- routes.c */
@@ -243,6 +244,8 @@ struct load_peer {
 	_Atomic uint64_t bulk_pos;  /* bulk_off, published for the progress line */
 	_Atomic uint64_t bulk_done_ns;
 	bool want_out;
+	bool stalled;               /* --stall-monitor: not reading until stall_until_ns */
+	uint64_t stall_until_ns;
 	bool killed;
 	struct bgp_nexthop nh4, nh6;
 	/* figures */

@@ -98,6 +98,8 @@ static void usage(FILE *out)
 "                           attributes and hold that table --restore-settle S seconds\n"
 "                           (default 5): the target's memory with the same table as before\n"
 "  --kill-feeder            close feeder 0, time until its routes are gone\n"
+"  --stall-monitor S        monitor 0 reads nothing for S seconds once established (a slow\n"
+"                           reader; it still sends KEEPALIVEs), then catches up\n"
 "  --withdraw               feeders withdraw everything, time until monitors are empty\n"
 "  --timeout S              per phase (default 120)\n"
 "  --connect-burst N        sessions opening at once per generator thread (default 64): 1000\n"
@@ -186,7 +188,7 @@ enum {
 	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_CHURN_ATTRS, OPT_CHURN_PREFIXES, OPT_CHURN_RESTORE, OPT_RESTORE_SETTLE, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_CONNECT_BURST, OPT_EXPECT_RR,
 	OPT_NO_EXPECT_RR, OPT_NO_VERIFY, OPT_WAIT_EOR, OPT_JSON, OPT_TIMELINE, OPT_SELFTEST,
 	OPT_NHBASE,
-	OPT_MRT, OPT_MRT_SPEED,
+	OPT_MRT, OPT_MRT_SPEED, OPT_STALL,
 };
 
 static int parse_args(struct load_opts *o, int argc, char **argv)
@@ -228,6 +230,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		{ "self-test", no_argument, NULL, OPT_SELFTEST },
 		{ "mrt", required_argument, NULL, OPT_MRT },
 		{ "mrt-speed", required_argument, NULL, OPT_MRT_SPEED },
+		{ "stall-monitor", required_argument, NULL, OPT_STALL },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -304,6 +307,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		case OPT_SELFTEST: o->self_test = true; break;
 		case OPT_MRT: o->mrt = optarg; break;
 		case OPT_MRT_SPEED: bad = parse_double(optarg, &o->mrt_speed, 0, 1e9); break;
+		case OPT_STALL: bad = parse_double(optarg, &o->stall_monitor, 0, 3600); break;
 		case 'q': o->quiet = true; break;
 		case 'v': o->verbose = true; break;
 		case 'h': usage(stdout); exit(0);

@@ -158,7 +158,19 @@ static void set_out_interest(struct load_worker *w, struct load_peer *p, bool wa
 	if (p->fd < 0 || p->want_out == want)
 		return;
 	p->want_out = want;
-	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = p };
+	struct epoll_event ev = { .events = (p->stalled ? 0 : EPOLLIN) | (want ? EPOLLOUT : 0),
+				  .data.ptr = p };
+	epoll_ctl(w->epfd, EPOLL_CTL_MOD, p->fd, &ev);
+}
+
+/* --stall-monitor: stop or resume reading (the socket's input interest). */
+static void set_stalled(struct load_worker *w, struct load_peer *p, bool stalled)
+{
+	if (p->fd < 0 || p->stalled == stalled)
+		return;
+	p->stalled = stalled;
+	struct epoll_event ev = { .events = (stalled ? 0 : EPOLLIN) | (p->want_out ? EPOLLOUT : 0),
+				  .data.ptr = p };
 	epoll_ctl(w->epfd, EPOLL_CTL_MOD, p->fd, &ev);
 }
 
@@ -250,6 +262,7 @@ void load_peer_close(struct load_peer *p, uint8_t code, uint8_t subcode, const c
 		close(p->fd);   /* also removes it from the epoll set */
 		p->fd = -1;
 	}
+	p->stalled = false;
 	if (why && !p->err[0]) {
 		snprintf(p->err, sizeof(p->err), "%s", why);
 		if (!p->killed) {
@@ -392,6 +405,12 @@ static void peer_message(struct load_worker *w, struct load_peer *p, const uint8
 		if (p->state == LOAD_PS_OPENCONFIRM) {
 			p->up_ns = now;
 			atomic_store(&p->state, LOAD_PS_ESTABLISHED);
+			if (p->role == LOAD_MONITOR && p->idx == 0 && w->ctx->o.stall_monitor > 0) {
+				p->stall_until_ns = now + (uint64_t)(w->ctx->o.stall_monitor * 1e9);
+				set_stalled(w, p, true);
+				log_info("ricochet-load: %s stops reading for %.1f s", p->name,
+					 w->ctx->o.stall_monitor);
+			}
 			if (w->ctx->o.verbose)
 				log_info("ricochet-load: %s established (hold %us)", p->name, p->hold);
 		}
@@ -428,6 +447,8 @@ static void peer_message(struct load_worker *w, struct load_peer *p, const uint8
 static void peer_read(struct load_worker *w, struct load_peer *p, uint64_t now)
 {
 	struct load_rbuf *b = &p->rbuf;
+	if (p->stalled)
+		return;
 	if (b->head == b->tail)
 		b->head = b->tail = 0;
 	/* monitors keep their (bounded) reads at the start of the buffer: the
@@ -696,7 +717,16 @@ static int timers(struct load_worker *w, uint64_t now)
 		}
 		if (p->fd < 0 || st < LOAD_PS_OPENSENT)
 			continue;
-		if (p->hold && now - p->last_rx_ns > (uint64_t)p->hold * 1000000000ull) {
+		if (p->stalled) {
+			if (now >= p->stall_until_ns) {
+				set_stalled(w, p, false);
+				p->last_rx_ns = now;      /* its hold time runs from now */
+				log_info("ricochet-load: %s reads again", p->name);
+			} else if (p->stall_until_ns < next) {
+				next = p->stall_until_ns;
+			}
+		}
+		if (!p->stalled && p->hold && now - p->last_rx_ns > (uint64_t)p->hold * 1000000000ull) {
 			load_peer_close(p, BGP_ERR_HOLD, 0, "hold timer expired");
 			continue;
 		}
