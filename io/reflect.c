@@ -411,15 +411,15 @@ static void group_remove_member(struct refl *r, struct peer *p)
  * more than AP_HIGH queued, the group stops taking live changes: each
  * changed prefix goes once (the node's pending mark, see ADV_PEND_MASK) into
  * the group's deferred FIFO, pinned like a pending-set entry, in journal
- * order (so a step still buckets prefixes that share attributes together).
- * When the most loaded member is below AP_LOW again, live changes flow again
- * and the deferred prefixes are taken DUMP_STEP at a time, each while that
- * member stays below AP_LOW, through the very code a live change runs
- * (addpath_node), encoded once and queued to every member.  That is correct
- * whenever it runs: addpath_node diffs the prefix's current paths against
- * what the table says the members were sent, so a prefix taken late sends
- * exactly the withdrawals by id and announcements still needed, and one that
- * a live batch handled meanwhile (or that changed back) sends nothing.
+ * order.  When the most loaded member is below AP_LOW again, live changes
+ * flow again and the deferred prefixes are taken a batch (o.batch) at a
+ * time, each while that member stays below AP_LOW, through the code a live
+ * change runs (addpath_node), encoded once and queued to every member.
+ * That is correct whenever it runs: addpath_node diffs the prefix's current
+ * paths against what the table says the members were sent, so a prefix
+ * taken late sends exactly the withdrawals by id and announcements still
+ * needed, and one that a live batch handled meanwhile (or that changed
+ * back) sends nothing.
  * Dumps of joining members are independent (they add to the table with
  * refl_adv_union, paced per member).  A family without ADD-PATH in such a
  * group is sent its current best as a resync sends it (announce, or
