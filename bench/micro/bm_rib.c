@@ -197,11 +197,14 @@ static struct attr_set *gen_attr(struct attr_table *at, unsigned i)
 
 /* ---- shared state ------------------------------------------------------- */
 
+/* One writer's (or reader's) position, written on every insert or query:
+ * a cache line of its own, or two threads' positions share a line and
+ * every step of each waits for the other core's copy. */
 struct bm_thr {
 	size_t idx;
 	unsigned pk;                     /* which of the thread's peers */
 	uint64_t gen, rng;
-};
+} __attribute__((aligned(64)));
 
 struct bm_rib {
 	struct attr_table *at;
@@ -251,7 +254,10 @@ static struct rib *bm_newrib(struct bm_rib *s)
 static struct bm_rib *bm_setup(unsigned fam, size_t n, unsigned nthreads)
 {
 	bm_thread();
-	struct bm_rib *s = calloc(1, sizeof(*s));
+	struct bm_rib *s;
+	if (posix_memalign((void **)&s, 64, sizeof(*s)))
+		abort();
+	memset(s, 0, sizeof(*s));
 	s->fam = fam;
 	s->n = n;
 	s->nthreads = nthreads;
