@@ -136,6 +136,8 @@ void sess_admin_close(struct peer *p, uint8_t cease_subcode);
 void sess_send_refresh(struct peer *p, unsigned family); /* ROUTE-REFRESH out (CLI) */
 void sess_reconfig(struct peer *p, struct cfg_peer *nc); /* takes nc */
 void sess_readable(struct peer *p);
+/* The connection closed or failed while a live sweep held p's input. */
+void sess_held_closed(struct peer *p);
 void peer_flush(struct peer *p);                 /* write what the socket takes */
 void sess_writable(struct peer *p);
 void sess_timers(struct peer *p, uint64_t now_ns);

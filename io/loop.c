@@ -207,7 +207,10 @@ static void *io_main(void *arg)
 					continue;
 				if (evs[i].events & (EPOLLOUT))
 					sess_writable(p);
-				if (p->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+				if (p->fd >= 0 && p->rx_held &&
+				    (evs[i].events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
+					sess_held_closed(p);
+				else if (p->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 					sess_readable(p);
 				uint64_t tn = log_now_ns();
 				if (i + 1 < n && tn - last_flush >= FLUSH_EVERY_NS) {

@@ -68,9 +68,10 @@ static void set_nonblock(int fd)
 static void ep_mod(struct peer *p)
 {
 	/* input held (a live sweep): EPOLLIN off, so the loop does not wake for
-	 * bytes it will not read (EPOLLHUP/EPOLLERR still come; sess_readable
-	 * ignores them until the input is resumed) */
-	struct epoll_event ev = { .events = (p->rx_held ? 0u : (uint32_t)EPOLLIN) |
+	 * bytes it will not read; EPOLLRDHUP on instead (EPOLLHUP and EPOLLERR
+	 * always come), so that the end of the connection is seen at once:
+	 * sess_held_closed */
+	struct epoll_event ev = { .events = (p->rx_held ? (uint32_t)EPOLLRDHUP : (uint32_t)EPOLLIN) |
 					    (p->want_out ? (uint32_t)EPOLLOUT : 0u),
 				  .data.u64 = EV_DATA(EV_KIND_PEER, p->id) };
 	epoll_ctl(p->thr->epfd, EPOLL_CTL_MOD, p->fd, &ev);
@@ -1302,6 +1303,71 @@ static void sess_input_resume(struct peer *p)
 	ep_mod(p);
 	if (rx_process(p) && p->fsm.state == FSM_ESTABLISHED)
 		peer_flush(p);
+}
+
+/*
+ * The connection ended (the peer closed it, or it failed) while a live sweep
+ * held p's input.  The session is over, so the held messages will never be
+ * applied: its paths go with it, in the sweep's steps.  What is still worth
+ * reading is why: the held bytes and whatever the socket still has are
+ * scanned for a NOTIFICATION, which is then handled as usual (logged; it
+ * also decides graceful-restart retention), the messages before it dropped
+ * unhandled (nor recorded in MRT or BMP).  Without one, the connection is
+ * taken as closed.  Before, the end was seen only after the sweep (about a
+ * second per million paths), and a connection reset made the loop spin on
+ * EPOLLHUP meanwhile.
+ */
+void sess_held_closed(struct peer *p)
+{
+	char nm[96];
+	size_t maxl = p->fsm.state == FSM_ESTABLISHED ? p->sess.max_msg : BGP_MAX_MSG;
+	uint64_t dropped = 0;
+	bool eof = false;
+	for (;;) {
+		size_t off = 0;
+		for (;;) {
+			struct msg_error err;
+			int m = msg_frame(p->rx + off, p->rx_len - off, maxl, &err);
+			if (m <= 0) {
+				if (m < 0)
+					eof = true;      /* garbage: nothing more to learn */
+				break;
+			}
+			if (p->rx[off + 18] == BGP_MSG_NOTIFICATION) {
+				log_info("peer %s: connection ended while a sweep held its input; "
+					 "%" PRIu64 " held messages dropped with the session", peer_name(p, nm, sizeof(nm)),
+					 dropped);
+				/* handled like any other: the session goes down
+				 * (session_down lets go of the held input) */
+				handle_msg(p, p->rx + off, (size_t)m);
+				if (p->fd >= 0) {    /* defensive: every NOTIFICATION ends it */
+					snprintf(p->last_error, sizeof(p->last_error), "connection closed by peer");
+					sess_run(p, FSM_EV_TCP_FAILS, NULL);
+				}
+				return;
+			}
+			dropped++;
+			off += (size_t)m;
+		}
+		if (off) {
+			memmove(p->rx, p->rx + off, p->rx_len - off);
+			p->rx_len -= off;
+		}
+		if (eof || p->rx_len == p->rx_cap)
+			break;
+		ssize_t r = read(p->fd, p->rx + p->rx_len, p->rx_cap - p->rx_len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		p->c.bytes_in += (uint64_t)r;
+		p->rx_len += (size_t)r;
+	}
+	log_info("peer %s: connection ended while a sweep held its input; %" PRIu64
+		 " held messages dropped with the session", peer_name(p, nm, sizeof(nm)), dropped);
+	if (!p->last_error[0] || p->fsm.state == FSM_ESTABLISHED)
+		snprintf(p->last_error, sizeof(p->last_error), "connection closed by peer");
+	sess_run(p, FSM_EV_TCP_FAILS, NULL);
 }
 
 void sess_readable(struct peer *p)

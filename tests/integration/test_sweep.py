@@ -44,6 +44,9 @@ restart, IPv4 only):
   - afterwards GR_PEER holds exactly what it re-announced plus the changes
     after End-of-RIB (the stale paths gone, nothing stale left), and its
     session is still Established.
+Then the same peer ends its session while such a sweep holds its input
+(End-of-RIB, a Cease and FIN in one write): the Cease is read from the held
+bytes and handled before the sweep is done, and every path of the peer goes.
 Latency is printed but not judged under sanitizers (RICOCHET_SANITIZED=1).
 Single-threaded; every wait bounded; exits 77 when not root or not built.
 
@@ -55,6 +58,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import statistics
 import struct
 import subprocess
@@ -251,6 +255,53 @@ def gr_case(d, check, probe, accepted, wait):
     gr.close()
 
 
+def gr_close_case(d, check, accepted, wait):
+    """A peer that ends its session while a live sweep holds its input is
+    seen at once: its NOTIFICATION is read from the held bytes and handled
+    before the sweep is done, not after it."""
+    first = 80
+    caps = B.caps_default(LOCAL_AS, v6=False)
+    gr = B.Speaker(GR_PEER, RR, timeout=30)
+    gr.establish(LOCAL_AS, bgp_id="10.0.44.15", caps=caps + [cap_gr(120, restarting=True)], timeout=30)
+    gr.send(v4_table(GR_ROUTES, first=first) + B.update())
+    ok = wait(lambda: accepted(GR_PEER)[0] == GR_ROUTES, 120, 0.25)
+    check(f"gr-close: {GR_ROUTES} routes accepted", ok, f"{accepted(GR_PEER)}")
+    mark = len(d.log_lines())
+    gr.close()                       # a drop: the paths turn stale
+    ok = wait(lambda: any(re.search(rf"peer 127\.0\.44\.15 .* {GR_ROUTES} flagged stale", ln)
+                          for ln in d.log_lines()[mark:]), 60, 0.2)
+    check(f"gr-close: the dropped session's {GR_ROUTES} paths flagged stale", ok)
+    gr = B.Speaker(GR_PEER, RR, timeout=30)
+    gr.establish(LOCAL_AS, bgp_id="10.0.44.15", caps=caps + [cap_gr(120, restarting=True)], timeout=30)
+    mark = len(d.log_lines())
+    # End-of-RIB (the stale sweep starts and holds the input), then at once a
+    # Cease and the end of the connection (FIN)
+    gr.send(v4_table(GR_KEEP, first=first) + B.update() + B.notification(6, 2))
+    gr.sock.shutdown(socket.SHUT_WR)
+    gone = wait(lambda: accepted(GR_PEER)[0] in (0, None) and accepted(GR_PEER)[1] != "Established",
+                60, 0.1)
+    time.sleep(0.3)
+    lines = d.log_lines()[mark:]
+
+    def first_at(pat):
+        return next((i for i, ln in enumerate(lines) if re.search(pat, ln)), None)
+    notif = first_at(r"peer 127\.0\.44\.15 .*received NOTIFICATION 6/2")
+    held = first_at(r"peer 127\.0\.44\.15 .*connection ended while a sweep held its input")
+    # the sweep's end: the End-of-RIB one's line, or (once the session is
+    # down) the session's, which counts the paths of both
+    swept = first_at(r"peer 127\.0\.44\.15 .*(End-of-RIB.* stale paths withdrawn|"
+                     r": \d+ paths withdrawn, \d+ flagged stale)")
+    shown = "\n    ".join(ln for ln in lines if "127.0.44.15" in ln)
+    check("gr-close: the Cease is logged", notif is not None, shown)
+    check("gr-close: the end of the connection is seen while the sweep holds the input",
+          held is not None and notif is not None and held < notif, shown)
+    check("gr-close: the Cease is handled before the sweep's end, not after it",
+          notif is not None and (swept is None or notif < swept), shown)
+    check("gr-close: the session is down and every path of the peer withdrawn (a Cease keeps none)",
+          gone, f"{accepted(GR_PEER)}")
+    gr.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -359,6 +410,7 @@ def main():
               ok and accepted(FEEDER)[0] == fresh, f"{accepted(FEEDER)}")
         again.close()
         gr_case(d, check, probe, accepted, wait)
+        gr_close_case(d, check, accepted, wait)
         check("ricochetd still running", d.alive())
     except Exception as e:  # report, then clean up
         check("ran to the end", False, f"{e!r}\n{d.tail()}")
