@@ -13,7 +13,7 @@ set xlabel "seconds since the first UPDATE byte was sent"
 set ylabel "prefixes at the slowest monitor"
 set key bottom right noenhanced
 set grid
-set format y "%.0s%c"
+set format y "%.1s%c"       # 1.5M, not a second "2M"
 set style data steps
 set linetype 1 lc rgb "#d62728" lw 2.5
 set linetype 2 lc rgb "#1f77b4" lw 2
