@@ -374,6 +374,7 @@ static int get_bool(struct pctx *p, yaml_node_t *v, const char *path, bool *out)
 static int get_str(struct pctx *p, yaml_node_t *v, const char *path, size_t maxlen,
 		   const char **out)
 {
+	*out = NULL;     /* an error's path too: release builds (-O3) warn otherwise */
 	if (v->type != YAML_SCALAR_NODE || is_null(v))
 		return perr(p, v, path, "expected a string, got %s", Q(v));
 	if (v->data.scalar.length > maxlen)
