@@ -86,6 +86,11 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	rcu_register_thread();
+	/* liburcu's call_rcu worker (RIB and attribute reclaim, hash table
+	 * resizes) is started on first use by whichever thread calls first and
+	 * would carry that thread's name ("io-0"), folding its work into an I/O
+	 * thread's in top -H and perf: start it here, under its own name */
+	pthread_setname_np(get_call_rcu_thread(get_default_call_rcu_data()), "rcu-reclaim");
 
 	static struct daemon d;
 	if (daemon_start(&d, cfg, path) < 0)
