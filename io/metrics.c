@@ -99,6 +99,13 @@ static void family(struct sbuf *b, const char *name, const char *type, const cha
 	sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A family of one unlabelled sample. */
+static void metric(struct sbuf *b, const char *name, const char *type, const char *help, uint64_t v)
+{
+	family(b, name, type, help);
+	sb_printf(b, "%s %" PRIu64 "\n", name, v);
+}
+
 static uint64_t je_stat(const char *name)
 {
 	uint64_t epoch = 1;
@@ -285,54 +292,49 @@ char *metrics_render(struct daemon *d, size_t *len)
 	family(&b, "ricochet_rib_paths", "gauge", "Paths (prefix, peer, path id).");
 	for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
 		sb_printf(&b, "ricochet_rib_paths{family=\"%s\"} %" PRIu64 "\n", fname[f], rs.paths[f]);
-	family(&b, "ricochet_rib_tree_nodes", "gauge", "Radix tree nodes, glue nodes included.");
-	sb_printf(&b, "ricochet_rib_tree_nodes %" PRIu64 "\n", rs.nodes);
-	family(&b, "ricochet_rib_journal_pending", "gauge", "Changed prefixes waiting for reflection.");
-	sb_printf(&b, "ricochet_rib_journal_pending %" PRIu64 "\n", rs.journal_pending);
-	family(&b, "ricochet_attribute_sets", "gauge", "Distinct interned path attribute sets.");
-	sb_printf(&b, "ricochet_attribute_sets %" PRIu64 "\n", as.sets);
-	family(&b, "ricochet_attribute_interns_total", "counter", "Attribute set lookups.");
-	sb_printf(&b, "ricochet_attribute_interns_total %" PRIu64 "\n", as.interns);
-	family(&b, "ricochet_attribute_intern_hits_total", "counter", "Lookups that found an existing set.");
-	sb_printf(&b, "ricochet_attribute_intern_hits_total %" PRIu64 "\n", as.hits);
+	metric(&b, "ricochet_rib_tree_nodes", "gauge",
+	       "Radix tree nodes, glue nodes included.", rs.nodes);
+	metric(&b, "ricochet_rib_journal_pending", "gauge",
+	       "Changed prefixes waiting for reflection.", rs.journal_pending);
+	metric(&b, "ricochet_attribute_sets", "gauge",
+	       "Distinct interned path attribute sets.", as.sets);
+	metric(&b, "ricochet_attribute_interns_total", "counter",
+	       "Attribute set lookups.", as.interns);
+	metric(&b, "ricochet_attribute_intern_hits_total", "counter",
+	       "Lookups that found an existing set.", as.hits);
 	family(&b, "ricochet_memory_bytes", "gauge", "Bytes held per object type.");
 	sb_printf(&b, "ricochet_memory_bytes{object=\"tree_nodes\"} %" PRIu64 "\n", rs.node_bytes);
 	sb_printf(&b, "ricochet_memory_bytes{object=\"path_sets\"} %" PRIu64 "\n", rs.pathset_bytes);
 	sb_printf(&b, "ricochet_memory_bytes{object=\"peer_index\"} %" PRIu64 "\n", rs.peer_index_bytes);
 	sb_printf(&b, "ricochet_memory_bytes{object=\"attribute_sets\"} %" PRIu64 "\n", as.bytes);
-	family(&b, "ricochet_jemalloc_allocated_bytes", "gauge", "jemalloc stats.allocated.");
-	sb_printf(&b, "ricochet_jemalloc_allocated_bytes %" PRIu64 "\n", je_stat("stats.allocated"));
-	family(&b, "ricochet_jemalloc_resident_bytes", "gauge", "jemalloc stats.resident.");
-	sb_printf(&b, "ricochet_jemalloc_resident_bytes %" PRIu64 "\n", je_stat("stats.resident"));
+	metric(&b, "ricochet_jemalloc_allocated_bytes", "gauge",
+	       "jemalloc stats.allocated.", je_stat("stats.allocated"));
+	metric(&b, "ricochet_jemalloc_resident_bytes", "gauge",
+	       "jemalloc stats.resident.", je_stat("stats.resident"));
 
 	struct refl_stats st;
 	refl_get_stats(d->refl, &st);
-	family(&b, "ricochet_reflect_batches_total", "counter", "Journal batches reflected.");
-	sb_printf(&b, "ricochet_reflect_batches_total %" PRIu64 "\n", st.batches);
-	family(&b, "ricochet_reflect_prefixes_total", "counter", "Prefixes taken from the journal.");
-	sb_printf(&b, "ricochet_reflect_prefixes_total %" PRIu64 "\n", st.prefixes);
-	family(&b, "ricochet_reflect_updates_encoded_total", "counter", "UPDATE runs encoded (once per group).");
-	sb_printf(&b, "ricochet_reflect_updates_encoded_total %" PRIu64 "\n", st.updates_encoded);
-	family(&b, "ricochet_reflect_bytes_encoded_total", "counter", "Bytes of UPDATEs encoded.");
-	sb_printf(&b, "ricochet_reflect_bytes_encoded_total %" PRIu64 "\n", st.bytes_encoded);
-	family(&b, "ricochet_reflect_chunks_total", "counter", "Shared output chunks produced.");
-	sb_printf(&b, "ricochet_reflect_chunks_total %" PRIu64 "\n", st.chunks);
-	family(&b, "ricochet_reflect_dumps_total", "counter", "Table dumps completed.");
-	sb_printf(&b, "ricochet_reflect_dumps_total %" PRIu64 "\n", st.dumps_done);
-	family(&b, "ricochet_reflect_addpath_ids_spilled_total", "counter",
-	       "ADD-PATH ids a full per-prefix slot kept in its spill (dumps between live changes).");
-	sb_printf(&b, "ricochet_reflect_addpath_ids_spilled_total %" PRIu64 "\n", st.adv_spilled);
-	family(&b, "ricochet_reflect_slow_reader_pauses_total", "counter",
-	       "Members paused for reading slowly (resynchronised later).");
-	sb_printf(&b, "ricochet_reflect_slow_reader_pauses_total %" PRIu64 "\n", st.pauses);
-	family(&b, "ricochet_reflect_addpath_group_pauses_total", "counter",
-	       "ADD-PATH update groups paused for a slow member.");
-	sb_printf(&b, "ricochet_reflect_addpath_group_pauses_total %" PRIu64 "\n", st.group_pauses);
-	family(&b, "ricochet_reflect_addpath_deferred", "gauge",
-	       "Prefixes ADD-PATH groups deferred while paused, not yet sent.");
-	sb_printf(&b, "ricochet_reflect_addpath_deferred %" PRIu64 "\n", st.ap_deferred);
-	family(&b, "ricochet_update_groups", "gauge", "Update groups.");
-	sb_printf(&b, "ricochet_update_groups %" PRIu64 "\n", st.groups);
+	metric(&b, "ricochet_reflect_batches_total", "counter",
+	       "Journal batches reflected.", st.batches);
+	metric(&b, "ricochet_reflect_prefixes_total", "counter",
+	       "Prefixes taken from the journal.", st.prefixes);
+	metric(&b, "ricochet_reflect_updates_encoded_total", "counter",
+	       "UPDATE runs encoded (once per group).", st.updates_encoded);
+	metric(&b, "ricochet_reflect_bytes_encoded_total", "counter",
+	       "Bytes of UPDATEs encoded.", st.bytes_encoded);
+	metric(&b, "ricochet_reflect_chunks_total", "counter",
+	       "Shared output chunks produced.", st.chunks);
+	metric(&b, "ricochet_reflect_dumps_total", "counter",
+	       "Table dumps completed.", st.dumps_done);
+	metric(&b, "ricochet_reflect_addpath_ids_spilled_total", "counter",
+	       "ADD-PATH ids a full per-prefix slot kept in its spill (dumps between live changes).", st.adv_spilled);
+	metric(&b, "ricochet_reflect_slow_reader_pauses_total", "counter",
+	       "Members paused for reading slowly (resynchronised later).", st.pauses);
+	metric(&b, "ricochet_reflect_addpath_group_pauses_total", "counter",
+	       "ADD-PATH update groups paused for a slow member.", st.group_pauses);
+	metric(&b, "ricochet_reflect_addpath_deferred", "gauge",
+	       "Prefixes ADD-PATH groups deferred while paused, not yet sent.", st.ap_deferred);
+	metric(&b, "ricochet_update_groups", "gauge", "Update groups.", st.groups);
 	family(&b, "ricochet_reflect_last_batch_seconds", "gauge", "Duration of the last batch.");
 	sb_printf(&b, "ricochet_reflect_last_batch_seconds %.9f\n", (double)st.last_batch_ns / 1e9);
 

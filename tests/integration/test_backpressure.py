@@ -90,10 +90,20 @@ peer-ranges:
         except ValueError:
             return None
 
+    out = os.path.join(tmp, "load.json")
+
+    def finish(bg):
+        """Stop the load run if it outlived its bound; its output, its JSON and
+        ricochetd's summary."""
+        if bg.poll() is None:
+            H.terminate(bg)
+        txt = bg.stdout.read()
+        res = json.load(open(out)) if os.path.exists(out) else {}
+        return txt, res, ctl("show", "summary") or {}
+
     try:
         H.wait_until(lambda: os.path.exists(sock) and ctl("show", "summary"), 10,
                      "ricochetd's control socket")
-        out = os.path.join(tmp, "load.json")
         # prefixes-per-attr 1: every path its own UPDATE, so the table is about
         # 2 x 360,000 x 90 bytes of output per monitor
         cmd = [load, "-q", "--target", f"{ADDR}:179", "--asn", "65000",
@@ -113,11 +123,7 @@ peer-ranges:
                     peak[e["address"]] = max(peak[e["address"]], e["queued_bytes"])
                     bytes_out[e["address"]] = e["bytes_out"]
             time.sleep(0.1)
-        if bg.poll() is None:
-            H.terminate(bg)
-        txt = bg.stdout.read()
-        res = json.load(open(out)) if os.path.exists(out) else {}
-        summ = ctl("show", "summary") or {}
+        txt, res, summ = finish(bg)
         mons = res.get("monitors", [])
         if a.verbose:
             print(txt[-1500:])
@@ -156,11 +162,7 @@ peer-ranges:
             if reset_at is None and (ctl("show", "summary") or {}).get("addpath_laggards_reset"):
                 reset_at = time.monotonic() - t0
             time.sleep(0.2)
-        if bg.poll() is None:
-            H.terminate(bg)
-        txt = bg.stdout.read()
-        res = json.load(open(out)) if os.path.exists(out) else {}
-        summ = ctl("show", "summary") or {}
+        txt, res, summ = finish(bg)
         mons = res.get("monitors", [])
         want = res.get("expected_paths_per_monitor")
         held = mons[1].get("held") if len(mons) == 2 else None
