@@ -17,8 +17,9 @@ Also owns what every script in tests/integration (and bench/soak.py) does the
 same way: the skip rule (`require`: not root, or a tool or binary missing,
 prints "SKIP: ..." and exits 77, which tests/no-skips.py turns into a failure
 where everything is installed), the results of a script's checks and its
-closing "N passed, N failed" line (`Checks`), and processes with a log file
-(`Proc`, `tail_file`).
+closing "N passed, N failed" line (`Checks`), processes with a log file
+(`Proc`, `tail_file`), and questions to a running ricochetd through its
+control socket with the ricochet CLI (`ricochet_ctl`, `ricochet_json`).
 
 Addressing: the reflector on 127.0.0.1 (or --addr), clients on 127.0.1.x.
 Next hops announced by clients are documentation addresses (192.0.2.x,
@@ -107,6 +108,43 @@ def run(cmd, timeout=10, check=True):
     if check and p.returncode != 0:
         raise HarnessError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.strip()[:300]}")
     return p.stdout
+
+
+def ricochet_ctl(cli, sock, *args, js=True, timeout=5):
+    """Ask a running ricochetd through its control socket `sock` with the
+    ricochet CLI (`cli`, the path of the built binary):
+    `ricochet -s SOCK -t TIMEOUT [--json] ARGS...`.
+
+    Returns (exit status, answer): the parsed JSON when `js` and the CLI
+    exited 0, otherwise its stdout followed by its stderr as text.  The CLI
+    gives up by itself after `timeout` s; the process is killed 5 s later
+    (subprocess.TimeoutExpired).  OSError when the CLI cannot run, ValueError
+    when an exit-0 answer is not JSON: a caller that treats every failure
+    alike uses ricochet_json."""
+    argv = [cli, "-s", sock, "-t", str(int(timeout))] + (["--json"] if js else []) + list(args)
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout + 5)
+    if js and p.returncode == 0:
+        return 0, json.loads(p.stdout)
+    return p.returncode, p.stdout + p.stderr
+
+
+def ricochet_json(cli, sock, *args, timeout=5, check=False):
+    """The parsed JSON answer of ricochet_ctl(cli, sock, *args), or None when
+    the CLI could not run, timed out, exited non-zero or printed no JSON (a
+    daemon not up yet, or gone).  With check, a non-zero exit raises
+    HarnessError with the CLI's message instead, and the other failures raise
+    as ricochet_ctl's do."""
+    if check:
+        rc, ans = ricochet_ctl(cli, sock, *args, timeout=timeout)
+        if rc != 0:
+            raise HarnessError(f"ricochet {' '.join(args)} exited {rc}: {ans.strip()[:300]}")
+        return ans
+    try:
+        rc, ans = ricochet_ctl(cli, sock, *args, timeout=timeout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    return ans if rc == 0 else None
 
 
 def norm_prefix(p):
@@ -946,8 +984,10 @@ class RicochetReflector(Reflector):
         if not os.access(cli, os.X_OK):
             return None
         try:
-            out = run([cli, "-s", f"{self.dir}/ricochet.sock", "show", "peers"], check=False)
+            rc, out = ricochet_ctl(cli, f"{self.dir}/ricochet.sock", "show", "peers", js=False)
         except (OSError, subprocess.SubprocessError):
+            return None
+        if rc != 0:
             return None
         states = {}
         for p in self.peers:
