@@ -78,17 +78,7 @@ peer-ranges:
     bg = None
 
     def ctl(*args):
-        try:
-            r = subprocess.run([cli, "-s", sock, "-t", "5", "--json"] + list(args),
-                               capture_output=True, text=True, timeout=8)
-        except subprocess.SubprocessError:
-            return None
-        if r.returncode != 0:
-            return None
-        try:
-            return json.loads(r.stdout)
-        except ValueError:
-            return None
+        return H.ricochet_json(cli, sock, *args)
 
     out = os.path.join(tmp, "load.json")
 

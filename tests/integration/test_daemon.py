@@ -44,9 +44,7 @@ peer-ranges:
     check = verdict.check
 
     def ctl(*args, js=True):
-        r = subprocess.run([cli, "-s", sock] + (["--json"] if js else []) + list(args),
-                           capture_output=True, text=True, timeout=10)
-        return r.returncode, (json.loads(r.stdout) if js and r.returncode == 0 else r.stdout + r.stderr)
+        return H.ricochet_ctl(cli, sock, *args, js=js, timeout=10)
 
     def run_load(*extra, timeout=120):
         out = os.path.join(tmp, "load.json")

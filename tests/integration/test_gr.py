@@ -28,7 +28,6 @@ missing, or ricochetd is not built.  Python 3 stdlib only.
 """
 
 import argparse
-import json
 import os
 import struct
 import sys
@@ -102,18 +101,19 @@ class Ricochet:
             raise H.HarnessError("ricochetd exited:\n" + self.proc.tail())
         return True
 
-    def cli(self, *args, check=True):
-        return H.run([self.cli_bin, "-s", self.sock, "-t", "5"] + list(args), check=check)
+    def ctl(self, *args):
+        """The JSON answer of a ricochet command; HarnessError when it fails."""
+        return H.ricochet_json(self.cli_bin, self.sock, *args, check=True)
 
     def routes(self):
         """[{prefix, from, stale, ...}] of every path in the RIB."""
-        return json.loads(self.cli("--json", "show", "routes", "--all"))
+        return self.ctl("show", "routes", "--all")
 
     def paths_from(self, addr):
         return {r["prefix"]: r for r in self.routes() if r["from"] == addr}
 
     def state(self, addr):
-        for e in json.loads(self.cli("--json", "show", "peers")):
+        for e in self.ctl("show", "peers"):
             if e["address"] == addr:
                 return e["state"]
         return None
@@ -243,7 +243,7 @@ def case_a_restart_subset(s):
     s.check("a: the re-announced routes stay", s.obs_has(keep4 + keep6))
     s.check("a: no stale path left in show routes",
             not any(r.get("stale") for r in s.rr.paths_from(GR_A).values()))
-    peers = {e["address"]: e for e in json.loads(s.rr.cli("--json", "show", "peers"))}
+    peers = {e["address"]: e for e in s.rr.ctl("show", "peers")}
     acc = peers.get(GR_A, {}).get("prefixes_accepted")
     s.check("a: prefixes accepted counts the surviving paths", acc == len(keep4 + keep6), f"accepted {acc}")
     sp.close()

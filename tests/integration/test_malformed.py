@@ -26,7 +26,6 @@ ricochetd is not built.  Python 3 stdlib only.
 """
 
 import argparse
-import json
 import os
 import re
 import signal
@@ -103,16 +102,10 @@ class Daemon:
             self.logf.close()
 
     def peers(self):
+        ps = H.ricochet_json(self.cli, self.sock, "show", "peers")
         try:
-            p = subprocess.run([self.cli, "-s", self.sock, "-t", "5", "--json", "show", "peers"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=8)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        if p.returncode != 0:
-            return None
-        try:
-            return {e["address"]: e for e in json.loads(p.stdout)}
-        except (ValueError, KeyError, TypeError):
+            return {e["address"]: e for e in ps} if ps is not None else None
+        except (KeyError, TypeError):
             return None
 
     def state(self, addr):

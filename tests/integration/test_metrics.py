@@ -22,7 +22,7 @@ Checks:
   - while a large table loads (--big N routes, default 1,000,000), scrapes and
     `ricochet show routes` answer within 50 ms (worst of the samples).
 """
-import argparse, json, os, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, os, socket, subprocess, sys, tempfile, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -99,9 +99,7 @@ peer-ranges:
     check = verdict.check
 
     def ctl(*args, js=True):
-        r = subprocess.run([cli, "-s", sock] + (["--json"] if js else []) + list(args),
-                           capture_output=True, text=True, timeout=60)
-        return r.returncode, (json.loads(r.stdout) if js and r.returncode == 0 else r.stdout + r.stderr)
+        return H.ricochet_ctl(cli, sock, *args, js=js, timeout=60)
 
     def start_load(*extra):
         cmd = [load, "-q", "--target", f"{ADDR}:179", "--asn", "65000", "--feeder-base", "127.0.99.10",

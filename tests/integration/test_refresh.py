@@ -43,13 +43,11 @@ DOWN = "127.0.55.24"  # configured, never connects
 
 def rr_cli(rr, *args):
     """(exit status, stdout + stderr) of a ricochet command."""
-    p = subprocess.run([rr.cli_bin, "-s", rr.sock, "-t", "5"] + list(args), stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True, timeout=10)
-    return p.returncode, p.stdout
+    return H.ricochet_ctl(rr.cli_bin, rr.sock, *args, js=False)
 
 
 def peer_json(rr, addr):
-    for e in json.loads(rr.cli("--json", "show", "peers")):
+    for e in rr.ctl("show", "peers"):
         if e["address"] == addr:
             return e
     return {}

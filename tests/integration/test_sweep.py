@@ -54,14 +54,12 @@ Single-threaded; every wait bounded; exits 77 when not root or not built.
 """
 
 import argparse
-import json
 import os
 import re
 import shutil
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -181,12 +179,7 @@ def measure(probe, done, min_s=2.0, max_s=60.0):
 
 def route_paths(d, prefix):
     """ricochetd's paths for one prefix: [{from, stale, ...}]."""
-    try:
-        p = subprocess.run([d.cli, "-s", d.sock, "-t", "5", "--json", "show", "routes", prefix, "--all"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=8)
-        return json.loads(p.stdout) if p.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
+    return H.ricochet_json(d.cli, d.sock, "show", "routes", prefix, "--all")
 
 
 def gr_case(d, check, probe, accepted, wait):
