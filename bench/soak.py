@@ -142,18 +142,7 @@ class Daemon:
         raise RuntimeError("ricochetd did not come up:\n" + H.tail_file(self.log))
 
     def ctl(self, *args, timeout=10):
-        try:
-            p = subprocess.run([self.cli, "-s", self.sock, "-t", str(int(timeout)), "--json"] + list(args),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               timeout=timeout + 5)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        if p.returncode != 0:
-            return None
-        try:
-            return json.loads(p.stdout)
-        except ValueError:
-            return None
+        return H.ricochet_json(self.cli, self.sock, *args, timeout=timeout)
 
     def metrics_text(self):
         try:
