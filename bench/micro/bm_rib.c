@@ -653,6 +653,84 @@ static uint64_t run_exact_batch(void *p)
 	return run_batch(p, true);
 }
 
+/* ---- attribute interning ------------------------------------------------- */
+
+/* Interning n distinct sets into a fresh table, the way a table fills when
+ * sessions come up (attr/intern_new); and interning sets that are already
+ * there, as every UPDATE that repeats a known set does (attr/intern_hit). */
+struct bm_attr {
+	unsigned n, next;
+	struct attr_table *at;
+	struct attr_set **v;
+};
+
+static void *setup_attr(int64_t n, bool fill)
+{
+	bm_thread();
+	struct bm_attr *s = calloc(1, sizeof(*s));
+	s->n = (unsigned)n;
+	s->v = calloc((size_t)n, sizeof(*s->v));
+	if (!s->v)
+		abort();
+	if (fill) {
+		s->at = attr_table_create();
+		for (unsigned i = 0; i < s->n; i++)
+			s->v[i] = gen_attr(s->at, i);
+	}
+	return s;
+}
+
+static void *setup_attr_new(int64_t n) { return setup_attr(n, false); }
+static void *setup_attr_hit(int64_t n) { return setup_attr(n, true); }
+
+static void attr_release_all(struct bm_attr *s)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		if (s->v[i])
+			attr_unref(s->at, s->v[i]);
+	attr_table_destroy(s->at);
+	s->at = NULL;
+}
+
+static uint64_t run_attr_new(void *p)
+{
+	struct bm_attr *s = p;
+	bm_thread();
+	bm_pause();
+	s->at = attr_table_create();
+	bm_resume();
+	for (unsigned i = 0; i < s->n; i++)
+		s->v[i] = gen_attr(s->at, i);
+	bm_pause();
+	attr_release_all(s);
+	bm_resume();
+	return s->n;
+}
+
+/* BM_BATCH interns of existing sets in a scattered order, each released. */
+static uint64_t run_attr_hit(void *p)
+{
+	struct bm_attr *s = p;
+	bm_thread();
+	for (unsigned j = 0; j < BM_BATCH; j++) {
+		s->next = (s->next + 7919u * 1021u) % s->n;
+		struct attr_set *a = gen_attr(s->at, s->next);
+		if (a != s->v[s->next])
+			abort();
+		attr_unref(s->at, a);
+	}
+	return BM_BATCH;
+}
+
+static void teardown_attr(void *p)
+{
+	struct bm_attr *s = p;
+	if (s->at)
+		attr_release_all(s);
+	free(s->v);
+	free(s);
+}
+
 const struct bm_case bm_rib_cases[] = {
 	{ "rib/insert_v4", setup_ins4_1, run_insert, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/insert_v4_2w", setup_ins4_2, run_insert, bm_teardown, { 10000, 100000, 1000000 }, 2 },
@@ -676,5 +754,7 @@ const struct bm_case bm_rib_cases[] = {
 	{ "rib/lpm_v4_q_noidx", setup_lk_noidx, run_lpm_q, bm_teardown, { 100000, 1000000 }, 1 },
 	{ "rib/lpm_v4_batch_noidx", setup_lk_noidx, run_lpm_batch, bm_teardown, { 100000, 1000000 }, 1 },
 	{ "rib/lpm_v4_batch_2r", setup_lk_2, run_lpm_batch, bm_teardown, { 1000000 }, 2 },
+	{ "attr/intern_new", setup_attr_new, run_attr_new, teardown_attr, { 100000, 1000000 }, 1 },
+	{ "attr/intern_hit", setup_attr_hit, run_attr_hit, teardown_attr, { 100000, 1000000 }, 1 },
 	{ NULL, NULL, NULL, NULL, { 0 }, 0 },
 };
