@@ -27,12 +27,12 @@
  *     it holds 8 nodes per bucket, and each node on a chain is a cache miss:
  *     at 714k sets in 262k buckets an intern cost 700-840 ns, against ~430
  *     with one bucket per set.  Every ATTR_GROW_EVERY new sets a thread sums
- *     the counters; above one set per bucket it asks for twice the next power
- *     of two, once at a time, through call_rcu (cds_lfht_resize blocks and
+ *     the counters; above one set per bucket it asks for the next power of
+ *     two (1-2 buckets per set, 16 bytes each), once at a time, through call_rcu (cds_lfht_resize blocks and
  *     waits for grace periods, so it runs on the call_rcu thread, where
  *     rculfhash runs its own lazy resizes too, never on an I/O thread).
  *     Shrinking stays rculfhash's (below 1 set per 8 buckets), which our
- *     target of at most 4 buckets per set never reaches.
+ *     target of at most 2 buckets per set never reaches.
  */
 #include <errno.h>
 #include <limits.h>
@@ -382,9 +382,9 @@ static void attr_grow_check(struct attr_table *t)
 					 __ATOMIC_RELAXED))
 		return;                 /* one growth at a time */
 	unsigned long to = 1;
-	while (to < (unsigned long)sets)
-		to <<= 1;
-	__atomic_store_n(&t->grow_to, to << 1, __ATOMIC_RELEASE);
+	while (to <= (unsigned long)sets)
+		to <<= 1;                /* between 1 and 2 buckets per set */
+	__atomic_store_n(&t->grow_to, to, __ATOMIC_RELEASE);
 	call_rcu(&t->grow_rcu, attr_grow_cb);
 }
 
@@ -538,4 +538,6 @@ void attr_table_stats(struct attr_table *t, struct attr_stats *st)
 	st->bytes = bytes > 0 ? (uint64_t)bytes : 0;
 	st->interns = interns;
 	st->hits = hits;
+	st->buckets = __atomic_load_n(&t->buckets, __ATOMIC_RELAXED);
+	st->hash_bytes = st->buckets * sizeof(struct cds_lfht_node);
 }
