@@ -225,15 +225,15 @@ def proc_status_kb(pid, key):
 
 class Sampler(threading.Thread):
     """RSS every 0.5 s (for S5's memory before/after) and the last CPU/VmHWM seen;
-    with mem_argv (ricochetd's `show memory --json`), the daemon's own
-    accounting every 2 s: what the RSS is made of."""
+    with mem_ctl = (ricochet CLI, control socket), ricochetd's own accounting
+    (`show memory --json`) every 2 s: what the RSS is made of."""
 
-    def __init__(self, pid, mem_argv=None):
+    def __init__(self, pid, mem_ctl=None):
         super().__init__(daemon=True)
         self.pid = pid
         self.stop_ev = threading.Event()
         self.rss = []   # (t, kB)
-        self.mem_argv = mem_argv
+        self.mem_ctl = mem_ctl
         self.mem = []   # (t, dict)
         self.next_mem = 0.0
         self.cpu = 0.0
@@ -248,14 +248,11 @@ class Sampler(threading.Thread):
         except (OSError, ValueError, IndexError):
             pass
         t = time.monotonic() - self.t0
-        if self.mem_argv and t >= self.next_mem:
+        if self.mem_ctl and t >= self.next_mem:
             self.next_mem = t + 2.0
-            try:
-                p = subprocess.run(self.mem_argv, capture_output=True, text=True, timeout=5)
-                if p.returncode == 0:
-                    self.mem.append((t, json.loads(p.stdout)))
-            except (OSError, ValueError, subprocess.TimeoutExpired):
-                pass
+            m = H.ricochet_json(*self.mem_ctl, "show", "memory")
+            if m is not None:
+                self.mem.append((t, m))
 
     def run(self):
         while not self.stop_ev.wait(0.5):
@@ -288,12 +285,12 @@ def run_once(a, bins, daemon, scen, k, rundir):
             _save_logs(wd, rundir)
             return res
         post_start(daemon, wd)
-        mem_argv = None
+        mem_ctl = None
         if daemon == "ricochetd":
             cli = os.path.join(os.path.dirname(os.path.abspath(bins["ricochetd"])), "ricochet")
             if os.path.exists(cli):
-                mem_argv = [cli, "-s", os.path.join(wd, "ricochet.sock"), "--json", "show", "memory"]
-        samp = Sampler(proc.pid, mem_argv)
+                mem_ctl = (cli, os.path.join(wd, "ricochet.sock"))
+        samp = Sampler(proc.pid, mem_ctl)
         cpu0 = proc_cpu_seconds(proc.pid)
         samp.start()
         out_json = os.path.join(rundir, "load.json")
