@@ -347,6 +347,11 @@ struct load_mon {
 	size_t xcap, xn;
 	/* event counters (monitor thread writes, main reads at the end) */
 	_Atomic uint64_t announces, withdraws, updates, eors;
+	/* what the announcements and withdrawals did to the table: an announcement of
+	 * a (prefix, path id) held with the same feeder, generation and attributes
+	 * (dup), of one held with other ones (replaced), a withdrawal of one not
+	 * held (absent); relaxed, a compare and an add per NLRI */
+	_Atomic uint64_t dup_announces, replaced, absent_withdraws;
 	uint64_t treat_withdraw, parse_errors, overflow, unknown_tag, attr_events, readvertised;
 	_Atomic uint64_t eor_ns;
 	_Atomic uint64_t done_ns;   /* 0 = not done for the current target */
@@ -391,6 +396,13 @@ struct load_phase_res {
 	double seconds;
 	double start_s, end_s;      /* since the process started (load_ctx.start_ns) */
 	uint64_t prefixes;
+	/* summed over the monitors, counted from the phase's start to its end
+	 * (set when the phase is done): bytes, UPDATEs, NLRI announced and
+	 * withdrawn, and of those the duplicates, replacements and withdrawals of
+	 * what was not held */
+	struct load_mon_sums {
+		uint64_t bytes, updates, announces, withdraws, dup, replaced, absent;
+	} mon_start, mon;
 	char note[128];
 };
 
@@ -412,6 +424,7 @@ struct load_ctx {
 	unsigned kill_idx;
 	bool withdrawn;                        /* withdraw phase started: expect nothing */
 	struct load_phase_res ph[LOAD_NPHASES];
+	int cur_ph;                 /* the phase whose monitor sums run (-1: none) */
 	/* timeline */
 	double *tl_t;
 	uint64_t *tl_v;

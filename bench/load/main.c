@@ -386,9 +386,47 @@ static void tick(struct load_ctx *ctx, const char *phase, uint64_t *last_progres
 	usleep(TICK_US);
 }
 
+/* The monitors' counters summed (relaxed reads: a phase's figures are taken
+ * when the next one starts, or after the threads are joined). */
+static void mon_sums(const struct load_ctx *ctx, struct load_mon_sums *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (unsigned i = 0; i < ctx->o.monitors; i++) {
+		const struct load_mon *m = &ctx->mons[i];
+		s->bytes += atomic_load_explicit(&m->peer->bytes_in, memory_order_relaxed);
+		s->updates += atomic_load_explicit(&m->updates, memory_order_relaxed);
+		s->announces += atomic_load_explicit(&m->announces, memory_order_relaxed);
+		s->withdraws += atomic_load_explicit(&m->withdraws, memory_order_relaxed);
+		s->dup += atomic_load_explicit(&m->dup_announces, memory_order_relaxed);
+		s->replaced += atomic_load_explicit(&m->replaced, memory_order_relaxed);
+		s->absent += atomic_load_explicit(&m->absent_withdraws, memory_order_relaxed);
+	}
+}
+
+/* The running phase's monitor figures end here: everything its changes made
+ * the target send counts, up to the next phase (or the end of the run). */
+static void phase_close_sums(struct load_ctx *ctx)
+{
+	if (ctx->cur_ph < 0)
+		return;
+	struct load_phase_res *r = &ctx->ph[ctx->cur_ph];
+	struct load_mon_sums now;
+	mon_sums(ctx, &now);
+	r->mon = (struct load_mon_sums){
+		now.bytes - r->mon_start.bytes, now.updates - r->mon_start.updates,
+		now.announces - r->mon_start.announces, now.withdraws - r->mon_start.withdraws,
+		now.dup - r->mon_start.dup, now.replaced - r->mon_start.replaced,
+		now.absent - r->mon_start.absent,
+	};
+	ctx->cur_ph = -1;
+}
+
 static struct load_phase_res *phase_begin(struct load_ctx *ctx, int ph, const char *name)
 {
 	struct load_phase_res *r = &ctx->ph[ph];
+	phase_close_sums(ctx);
+	mon_sums(ctx, &r->mon_start);
+	ctx->cur_ph = ph;
 	r->name = name;
 	r->ran = true;
 	r->start_s = (double)(log_now_ns() - ctx->start_ns) / 1e9;
@@ -684,6 +722,7 @@ static bool phase_withdraw(struct load_ctx *ctx)
 int main(int argc, char **argv)
 {
 	static struct load_ctx ctx;
+	ctx.cur_ph = -1;
 	ctx.start_ns = log_now_ns();        /* phases' start_s / end_s count from here */
 	if (parse_args(&ctx.o, argc, argv) < 0)
 		return 2;
@@ -782,6 +821,7 @@ int main(int argc, char **argv)
 	load_worker_kick(&ctx.mw);
 	pthread_join(ctx.fw.thread, NULL);
 	pthread_join(ctx.mw.thread, NULL);
+	phase_close_sums(&ctx);
 	if (o->verbose) {
 		uint64_t hits, misses;
 		load_memo_stats(memo, &hits, &misses);

@@ -200,6 +200,10 @@ static void slot_set(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, uin
 	}
 	unsigned nf = ctx->o.feeders, f = fg >> 16;
 	if (hit != SIZE_MAX) {
+		if (m->slots[hit].fg == fg && m->slots[hit].attr == attr)
+			load_count(&m->dup_announces, 1);
+		else
+			load_count(&m->replaced, 1);
 		unsigned of = m->slots[hit].fg >> 16;
 		m->per_feeder[of < nf ? of : nf]--;
 	} else if (free_slot != SIZE_MAX) {
@@ -227,6 +231,7 @@ static void slot_clear(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, u
 			return;
 		}
 	}
+	load_count(&m->absent_withdraws, 1);
 }
 
 /* ---------------------------------------------------------------- UPDATE memo */

@@ -256,6 +256,15 @@ int load_report_json(struct load_ctx *ctx, const char *path)
 			(unsigned long long)r->prefixes,
 			r->ok && r->seconds > 0 ? (double)r->prefixes / r->seconds : 0.0);
 		json_str(f, r->note);
+		const struct load_mon_sums *ms = &r->mon;
+		fprintf(f, ", \"monitors_sum\": {\"bytes_in\": %llu, \"updates\": %llu, \"announces\": %llu, "
+			"\"withdraws\": %llu, \"dup_announces\": %llu, \"replaced\": %llu, "
+			"\"absent_withdraws\": %llu, \"nlri_per_update\": %.2f}",
+			(unsigned long long)ms->bytes, (unsigned long long)ms->updates,
+			(unsigned long long)ms->announces, (unsigned long long)ms->withdraws,
+			(unsigned long long)ms->dup, (unsigned long long)ms->replaced,
+			(unsigned long long)ms->absent,
+			ms->updates ? (double)(ms->announces + ms->withdraws) / (double)ms->updates : 0.0);
 		fputc('}', f);
 	}
 	fprintf(f, "\n  },\n  \"feeders\": [");
@@ -278,7 +287,8 @@ int load_report_json(struct load_ctx *ctx, const char *path)
 		fprintf(f, "%s\n    {\"index\": %u, \"name\": ", i ? "," : "", i);
 		json_str(f, p->name);
 		fprintf(f, ", \"held\": %llu, \"announces\": %llu, \"withdraws\": %llu, \"updates\": %llu, "
-			"\"eors\": %llu, \"bytes_in\": %llu, \"addpath_negotiated\": %s, "
+			"\"eors\": %llu, \"bytes_in\": %llu, \"dup_announces\": %llu, \"replaced\": %llu, "
+			"\"absent_withdraws\": %llu, \"addpath_negotiated\": %s, "
 			"\"untagged\": %llu, \"treat_as_withdraw\": %llu, \"parse_errors\": %llu, "
 			"\"addpath_overflow\": %llu, \"attr_mismatch_events\": %llu, \"churn_readvertised\": %llu, "
 			"\"verify\": {\"present\": %llu, \"missing\": %llu, \"extra\": %llu, \"wrong_feeder\": %llu, "
@@ -288,6 +298,8 @@ int load_report_json(struct load_ctx *ctx, const char *path)
 			(unsigned long long)atomic_load(&m->filled), (unsigned long long)atomic_load(&m->announces),
 			(unsigned long long)atomic_load(&m->withdraws), (unsigned long long)atomic_load(&m->updates),
 			(unsigned long long)atomic_load(&m->eors), (unsigned long long)atomic_load(&p->bytes_in),
+			(unsigned long long)atomic_load(&m->dup_announces), (unsigned long long)atomic_load(&m->replaced),
+			(unsigned long long)atomic_load(&m->absent_withdraws),
 			(p->sess.addpath_rx[0] || p->sess.addpath_rx[1]) ? "true" : "false",
 			(unsigned long long)m->unknown_tag, (unsigned long long)m->treat_withdraw,
 			(unsigned long long)m->parse_errors, (unsigned long long)m->overflow,
