@@ -118,7 +118,7 @@ static int cmd_summary(int argc, char **argv, struct ctl_out *out, void *arg)
 		   " bytes), %" PRIu64 " pending\n",
 		   fs.batches, fs.prefixes, fs.updates_encoded, fs.bytes_encoded, rs.journal_pending);
 	ctl_printf(out, "Slow readers: %" PRIu64 " pauses, %" PRIu64 " resyncs; ADD-PATH groups: %" PRIu64
-		   " pauses, %" PRIu64 " prefixes deferred now, %" PRIu64 " members reset for lagging\n",
+		   " pauses, %" PRIu64 " deferred entries now, %" PRIu64 " members reset for lagging\n",
 		   fs.pauses, fs.resyncs, fs.group_pauses, fs.ap_deferred, fs.ap_laggards);
 	return 0;
 }
@@ -435,7 +435,7 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 		ctl_json_kuint(out, "attribute_bytes", as.bytes);
 		ctl_json_kuint(out, "attribute_hash_bytes", as.hash_bytes);
 		ctl_json_kuint(out, "addpath_table_bytes", fs.adv_bytes);
-		ctl_json_kuint(out, "addpath_deferred_bytes", fs.ap_deferred * sizeof(void *));
+		ctl_json_kuint(out, "addpath_deferred_bytes", fs.ap_deferred * REFL_AP_DEFER_BYTES);
 		ctl_json_kuint(out, "output_queued_bytes", queued);
 		ctl_json_kuint(out, "allocated_bytes", alloc);
 		ctl_json_kuint(out, "active_bytes", active);
@@ -456,7 +456,7 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 		   as.hash_bytes);
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "ADD-PATH tables", "", fs.adv_bytes);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "ADD-PATH deferred", fs.ap_deferred,
-		   fs.ap_deferred * (uint64_t)sizeof(void *));
+		   fs.ap_deferred * (uint64_t)REFL_AP_DEFER_BYTES);
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "output queued (sum)", "", queued);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14s\n", "journal pending", rs.journal_pending, "");
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc allocated", "", alloc);

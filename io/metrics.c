@@ -334,7 +334,7 @@ char *metrics_render(struct daemon *d, size_t *len)
 	metric(&b, "ricochet_reflect_addpath_group_pauses_total", "counter",
 	       "ADD-PATH update groups paused for a slow member.", st.group_pauses);
 	metric(&b, "ricochet_reflect_addpath_deferred", "gauge",
-	       "Prefixes ADD-PATH groups deferred while paused, not yet sent.", st.ap_deferred);
+	       "Entries in ADD-PATH groups' deferred FIFOs (a prefix at most twice), not yet sent.", st.ap_deferred);
 	metric(&b, "ricochet_update_groups", "gauge", "Update groups.", st.groups);
 	family(&b, "ricochet_reflect_last_batch_seconds", "gauge", "Duration of the last batch.");
 	sb_printf(&b, "ricochet_reflect_last_batch_seconds %.9f\n", (double)st.last_batch_ns / 1e9);

@@ -201,9 +201,10 @@ static inline uint32_t out_path_id(const struct rib_path *p)
 /* The advertised word (see the top of this file): 1 + source peer index in
  * the low 17 bits (peer indexes are below RIB_MAX_PEERS = 65536),
  * ADV_NONCLIENT when the source was a non-client, which refl_export_ok never
- * gives to a non-client.  The 14 bits between are pending marks: bit b set
- * means the node waits in the deferred set of the ADD-PATH group that owns b
- * (struct refl_group pbit), so that set holds each node once. */
+ * gives to a non-client.  The 14 bits between are pending marks, two per
+ * ADD-PATH group (struct refl_group pbit, pbit2): the node has a first,
+ * respectively a second (last) entry in that group's deferred FIFO, so the
+ * FIFO holds each node at most twice. */
 #define ADV_NONCLIENT 0x80000000u
 #define ADV_PEER_MASK 0x0001FFFFu
 #define ADV_PEND_MASK 0x7FFE0000u
@@ -228,18 +229,24 @@ struct refl_group {
 	uint32_t n_members;
 	struct refl_bset bs;
 	/* ADD-PATH group backpressure (see "slow readers"): */
-	uint32_t pbit;                   /* its pending mark in the advertised word; 0 = none */
+	uint32_t pbit, pbit2;            /* its pending marks in the advertised word; 0 = none */
 	bool ap_paused;                  /* live changes go to `pend`, not to the members */
 	uint64_t ap_stall_ns;            /* since when deferred work waits for a member; 0 = not */
 	struct refl_gpend *pend;         /* the prefixes deferred, oldest first (NULL = none) */
 };
 
-/* A FIFO of pinned nodes in blocks of GP_BLOCK (see "slow readers"). */
-#define GP_BLOCK 8190
+/* A FIFO of pinned nodes in blocks of GP_BLOCK (64 KiB; see "slow
+ * readers"): a node pointer with GP_LAST set for a node's second entry, and
+ * for a first entry the tag of the path it was deferred for (low 16 bits of
+ * its out path id, 0 = none). */
+#define GP_BLOCK 6552
+_Static_assert(sizeof(uintptr_t) + sizeof(uint16_t) == REFL_AP_DEFER_BYTES, "deferred entry size");
+#define GP_LAST ((uintptr_t)1)
 struct gp_block {
 	struct gp_block *next;
 	uint32_t rd, wr;
-	struct rib_node *n[GP_BLOCK];
+	uintptr_t n[GP_BLOCK];
+	uint16_t tag[GP_BLOCK];
 };
 struct refl_gpend {
 	struct gp_block *head, *tail;
@@ -336,15 +343,18 @@ static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
 	*g = key;
 	refl_adv_init(&g->adv, g->addpath_n, r->o.attrs, &r->st.adv_bytes, &r->st.adv_spilled);
 	if (g->addpath_n) {
-		uint32_t free_bits = ADV_PEND_MASK & ~r->pbits;
-		if (free_bits) {
-			g->pbit = free_bits & (~free_bits + 1);
-			r->pbits |= g->pbit;
-		} else {
-			log_warn("reflect: more than 14 ADD-PATH update groups: group %u has no "
+		for (uint32_t b = ADV_PEND_MASK & (~ADV_PEND_MASK + 1); b & ADV_PEND_MASK; b <<= 2) {
+			if (!(r->pbits & (b | b << 1))) {
+				g->pbit = b;
+				g->pbit2 = b << 1;
+				r->pbits |= b | b << 1;
+				break;
+			}
+		}
+		if (!g->pbit)
+			log_warn("reflect: more than 7 ADD-PATH update groups: group %u has no "
 				 "group-level backpressure (its slow members are reset past %u MiB)",
 				 r->next_group_id, 256u);
-		}
 	}
 	g->id = r->next_group_id++;
 	g->next = r->groups;
@@ -382,7 +392,7 @@ static void group_remove_member(struct refl *r, struct peer *p)
 		free(g->bs.ht);
 		free(g->bs.e);
 		gpend_free(r, g);         /* before the table: the nodes' marks, references */
-		r->pbits &= ~g->pbit;
+		r->pbits &= ~(g->pbit | g->pbit2);
 		refl_adv_free(&g->adv);
 		while (g->cohorts)
 			cohort_free(g, g->cohorts);
@@ -409,30 +419,49 @@ static void group_remove_member(struct refl *r, struct peer *p)
  * advertised ids (struct refl_adv), which is the same for every member.  So
  * an ADD-PATH group is paused as a whole.  When its most loaded member has
  * more than AP_HIGH queued, the group stops taking live changes: each
- * changed prefix goes once (the node's pending mark, see ADV_PEND_MASK) into
- * the group's deferred FIFO, pinned like a pending-set entry, in journal
- * order.  When the most loaded member is below AP_LOW again, live changes
- * flow again and the deferred prefixes are taken a batch (o.batch) at a
- * time, each while that member stays below AP_LOW, through the code a live
- * change runs (addpath_node), encoded once and queued to every member.
+ * changed prefix goes into the group's deferred FIFO, pinned like a
+ * pending-set entry, in journal order, at most twice (the node's two
+ * pending marks, see ADV_PEND_MASK).  When the most loaded member is below
+ * AP_LOW again, the deferred entries are taken a batch (o.batch) at a time,
+ * each while that member stays below AP_LOW, through the code a live change
+ * runs (addpath_node), encoded once and queued to every member; changes go
+ * on into the FIFO until it is empty, so they keep their order.
  * That is correct whenever it runs: addpath_node diffs the prefix's current
  * paths against what the table says the members were sent, so a prefix
  * taken late sends exactly the withdrawals by id and announcements still
- * needed, and one that a live batch handled meanwhile (or that changed
- * back) sends nothing.
+ * needed, and one that changed back sends nothing.
+ * Why two entries: what packs UPDATEs is taking together the paths that
+ * share attributes and source, and those came together - a feeder sends the
+ * prefixes of one attribute set one after the other.  With one entry per
+ * prefix, at its first change, a prefix's later path (another feeder's, in
+ * that feeder's own order) was sent from the first feeder's position, among
+ * prefixes it shares nothing with: S3ap's monitors got 1.8 NLRI per deferred
+ * UPDATE against 5.6 live, 14 % more UPDATEs in all than with no pause
+ * (median of 5; up to 54 %; docs/BENCHMARKS.md, "Stop 13").  So a prefix's first change gives it a first entry, tagged with
+ * the path that change brought (the first of its top N the members do not
+ * have as it is); its second change a second, last entry at that change's
+ * position; later changes nothing more (the last entry reads them).  A first
+ * entry whose prefix still has a last one queued announces only the tagged
+ * path (addpath_node_tag, recorded by refl_adv_add); the last entry, or a
+ * first with none behind it, diffs the whole prefix.  A change of a prefix
+ * the journal already had queued (both feeders' paths before the drain) is
+ * one change: its paths still go out together.
  * Dumps of joining members are independent (they add to the table with
  * refl_adv_union, paced per member).  A family without ADD-PATH in such a
  * group is sent its current best as a resync sends it (announce, or
- * withdraw, to all but the source, which is sent a withdrawal).
+ * withdraw, to all but the source, which is sent a withdrawal), by the last
+ * entry of the prefix (a first entry with a last behind it sends nothing).
  *
  * Memory: the group's queued output stays near AP_HIGH plus one batch
- * instead of growing to OQ_HARD, and a deferred prefix costs 8 bytes however
- * often it changes.  The price: while one member is slow the others wait
- * for it.  A member that alone keeps the group waiting - the group has had
- * deferred work and that member above AP_LOW for AP_LAG_NS while every other
- * member is below AP_LOW - is reset with Cease/Out of Resources, as OQ_HARD
- * does (which stays the last resort, and the only rule for a group that got
- * no pending mark: more than 14 ADD-PATH groups).
+ * instead of growing to OQ_HARD, and a deferred prefix costs at most two
+ * entries (REFL_AP_DEFER_BYTES each) however often it changes.  The price:
+ * while one member is slow the others wait for it, and until the FIFO is
+ * empty every change reaches them through it.  A member that alone keeps
+ * the group waiting - the group has had deferred work and that member above
+ * AP_LOW for AP_LAG_NS while every other member is below AP_LOW - is reset
+ * with Cease/Out of Resources, as OQ_HARD does (which stays the last resort,
+ * and the only rule for a group that got no pending marks: more than 7
+ * ADD-PATH groups).
  *
  * AP_HIGH: S3ap (100 members, 2.56 M paths) peaked with about 145 MB of
  * shared output queued without it; see docs/BENCHMARKS.md, "Stop 12".
@@ -514,12 +543,15 @@ static void pending_free(struct refl *r, struct peer *p)
 	p->paused = false;
 }
 
-/* The deferred FIFO of an ADD-PATH group: a node goes in once (its mark
- * in the advertised word adv) and is pinned until taken. */
-static void gpend_add(struct refl *r, struct refl_group *g, struct rib_node *n, uint32_t *adv)
+static bool exportable(const struct refl *r, const struct rib_path *best, unsigned fam,
+		       const struct refl_group *g);
+
+/* The deferred FIFO of an ADD-PATH group (see "slow readers"): entry e of
+ * node n, pinned until taken.  A first entry (mark pbit) carries tag, a
+ * second one (mark pbit2) is GP_LAST. */
+static void gpend_push(struct refl *r, struct refl_group *g, struct rib_node *n, uintptr_t e,
+		       uint16_t tag)
 {
-	if (*adv & g->pbit)
-		return;
 	struct refl_gpend *q = g->pend;
 	if (!q && !(q = g->pend = calloc(1, sizeof(*q))))
 		log_fatal("reflect: out of memory");
@@ -535,19 +567,64 @@ static void gpend_add(struct refl *r, struct refl_group *g, struct rib_node *n, 
 			q->head = b;
 		q->tail = b;
 	}
-	*adv |= g->pbit;
 	rib_node_hold(n);
-	q->tail->n[q->tail->wr++] = n;
+	q->tail->tag[q->tail->wr] = tag;
+	q->tail->n[q->tail->wr++] = e;
 	q->used++;
 	r->st.ap_deferred++;
 }
 
-/* The oldest deferred node, its mark cleared; the caller releases it. */
-static struct rib_node *gpend_pop(struct refl *r, struct refl_group *g)
+/* The tag of a first entry: the first of the prefix's top N exportable paths
+ * that the members do not have as it is now (0 = none, or not ADD-PATH). */
+static uint16_t gpend_tag(struct refl *r, struct refl_group *g, struct rib_node *n, unsigned fam,
+			  const struct rib_pathset *ps)
+{
+	if (!ps || !g->addpath[fam])
+		return 0;
+	const struct refl_adv_slot *old = refl_adv_find(&g->adv, n);
+	uint8_t k = 0;
+	for (unsigned i = 0; i < ps->n && k < g->addpath_n; i++) {
+		const struct rib_path *p = &ps->p[i];
+		if (!exportable(r, p, fam, g))
+			continue;
+		k++;
+		uint32_t id = out_path_id(p);
+		if (!refl_adv_same(&g->adv, old, id, p->attr))
+			return (uint16_t)id;
+	}
+	return 0;
+}
+
+/*
+ * Node n changed while group g is paused (adv its advertised word, ps its
+ * paths): its first change gives it a first entry, tagged with the path it
+ * brought; its next one a second, last entry, at the position of that
+ * change; later ones nothing (the last entry, still queued, will read them).
+ */
+static void gpend_add(struct refl *r, struct refl_group *g, struct rib_node *n, unsigned fam,
+		      const struct rib_pathset *ps, uint32_t *adv)
+{
+	if (*adv & g->pbit2)
+		return;
+	if ((uintptr_t)n & GP_LAST)
+		log_fatal("reflect: RIB node %p is not aligned", (void *)n);
+	if (*adv & g->pbit) {
+		*adv |= g->pbit2;
+		gpend_push(r, g, n, (uintptr_t)n | GP_LAST, 0);
+	} else {
+		*adv |= g->pbit;
+		gpend_push(r, g, n, (uintptr_t)n, gpend_tag(r, g, n, fam, ps));
+	}
+}
+
+/* The oldest entry: its node, its mark cleared; *tag and *last say what it
+ * is.  The caller releases the node. */
+static struct rib_node *gpend_pop(struct refl *r, struct refl_group *g, uint16_t *tag, bool *last)
 {
 	struct refl_gpend *q = g->pend;
 	struct gp_block *b = q->head;
-	struct rib_node *n = b->n[b->rd++];
+	uintptr_t e = b->n[b->rd];
+	*tag = b->tag[b->rd++];
 	if (b->rd == b->wr) {
 		q->head = b->next;
 		if (!q->head)
@@ -556,7 +633,9 @@ static struct rib_node *gpend_pop(struct refl *r, struct refl_group *g)
 	}
 	q->used--;
 	r->st.ap_deferred--;
-	*rib_node_out_state(n) &= ~g->pbit;
+	struct rib_node *n = (struct rib_node *)(e & ~GP_LAST);
+	*last = e & GP_LAST;
+	*rib_node_out_state(n) &= ~(*last ? g->pbit2 : g->pbit);
 	return n;
 }
 
@@ -570,8 +649,10 @@ static void gpend_free(struct refl *r, struct refl_group *g)
 {
 	while (gpend_used(g)) {
 		size_t n = 0;
+		uint16_t tag;
+		bool last;
 		while (n < DUMP_STEP && gpend_used(g))
-			r->batch_rel[n++] = gpend_pop(r, g);
+			r->batch_rel[n++] = gpend_pop(r, g, &tag, &last);
 		rib_journal_release_n(r->o.rib, r->batch_rel, n);
 	}
 	free(g->pend);
@@ -928,18 +1009,57 @@ static uint64_t ap_group_tick(struct refl *r, struct refl_group *g)
 	return max;
 }
 
-/* A deferred prefix of ADD-PATH group g, sent as it is now (bucketed in g->bs). */
-static void group_node_now(struct refl *r, struct refl_group *g, struct rib_node *n)
+/*
+ * The first entry of a prefix that has a second one still queued: only the
+ * path it was deferred for (tag), if it is among the top N and the members
+ * do not have it as it is, is announced now, among the prefixes deferred
+ * next to it, which came with the same attributes from the same peer; the
+ * rest waits for the second entry, which diffs the whole prefix.
+ */
+static void addpath_node_tag(struct refl *r, struct refl_group *g, struct rib_node *node,
+			     const struct bgp_prefix *pfx, const struct rib_pathset *ps, uint16_t tag)
+{
+	if (!tag || !ps)
+		return;
+	const struct refl_adv_slot *old = refl_adv_find(&g->adv, node);
+	uint8_t k = 0;
+	for (unsigned i = 0; i < ps->n && k < g->addpath_n; i++) {
+		const struct rib_path *p = &ps->p[i];
+		if (!exportable(r, p, pfx->family, g))
+			continue;
+		k++;
+		uint32_t id = out_path_id(p);
+		if ((uint16_t)id != tag || refl_adv_same(&g->adv, old, id, p->attr))
+			continue;
+		struct bgp_prefix q = *pfx;
+		q.path_id = id;
+		bset_add(&g->bs, p->attr, p->peer, BK_ANNOUNCE, &q);
+		attr_ref(p->attr);       /* safe: the path set still holds its reference */
+		refl_adv_add(&g->adv, node, id, p->attr);
+		return;
+	}
+}
+
+/* A deferred entry of ADD-PATH group g (see gpend_add), sent as the prefix
+ * is now (bucketed in g->bs). */
+static void group_node_now(struct refl *r, struct refl_group *g, struct rib_node *n, uint16_t tag,
+			   bool last)
 {
 	struct bgp_prefix pfx;
 	rib_node_prefix(n, &pfx);
 	if (pfx.family >= BGP_FAM_COUNT || !g->fam[pfx.family])
 		return;
 	const struct rib_pathset *ps = rib_node_paths(n);
+	bool partial = !last && (*rib_node_out_state(n) & g->pbit2);
 	if (g->addpath[pfx.family]) {
-		addpath_node(r, g, n, &pfx, ps);
+		if (partial)
+			addpath_node_tag(r, g, n, &pfx, ps, tag);
+		else
+			addpath_node(r, g, n, &pfx, ps);
 		return;
 	}
+	if (partial)
+		return;                  /* the second entry sends the best */
 	/* a family without ADD-PATH: the current best, as a resync sends it */
 	const struct rib_path *best = ps && ps->n ? &ps->p[0] : NULL;
 	if (best && exportable(r, best, pfx.family, g)) {
@@ -965,8 +1085,10 @@ static void gpend_step(struct refl *r, struct refl_group *g)
 	size_t nrel = 0;
 	rcu_read_lock();
 	while (nrel < r->o.batch && gpend_used(g)) {
-		struct rib_node *n = gpend_pop(r, g);
-		group_node_now(r, g, n);
+		uint16_t tag;
+		bool last;
+		struct rib_node *n = gpend_pop(r, g, &tag, &last);
+		group_node_now(r, g, n, tag, last);
 		r->gp_rel[nrel++] = n;
 	}
 	encode_bset(r, g, &g->bs, RIB_PEER_NONE, NULL);
@@ -1022,6 +1144,13 @@ static void release_batch(struct refl *r, size_t n)
 	pthread_mutex_unlock(&rl->mu);
 }
 
+/* Does group g defer a change of a prefix of family fam?  While it is
+ * paused, and after that until its FIFO is empty (see "slow readers"). */
+static inline bool ap_defer(const struct refl_group *g, unsigned fam)
+{
+	return (g->ap_paused || gpend_used(g)) && g->fam[fam];
+}
+
 static void process_batch(struct refl *r, size_t n)
 {
 	uint64_t t0 = log_now_ns();
@@ -1056,8 +1185,8 @@ static void process_batch(struct refl *r, size_t n)
 		uint32_t old = *adv & ~ADV_PEND_MASK;
 		if (!ps || ps->n == 0) {
 			for (struct refl_group *g = r->groups; g; g = g->next) {
-				if (g->ap_paused && g->fam[pfx.family])
-					gpend_add(r, g, node, adv);
+				if (ap_defer(g, pfx.family))
+					gpend_add(r, g, node, pfx.family, NULL, adv);
 				else if (g->addpath_n && g->addpath[pfx.family])
 					addpath_node(r, g, node, &pfx, NULL);
 				else if (adv_sent_to(old, g))
@@ -1069,8 +1198,8 @@ static void process_batch(struct refl *r, size_t n)
 		const struct rib_path *best = &ps->p[0];
 		uint32_t src = best->peer;
 		for (struct refl_group *g = r->groups; g; g = g->next) {
-			if (g->ap_paused && g->fam[pfx.family]) {
-				gpend_add(r, g, node, adv);
+			if (ap_defer(g, pfx.family)) {
+				gpend_add(r, g, node, pfx.family, ps, adv);
 				continue;
 			}
 			if (g->addpath_n && g->addpath[pfx.family]) {

@@ -48,14 +48,18 @@ void refl_route_refresh(struct refl *r, struct peer *p, unsigned family);
 bool refl_export_ok(const struct refl *r, const struct rib_path *best, unsigned fam, uint8_t role,
 		    const bool *families);
 
+/* Bytes of one entry of an ADD-PATH group's deferred FIFO (node and tag). */
+#define REFL_AP_DEFER_BYTES 10
+
 struct refl_stats {
 	uint64_t batches, prefixes, updates_encoded, bytes_encoded, chunks, groups;
 	uint64_t dumps_done;
 	uint64_t pauses, resyncs;        /* slow readers paused / brought back */
 	uint64_t group_pauses;           /* ADD-PATH groups paused for a slow member */
 	uint64_t ap_laggards;            /* members reset for keeping an ADD-PATH group waiting */
-	uint64_t ap_deferred_sent;       /* deferred prefixes taken by ADD-PATH groups */
-	uint64_t ap_deferred;            /* prefixes deferred now, all ADD-PATH groups (8 B each) */
+	uint64_t ap_deferred_sent;       /* deferred entries taken by ADD-PATH groups */
+	uint64_t ap_deferred;            /* deferred entries now, all ADD-PATH groups (a prefix at
+					  * most twice per group, REFL_AP_DEFER_BYTES each) */
 	uint64_t last_batch_ns;
 	uint64_t adv_bytes;              /* ADD-PATH advertised-id tables, all groups */
 	uint64_t adv_spilled;            /* ADD-PATH ids a full table slot sent to the spill */

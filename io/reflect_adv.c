@@ -305,3 +305,34 @@ void refl_adv_union(struct refl_adv *t, struct rib_node *n, const uint32_t *ids,
 		}
 	}
 }
+
+void refl_adv_add(struct refl_adv *t, struct rib_node *n, uint32_t id, struct attr_set *a)
+{
+	struct refl_adv_slot *s = refl_adv_find(t, n);
+	for (unsigned j = 0; s && j < s->n; j++) {
+		if (s->ids[j] != id)
+			continue;
+		if (j < t->attrcap) {
+			struct attr_set **attr = adv_attr(t, s);
+			if (attr[j])
+				attr_unref(t->attrs, attr[j]);
+			attr[j] = a;
+		} else {
+			attr_unref(t->attrs, a);
+		}
+		return;
+	}
+	if (s && s->spilled && adv_spill_has(t, n, id)) {
+		attr_unref(t->attrs, a);
+		return;
+	}
+	if (!s)
+		s = adv_claim(t, n);
+	if (s->n < t->attrcap) {
+		s->ids[s->n] = id;
+		adv_attr(t, s)[s->n++] = a;
+		return;
+	}
+	attr_unref(t->attrs, a);
+	refl_adv_union(t, n, &id, 1);
+}

@@ -117,4 +117,15 @@ void refl_adv_set(struct refl_adv *t, struct rib_node *n, const uint32_t *ids,
  */
 void refl_adv_union(struct refl_adv *t, struct rib_node *n, const uint32_t *ids, uint8_t k);
 
+/*
+ * Every member was sent id of node n with attribute set a (the reference
+ * handed over to the table), and nothing else changed: the other ids of the
+ * entry stay as they are (an ADD-PATH group's partial deferred step, see
+ * "slow readers" in reflect.c).  The set is remembered where the entry has
+ * room for it (the first N positions); an id at a later position or in the
+ * spill, or added past N, stays "set unknown", so the next live change
+ * announces it again.
+ */
+void refl_adv_add(struct refl_adv *t, struct rib_node *n, uint32_t id, struct attr_set *a);
+
 #endif

@@ -6,8 +6,12 @@
  * several states of a prefix between two live changes - is withdrawn at the
  * prefix's next live change, never forgotten and never withdrawn twice.
  *
+ * A partial deferred step (refl_adv_add) records one id with its set and
+ * leaves the rest of the entry as it was.
+ *
  * The table is driven directly, as reflect.c's addpath_node (live change:
- * refl_adv_set) and dump_cb (refl_adv_union) drive it.  Nodes are keys only,
+ * refl_adv_set), dump_cb (refl_adv_union) and addpath_node_tag (a deferred
+ * first entry: refl_adv_add) drive it.  Nodes are keys only,
  * so fake addresses stand in for them.  Attribute sets are real (interned in
  * an attr_table): the teardown destroys the table, which aborts if the
  * references the ADD-PATH table took are not all released.
@@ -357,6 +361,52 @@ static void test_spill_through_growth_and_deletes(void **state)
 	assert_int_equal(f->t.used, NNODES / 2);
 }
 
+/* A deferred first entry sent one path (refl_adv_add): that id is now "the
+ * same" with its set, the others keep theirs, the next live change
+ * withdraws only what left; an id with no room for a set stays unknown. */
+static void test_add_one_id(void **state)
+{
+	struct fx *f = *state;               /* N = 2: ids 0..3, sets for the first 2 */
+	struct rib_node *n = NODE(2);
+	const uint32_t a[] = { 0xA };
+	struct attr_set *const at[] = { f->a1 };
+
+	attr_ref(f->a2);
+	refl_adv_add(&f->t, n, 0xB, f->a2);  /* a fresh entry */
+	const struct refl_adv_slot *s = refl_adv_find(&f->t, n);
+	assert_non_null(s);
+	assert_true(refl_adv_same(&f->t, s, 0xB, f->a2));
+
+	live(f, n, a, at, 1);                /* the members had only A: B withdrawn */
+	attr_ref(f->a2);
+	refl_adv_add(&f->t, n, 0xB, f->a2);  /* B sent again, A kept */
+	s = refl_adv_find(&f->t, n);
+	assert_int_equal(s->n, 2);
+	assert_true(refl_adv_same(&f->t, s, 0xA, f->a1));
+	assert_true(refl_adv_same(&f->t, s, 0xB, f->a2));
+	attr_ref(f->a1);
+	refl_adv_add(&f->t, n, 0xB, f->a1);  /* B's attributes changed: its set replaced */
+	s = refl_adv_find(&f->t, n);
+	assert_int_equal(s->n, 2);
+	assert_true(refl_adv_same(&f->t, s, 0xB, f->a1));
+	assert_false(refl_adv_same(&f->t, s, 0xB, f->a2));
+
+	attr_ref(f->a2);
+	refl_adv_add(&f->t, n, 0xC, f->a2);  /* past N: kept, set unknown */
+	s = refl_adv_find(&f->t, n);
+	assert_int_equal(s->n, 3);
+	assert_false(refl_adv_same(&f->t, s, 0xC, f->a2));
+
+	const uint32_t ca[] = { 0xC, 0xA };
+	struct attr_set *const ca_at[] = { f->a2, f->a1 };
+	struct gone g = live(f, n, ca, ca_at, 2);
+	const uint32_t want[] = { 0xB };
+	assert_gone_set(g, want, 1);
+	g = live(f, n, NULL, NULL, 0);
+	assert_gone_set(g, ca, 2);
+	assert_int_equal(f->spilled, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +419,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spill_many_ids_two_nodes, setup_n1, teardown),
 		cmocka_unit_test_setup_teardown(test_spill_through_growth_and_deletes, setup_n1,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_add_one_id, setup_n2, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
