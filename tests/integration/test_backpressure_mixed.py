@@ -36,7 +36,6 @@ Single-threaded, every wait bounded; exits 77 when not root or not built.
 
 import argparse
 import ipaddress
-import json
 import os
 import socket
 import struct
@@ -181,15 +180,7 @@ peer-ranges:
     speakers = []
 
     def ctl(*args):
-        try:
-            r = subprocess.run([cli, "-s", sock, "-t", "5", "--json"] + list(args),
-                               capture_output=True, text=True, timeout=8)
-        except subprocess.SubprocessError:
-            return {}
-        try:
-            return json.loads(r.stdout) if r.returncode == 0 else {}
-        except ValueError:
-            return {}
+        return H.ricochet_json(cli, sock, *args) or {}
 
     try:
         H.wait_until(lambda: os.path.exists(sock) and ctl("show", "summary"), 10,
