@@ -15,6 +15,12 @@
  * state read from the RIB (a later read is always at least as new).  Table
  * dumps for new sessions run on this thread too, interleaved with live
  * batches, which is why a peer can join its group before its dump finishes.
+ * Nothing here depends on the order in which different prefixes come out of
+ * the journal: each round takes the journal's live lane (UPDATEs) first and
+ * then at most bulk_batch prefixes of its bulk lane (sweeps), each as a batch
+ * of its own, and a prefix is handed over once with its state read then, in
+ * whichever lane it waited (everything below - the advertised word, paused
+ * members' pending sets, ADD-PATH ids and deferred FIFOs - is per prefix).
  *
  * The per-node advertised word (rib_node_out_state) holds 1 + the peer index
  * of the best path last advertised, 0 for nothing, plus ADV_NONCLIENT when
@@ -1551,11 +1557,24 @@ static void *refl_main(void *arg)
 			if (since < BATCH_GATHER_NS)
 				usleep((useconds_t)((BATCH_GATHER_NS - since) / 1000));
 		}
-		size_t n = rib_journal_drain(r->o.rib, r->batch, r->o.batch);
+		/*
+		 * The journal's live lane (UPDATEs' changes) in full, then a bounded
+		 * piece of its bulk lane (sweeps: a session's whole table going or
+		 * turning stale), as batches of their own: a change from an UPDATE
+		 * waits for at most one bulk piece, not for the whole sweep, and the
+		 * sweep still moves a piece every round however busy the live lane.
+		 */
+		size_t n = rib_journal_drain_lane(r->o.rib, RIB_JLANE_LIVE, r->batch, r->o.batch);
 		if (n) {
 			process_batch(r, n);
 			r->last_batch_end_ns = log_now_ns();
 		}
+		size_t nb = rib_journal_drain_lane(r->o.rib, RIB_JLANE_BULK, r->batch, r->o.bulk_batch);
+		if (nb) {
+			process_batch(r, nb);
+			r->last_batch_end_ns = log_now_ns();
+		}
+		n += nb;
 		bool dumping = false;
 		for (struct refl_group *g = r->groups; g; g = g->next) {
 			cohort_form(r, g);
@@ -1597,6 +1616,10 @@ struct refl *refl_create(const struct refl_opts *o)
 	r->o = *o;
 	if (!r->o.batch)
 		r->o.batch = 65536;
+	if (!r->o.bulk_batch)
+		r->o.bulk_batch = REFL_BULK_BATCH;
+	if (r->o.bulk_batch > r->o.batch)
+		r->o.bulk_batch = r->o.batch;
 	r->batch = calloc(r->o.batch, sizeof(*r->batch));
 	r->rel.batch = calloc(r->o.batch, sizeof(*r->rel.batch));
 	if (!r->rel.batch)

@@ -24,8 +24,11 @@ struct refl_opts {
 	uint32_t router_id;              /* host order */
 	uint32_t cluster_id;             /* host order */
 	uint32_t local_as;
-	size_t batch;                    /* prefixes per journal batch */
+	size_t batch;                    /* prefixes per journal batch (0: 65,536) */
+	size_t bulk_batch;               /* at most this many of the journal's bulk lane (sweeps)
+					  * per round, after the live lane (0: REFL_BULK_BATCH) */
 };
+#define REFL_BULK_BATCH 8192
 
 struct refl *refl_create(const struct refl_opts *o);
 void refl_start(struct refl *r);

@@ -82,6 +82,18 @@
  *   nodes stay allocated until released.  The consumer is woken only when a
  *   queue goes from empty to non-empty.
  *
+ *   Two lanes of RIB_JQUEUES queues each: a change made by a sweep
+ *   (rib_sweep_step, hence rib_withdraw_peer / rib_mark_peer_stale: a
+ *   session's whole table at once) is queued in the BULK lane, every other
+ *   change in the LIVE lane (the writer's thread-local rib_jbulk, set for
+ *   the length of a step, picks the lane).  The consumer may drain the lanes
+ *   separately (rib_journal_drain_lane) so that an UPDATE's change need not
+ *   wait behind hundreds of thousands of swept prefixes.  `queued` is per
+ *   node, not per lane, so a node is still on at most one queue: a node
+ *   already in the bulk lane that an UPDATE changes again stays there and is
+ *   handed over once, with its state read at drain time (promoting it would
+ *   need a second link per node, 16 bytes on every node of the table).
+ *
  * DIRECT INDEX (IPv4 lookups)
  *   Per slot (/16): `sbest`, the longest prefix shorter than /16 with paths covering the
  *   slot, and - once the slot holds rib_opts.lpm_index_min (default
@@ -290,7 +302,7 @@ struct rib_peer {
 #define RIB_JSTAMP_EVERY 256         /* sample one queued node in this many (per queue) */
 #define RIB_JSTAMP_RING  512         /* covers the last 128k nodes queued on one queue */
 #define RIB_JEMPTY_RING  32
-#define RIB_JQUEUES      8           /* journal queues; a writer thread uses one */
+#define RIB_JQUEUES      8           /* journal queues per lane; a writer thread uses one */
 
 /*
  * One journal queue.  The writer side (tail and count) and the consumer side
@@ -318,9 +330,9 @@ struct rib {
 	struct rib_peer **peer;          /* RIB_MAX_PEERS, lazily filled by the peer's thread */
 	unsigned jdepth;                 /* rib_opts.journal_depth */
 	uint64_t peer_index_bytes;       /* atomic */
-	/* journal: pending = sum of (seq - drained) over the queues */
-	struct rib_jq jq[RIB_JQUEUES];
-	unsigned jnext;                  /* consumer: the queue its next drain starts with */
+	/* journal: pending = sum of (seq - drained) over the queues of both lanes */
+	struct rib_jq jq[RIB_JLANES][RIB_JQUEUES];
+	unsigned jnext[RIB_JLANES];      /* consumer: per lane, the queue its next drain starts with */
 	pthread_mutex_t wmu;
 	pthread_cond_t wcv;
 	int wflag;
@@ -782,24 +794,29 @@ static uint64_t jq_batch_stamp(const struct rib_jq *q)
 uint64_t rib_journal_batch_stamp(struct rib *r)
 {
 	uint64_t oldest = 0;
-	for (unsigned i = 0; i < RIB_JQUEUES; i++) {
-		uint64_t ns = jq_batch_stamp(&r->jq[i]);
-		if (ns && (!oldest || ns < oldest))
-			oldest = ns;
-	}
+	for (unsigned l = 0; l < RIB_JLANES; l++)
+		for (unsigned i = 0; i < RIB_JQUEUES; i++) {
+			uint64_t ns = jq_batch_stamp(&r->jq[l][i]);
+			if (ns && (!oldest || ns < oldest))
+				oldest = ns;
+		}
 	return oldest;
 }
 
-/* The journal queue of the calling writer thread: handed out round-robin on
- * first use, so up to RIB_JQUEUES writer threads each have one to themselves. */
+/* The journal queue of the calling writer thread (in each lane): handed out
+ * round-robin on first use, so up to RIB_JQUEUES writer threads each have
+ * one to themselves.  rib_jbulk: the thread is in a sweep step, its changes
+ * go to the bulk lane (set and cleared by rib_sweep_step, which calls no
+ * other public function in between). */
 static unsigned rib_jq_next;
 static __thread unsigned rib_jq_mine = UINT32_MAX;
+static __thread bool rib_jbulk;
 
 static inline struct rib_jq *jq_mine(struct rib *r)
 {
 	if (caa_unlikely(rib_jq_mine == UINT32_MAX))
 		rib_jq_mine = __atomic_fetch_add(&rib_jq_next, 1, __ATOMIC_RELAXED) % RIB_JQUEUES;
-	return &r->jq[rib_jq_mine];
+	return &r->jq[rib_jbulk ? RIB_JLANE_BULK : RIB_JLANE_LIVE][rib_jq_mine];
 }
 
 /* Caller holds the node's stripe lock and has just published its new set. */
@@ -849,24 +866,49 @@ static size_t jq_drain(struct rib_jq *q, struct rib_node **out, size_t max)
 	return i;
 }
 
-/* The queues in turn, starting where the last drain stopped, so a busy queue
- * cannot starve the others. */
-size_t rib_journal_drain(struct rib *r, struct rib_node **out, size_t max)
+/* The queues of one lane in turn, starting where the lane's last drain
+ * stopped, so a busy queue cannot starve the others. */
+static size_t lane_drain(struct rib *r, unsigned lane, struct rib_node **out, size_t max)
 {
+	struct rib_jq *jq = r->jq[lane];
 	size_t got = 0;
-	unsigned start = r->jnext;
+	unsigned start = r->jnext[lane];
 	for (unsigned j = 0; j < RIB_JQUEUES; j++) {
 		unsigned qi = (start + j) % RIB_JQUEUES;
 		if (got == max) {
-			r->jq[qi].batch_first = 0;
+			jq[qi].batch_first = 0;
 			continue;
 		}
-		got += jq_drain(&r->jq[qi], out + got, max - got);
+		got += jq_drain(&jq[qi], out + got, max - got);
 		if (got == max)
-			r->jnext = qi;   /* may hold more: it goes first next time */
+			r->jnext[lane] = qi;   /* may hold more: it goes first next time */
 	}
 	if (got < max)
-		r->jnext = (start + 1) % RIB_JQUEUES;
+		r->jnext[lane] = (start + 1) % RIB_JQUEUES;
+	return got;
+}
+
+/* A lane this drain does not visit has no part in its batch stamp. */
+static void lane_unstamp(struct rib *r, unsigned lane)
+{
+	for (unsigned i = 0; i < RIB_JQUEUES; i++)
+		r->jq[lane][i].batch_first = 0;
+}
+
+size_t rib_journal_drain(struct rib *r, struct rib_node **out, size_t max)
+{
+	size_t got = lane_drain(r, RIB_JLANE_LIVE, out, max);
+	got += lane_drain(r, RIB_JLANE_BULK, out + got, max - got);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return got;
+}
+
+size_t rib_journal_drain_lane(struct rib *r, enum rib_jlane lane, struct rib_node **out, size_t max)
+{
+	if (lane >= RIB_JLANES)
+		log_fatal("rib: journal drain of bad lane %u", (unsigned)lane);
+	size_t got = lane_drain(r, lane, out, max);
+	lane_unstamp(r, lane == RIB_JLANE_LIVE ? RIB_JLANE_BULK : RIB_JLANE_LIVE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return got;
 }
@@ -899,16 +941,21 @@ void rib_node_hold(struct rib_node *n)
 		log_fatal("rib: node hold overflow");
 }
 
-uint64_t rib_journal_pending(struct rib *r)
+uint64_t rib_journal_pending_lane(struct rib *r, enum rib_jlane lane)
 {
 	uint64_t n = 0;
 	for (unsigned i = 0; i < RIB_JQUEUES; i++) {
 		/* drained first: a count read after it is at least as new (both only grow) */
-		uint64_t d = __atomic_load_n(&r->jq[i].drained, __ATOMIC_ACQUIRE);
-		uint64_t q = __atomic_load_n(&r->jq[i].seq, __ATOMIC_ACQUIRE);
+		uint64_t d = __atomic_load_n(&r->jq[lane][i].drained, __ATOMIC_ACQUIRE);
+		uint64_t q = __atomic_load_n(&r->jq[lane][i].seq, __ATOMIC_ACQUIRE);
 		n += q > d ? q - d : 0;
 	}
 	return n;
+}
+
+uint64_t rib_journal_pending(struct rib *r)
+{
+	return rib_journal_pending_lane(r, RIB_JLANE_LIVE) + rib_journal_pending_lane(r, RIB_JLANE_BULK);
 }
 
 void rib_journal_wait(struct rib *r, int timeout_ms)
@@ -1911,6 +1958,7 @@ uint64_t rib_sweep_step(struct rib *r, struct rib_sweep *s, size_t max)
 	size_t end = p->n[fam], stop = end - s->pos > max ? s->pos + max : end;
 	uint64_t hits = 0;
 	struct rib_stripe *held = NULL;
+	rib_jbulk = true;                /* this step's changes go to the bulk lane */
 	while (s->pos < stop) {
 		unsigned g = stop - s->pos < RIB_WARM_GROUP ? (unsigned)(stop - s->pos) : RIB_WARM_GROUP;
 		rkey_t k[RIB_WARM_GROUP];
@@ -1941,6 +1989,7 @@ uint64_t rib_sweep_step(struct rib *r, struct rib_sweep *s, size_t max)
 	}
 	if (held)
 		stripe_unlock(&held->lk);
+	rib_jbulk = false;
 	s->hits += hits;
 	if (s->pos >= p->n[fam])
 		sweep_end(r, s, p);
@@ -2550,8 +2599,9 @@ struct rib *rib_create(const struct rib_opts *o)
 		fam_init(&r->f[i], i);
 		r->f[i].dir_min = o->lpm_index_min ? o->lpm_index_min : RIB_DIR_MIN;
 	}
-	for (unsigned i = 0; i < RIB_JQUEUES; i++)
-		__cds_wfcq_init(&r->jq[i].head, &r->jq[i].tail);
+	for (unsigned l = 0; l < RIB_JLANES; l++)
+		for (unsigned i = 0; i < RIB_JQUEUES; i++)
+			__cds_wfcq_init(&r->jq[l][i].head, &r->jq[l][i].tail);
 	pthread_mutex_init(&r->wmu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);

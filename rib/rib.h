@@ -192,12 +192,36 @@ size_t rib_walk(struct rib *r, unsigned fam, const struct bgp_prefix *below,
 /* ---- the change journal (one consumer: the reflection thread) ---------- */
 
 /*
- * Take up to max changed prefixes.  Each prefix is handed over once however
- * often it changed since it was last drained; its state must be read (under
- * rcu_read_lock) after this returns.  Each returned node stays allocated until
- * rib_journal_release() is called for it.  Returns the count.
+ * The journal has two lanes.  Changes made by a sweep (rib_sweep_step and so
+ * rib_withdraw_peer / rib_mark_peer_stale: a whole session's table) are
+ * queued in the BULK lane, all others (rib_update*, rib_withdraw*) in the
+ * LIVE lane.  A prefix is in at most one lane at a time: one changed by an
+ * UPDATE while it waits in the bulk lane stays there (and is handed over
+ * once, its latest state read at drain time).  There is no order between
+ * the lanes, nor between the queues within a lane; a prefix's own changes
+ * are never reordered, since only its state at drain time is handed over.
+ */
+enum rib_jlane {
+	RIB_JLANE_LIVE,
+	RIB_JLANE_BULK,
+	RIB_JLANES
+};
+
+/*
+ * Take up to max changed prefixes, the live lane's first, then the bulk
+ * lane's (returns fewer than max only when both are empty).  Each prefix is
+ * handed over once however often it changed since it was last drained; its
+ * state must be read (under rcu_read_lock) after this returns.  Each
+ * returned node stays allocated until rib_journal_release() is called for
+ * it.  Returns the count.  Consumer thread only.
  */
 size_t rib_journal_drain(struct rib *r, struct rib_node **out, size_t max);
+/*
+ * rib_journal_drain from one lane only: what lets the consumer send UPDATEs'
+ * changes first and take a sweep's in bounded pieces (io/reflect.c).  Same
+ * contract; rib_journal_batch_stamp then dates this drain's prefixes only.
+ */
+size_t rib_journal_drain_lane(struct rib *r, enum rib_jlane lane, struct rib_node **out, size_t max);
 /* Done with a drained node: an empty node may now be unlinked and freed. */
 void rib_journal_release(struct rib *r, struct rib_node *n);
 /*
@@ -209,8 +233,8 @@ void rib_journal_release(struct rib *r, struct rib_node *n);
 void rib_journal_release_n(struct rib *r, struct rib_node *const *nodes, size_t n);
 /*
  * Approximate time (CLOCK_MONOTONIC ns, as log_now_ns) at which the oldest
- * prefix handed out by the last rib_journal_drain() was changed, or 0 when
- * unknown.  For propagation-latency metrics; consumer thread only.
+ * prefix handed out by the last rib_journal_drain() or
+ * rib_journal_drain_lane() was changed, or 0 when unknown.  For propagation-latency metrics; consumer thread only.
  */
 uint64_t rib_journal_batch_stamp(struct rib *r);
 /*
@@ -220,8 +244,10 @@ uint64_t rib_journal_batch_stamp(struct rib *r);
  * The reflection thread uses it to remember prefixes for a paused peer.
  */
 void rib_node_hold(struct rib_node *n);
-/* Number of prefixes waiting in the journal (approximate). */
+/* Number of prefixes waiting in the journal (approximate; any thread):
+ * both lanes, or one. */
 uint64_t rib_journal_pending(struct rib *r);
+uint64_t rib_journal_pending_lane(struct rib *r, enum rib_jlane lane);
 /*
  * Block until the journal is non-empty or timeout_ms passes (-1 forever) or
  * rib_journal_wake() is called.  Writers wake the consumer when the journal

@@ -855,6 +855,98 @@ static void test_journal(void **state)
 	attr_unref(f->at, a50);
 }
 
+/*
+ * The journal's two lanes: a sweep's changes go to the bulk lane, an
+ * UPDATE's to the live lane; each lane drains on its own, in bounded pieces;
+ * a prefix in the bulk lane that an UPDATE changes again stays there and is
+ * handed over once, with its latest state; rib_journal_drain takes the live
+ * lane first, then the bulk lane.
+ */
+static void test_journal_lanes(void **state)
+{
+	struct fx *f = *state;
+	struct rib *r = f->rib;
+	struct attr_set *a = mk_attr(f->at, 100), *b = mk_attr(f->at, 200);
+	enum { N = 40 };
+	for (unsigned i = 0; i < N; i++) {
+		struct bgp_prefix p = p4(61, 0, (uint8_t)i, 0, 24);
+		rib_update(r, &p, 8, a, 0);
+	}
+	assert_int_equal(rib_journal_pending_lane(r, RIB_JLANE_LIVE), N);
+	assert_int_equal(rib_journal_pending_lane(r, RIB_JLANE_BULK), 0);
+	drain_all(r);
+
+	/* half the table swept: bulk lane only */
+	struct rib_sweep s;
+	rib_sweep_begin(r, &s, 8, BGP_FAM_IPV4, RIB_SWEEP_WITHDRAW);
+	rib_sweep_step(r, &s, N / 2);
+	assert_false(s.done);
+	assert_int_equal(rib_journal_pending_lane(r, RIB_JLANE_BULK), N / 2);
+	assert_int_equal(rib_journal_pending_lane(r, RIB_JLANE_LIVE), 0);
+	/* an UPDATE on a swept prefix (already queued in bulk) and on a new one */
+	struct bgp_prefix swept = p4(61, 0, 3, 0, 24), fresh = p4(62, 0, 0, 0, 24);
+	rib_update(r, &swept, 9, b, 0);
+	rib_update(r, &fresh, 9, b, 0);
+	assert_int_equal(rib_journal_pending_lane(r, RIB_JLANE_BULK), N / 2);
+	assert_int_equal(rib_journal_pending_lane(r, RIB_JLANE_LIVE), 1);
+	assert_int_equal(rib_journal_pending(r), N / 2 + 1);
+
+	struct rib_node *buf[2 * N];
+	struct bgp_prefix x;
+	assert_int_equal(rib_journal_drain_lane(r, RIB_JLANE_LIVE, buf, 2 * N), 1);
+	rib_node_prefix(buf[0], &x);
+	assert_true(pfx_eq(&x, &fresh));
+	rib_journal_release(r, buf[0]);
+	assert_int_equal(rib_journal_drain_lane(r, RIB_JLANE_LIVE, buf, 2 * N), 0);
+	/* the bulk lane in pieces: each prefix once, the re-announced one with
+	 * its new path */
+	size_t got = 0, n;
+	unsigned seen_swept = 0;
+	while ((n = rib_journal_drain_lane(r, RIB_JLANE_BULK, buf, 7)) > 0) {
+		assert_true(n <= 7);
+		rcu_read_lock();
+		for (size_t i = 0; i < n; i++) {
+			rib_node_prefix(buf[i], &x);
+			const struct rib_pathset *ps = rib_node_paths(buf[i]);
+			if (pfx_eq(&x, &swept)) {
+				seen_swept++;
+				assert_non_null(ps);
+				assert_int_equal(ps->n, 1);
+				assert_int_equal(ps->p[0].peer, 9);
+			} else {
+				assert_null(ps);
+			}
+		}
+		rcu_read_unlock();
+		for (size_t i = 0; i < n; i++)
+			rib_journal_release(r, buf[i]);
+		got += n;
+	}
+	assert_int_equal(got, N / 2);
+	assert_int_equal(seen_swept, 1);
+	assert_int_equal(rib_journal_pending(r), 0);
+
+	/* the rest of the sweep and an UPDATE: rib_journal_drain takes the live
+	 * lane first, then fills up from the bulk lane */
+	rib_sweep_step(r, &s, SIZE_MAX);
+	assert_true(s.done);
+	struct bgp_prefix late = p4(62, 0, 1, 0, 24);
+	rib_update(r, &late, 9, b, 0);
+	assert_int_equal(rib_journal_pending_lane(r, RIB_JLANE_BULK), N / 2);
+	n = rib_journal_drain(r, buf, 5);
+	assert_int_equal(n, 5);
+	rib_node_prefix(buf[0], &x);
+	assert_true(pfx_eq(&x, &late));
+	for (size_t i = 0; i < n; i++)
+		rib_journal_release(r, buf[i]);
+	assert_int_equal(drain_all(r), N / 2 - 4);
+	rib_withdraw_peer(r, 9, BGP_FAM_COUNT, false);
+	assert_int_equal(rib_journal_pending_lane(r, RIB_JLANE_BULK), 3);
+	drain_all(r);
+	attr_unref(f->at, a);
+	attr_unref(f->at, b);
+}
+
 /* ---- withdraw_peer, stale, index compaction ----------------------------- */
 
 /*
@@ -1260,6 +1352,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_best_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_walk_resume_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_lanes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_withdraw_peer_stale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_withdraw_batch, setup, teardown),

@@ -342,9 +342,19 @@ static void *consumer(void *arg)
 	(void)arg;
 	rcu_register_thread();
 	struct rib_node *buf[128];
+	unsigned round = 0;
 	while (!stopped() && now_ns() < g_deadline_ns) {
 		rib_journal_wait(g_rib, 5);
-		size_t n = rib_journal_drain(g_rib, buf, 128);
+		/* as the reflection thread does: the live lane, then a piece of
+		 * the bulk lane (the writers' withdraw_peer / mark_stale); now and
+		 * then both at once */
+		size_t n;
+		if (++round % 4 == 0) {
+			n = rib_journal_drain(g_rib, buf, 128);
+		} else {
+			n = rib_journal_drain_lane(g_rib, RIB_JLANE_LIVE, buf, 96);
+			n += rib_journal_drain_lane(g_rib, RIB_JLANE_BULK, buf + n, 32);
+		}
 		rcu_read_lock();
 		for (size_t i = 0; i < n; i++) {
 			struct bgp_prefix q;
