@@ -30,6 +30,10 @@
  * from non-clients leaving must not cost every non-client a withdrawal of
  * every prefix - and tells when the source of the best path changed to a
  * group member that must now get a withdrawal of the path it received earlier.
+ * The word is per prefix, not per group: a group that did not negotiate the
+ * prefix's family is skipped outright (it was never sent the prefix, so it
+ * gets no withdrawal either; an IPv6-only client used to be sent every IPv4
+ * withdrawal).
  *
  * Threading: only the reflection thread runs the code below, except the
  * refl_peer_up/down/route_refresh entry points, which post events under
@@ -1191,6 +1195,8 @@ static void process_batch(struct refl *r, size_t n)
 		uint32_t old = *adv & ~ADV_PEND_MASK;
 		if (!ps || ps->n == 0) {
 			for (struct refl_group *g = r->groups; g; g = g->next) {
+				if (!g->fam[pfx.family])
+					continue;        /* never sent it: family not negotiated */
 				if (ap_defer(g, pfx.family))
 					gpend_add(r, g, node, pfx.family, NULL, adv);
 				else if (g->addpath_n && g->addpath[pfx.family])
@@ -1204,6 +1210,8 @@ static void process_batch(struct refl *r, size_t n)
 		const struct rib_path *best = &ps->p[0];
 		uint32_t src = best->peer;
 		for (struct refl_group *g = r->groups; g; g = g->next) {
+			if (!g->fam[pfx.family])
+				continue;                /* as above */
 			if (ap_defer(g, pfx.family)) {
 				gpend_add(r, g, node, pfx.family, ps, adv);
 				continue;
