@@ -580,6 +580,66 @@ int msg_notification_parse(const uint8_t *msg, size_t len, uint8_t *code, uint8_
 	return 0;
 }
 
+/* Length of the valid UTF-8 sequence at p (n octets left), 0 if invalid:
+ * shortest form only, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_seq(const uint8_t *p, size_t n)
+{
+	uint8_t c = p[0];
+	size_t len;
+	uint32_t cp, min;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF) {
+		len = 2; cp = c & 0x1F; min = 0x80;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3; cp = c & 0x0F; min = 0x800;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4; cp = c & 0x07; min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+int msg_shutdown_comm(uint8_t code, uint8_t subcode, const uint8_t *data, size_t data_len, char *out,
+		      size_t outlen)
+{
+	if (outlen)
+		out[0] = '\0';
+	if (code != BGP_ERR_CEASE || (subcode != 2 && subcode != 4) || data_len == 0 || data[0] == 0)
+		return 0;
+	size_t len = data[0];
+	if (len > data_len - 1)
+		return -1;
+	const uint8_t *p = data + 1;
+	size_t o = 0;
+	for (size_t i = 0; i < len && outlen;) {
+		size_t l = utf8_seq(p + i, len - i);
+		bool ok = l > 0 && (l > 1 || (p[i] >= 0x20 && p[i] != 0x7F));
+		size_t w = ok ? l : 1;
+		if (o + w >= outlen)
+			break;
+		if (ok)
+			memcpy(out + o, p + i, l);
+		else
+			out[o] = '?';
+		o += w;
+		i += ok ? l : 1;
+	}
+	if (outlen)
+		out[o] = '\0';
+	return 1;
+}
+
 size_t msg_route_refresh_encode(uint8_t *out, size_t cap, unsigned family, uint8_t subtype)
 {
 	if (cap < BGP_HDR_LEN + 4 || family >= BGP_FAM_COUNT)

@@ -136,6 +136,19 @@ size_t msg_notification_encode(uint8_t *out, size_t cap, uint8_t code, uint8_t s
 int msg_notification_parse(const uint8_t *msg, size_t len, uint8_t *code, uint8_t *subcode,
 			   const uint8_t **data, size_t *data_len);
 
+/*
+ * RFC 9003: the Shutdown Communication a Cease / Administrative Shutdown (2)
+ * or Administrative Reset (4) may carry (length octet, then up to 255 octets
+ * of UTF-8).  Writes it to out (NUL-terminated, truncated to outlen - 1) made
+ * safe to print: each invalid UTF-8 octet and each control character becomes
+ * '?', so a peer cannot put escape sequences in our logs or invalid text in
+ * our JSON.  Returns 1 with a message, 0 when there is none (other codes, no
+ * data, length 0), -1 when the length octet runs past the data (RFC 9003 s4:
+ * malformed; the caller logs that and shows no text).
+ */
+int msg_shutdown_comm(uint8_t code, uint8_t subcode, const uint8_t *data, size_t data_len, char *out,
+		      size_t outlen);
+
 size_t msg_route_refresh_encode(uint8_t *out, size_t cap, unsigned family, uint8_t subtype);
 /* 0 ok, -1 bad length (err: 7/1 per RFC 7313).  Unknown AFI/SAFI: ok with *family = NONE. */
 int msg_route_refresh_parse(const uint8_t *msg, size_t len, unsigned *family, uint8_t *subtype,

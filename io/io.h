@@ -143,7 +143,7 @@ struct peer {
 	bool rx_held;
 	uint64_t rx_held_ns;             /* since when */
 	struct log_ratelimit rl_malformed[PEER_MALFORMED_KINDS]; /* log_malformed(), by kind */
-	char last_error[96];
+	char last_error[160];              /* valid UTF-8 (a shutdown communication may be in it) */
 	struct peer_counters c;
 	struct log_ratelimit rl_limit;   /* "global route limit reached" */
 	uint64_t prefixes_accepted[BGP_FAM_COUNT];

@@ -1208,11 +1208,24 @@ static void handle_msg(struct peer *p, const uint8_t *msg, size_t len)
 		msg_notification_parse(msg, len, &code, &sub, &data, &dlen);
 		p->c.notif_in++;
 		p->c.notif_in_code[code <= 8 ? code : 0]++;
-		log_warn("peer %s: received NOTIFICATION %u/%u (%s / %s), %zu data octets",
+		char sc[256];
+		int scr = msg_shutdown_comm(code, sub, data, dlen, sc, sizeof(sc));
+		log_warn("peer %s: received NOTIFICATION %u/%u (%s / %s), %zu data octets%s%s%s",
 			 peer_name(p, nm, sizeof(nm)), code, sub, bgp_err_name(code), bgp_suberr_name(code, sub),
-			 dlen);
-		snprintf(p->last_error, sizeof(p->last_error), "received %s/%s", bgp_err_name(code),
-			 bgp_suberr_name(code, sub));
+			 dlen, scr == 1 ? ", shutdown communication \"" : "", scr == 1 ? sc : "",
+			 scr == 1 ? "\"" : scr < 0 ? ", malformed shutdown communication (length past the data): ignored" : "");
+		int pl = snprintf(p->last_error, sizeof(p->last_error), "received %s/%s", bgp_err_name(code),
+				  bgp_suberr_name(code, sub));
+		/* the text again, cut to what fits at a character boundary */
+		if (scr == 1 && pl > 0 && (size_t)pl + 5 < sizeof(p->last_error)) {
+			size_t room = sizeof(p->last_error) - (size_t)pl - 4;
+			msg_shutdown_comm(code, sub, data, dlen, sc, room);
+			size_t sl = strlen(sc);          /* <= room - 1: fits with the quotes */
+			char *w = p->last_error + pl;
+			memcpy(w, ": \"", 3);
+			memcpy(w + 3, sc, sl);
+			memcpy(w + 3 + sl, "\"", 2);
+		}
 		p->down_by_notification = true;
 		sess_run(p, (code == BGP_ERR_OPEN && sub == BGP_ERR_OPEN_VERSION) ? FSM_EV_NOTIF_VERSION_ERR
 										  : FSM_EV_NOTIF, NULL);

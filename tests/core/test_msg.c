@@ -637,6 +637,52 @@ static void test_truncations(void **state)
 	}
 }
 
+/* RFC 9003 Shutdown Communication: extracted only from Cease/2 and Cease/4,
+ * length checked, and made printable (invalid UTF-8 and control characters
+ * become '?', whole characters only when cut). */
+static int sc(uint8_t code, uint8_t sub, const char *bytes, size_t n, char *out, size_t outlen)
+{
+	return msg_shutdown_comm(code, sub, (const uint8_t *)bytes, n, out, outlen);
+}
+
+static void test_shutdown_comm(void **state)
+{
+	(void)state;
+	char out[64];
+	assert_int_equal(sc(BGP_ERR_CEASE, 2, "", 0, out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(sc(BGP_ERR_CEASE, 2, "\0", 1, out, sizeof(out)), 0);
+	assert_int_equal(sc(BGP_ERR_CEASE, 3, "\x03" "abc", 4, out, sizeof(out)), 0);
+	assert_int_equal(sc(BGP_ERR_HOLD, 2, "\x03" "abc", 4, out, sizeof(out)), 0);
+	assert_int_equal(sc(BGP_ERR_CEASE, 2, "\x0bmaintenance", 12, out, sizeof(out)), 1);
+	assert_string_equal(out, "maintenance");
+	/* subcode 4 too; octets after the message are ignored */
+	assert_int_equal(sc(BGP_ERR_CEASE, 4, "\x02okXYZ", 6, out, sizeof(out)), 1);
+	assert_string_equal(out, "ok");
+	/* valid UTF-8 kept as is: U+2713, U+00E9, U+1F600 */
+	const char *u = "\xe2\x9c\x93 \xc3\xa9 \xf0\x9f\x98\x80";
+	char m[32];
+	m[0] = (char)strlen(u);
+	memcpy(m + 1, u, strlen(u));
+	assert_int_equal(sc(BGP_ERR_CEASE, 2, m, 1 + strlen(u), out, sizeof(out)), 1);
+	assert_string_equal(out, u);
+	/* control characters (ESC, BEL, DEL, newline) */
+	assert_int_equal(sc(BGP_ERR_CEASE, 2, "\x0b\x1b[31mred\x07\x7f\n", 12, out, sizeof(out)), 1);
+	assert_string_equal(out, "?[31mred???");
+	/* invalid: stray continuation, overlong, surrogate, above U+10FFFF, truncated */
+	assert_int_equal(sc(BGP_ERR_CEASE, 2, "\x0e\x80\xc0\x80\xe0\x80\x80\xed\xa0\x80\xf4\x90\x80\x80\xe2", 15,
+			    out, sizeof(out)), 1);
+	assert_string_equal(out, "??????????????");
+	/* a length past the data is malformed (RFC 9003 s4): no text */
+	assert_int_equal(sc(BGP_ERR_CEASE, 2, "\x0a" "ab", 3, out, sizeof(out)), -1);
+	assert_string_equal(out, "");
+	/* cut to outlen at a character boundary */
+	assert_int_equal(sc(BGP_ERR_CEASE, 2, "\x07" "ab\xe2\x9c\x93" "cd", 8, out, 5), 1);
+	assert_string_equal(out, "ab");
+	assert_int_equal(sc(BGP_ERR_CEASE, 2, "\x07" "ab\xe2\x9c\x93" "cd", 8, out, 6), 1);
+	assert_string_equal(out, "ab\xe2\x9c\x93");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -651,6 +697,7 @@ int main(void)
 		cmocka_unit_test(test_notification_roundtrip),
 		cmocka_unit_test(test_route_refresh_roundtrip),
 		cmocka_unit_test(test_truncations),
+		cmocka_unit_test(test_shutdown_comm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

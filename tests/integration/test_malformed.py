@@ -950,6 +950,58 @@ def log_ratelimit_check(d, runner):
     return errs
 
 
+def shutdown_comm_check(d, runner):
+    """RFC 9003: the Shutdown Communication of a Cease/Administrative Shutdown
+    or Reset is shown in `show peers` (last_error) and logged, made safe to
+    print (invalid UTF-8 and control characters -> '?'); one whose length
+    runs past the data is logged as malformed and not shown.  The JSON must
+    stay valid UTF-8 whatever the peer sent."""
+    errs = []
+    text = "maintenance \u2713 back at 10:00".encode()
+    cases = [
+        ("text", 2, bytes([len(text)]) + text,
+         'received Cease/Administrative Shutdown: "maintenance \u2713 back at 10:00"'),
+        ("hostile", 4, bytes([10]) + b"\x1b[2J\xff\xc0\x80ok\n",
+         'received Cease/Administrative Reset: "?[2J???ok?"'),
+        ("length-past-data", 2, bytes([200]) + b"short", "received Cease/Administrative Shutdown"),
+        ("too-long-for-the-column", 2, bytes([255]) + "\u00e9".encode() * 127 + b"x", None),
+    ]
+    for name, sub, data, want in cases:
+        addr = runner.pick("ebgp")
+        sp = B.Speaker(addr, RR, timeout=3)
+        try:
+            sp.establish(PEER_AS)
+            sp.send(B.notification(6, sub, data))
+            sp.expect_notification(timeout=2)     # returns at the close
+        except (B.Closed, ConnectionError, TimeoutError, OSError):
+            pass
+        finally:
+            sp.close()
+        le = None
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            e = (d.peers() or {}).get(addr)
+            le = e.get("last_error") if e else None
+            if le and le.startswith("received Cease"):
+                break
+            time.sleep(0.05)
+        if want is not None and le != want:
+            errs.append(f"{name}: last_error {le!r}, want {want!r}")
+        if want is None:
+            # cut at a character boundary to the column's 159 octets
+            if not le or not le.startswith('received Cease/Administrative Shutdown: "\u00e9') \
+                    or not le.endswith('\u00e9"') or len(le.encode()) > 159:
+                errs.append(f"{name}: last_error {le!r}")
+    logs = "\n".join(d.log_lines())
+    if 'shutdown communication "maintenance \u2713 back at 10:00"' not in logs:
+        errs.append("the shutdown communication is not in the log")
+    if "malformed shutdown communication" not in logs:
+        errs.append("the malformed shutdown communication is not logged")
+    if "\x1b" in logs:
+        errs.append("an escape character reached the log")
+    return errs
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -987,6 +1039,11 @@ def main():
             r.checks.record("log: malformed input rate-limited per peer and kind", "; ".join(errs))
             if errs or a.verbose:
                 print(f"{'ok' if not errs else 'FAIL':4} log rate limit: {'; '.join(errs)}")
+            errs = shutdown_comm_check(d, r)
+            r.checks.record("RFC 9003 shutdown communication shown, sanitized, length checked",
+                            "; ".join(errs))
+            if errs or a.verbose:
+                print(f"{'ok' if not errs else 'FAIL':4} shutdown communication: {'; '.join(errs)}")
         print(f"malformed: {len(r.checks.results)} cases in {time.monotonic() - t0:.0f} s, "
               f"ricochetd RSS {rss0} kB -> {d.rss_kb()} kB{''.join(extra)}")
         rc = r.checks.summary(ok=d.alive())
