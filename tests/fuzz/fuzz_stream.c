@@ -117,6 +117,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t dl;
 			CHECK(msg_notification_parse(m, (size_t)n, &code, &sub, &d, &dl) == 0);
 			CHECK(d + dl == m + n);
+			/* RFC 9003 text: what is kept must be printable UTF-8, within the buffer */
+			char sc[64];
+			int r = msg_shutdown_comm(code, sub, d, dl, sc, sizeof(sc));
+			CHECK(r >= -1 && r <= 1);
+			size_t sl = strnlen(sc, sizeof(sc));
+			CHECK(sl < sizeof(sc));
+			for (size_t i = 0; i < sl; i++)
+				CHECK((uint8_t)sc[i] >= 0x20 && (uint8_t)sc[i] != 0x7F);
+			CHECK(r == 1 || sl == 0);
 			break;
 		}
 		case BGP_MSG_KEEPALIVE:
