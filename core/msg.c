@@ -580,9 +580,7 @@ int msg_notification_parse(const uint8_t *msg, size_t len, uint8_t *code, uint8_
 	return 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (n octets left), 0 if invalid:
- * shortest form only, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq(const uint8_t *p, size_t n)
+size_t msg_utf8_seq(const uint8_t *p, size_t n)
 {
 	uint8_t c = p[0];
 	size_t len;
@@ -623,7 +621,7 @@ int msg_shutdown_comm(uint8_t code, uint8_t subcode, const uint8_t *data, size_t
 	const uint8_t *p = data + 1;
 	size_t o = 0;
 	for (size_t i = 0; i < len && outlen;) {
-		size_t l = utf8_seq(p + i, len - i);
+		size_t l = msg_utf8_seq(p + i, len - i);
 		bool ok = l > 0 && (l > 1 || (p[i] >= 0x20 && p[i] != 0x7F));
 		size_t w = ok ? l : 1;
 		if (o + w >= outlen)

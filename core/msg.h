@@ -136,6 +136,12 @@ size_t msg_notification_encode(uint8_t *out, size_t cap, uint8_t code, uint8_t s
 int msg_notification_parse(const uint8_t *msg, size_t len, uint8_t *code, uint8_t *subcode,
 			   const uint8_t **data, size_t *data_len);
 
+/* Length of the valid UTF-8 sequence at p (n octets left, n >= 1), 0 if
+ * invalid: shortest form only, no surrogates, nothing above U+10FFFF.  Reads
+ * past p[0] only while the octets are continuation octets, so on a
+ * NUL-terminated string any n >= 4 is safe. */
+size_t msg_utf8_seq(const uint8_t *p, size_t n);
+
 /*
  * RFC 9003: the Shutdown Communication a Cease / Administrative Shutdown (2)
  * or Administrative Reset (4) may carry (length octet, then up to 255 octets

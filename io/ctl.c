@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/msg.h"
 #define CTL_CLIENT_IMPLEMENTATION
 #include "io/ctl.h"
 
@@ -203,12 +204,26 @@ void ctl_json_obj_close(struct ctl_out *o) { json_close(o, '{', '}'); }
 void ctl_json_arr_open(struct ctl_out *o) { json_open(o, '['); }
 void ctl_json_arr_close(struct ctl_out *o) { json_close(o, '[', ']'); }
 
+/* JSON is UTF-8: an octet that does not start a valid sequence is written
+ * as U+FFFD, so no string a peer or a file put in our structures can make
+ * the answer unreadable to a strict parser. */
 static void json_escaped(struct ctl_out *o, const char *s)
 {
 	const char *run = s;
 	ctl_write(o, "\"", 1);
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
+		if (c >= 0x80) {
+			size_t l = msg_utf8_seq((const uint8_t *)s, 4);
+			if (l) {
+				s += l - 1;
+				continue;
+			}
+			ctl_write(o, run, (size_t)(s - run));
+			ctl_write(o, "\\ufffd", 6);
+			run = s + 1;
+			continue;
+		}
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
 		ctl_write(o, run, (size_t)(s - run));

@@ -414,6 +414,15 @@ static void test_json_writer(void **state)
 	assert_string_equal(ctl_out_errmsg(o), "bad 7");
 	ctl_out_free(o);
 
+	/* invalid UTF-8 (stray continuation, overlong, surrogate, cut sequence)
+	 * becomes U+FFFD; valid sequences of every length pass as they are */
+	o = ctl_out_new(true);
+	ctl_json_str(o, "a\x80" "b\xc0\xaf" "c\xed\xa0\x80" "d\xe2\x9c" "e\xc3\xa9\xe2\x9c\x93\xf0\x9f\x98\x80\xe2");
+	d = ctl_out_data(o, &len);
+	assert_string_equal(d, "\"a\\ufffdb\\ufffd\\ufffdc\\ufffd\\ufffd\\ufffdd\\ufffd\\ufffde"
+			    "\xc3\xa9\xe2\x9c\x93\xf0\x9f\x98\x80\\ufffd\"");
+	ctl_out_free(o);
+
 	/* a long printf goes through the slow path */
 	o = ctl_out_new(false);
 	char longs[1000];
