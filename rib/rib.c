@@ -44,6 +44,13 @@
  *      - fill a short glue node: a full node with the same prefix and the
  *        same two children replaces it in its parent's link; a reader on
  *        the old one sees the same children (it had no paths either way).
+ *      The stores an insert makes all lie below every node that covers
+ *      its key ("covering start"): each node on the descent from the root
+ *      down to such a node C (len(C) <= len) is a prefix of C, hence of the
+ *      key, so the descent passes C without splitting or replacing anything
+ *      above it.  A writer that knows a linked C (under the stripe lock: an
+ *      IPv4 direct-index entry, below) may start the descent at C's child
+ *      link and makes exactly the stores the descent from the root would.
  *      A key and length never change after linking, and the child pointers of
  *      an unlinked node are never written again.  So any reader's traversal is
  *      a path through some valid tree (old or new), never a mix that skips or
@@ -118,7 +125,13 @@
  *   as before; a reader racing a writer sees either the entry before or
  *   after the change, i.e. the answer for a state just before or just after
  *   it.  A slot's table is built from its tree under the lock and published
- *   whole with one release store.
+ *   whole with one release store.  Under that lock the entries are exact,
+ *   so writers use them too: an update of a prefix that has paths finds its
+ *   node in one load, and a new prefix (len >= 16) inside a /24 whose entry
+ *   is a covering node starts its descent there ("covering start" above;
+ *   a node with paths is linked, and its entries are rewritten before it
+ *   can be pruned).  The warm pass (tree_warm) follows the same route
+ *   without the lock, as a hint.
  *
  * BEST PATH, INCREMENTALLY
  *   A path set remembers whether it is a fixed point of decide_sort
@@ -1067,6 +1080,7 @@ static bool node_has_peer(const struct rib_node *n, uint32_t peer)
 
 static struct rib_node *tree_lookup(struct rib_node *n, rkey_t k, unsigned len);
 static inline struct rib_node *dir_exact4(struct rib_fam *f, uint32_t a, unsigned len);
+static inline struct rib_node *dir_cover4(struct rib_fam *f, uint32_t a);
 
 /* Sort, deduplicate and drop entries where the peer has no path any more. */
 static void pidx_compact(struct rib *r, struct rib_peer *p, uint32_t peer, unsigned fam)
@@ -1416,8 +1430,20 @@ static int update_locked(struct rib *r, struct rib_stripe *st, unsigned fam, str
 	if (f->direct && len <= 24) {
 		uint32_t a = (uint32_t)(k >> 96);
 		n = dir_exact4(f, a, len);
-		if (n && (n->len != len || n->k4 != a))
+		if (n && (n->len != len || n->k4 != a)) {
+			/* a new prefix below a node with paths that covers it
+			 * (len >= 16: the entry is in this slot's tree): the
+			 * insert changes no link above that node ("covering
+			 * start" above), so the descent starts there */
+			if (len > n->len && len >= f->stride && cpl32(a, n->k4) >= n->len)
+				link = &n->ch[kbit(k, n->len)];
 			n = NULL;
+		}
+	} else if (f->direct && len >= f->stride) {
+		uint32_t a = (uint32_t)(k >> 96);
+		struct rib_node *c = dir_cover4(f, a);
+		if (c && cpl32(a, c->k4) >= c->len)
+			link = &c->ch[kbit(k, c->len)];
 	}
 	if (!n)
 		n = tree_get(r, st, fam, link, k, len);
@@ -1563,7 +1589,7 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 				/* the entry is also what a path appearing or going rewrites */
 				const uintptr_t *e = &d->e[(uint32_t)(k[j] >> 104) & 255];
 				__builtin_prefetch(e);
-				if (use_dir && len[j] <= 24) {
+				if (use_dir) {
 					ent[j] = e;
 					continue;
 				}
@@ -1577,6 +1603,11 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 		if (!ent[j])
 			continue;
 		cur[j] = (struct rib_node *)(rib_deref(*ent[j]) & ~RIB_DEEP);
+		if (!cur[j]) {
+			/* no prefix with paths covers the /24: from the root */
+			ent[j] = NULL;
+			cur[j] = root_get(&r->f[fam[j]], k[j], len[j]);
+		}
 		if (cur[j])
 			__builtin_prefetch(cur[j]);
 	}
@@ -1587,14 +1618,19 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 			if (!n)
 				continue;
 			if (ent[j] && (n->len != len[j] || node_key(n) != k[j])) {
-				/* the entry decides a longer or shorter prefix: descend */
 				ent[j] = NULL;
-				cur[j] = root_get(&r->f[fam[j]], k[j], len[j]);
-				if (cur[j]) {
-					__builtin_prefetch(cur[j]);
-					more = true;
+				if (n->len >= len[j] || kcpl(k[j], node_key(n)) < n->len) {
+					/* the entry decides a longer or other prefix:
+					 * descend from the root */
+					cur[j] = root_get(&r->f[fam[j]], k[j], len[j]);
+					if (cur[j]) {
+						__builtin_prefetch(cur[j]);
+						more = true;
+					}
+					continue;
 				}
-				continue;
+				/* it covers the prefix: descend from it, as the
+				 * locked pass will (update_locked) */
 			}
 			if (ent[j] || n->len >= len[j] || kcpl(k[j], node_key(n)) < n->len) {
 				struct rib_pathset *ps = rib_deref(n->ps);
@@ -2047,6 +2083,14 @@ static inline struct rib_node *dir_exact4(struct rib_fam *f, uint32_t a, unsigne
 	if (len < 16)
 		return rib_deref(f->sbest[slot]);
 	const struct rib_dir *d = slot_dir_of((uintptr_t)rib_deref(f->slots[slot]));
+	return d ? (struct rib_node *)(rib_deref(d->e[(a >> 8) & 255]) & ~RIB_DEEP) : NULL;
+}
+
+/* For an IPv4 /25../32 inside <a>/24 of a slot with an index: the node of
+ * the longest prefix /16../24 with paths covering that /24, or NULL. */
+static inline struct rib_node *dir_cover4(struct rib_fam *f, uint32_t a)
+{
+	const struct rib_dir *d = slot_dir_of((uintptr_t)rib_deref(f->slots[a >> 16]));
 	return d ? (struct rib_node *)(rib_deref(d->e[(a >> 8) & 255]) & ~RIB_DEEP) : NULL;
 }
 
