@@ -1571,7 +1571,7 @@ static inline void stripe_hold(struct rib_stripe **held, struct rib_stripe *st)
 /* 32, not 16 (Stop 13, S2 ingest): the daemon's RIB has no /24 tables, so
  * a new prefix's warm pass is a full descent of ~8-10 dependent misses in
  * a 5 M-route table; twice the lanes overlap twice the misses per level
- * (the core keeps more than 16 in flight) and a group's lines (~32 x 10)
+ * (if the core keeps that many in flight) and a group's lines (~32 x 10)
  * still fit the L1/L2 until its locked pass reads them. */
 #define RIB_WARM_GROUP 32
 static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const uint8_t *len,
