@@ -72,7 +72,12 @@
  *      each query, the loads of the single call in the same order, only
  *      interleaved with the other queries' loads and with prefetches of
  *      addresses loaded in the same read-side section; 1-3 cover each of
- *      them as they cover the single call ("batched lookups" below).
+ *      them as they cover the single call ("batched lookups" below).  One
+ *      exception, on a RIB without /24 tables: an exact lookup of a short
+ *      prefix starts its tree descent (the single call's second try) before
+ *      it has checked its hint (the first try) and keeps the hint's answer
+ *      if that is the prefix; each of the two is a sequence of loads of the
+ *      single call, covered as such, so either answer is one it could give.
  *
  * JOURNAL
  *   A writer whose change alters the best path or the multipath set (the
@@ -2112,18 +2117,23 @@ static inline struct rib_node *lookup_hint(struct rib_fam *f, rkey_t k, unsigned
 	return n && n->len == len && n->k4 == a && rib_deref(n->ps) ? n : NULL;
 }
 
+/* rib_lookup of the masked key k: usually the index points right at it;
+ * otherwise walk the tree */
+static struct rib_node *lookup_one(struct rib_fam *f, rkey_t k, unsigned len)
+{
+	struct rib_node *n = lookup_hint(f, k, len);
+	if (n)
+		return n;
+	n = tree_lookup(root_get(f, k, len), k, len);
+	return n && rib_deref(n->ps) ? n : NULL;
+}
+
 struct rib_node *rib_lookup(struct rib *r, const struct bgp_prefix *pfx)
 {
 	if (pfx->family >= BGP_FAM_COUNT || pfx->len > bgp_family_maxlen(pfx->family))
 		return NULL;
 	struct rib_fam *f = &r->f[pfx->family];
-	rkey_t k = key_from_addr(pfx->family, pfx->addr) & kmask(pfx->len);
-	/* usually the index points right at it; otherwise walk the tree */
-	struct rib_node *n = lookup_hint(f, k, pfx->len);
-	if (n)
-		return n;
-	n = tree_lookup(root_get(f, k, pfx->len), k, pfx->len);
-	return n && rib_deref(n->ps) ? n : NULL;
+	return lookup_one(f, key_from_addr(pfx->family, pfx->addr) & kmask(pfx->len), pfx->len);
 }
 
 static struct rib_node *tree_lpm(struct rib_node *n, rkey_t k, unsigned maxlen)
@@ -2293,9 +2303,254 @@ static unsigned lk_walks(struct lk_walk *wk, unsigned nw, struct rib_node **out,
 	return nw;
 }
 
+/*
+ * IPv4 batches on a family that never builds /24 tables (rib_opts
+ * lpm_index_min = RIB_LPM_INDEX_OFF, the daemon's RIB): every lookup is a
+ * descent of its slot's tree, so the stages above are passes that find
+ * nothing to do (the /24 entry, the indexed node) before the walks start.
+ * These paths start each descent as soon as its slot word is loaded (two
+ * passes over the group, then rounds), keep up to 2 * RIB_LK_GROUP walks in
+ * flight on long batches (the next group's slot words load while the last
+ * one's descents go on) and take every walk one node per round with the
+ * 32-bit step (on_path4: no bit scan).  A longest match that found nothing
+ * in its slot's tree reads the slot's short-prefix entry then (prefetched
+ * in the second pass: a line of a 512 KiB array) and checks that entry's
+ * node after the rounds, prefetched only then: the stages fetch that node
+ * for every lookup, and 9 in 10 do not need it.  Figures: "Stop 13" in
+ * docs/BENCHMARKS.md.
+ *
+ * Readers' safety: what a lookup loads, and in which order, is what the
+ * single call loads - rib_lookup: the sbest hint of a short prefix, then
+ * tree_lookup from root_get's root and the path set (a short prefix's walk
+ * starts before its hint is checked: argument 5's exception);
+ * rib_lookup_lpm: lpm_dir4 on a slot without a table, i.e. tree_lpm down
+ * the slot's tree, then the sbest entry and its path set, then (a writer
+ * changing it) lpm_tree - only later, interleaved with the other lookups'
+ * loads and with prefetches.  A slot word found tagged (a table: impossible
+ * while the option holds, but cheap to honour) sends that lookup to the
+ * single call.  A batch mixing families takes the stages.
+ */
+/* cpl32(a, k) >= len, without the bit scan: the bits above len agree */
+static inline bool on_path4(uint32_t a, uint32_t k, unsigned len)
+{
+	return ((uint64_t)(a ^ k) >> (32 - len)) == 0;
+}
+
+struct lk_w4 {
+	struct rib_node *n;              /* exact: the node to step; lpm: also */
+	struct rib_node *best;           /* lpm: deepest node with paths so far */
+	uint32_t a;                      /* the (masked) address */
+	uint32_t i;                      /* query index in the batch */
+	uint32_t len;                    /* exact: the prefix length */
+};
+#define RIB_LK_INFLIGHT (2 * RIB_LK_GROUP)
+
+/* One round of exact IPv4 descents: each walk one node further (tree_lookup's
+ * step), finished ones answered into out and dropped.  Returns the walks left. */
+static unsigned lk_round4(struct lk_w4 *wk, unsigned nw, struct rib_node **out)
+{
+	for (unsigned j = 0; j < nw;) {
+		struct lk_w4 *w = &wk[j];
+		struct rib_node *n = w->n;
+		uint32_t a = w->a;
+		unsigned nl = n->len;
+		bool on = on_path4(a, n->k4, nl);
+		if (nl < w->len && on) {
+			n = rib_deref(n->ch[(a >> (31 - nl)) & 1]);
+			if (n) {
+				w->n = n;
+				lk_prefetch_node(n, BGP_FAM_IPV4);
+				j++;
+				continue;
+			}
+		} else if (nl != w->len || !on || !rib_deref(n->ps)) {
+			n = NULL;
+		}
+		/* tree_lookup's end: n is the prefix (with paths), or it is not there */
+		out[w->i] = n;
+		*w = wk[--nw];
+	}
+	return nw;
+}
+
+static void lookup_batch_tree4(struct rib_fam *f, const struct bgp_prefix *pfx, size_t n,
+			       struct rib_node **out)
+{
+	struct lk_w4 wk[RIB_LK_INFLIGHT];
+	unsigned nw = 0;
+	for (size_t base = 0; base < n; base += RIB_LK_GROUP) {
+		unsigned g = n - base < RIB_LK_GROUP ? (unsigned)(n - base) : RIB_LK_GROUP;
+		const struct bgp_prefix *q = pfx + base;
+		uint32_t a[RIB_LK_GROUP];
+		/* the slot word (/16../32) or the short-prefix entry (/0../15) */
+		for (unsigned j = 0; j < g; j++) {
+			unsigned len = q[j].len;
+			a[j] = be32_load(q[j].addr) & (len ? ~0u << (32 - len) : 0);
+			if (len >= 16)
+				__builtin_prefetch(&f->slots[a[j] >> 16]);
+			else
+				__builtin_prefetch(&f->sbest[a[j] >> 16]);
+		}
+		/* start the descents from the slots' roots; a short prefix also
+		 * has its hint (rib_lookup's lookup_hint) prefetched, checked
+		 * after a round (most short prefixes are not their hint, and
+		 * their walks of the short-prefix tree are the longest) */
+		bool hints = false;
+		for (unsigned j = 0; j < g; j++) {
+			unsigned len = q[j].len;
+			if (len > 32) {
+				out[base + j] = NULL;
+				continue;
+			}
+			struct rib_node *root, *hint = NULL;
+			if (len < 16) {
+				hint = rib_deref(f->sbest[a[j] >> 16]);
+				if (hint) {
+					lk_prefetch_node(hint, BGP_FAM_IPV4);
+					hints = true;
+				}
+				root = rib_deref(f->shortroot);
+			} else {
+				uintptr_t v = (uintptr_t)rib_deref(f->slots[a[j] >> 16]);
+				if (v & RIB_SLOT_DIR) {
+					out[base + j] = lookup_one(f, (rkey_t)a[j] << 96, len);
+					continue;
+				}
+				root = (struct rib_node *)v;
+			}
+			if (!root) {
+				out[base + j] = NULL;
+				continue;
+			}
+			lk_prefetch_node(root, BGP_FAM_IPV4);
+			wk[nw++] = (struct lk_w4){ .n = root, .best = hint, .a = a[j],
+						   .i = (uint32_t)(base + j), .len = len };
+		}
+		if (nw)
+			nw = lk_round4(wk, nw, out);
+		/* the hints have had a round to arrive: a hint that is the prefix
+		 * answers its lookup, whose walk stops (a walk already over has
+		 * answered by itself) */
+		for (unsigned j = 0; hints && j < nw;) {
+			struct lk_w4 *w = &wk[j];
+			struct rib_node *nd = w->best;
+			w->best = NULL;
+			if (nd && nd->len == w->len && nd->k4 == w->a && rib_deref(nd->ps)) {
+				out[w->i] = nd;
+				*w = wk[--nw];
+				continue;
+			}
+			j++;
+		}
+		/* keep up to a group going while the next group's slot words load */
+		unsigned keep = base + g < n ? RIB_LK_INFLIGHT - RIB_LK_GROUP : 0;
+		while (nw > keep)
+			nw = lk_round4(wk, nw, out);
+	}
+}
+
+/* One round of IPv4 longest-match descents (tree_lpm's step down a slot's
+ * tree).  A finished walk with a match is answered; one without goes to fb
+ * with its slot's short-prefix entry, whose node is prefetched and checked
+ * later (lk_lpm_fallbacks).  Returns the walks left. */
+static unsigned lk_lround4(struct rib_fam *f, struct lk_w4 *wk, unsigned nw, struct rib_node **out,
+			   struct lk_w4 *fb, unsigned *nfb)
+{
+	for (unsigned j = 0; j < nw;) {
+		struct lk_w4 *w = &wk[j];
+		struct rib_node *n = w->n;
+		uint32_t a = w->a;
+		unsigned nl = n->len;
+		if (on_path4(a, n->k4, nl)) {
+			if (rib_deref(n->ps))
+				w->best = n;
+			if (nl < 32) {
+				n = rib_deref(n->ch[(a >> (31 - nl)) & 1]);
+				if (n) {
+					w->n = n;
+					lk_prefetch_node(n, BGP_FAM_IPV4);
+					j++;
+					continue;
+				}
+			}
+		}
+		if (w->best) {
+			out[w->i] = w->best;
+		} else {
+			/* lpm_dir4's rest: the slot's short-prefix entry */
+			n = rib_deref(f->sbest[a >> 16]);
+			if (n) {
+				lk_prefetch_node(n, BGP_FAM_IPV4);
+				w->n = n;
+				fb[(*nfb)++] = *w;
+			} else {
+				out[w->i] = NULL;
+			}
+		}
+		*w = wk[--nw];
+	}
+	return nw;
+}
+
+/* The short-prefix entries of walks that found nothing in their slot: the
+ * answer if it still has paths, else (a writer is changing it) the walk of
+ * both trees that lpm_dir4 falls back to. */
+static void lk_lpm_fallbacks(struct rib_fam *f, struct lk_w4 *fb, unsigned nfb, struct rib_node **out)
+{
+	for (unsigned j = 0; j < nfb; j++) {
+		struct rib_node *n = fb[j].n;
+		out[fb[j].i] = rib_deref(n->ps) ? n : lpm_tree(f, (rkey_t)fb[j].a << 96);
+	}
+}
+
+static void lpm_batch_tree4(struct rib_fam *f, const uint8_t *addrs, size_t stride, size_t n,
+			    struct rib_node **out)
+{
+	struct lk_w4 wk[RIB_LK_INFLIGHT], fb[RIB_LK_INFLIGHT + RIB_LK_GROUP];
+	unsigned nw = 0, nfb = 0;
+	for (size_t base = 0; base < n; base += RIB_LK_GROUP) {
+		unsigned g = n - base < RIB_LK_GROUP ? (unsigned)(n - base) : RIB_LK_GROUP;
+		uint32_t a[RIB_LK_GROUP];
+		for (unsigned j = 0; j < g; j++) {
+			a[j] = be32_load(addrs + (base + j) * stride);
+			__builtin_prefetch(&f->slots[a[j] >> 16]);
+		}
+		/* start the descents; the short-prefix entry is wanted only at
+		 * the end of a walk that found nothing, prefetch it now */
+		for (unsigned j = 0; j < g; j++) {
+			uintptr_t v = (uintptr_t)rib_deref(f->slots[a[j] >> 16]);
+			__builtin_prefetch(&f->sbest[a[j] >> 16]);
+			if (!v || (v & RIB_SLOT_DIR)) {
+				out[base + j] = lpm_dir4(f, a[j], v);
+				continue;
+			}
+			struct rib_node *root = (struct rib_node *)v;
+			lk_prefetch_node(root, BGP_FAM_IPV4);
+			wk[nw++] = (struct lk_w4){ .n = root, .a = a[j], .i = (uint32_t)(base + j) };
+		}
+		unsigned keep = base + g < n ? RIB_LK_INFLIGHT - RIB_LK_GROUP : 0;
+		while (nw > keep)
+			nw = lk_lround4(f, wk, nw, out, fb, &nfb);
+		/* fb holds at most what this group and the walks kept add */
+		if (nfb > RIB_LK_INFLIGHT - RIB_LK_GROUP || !keep) {
+			lk_lpm_fallbacks(f, fb, nfb, out);
+			nfb = 0;
+		}
+	}
+}
+
 void rib_lookup_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, struct rib_node **out)
 {
 	struct rib_fam *f = &r->f[BGP_FAM_IPV4];
+	if (f->dir_min == RIB_LPM_INDEX_OFF) {
+		size_t i = 0;
+		while (i < n && pfx[i].family == BGP_FAM_IPV4)
+			i++;
+		if (i == n) {
+			lookup_batch_tree4(f, pfx, n, out);
+			return;
+		}
+	}
 	struct lk_walk wk[RIB_LK_WALKS];
 	unsigned nw = 0;
 	for (size_t base = 0; base < n; base += RIB_LK_GROUP) {
@@ -2437,6 +2692,10 @@ void rib_lookup_lpm_batch(struct rib *r, unsigned fam, const uint8_t *addrs, siz
 		return;
 	}
 	struct rib_fam *f = &r->f[fam];
+	if (f->direct && f->dir_min == RIB_LPM_INDEX_OFF) {
+		lpm_batch_tree4(f, addrs, stride, n, out);
+		return;
+	}
 	if (!f->direct) {
 		for (size_t i = 0; i < n; i++)
 			out[i] = lpm_tree(f, key_from_addr(fam, addrs + i * stride));

@@ -574,6 +574,27 @@ static void check_batches(struct fx *f, const struct bgp_prefix *tab, size_t nta
 		rib_lookup_batch(f->rib, q, k, got);
 		for (size_t j = 0; j < k; j++)
 			assert_ptr_equal(got[j], rib_lookup(f->rib, &q[j]));
+		/* IPv4 only (a RIB without /24 tables has a path of its own for
+		 * these): table prefixes, the same with one bit of the prefix
+		 * flipped (mostly absent, their walks end on other prefixes of
+		 * the same length), random ones */
+		for (size_t j = 0; j < k; j++) {
+			unsigned c = rnd32(x) % 4;
+			if (c == 3) {
+				q[j] = rnd_pfx(x, BGP_FAM_IPV4);
+				continue;
+			}
+			do
+				q[j] = tab[rnd32(x) % ntab];
+			while (q[j].family != BGP_FAM_IPV4);
+			if (c == 2 && q[j].len) {
+				unsigned b = rnd32(x) % q[j].len;
+				q[j].addr[b / 8] ^= (uint8_t)(0x80u >> (b % 8));
+			}
+		}
+		rib_lookup_batch(f->rib, q, k, got);
+		for (size_t j = 0; j < k; j++)
+			assert_ptr_equal(got[j], rib_lookup(f->rib, &q[j]));
 		/* longest match, both families, addresses read with a stride */
 		for (unsigned fam = 0; fam < BGP_FAM_COUNT; fam++) {
 			for (size_t j = 0; j < k; j++)

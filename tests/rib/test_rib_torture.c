@@ -43,6 +43,7 @@ const char *__tsan_default_suppressions(void)
 #define NW        3                  /* writer threads */
 #define NR        2                  /* reader threads */
 #define RB        8                  /* queries per batched lookup */
+#define RBIG      80                 /* ... or, one batch in four, this many (> 64: two groups) */
 #define PPW       3                  /* peers per writer */
 #define NPFX      1500               /* prefix universe (both families) */
 #define NATTR     12
@@ -248,13 +249,18 @@ static void *reader(void *arg)
 		rcu_read_lock();
 		switch ((r >> 32) % 4) {
 		case 0: {
-			/* one exact lookup, or a batch of RB (either family) */
-			struct bgp_prefix qs[RB];
-			struct rib_node *got[RB];
-			unsigned nq = (r >> 36) & 1 ? RB : 1;
+			/* one exact lookup, or a batch of RB or RBIG (either family, or
+			 * p's family only: the IPv4-only batches of a RIB without
+			 * /24 tables take their own path) */
+			struct bgp_prefix qs[RBIG];
+			struct rib_node *got[RBIG];
+			unsigned nq = (r >> 36) & 1 ? ((r >> 38) & 3 ? RB : RBIG) : 1;
 			qs[0] = *p;
-			for (unsigned j = 1; j < nq; j++)
-				qs[j] = g_pfx[rnd(&s) % NPFX];
+			for (unsigned j = 1; j < nq; j++) {
+				do
+					qs[j] = g_pfx[rnd(&s) % NPFX];
+				while ((r >> 37) & 1 && qs[j].family != p->family);
+			}
 			if (nq == 1)
 				got[0] = rib_lookup(g_rib, p);
 			else
@@ -270,10 +276,10 @@ static void *reader(void *arg)
 			break;
 		}
 		case 1: {
-			/* one longest match, or a batch of RB in p's family */
-			uint8_t a[RB][16];
-			struct rib_node *got[RB];
-			unsigned nq = (r >> 36) & 1 ? RB : 1;
+			/* one longest match, or a batch of RB or RBIG in p's family */
+			uint8_t a[RBIG][16];
+			struct rib_node *got[RBIG];
+			unsigned nq = (r >> 36) & 1 ? ((r >> 38) & 3 ? RB : RBIG) : 1;
 			for (unsigned j = 0; j < nq; j++) {
 				const struct bgp_prefix *pj = p;
 				uint64_t rj = r;
@@ -504,9 +510,17 @@ static void *writer(void *arg)
 
 /* ---- the test ----------------------------------------------------------- */
 
+/* *state: the rib_opts.lpm_index_min to run with (the default, or
+ * RIB_LPM_INDEX_OFF as the daemon runs its RIB) */
 static void test_torture(void **state)
 {
-	(void)state;
+	uint32_t lpm_index_min = *(const uint32_t *)*state;
+	/* a second run in this process starts from nothing */
+	memset(g_model, 0, sizeof(g_model));
+	memset(g_ops, 0, sizeof(g_ops));
+	g_drained = 0;
+	g_stop = 0;
+	g_fail[0] = 0;
 	rcu_register_thread();
 	double secs = 3;
 	const char *e = getenv("RIB_TORTURE_SECONDS");
@@ -527,7 +541,8 @@ static void test_torture(void **state)
 		g_peers[i].addr.addr[3] = (uint8_t)i;
 	}
 	make_universe();
-	struct rib_opts o = { .attrs = g_at, .peers = g_peers, .decide = g_dopts };
+	struct rib_opts o = { .attrs = g_at, .peers = g_peers, .decide = g_dopts,
+			      .lpm_index_min = lpm_index_min };
 	g_rib = rib_create(&o);
 	g_deadline_ns = now_ns() + (uint64_t)(secs * 1e9);
 
@@ -613,8 +628,10 @@ static void test_torture(void **state)
 
 int main(void)
 {
+	static uint32_t idx_default = 0, idx_off = RIB_LPM_INDEX_OFF;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_torture),
+		cmocka_unit_test_prestate(test_torture, &idx_default),
+		cmocka_unit_test_prestate(test_torture, &idx_off),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
