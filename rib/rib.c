@@ -2373,7 +2373,7 @@ static unsigned lk_round4(struct lk_w4 *wk, unsigned nw, struct rib_node **out)
 	return nw;
 }
 
-static void lookup_batch_tree4(struct rib_fam *f, const struct bgp_prefix *pfx, size_t n,
+static __attribute__((noinline)) void lookup_batch_tree4(struct rib_fam *f, const struct bgp_prefix *pfx, size_t n,
 			       struct rib_node **out)
 {
 	struct lk_w4 wk[RIB_LK_INFLIGHT];
@@ -2503,7 +2503,7 @@ static void lk_lpm_fallbacks(struct rib_fam *f, struct lk_w4 *fb, unsigned nfb, 
 	}
 }
 
-static void lpm_batch_tree4(struct rib_fam *f, const uint8_t *addrs, size_t stride, size_t n,
+static __attribute__((noinline)) void lpm_batch_tree4(struct rib_fam *f, const uint8_t *addrs, size_t stride, size_t n,
 			    struct rib_node **out)
 {
 	struct lk_w4 wk[RIB_LK_INFLIGHT], fb[RIB_LK_INFLIGHT + RIB_LK_GROUP];
