@@ -158,7 +158,9 @@ struct rib_node *rib_lookup(struct rib *r, const struct bgp_prefix *pfx);   /* e
  * n exact lookups at once: out[i] gets what rib_lookup(r, &pfx[i]) would
  * (prefixes of any family, in any order).  Faster than n calls on tables that
  * do not fit in the caches: the dependent loads of up to 64 lookups are
- * overlapped (rib.c, "batched lookups").
+ * overlapped (rib.c, "batched lookups"; up to 128 on a RIB without /24
+ * tables, whose IPv4-only batches take a path of their own - a batch mixing
+ * families there takes the general one).
  */
 void rib_lookup_batch(struct rib *r, const struct bgp_prefix *pfx, size_t n, struct rib_node **out);
 struct rib_node *rib_lookup_lpm(struct rib *r, unsigned fam, const uint8_t *addr);
@@ -167,7 +169,7 @@ struct rib_node *rib_lookup_lpm(struct rib *r, unsigned fam, const uint8_t *addr
  * bytes by family; stride lets it read straight out of an array of structs),
  * result in out[i].  Same answers as rib_lookup_lpm; faster on big tables
  * because the dependent loads of up to 64 lookups are overlapped (rib.c,
- * "batched lookups").
+ * "batched lookups"; up to 128 for IPv4 on a RIB without /24 tables).
  */
 void rib_lookup_lpm_batch(struct rib *r, unsigned fam, const uint8_t *addrs, size_t stride,
 			  size_t n, struct rib_node **out);
