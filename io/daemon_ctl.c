@@ -118,7 +118,7 @@ static int cmd_summary(int argc, char **argv, struct ctl_out *out, void *arg)
 		   " bytes), %" PRIu64 " pending\n",
 		   fs.batches, fs.prefixes, fs.updates_encoded, fs.bytes_encoded, rs.journal_pending);
 	ctl_printf(out, "Slow readers: %" PRIu64 " pauses, %" PRIu64 " resyncs; ADD-PATH groups: %" PRIu64
-		   " pauses, %" PRIu64 " deferred entries now, %" PRIu64 " members reset for lagging\n",
+		   " pauses, %" PRIu64 " prefixes deferred now, %" PRIu64 " members reset for lagging\n",
 		   fs.pauses, fs.resyncs, fs.group_pauses, fs.ap_deferred, fs.ap_laggards);
 	return 0;
 }
@@ -433,9 +433,8 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 		ctl_json_kuint(out, "journal_pending", rs.journal_pending);
 		ctl_json_kuint(out, "attribute_sets", as.sets);
 		ctl_json_kuint(out, "attribute_bytes", as.bytes);
-		ctl_json_kuint(out, "attribute_hash_bytes", as.hash_bytes);
 		ctl_json_kuint(out, "addpath_table_bytes", fs.adv_bytes);
-		ctl_json_kuint(out, "addpath_deferred_bytes", fs.ap_deferred * REFL_AP_DEFER_BYTES);
+		ctl_json_kuint(out, "addpath_deferred_bytes", fs.ap_deferred * sizeof(void *));
 		ctl_json_kuint(out, "output_queued_bytes", queued);
 		ctl_json_kuint(out, "allocated_bytes", alloc);
 		ctl_json_kuint(out, "active_bytes", active);
@@ -452,11 +451,9 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", " of which /24 index", "", rs.lpm_index_bytes);
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "per-peer index", "", rs.peer_index_bytes);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "attribute sets", as.sets, as.bytes);
-	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", " their hash buckets", as.buckets,
-		   as.hash_bytes);
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "ADD-PATH tables", "", fs.adv_bytes);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "ADD-PATH deferred", fs.ap_deferred,
-		   fs.ap_deferred * (uint64_t)REFL_AP_DEFER_BYTES);
+		   fs.ap_deferred * (uint64_t)sizeof(void *));
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "output queued (sum)", "", queued);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14s\n", "journal pending", rs.journal_pending, "");
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc allocated", "", alloc);

@@ -307,7 +307,6 @@ char *metrics_render(struct daemon *d, size_t *len)
 	sb_printf(&b, "ricochet_memory_bytes{object=\"path_sets\"} %" PRIu64 "\n", rs.pathset_bytes);
 	sb_printf(&b, "ricochet_memory_bytes{object=\"peer_index\"} %" PRIu64 "\n", rs.peer_index_bytes);
 	sb_printf(&b, "ricochet_memory_bytes{object=\"attribute_sets\"} %" PRIu64 "\n", as.bytes);
-	sb_printf(&b, "ricochet_memory_bytes{object=\"attribute_hash\"} %" PRIu64 "\n", as.hash_bytes);
 	metric(&b, "ricochet_jemalloc_allocated_bytes", "gauge",
 	       "jemalloc stats.allocated.", je_stat("stats.allocated"));
 	metric(&b, "ricochet_jemalloc_resident_bytes", "gauge",
@@ -334,7 +333,7 @@ char *metrics_render(struct daemon *d, size_t *len)
 	metric(&b, "ricochet_reflect_addpath_group_pauses_total", "counter",
 	       "ADD-PATH update groups paused for a slow member.", st.group_pauses);
 	metric(&b, "ricochet_reflect_addpath_deferred", "gauge",
-	       "Entries in ADD-PATH groups' deferred FIFOs (a prefix at most twice), not yet sent.", st.ap_deferred);
+	       "Prefixes ADD-PATH groups deferred while paused, not yet sent.", st.ap_deferred);
 	metric(&b, "ricochet_update_groups", "gauge", "Update groups.", st.groups);
 	family(&b, "ricochet_reflect_last_batch_seconds", "gauge", "Duration of the last batch.");
 	sb_printf(&b, "ricochet_reflect_last_batch_seconds %.9f\n", (double)st.last_batch_ns / 1e9);

@@ -22,19 +22,6 @@
  *     never parses attributes.
  *   - Statistics are striped counters (one cache line per stripe) so the
  *     intern hot path does not bounce one shared line between all threads.
- *   - The table grows before its chains get long (attr_grow_check).  With
- *     node accounting, rculfhash's own policy only grows a large table when
- *     it holds 8 nodes per bucket, and each node on a chain is a cache miss:
- *     at 714k sets in 262k buckets an intern cost 700-840 ns, against ~430
- *     with one bucket per set.  Every ATTR_GROW_EVERY new sets a thread sums
- *     the counters; above two sets per bucket it asks for the largest power
- *     of two not above the count (so 1-2 sets per bucket, 16 bytes each:
- *     one set per bucket cost 12 MiB more at 600k sets for half a chain node
- *     less per lookup), once at a time, through call_rcu (cds_lfht_resize
- *     blocks and waits for grace periods, so it runs on the call_rcu thread,
- *     where rculfhash runs its own lazy resizes too, never on an I/O thread).
- *     Shrinking stays rculfhash's (below 1 set per 8 buckets), which our
- *     target never reaches.
  */
 #include <errno.h>
 #include <limits.h>
@@ -73,7 +60,6 @@ void __tsan_release(void *addr);
 #define ATTR_REF_MAX   (1u << 31)     /* more references than this = a leak or a bug */
 #define ATTR_STRIPES   16
 #define ATTR_HT_INIT   (1ul << 12)
-#define ATTR_GROW_EVERY 1024u         /* a thread checks the load every this many new sets */
 
 struct attr_ctr {
 	int64_t sets;
@@ -85,11 +71,6 @@ struct attr_ctr {
 struct attr_table {
 	struct cds_lfht *ht;
 	uint64_t seed;
-	/* growth (attr_grow_check); all three atomic */
-	unsigned long buckets;           /* what the last growth asked for */
-	unsigned long grow_to;           /* the pending growth's target */
-	int grow_busy;                   /* a growth is queued or running */
-	struct rcu_head grow_rcu;
 	struct attr_ctr ctr[ATTR_STRIPES];
 };
 
@@ -101,7 +82,6 @@ struct attr_key {
 
 static unsigned attr_next_stripe;
 static __thread unsigned attr_my_stripe = UINT_MAX;
-static __thread unsigned attr_born;   /* new sets made by this thread, any table */
 
 static struct attr_ctr *attr_ctr(struct attr_table *t)
 {
@@ -301,7 +281,6 @@ struct attr_table *attr_table_create(void)
 		seed = (uint64_t)ts.tv_nsec * ATTR_K1 ^ (uint64_t)(uintptr_t)t;
 	}
 	t->seed = seed;
-	t->buckets = ATTR_HT_INIT;
 	t->ht = cds_lfht_new(ATTR_HT_INIT, ATTR_HT_INIT, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
 			     NULL);
 	if (!t->ht)
@@ -319,8 +298,6 @@ void attr_table_destroy(struct attr_table *t)
 	if (st.sets != 0)
 		log_fatal("attr: table destroyed with %llu live attribute sets",
 			  (unsigned long long)st.sets);
-	/* a growth still queued on the call_rcu thread uses t->ht */
-	rcu_barrier();
 	if (cds_lfht_destroy(t->ht, NULL) != 0)
 		log_fatal("attr: attribute hash table not empty at destroy");
 	/* Sets released just before are freed by call_rcu; wait for them so the
@@ -355,39 +332,6 @@ static bool attr_tryref(struct attr_set *a)
 	} while (!__atomic_compare_exchange_n(&a->refcnt, &v, v + 1, true, __ATOMIC_ACQUIRE,
 					      __ATOMIC_RELAXED));
 	return true;
-}
-
-/* On the call_rcu thread, outside any read-side section. */
-static void attr_grow_cb(struct rcu_head *h)
-{
-	struct attr_table *t = caa_container_of(h, struct attr_table, grow_rcu);
-	unsigned long to = __atomic_load_n(&t->grow_to, __ATOMIC_ACQUIRE);
-
-	cds_lfht_resize(t->ht, to);
-	__atomic_store_n(&t->buckets, to, __ATOMIC_RELAXED);
-	__atomic_store_n(&t->grow_busy, 0, __ATOMIC_RELEASE);
-}
-
-/* Called after this thread made a new set: every ATTR_GROW_EVERY of them,
- * queue a growth if the table holds more sets than buckets. */
-static void attr_grow_check(struct attr_table *t)
-{
-	if (caa_likely(++attr_born % ATTR_GROW_EVERY != 0))
-		return;
-	int64_t sets = 0;
-	for (unsigned i = 0; i < ATTR_STRIPES; i++)
-		sets += __atomic_load_n(&t->ctr[i].sets, __ATOMIC_RELAXED);
-	if (sets <= 2 * (int64_t)__atomic_load_n(&t->buckets, __ATOMIC_RELAXED))
-		return;
-	int idle = 0;
-	if (!__atomic_compare_exchange_n(&t->grow_busy, &idle, 1, false, __ATOMIC_ACQUIRE,
-					 __ATOMIC_RELAXED))
-		return;                 /* one growth at a time */
-	unsigned long to = 1;
-	while (2 * to <= (unsigned long)sets)
-		to <<= 1;                /* 1-2 sets per bucket */
-	__atomic_store_n(&t->grow_to, to, __ATOMIC_RELEASE);
-	call_rcu(&t->grow_rcu, attr_grow_cb);
 }
 
 struct attr_set *attr_intern(struct attr_table *t, const struct bgp_nexthop *nh,
@@ -441,7 +385,6 @@ struct attr_set *attr_intern(struct attr_table *t, const struct bgp_nexthop *nh,
 			__atomic_fetch_add(&c->sets, 1, __ATOMIC_RELAXED);
 			__atomic_fetch_add(&c->bytes, (int64_t)malloc_usable_size(a), __ATOMIC_RELAXED);
 			rcu_read_unlock();
-			attr_grow_check(t);
 			return a;
 		}
 		/* Lost the race: use the winner unless it is already dying. */
@@ -540,6 +483,4 @@ void attr_table_stats(struct attr_table *t, struct attr_stats *st)
 	st->bytes = bytes > 0 ? (uint64_t)bytes : 0;
 	st->interns = interns;
 	st->hits = hits;
-	st->buckets = __atomic_load_n(&t->buckets, __ATOMIC_RELAXED);
-	st->hash_bytes = st->buckets * sizeof(struct cds_lfht_node);
 }

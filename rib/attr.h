@@ -102,8 +102,6 @@ struct attr_stats {
 	uint64_t bytes;                  /* bytes held by them (allocation sizes) */
 	uint64_t interns;                /* attr_intern calls */
 	uint64_t hits;                   /* of which found an existing set */
-	uint64_t buckets;                /* hash buckets last grown to (attr.c: growth) */
-	uint64_t hash_bytes;             /* their memory: one bucket node each */
 };
 void attr_table_stats(struct attr_table *t, struct attr_stats *st);
 
