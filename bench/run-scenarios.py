@@ -17,6 +17,11 @@ thread per run; every daemon is our child and is killed at the end of its run
     bench/run-scenarios.py --dry-run             # write every configuration, run nothing
     bench/run-scenarios.py --verify              # each daemon's config takes BGP sessions
     bench/run-scenarios.py --scale 0.01          # same shapes, 1% of the routes
+    bench/run-scenarios.py -s S2 -d ricochetd --alt new=../wt/build/io/ricochetd  # A/B two builds
+
+Runs go in rounds (run 1 of every daemon, then run 2 of every daemon, ...), so
+that a drift of this shared machine falls on every daemon alike; the table
+gives the median and, with several runs, the range of the convergence times.
 
 Binaries: $RICOCHETD (default BUILD/io/ricochetd), $RICOCHET_LOAD
 (BUILD/bench/ricochet-load), $RICOCHET_NULLRELAY (BUILD/bench/ricochet-nullrelay),
@@ -29,6 +34,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -86,6 +92,10 @@ def parse_args():
                     help="comma-separated scenario names (below), and/or 'micro' for the "
                          "Google Benchmark micro-benchmarks")
     ap.add_argument("-d", "--daemons", default=",".join(DAEMONS))
+    ap.add_argument("--alt", action="append", default=[], metavar="LABEL=PATH",
+                    help="also run the ricochetd binary at PATH, as daemon ricochetd:LABEL, in "
+                         "the same interleaved rounds (A/B of two builds; its other/ricochetd "
+                         "column is its time divided by the main binary's)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--limit", type=float, default=300, help="seconds per daemon, scenario and run")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -116,7 +126,26 @@ def parse_args():
     for d in a.daemons:
         if d not in DAEMONS:
             ap.error(f"unknown daemon {d}")
+    a.alt_bins = {}
+    for spec in a.alt:
+        label, _, path = spec.partition("=")
+        if not label or not path or not re.fullmatch(r"[A-Za-z0-9_.-]+", label):
+            ap.error(f"--alt {spec}: want LABEL=PATH, LABEL of letters, digits, . _ -")
+        a.alt_bins[f"ricochetd:{label}"] = path
+        a.daemons.append(f"ricochetd:{label}")
     return a
+
+
+def kind_of(daemon):
+    """The daemon's kind: an --alt binary (ricochetd:LABEL) is a ricochetd."""
+    return daemon.partition(":")[0]
+
+
+def bins_for(a, bins, daemon):
+    """The binaries for this daemon: an --alt one swaps in its ricochetd."""
+    if daemon in a.alt_bins:
+        return dict(bins, ricochetd=a.alt_bins[daemon])
+    return bins
 
 
 def knobs_for(a, scen):
@@ -269,13 +298,15 @@ class Sampler(threading.Thread):
 def run_once(a, bins, daemon, scen, k, rundir):
     """Start daemon, drive it, return a dict of figures (or a 'failed' reason)."""
     res = {"daemon": daemon, "scenario": scen}
-    with H.Harness(keep=a.verbose, verbose=a.verbose, prefix=f"rb-{scen}-{daemon}-") as h:
+    kind, bins = kind_of(daemon), bins_for(a, bins, daemon)
+    tag = daemon.replace(":", "-")
+    with H.Harness(keep=a.verbose, verbose=a.verbose, prefix=f"rb-{scen}-{tag}-") as h:
         wd = h.dir("daemon")
         peers = make_peers(a, k)
-        argv = gen_config(daemon, peers, wd, bins, a.limit)
+        argv = gen_config(kind, peers, wd, bins, a.limit)
         if H.port_in_use("127.0.0.1", 179):
             H.wait_until(lambda: not H.port_in_use("127.0.0.1", 179), 15, "127.0.0.1:179 free")
-        proc = h.spawn(daemon, argv, wd)
+        proc = h.spawn(tag, argv, wd)
         try:
             H.wait_until(lambda: (proc.alive() or (_ for _ in ()).throw(
                 H.HarnessError(f"{daemon} exited: {proc.tail(5)}"))) and
@@ -284,9 +315,9 @@ def run_once(a, bins, daemon, scen, k, rundir):
             res["failed"] = f"did not start: {e}"
             _save_logs(wd, rundir)
             return res
-        post_start(daemon, wd)
+        post_start(kind, wd)
         mem_ctl = None
-        if daemon == "ricochetd":
+        if kind == "ricochetd":
             cli = os.path.join(os.path.dirname(os.path.abspath(bins["ricochetd"])), "ricochet")
             if os.path.exists(cli):
                 mem_ctl = (cli, os.path.join(wd, "ricochet.sock"))
@@ -295,7 +326,7 @@ def run_once(a, bins, daemon, scen, k, rundir):
         samp.start()
         out_json = os.path.join(rundir, "load.json")
         out_tl = os.path.join(rundir, "timeline.tl")
-        largv = load_argv(bins, k, out_json, out_tl, a.limit, daemon, a.load_args, a.verify_attrs)
+        largv = load_argv(bins, k, out_json, out_tl, a.limit, kind, a.load_args, a.verify_attrs)
         with open(os.path.join(rundir, "command"), "w") as f:
             f.write(" ".join(largv) + "\n")
         t0 = time.monotonic()
@@ -441,6 +472,9 @@ def aggregate(runs):
         if isinstance(agg["convergence_s"], (int, float)) and len(fails) == len(runs):
             agg["convergence_s"] = None
     agg["runs"] = len(runs)
+    conv = [r["convergence_s"] for r in runs if isinstance(r.get("convergence_s"), (int, float))]
+    if len(conv) > 1:
+        agg["convergence_min_s"], agg["convergence_max_s"] = min(conv), max(conv)
     # median run (by convergence) supplies the timeline for the plot
     ok = [r for r in runs if isinstance(r.get("convergence_s"), (int, float))]
     if ok:
@@ -455,6 +489,8 @@ def fmt(v, unit=""):
     if isinstance(v, str):
         return v
     if unit == "s":
+        if v < 0.1:
+            return f"{v * 1000:.2f} ms"
         return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f} s"
     if unit == "MiB":
         return f"{v:.0f} MiB"
@@ -491,7 +527,13 @@ def table(results, scenarios, daemons):
                               + (f", restored {g['rss_after_restore_mib']:.0f} MiB"
                                  if isinstance(g.get("rss_after_restore_mib"), (int, float)) else "")
                               + ")")
-            rows.append([s, d, fmt(conv, "s"), fmt(g.get("withdraw_s"), "s"),
+            cell = fmt(conv, "s")
+            if isinstance(g.get("convergence_min_s"), (int, float)):
+                lo, hi = g["convergence_min_s"], g["convergence_max_s"]
+                cell += (f" ({lo * 1000:.2f}-{hi * 1000:.2f} ms)" if hi < 0.1 else
+                         f" ({lo * 1000:.0f}-{hi * 1000:.0f} ms)" if hi < 1 else
+                         f" ({lo:.2f}-{hi:.2f} s)")
+            rows.append([s, d, cell, fmt(g.get("withdraw_s"), "s"),
                          fmt(g.get("cpu_s")), fmt(g.get("peak_rss_mib"), "MiB"),
                          f"{sp:.1f}x" if sp else "-",
                          f"{ratio(conv, nr):.1f}x" if ratio(conv, nr) else "-",
@@ -555,14 +597,15 @@ def verify(a, bins):
     for feeders/monitors and reflect a route with RR attributes."""
     ok_all = True
     for daemon in a.daemons:
-        miss = missing_for(daemon, bins)
+        kind, db = kind_of(daemon), bins_for(a, bins, daemon)
+        miss = missing_for(kind, db)
         if miss:
             print(f"{daemon}: not verified, missing {', '.join(miss)}")
             continue
         for variant in ("explicit", "ranges", "addpath"):
             t0 = time.monotonic()
             try:
-                msg = _verify_one(a, bins, daemon, variant)
+                msg = _verify_one(a, db, kind, variant)
                 print(f"{daemon:10s} {variant:9s} OK   ({time.monotonic() - t0:.1f} s) {msg}")
             except (H.HarnessError, AssertionError, OSError) as e:
                 ok_all = False
@@ -577,7 +620,7 @@ def _verify_one(a, bins, daemon, variant):
         wd = h.dir("daemon")
         argv = gen_config(daemon, peers, wd, bins, 120)
         H.wait_until(lambda: not H.port_in_use("127.0.0.1", 179), 15, "127.0.0.1:179 free")
-        proc = h.spawn(daemon, argv, wd)
+        proc = h.spawn(tag, argv, wd)
         H.wait_until(lambda: proc.alive() and H.tcp_listening("127.0.0.1", 179), 30,
                      f"{daemon} listening")
         post_start(daemon, wd)
@@ -651,14 +694,15 @@ def main():
         for s in a.scenarios:
             k = knobs_for(a, s)
             for d in a.daemons:
-                wd = os.path.join(outdir, "configs", s, d)
+                kind, db = kind_of(d), bins_for(a, bins, d)
+                wd = os.path.join(outdir, "configs", s, d.replace(":", "-"))
                 os.makedirs(wd, exist_ok=True)
-                argv = gen_config(d, make_peers(a, k), wd, bins, a.limit)
-                largv = load_argv(bins, k, "load.json", "timeline.tl", a.limit, d, a.load_args,
+                argv = gen_config(kind, make_peers(a, k), wd, db, a.limit)
+                largv = load_argv(db, k, "load.json", "timeline.tl", a.limit, kind, a.load_args,
                                   a.verify_attrs)
                 with open(os.path.join(wd, "commands"), "w") as f:
                     f.write(" ".join(argv) + "\n" + " ".join(largv) + "\n")
-                miss = missing_for(d, bins)
+                miss = missing_for(kind, db)
                 print(f"{s} {d:10s} -> {wd}" + (f"  (missing: {', '.join(miss)})" if miss else ""))
         if H.have(bins["load"]):
             print(f"note: ricochet-load not found at {bins['load']} (build it, or set RICOCHET_LOAD)")
@@ -691,19 +735,28 @@ def main():
     for s in a.scenarios:
         k = knobs_for(a, s)
         print(f"== {s}: {SCENARIOS[s][0]}  {k}", flush=True)
+        todo = []
         for d in a.daemons:
-            miss = missing_for(d, bins)
+            miss = missing_for(kind_of(d), bins_for(a, bins, d))
             if miss:
                 print(f"   {d}: skipped, missing {', '.join(miss)}")
                 results.setdefault(s, {})[d] = {"skipped": f"not run: {', '.join(miss)} missing"}
-                continue
-            runs = []
-            for i in range(a.runs):
-                rundir = os.path.join(outdir, s, d, f"run{i + 1}")
+            else:
+                todo.append(d)
+        # Rounds: run i of every daemon before run i + 1 of any, so that a slow
+        # drift of the machine (other tenants, thermal, page cache) falls on all
+        # daemons alike instead of on whichever ran last.
+        runs = {d: [] for d in todo}
+        gave_up = set()
+        for i in range(a.runs):
+            for d in todo:
+                if d in gave_up:
+                    continue
+                rundir = os.path.join(outdir, s, d.replace(":", "-"), f"run{i + 1}")
                 os.makedirs(rundir, exist_ok=True)
                 r = run_once(a, bins, d, s, k, rundir)
                 r["timeline"] = os.path.join(rundir, "timeline.tl")
-                runs.append(r)
+                runs[d].append(r)
                 print(f"   {d} run {i + 1}: convergence {fmt(r.get('convergence_s'), 's')}, "
                       f"withdraw {fmt(r.get('withdraw_s'), 's')}, cpu {fmt(r.get('cpu_s'))} s, "
                       f"rss {fmt(r.get('peak_rss_mib'), 'MiB')}"
@@ -718,9 +771,10 @@ def main():
                         for key in ("attribute_sets", "allocated_bytes", "resident_bytes",
                                     "pathset_bytes", "node_bytes")), flush=True)
                 if r.get("failed") and "did not finish" in r["failed"]:
-                    break  # the next runs would not finish either
-            raw.setdefault(s, {})[d] = runs
-            results.setdefault(s, {})[d] = aggregate(runs)
+                    gave_up.add(d)  # its next runs would not finish either
+        for d in todo:
+            raw.setdefault(s, {})[d] = runs[d]
+            results.setdefault(s, {})[d] = aggregate(runs[d])
     hdr, rows = table(results, a.scenarios, a.daemons)
     print()
     print_table(hdr, rows)
