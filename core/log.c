@@ -27,7 +27,8 @@ void log_init(const char *ident, bool use_syslog, enum log_level min)
 
 void log_set_level(enum log_level min)
 {
-	log_min = min;
+	/* written by the reloading thread, read by every thread: atomic */
+	__atomic_store_n(&log_min, min, __ATOMIC_RELAXED);
 }
 
 uint64_t log_now_ns(void)
@@ -71,7 +72,7 @@ static void log_emit(enum log_level lvl, const char *fmt, va_list ap)
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
-	if (lvl < log_min)
+	if (lvl < __atomic_load_n(&log_min, __ATOMIC_RELAXED))
 		return;
 	va_list ap;
 	va_start(ap, fmt);

@@ -70,7 +70,7 @@ struct io_thread {
 	bool started;
 	int epfd, evfd;
 	atomic_int kicked;
-	volatile int stop;
+	atomic_int stop;                 /* io_thread_stop -> the thread */
 	pthread_mutex_t cmd_lock;
 	struct io_cmd *cmds;
 	size_t n_cmds, cap_cmds;

@@ -180,7 +180,7 @@ static void *io_main(void *arg)
 	struct epoll_event evs[256];
 	uint64_t next_tick = 0;
 	rcu_register_thread();
-	while (!t->stop) {
+	while (!atomic_load_explicit(&t->stop, memory_order_acquire)) {
 		/* sweeps pending: look at the sockets, do not wait on them */
 		int n = epoll_wait(t->epfd, evs, 256, t->n_sweeping ? 0 : TICK_MS);
 		uint64_t now = log_now_ns(), last_flush = now;
@@ -280,7 +280,7 @@ void io_thread_stop(struct io_thread *t)
 {
 	if (!t->started)
 		return;
-	t->stop = 1;
+	atomic_store_explicit(&t->stop, 1, memory_order_release);
 	thread_wake(t);
 	pthread_join(t->thr, NULL);
 	t->started = false;

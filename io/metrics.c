@@ -369,7 +369,7 @@ struct msrv {
 	struct daemon *d;
 	int lfd;
 	pthread_t thr;
-	volatile int stop;
+	atomic_int stop;
 };
 static struct msrv *srv;
 
@@ -458,7 +458,7 @@ static void *metrics_main(void *arg)
 {
 	struct msrv *s = arg;
 	rcu_register_thread();
-	while (!s->stop) {
+	while (!atomic_load_explicit(&s->stop, memory_order_acquire)) {
 		struct pollfd pf = { .fd = s->lfd, .events = POLLIN };
 		if (poll(&pf, 1, 500) <= 0)
 			continue;
@@ -494,7 +494,7 @@ static int listen_ep(const struct cfg_endpoint *ep)
 void metrics_stop(void)
 {
 	if (srv) {
-		srv->stop = 1;
+		atomic_store_explicit(&srv->stop, 1, memory_order_release);
 		pthread_join(srv->thr, NULL);
 		close(srv->lfd);
 		srv = NULL;

@@ -35,6 +35,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "core/tsan.h"
 #include "io/bmp.h"
 #include "io/daemon.h"
 #include "io/metrics.h"
@@ -159,6 +160,7 @@ void peer_flush(struct peer *p)
 			 * follows, so there is nothing to send for now (bench/soak.py) */
 			if (node && node != CDS_WFCQ_WOULDBLOCK) {
 				struct outq_ent *e = caa_container_of(node, struct outq_ent, node);
+				tsan_acquire(e);     /* deliver_one's tsan_release */
 				p->cur = e->b;
 				p->cur_off = 0;
 				free(e);

@@ -45,6 +45,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/tsan.h"
 #include "io/reflect.h"
 #include "io/reflect_adv.h"
 
@@ -66,14 +67,15 @@ struct obuf *obuf_new(size_t cap)
 
 void obuf_ref(struct obuf *b)
 {
-	uint32_t old = uatomic_add_return(&b->refcnt, 1) - 1;
+	/* __atomic builtins, not uatomic: TSan sees these (liburcu's are asm) */
+	uint32_t old = __atomic_fetch_add(&b->refcnt, 1, __ATOMIC_RELAXED);
 	if (old == 0 || old > (1u << 30))
 		log_fatal("obuf_ref: bad refcount %u", old);
 }
 
 void obuf_unref(struct obuf *b)
 {
-	uint32_t n = uatomic_sub_return(&b->refcnt, 1);
+	uint32_t n = __atomic_sub_fetch(&b->refcnt, 1, __ATOMIC_ACQ_REL);
 	if (n == UINT32_MAX)
 		log_fatal("obuf_unref: refcount underflow");
 	if (n == 0)
@@ -297,7 +299,7 @@ struct refl {
 	pthread_t thr;
 	bool started;
 	struct refl_release rel;
-	volatile int stop;
+	atomic_int stop;                 /* refl_stop -> reflection thread */
 	pthread_mutex_t ev_lock;
 	struct refl_ev *ev;
 	size_t n_ev, cap_ev;
@@ -681,6 +683,7 @@ static void deliver_one(struct peer *m, struct obuf *b)
 	obuf_ref(b);
 	e->b = b;
 	atomic_fetch_add_explicit(&m->oq_bytes, b->len, memory_order_relaxed);
+	tsan_release(e);                 /* e and *b are complete: peer_flush acquires */
 	cds_wfcq_enqueue(&m->oq_head, &m->oq_tail, &e->node);
 	io_peer_kick(m);
 }
@@ -1471,6 +1474,7 @@ static void drain_queue(struct peer *p)
 	struct cds_wfcq_node *node;
 	while ((node = __cds_wfcq_dequeue_blocking(&p->oq_head, &p->oq_tail))) {
 		struct outq_ent *e = caa_container_of(node, struct outq_ent, node);
+		tsan_acquire(e);
 		obuf_unref(e->b);
 		free(e);
 	}
@@ -1551,7 +1555,7 @@ static void *refl_main(void *arg)
 {
 	struct refl *r = arg;
 	rcu_register_thread();
-	while (!r->stop) {
+	while (!atomic_load_explicit(&r->stop, memory_order_acquire)) {
 		handle_events(r);
 		/*
 		 * Let a small journal fill a little: right after a batch, wait up to
@@ -1661,7 +1665,7 @@ void refl_stop(struct refl *r)
 {
 	if (!r->started)
 		return;
-	r->stop = 1;
+	atomic_store_explicit(&r->stop, 1, memory_order_release);
 	rib_journal_wake(r->o.rib);
 	pthread_join(r->thr, NULL);
 	r->started = false;

@@ -32,30 +32,14 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/tsan.h"
 #include "rib/attr.h"
 
 /*
  * ThreadSanitizer does not see liburcu's publication (rculfhash add / lookup
- * are not instrumented): state that edge so readers of a freshly interned
- * set's fields are not reported.  No code without TSan.
+ * are not instrumented): attr_intern states that edge (core/tsan.h) so
+ * readers of a freshly interned set's fields are not reported.
  */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define ATTR_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define ATTR_TSAN 1
-#endif
-#ifdef ATTR_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#define attr_tsan_acquire(p) __tsan_acquire(p)
-#define attr_tsan_release(p) __tsan_release(p)
-#else
-#define attr_tsan_acquire(p) ((void)(p))
-#define attr_tsan_release(p) ((void)(p))
-#endif
 
 #define ATTR_REF_MAX   (1u << 31)     /* more references than this = a leak or a bug */
 #define ATTR_STRIPES   16
@@ -377,7 +361,7 @@ struct attr_set *attr_intern(struct attr_table *t, const struct bgp_nexthop *nh,
 				memcpy(mine->blob, blob, len);
 			attr_extract(mine);
 		}
-		attr_tsan_release(mine);
+		tsan_release(mine);
 		n = cds_lfht_add_unique(t->ht, h, attr_match, &k, &mine->node);
 		if (n == &mine->node) {
 			a = mine;
@@ -393,7 +377,7 @@ struct attr_set *attr_intern(struct attr_table *t, const struct bgp_nexthop *nh,
 			break;
 	}
 	rcu_read_unlock();
-	attr_tsan_acquire(a);
+	tsan_acquire(a);
 	free(mine);             /* never published: no grace period needed */
 	__atomic_fetch_add(&c->hits, 1, __ATOMIC_RELAXED);
 	return a;

@@ -174,6 +174,7 @@
 #include <urcu.h>
 #include <urcu/wfcqueue.h>
 #include "core/log.h"
+#include "core/tsan.h"
 #include "rib/rib.h"
 
 typedef unsigned __int128 rkey_t;
@@ -181,27 +182,11 @@ typedef unsigned __int128 rkey_t;
 /*
  * ThreadSanitizer cannot see the happens-before edges that liburcu (not
  * instrumented) provides: a node handed through the wfcqueue, a reclaim
- * batch handed to call_rcu.  Under TSan we state those two edges; the third
- * one, grace periods (readers' accesses before a deferred free), is covered
- * by a suppression limited to liburcu frames (tests/rib/tsan.supp).
+ * batch handed to call_rcu.  Under TSan we state those two edges
+ * (core/tsan.h); the third one, grace periods (readers' accesses before a
+ * deferred free), is covered by a suppression limited to liburcu frames
+ * (tests/rib/tsan.supp).
  */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RIB_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define RIB_TSAN 1
-#endif
-#ifdef RIB_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#define tsan_acquire(p) __tsan_acquire(p)
-#define tsan_release(p) __tsan_release(p)
-#else
-#define tsan_acquire(p) ((void)(p))
-#define tsan_release(p) ((void)(p))
-#endif
 
 #define rib_pub(p, v)  __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
 #define rib_deref(p)   __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
@@ -589,7 +574,8 @@ static void stripe_flush(struct rib_stripe *st)
 {
 	struct rib_reclaim *b = st->pending;
 	if (b) {
-		st->pending = NULL;
+		/* the store is atomic because rib_reclaim_idle peeks without the lock */
+		__atomic_store_n(&st->pending, NULL, __ATOMIC_RELAXED);
 		tsan_release(b);
 		call_rcu(&b->rcu, reclaim_cb);
 	}
@@ -604,7 +590,7 @@ static void defer_free(struct rib *r, struct rib_stripe *st, void *p, struct att
 		b = xmalloc(sizeof(*b));
 		b->rib = r;
 		b->n = 0;
-		st->pending = b;
+		__atomic_store_n(&st->pending, b, __ATOMIC_RELAXED);   /* see stripe_flush */
 	}
 	b->e[b->n].p = p;
 	b->e[b->n].a = a;
