@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/tsan.h"
 #include "io/bmp.h"
 #include "io/daemon.h"
 
@@ -69,7 +70,7 @@ static struct {
 	pthread_mutex_t up_mu;
 	struct bmp_peer **peers;         /* by peer id */
 	pthread_t thr;
-	volatile int stop;
+	atomic_int stop;                 /* bmp_stop -> the BMP thread */
 	int fd;
 	_Atomic uint64_t queued, sent, dropped, bytes_sent, connects;
 } B;
@@ -151,6 +152,7 @@ static bool enqueue(struct bmsg *m)
 		return false;
 	}
 	atomic_fetch_add_explicit(&B.queued, 1, memory_order_relaxed);
+	tsan_release(m);                 /* drain / drop_queue acquire */
 	cds_wfcq_enqueue(&B.qh, &B.qt, &m->node);
 	return true;
 }
@@ -338,7 +340,7 @@ static bool send_all(const uint8_t *p, size_t len)
 			struct pollfd pf = { .fd = B.fd, .events = POLLOUT };
 			if (poll(&pf, 1, 1000) < 0 && errno != EINTR)
 				return false;
-			if (B.stop > 1)
+			if (atomic_load(&B.stop) > 1)
 				return false;
 			continue;
 		}
@@ -356,6 +358,7 @@ static void drop_queue(void)
 	struct cds_wfcq_node *n;
 	while ((n = __cds_wfcq_dequeue_blocking(&B.qh, &B.qt))) {
 		struct bmsg *m = caa_container_of(n, struct bmsg, node);
+		tsan_acquire(m);
 		atomic_fetch_sub_explicit(&B.qbytes, m->len, memory_order_relaxed);
 		free(m);
 	}
@@ -412,7 +415,7 @@ static bool session_start(void)
 	pthread_mutex_lock(&B.up_mu);
 	drop_queue();
 	bool ok = send_all(buf, (size_t)(q - buf));
-	for (uint32_t i = 0; ok && i < B.d->n_peers; i++) {
+	for (uint32_t i = 0, n = daemon_n_peers(B.d); ok && i < n; i++) {
 		struct bmp_peer *s = B.peers[i];
 		if (s && s->up && s->up_msg)
 			ok = send_all(s->up_msg, s->up_len);
@@ -425,7 +428,7 @@ static bool session_start(void)
 
 static void queue_stats(void)
 {
-	for (uint32_t i = 0; i < B.d->n_peers; i++) {
+	for (uint32_t i = 0, n = daemon_n_peers(B.d); i < n; i++) {
 		struct peer *p = B.d->peers[i];
 		struct bmp_peer *s = B.peers[i];
 		if (!p || !s || !s->up)
@@ -463,6 +466,7 @@ static bool drain(void)
 	struct cds_wfcq_node *n;
 	while ((n = __cds_wfcq_dequeue_blocking(&B.qh, &B.qt))) {
 		struct bmsg *m = caa_container_of(n, struct bmsg, node);
+		tsan_acquire(m);
 		atomic_fetch_sub_explicit(&B.qbytes, m->len, memory_order_relaxed);
 		bool ok = send_all(m->data, m->len);
 		free(m);
@@ -480,7 +484,7 @@ static void *bmp_main(void *arg)
 	uint64_t next_try = 0, next_stats = 0;
 	char a[64];
 	bgp_addr_fmt(a, sizeof(a), &B.station.addr);
-	while (!B.stop) {
+	while (!atomic_load(&B.stop)) {
 		uint64_t now = log_now_ns();
 		if (B.fd < 0) {
 			if (now < next_try) {
@@ -548,7 +552,7 @@ int bmp_start(struct daemon *d, const struct cfg_endpoint *station)
 	B.peers = calloc(RIB_MAX_PEERS, sizeof(*B.peers));
 	if (!B.peers)
 		log_fatal("bmp: out of memory");
-	bmp_enabled = true;
+	__atomic_store_n(&bmp_enabled, true, __ATOMIC_RELEASE);
 	if (pthread_create(&B.thr, NULL, bmp_main, NULL))
 		log_fatal("bmp: cannot start thread: %s", strerror(errno));
 	pthread_setname_np(B.thr, "bmp");
@@ -557,11 +561,11 @@ int bmp_start(struct daemon *d, const struct cfg_endpoint *station)
 
 void bmp_stop(void)
 {
-	if (!bmp_enabled)
+	if (!bmp_on())
 		return;
-	B.stop = 1;
+	atomic_store(&B.stop, 1);
 	pthread_join(B.thr, NULL);
-	bmp_enabled = false;
+	__atomic_store_n(&bmp_enabled, false, __ATOMIC_RELEASE);
 }
 
 void bmp_get_stats(struct bmp_stats *st)

@@ -28,6 +28,12 @@ struct daemon;
 #define BMP_STATS_INTERVAL 10           /* seconds between Statistics Reports */
 
 extern bool bmp_enabled;
+/* Set by bmp_start once its state is ready (release), cleared by bmp_stop;
+ * read by the I/O threads and the metrics thread (acquire). */
+static inline bool bmp_on(void)
+{
+	return __atomic_load_n(&bmp_enabled, __ATOMIC_ACQUIRE);
+}
 
 int bmp_start(struct daemon *d, const struct cfg_endpoint *station);
 void bmp_stop(void);                     /* Peer Down for up sessions, Termination, join */
@@ -45,17 +51,17 @@ void bmp_get_stats(struct bmp_stats *st);
 
 static inline void bmp_peer_up(struct peer *p)
 {
-	if (__builtin_expect(bmp_enabled, 0))
+	if (__builtin_expect(bmp_on(), 0))
 		bmp_peer_up_msg(p);
 }
 static inline void bmp_peer_down(struct peer *p)
 {
-	if (__builtin_expect(bmp_enabled, 0))
+	if (__builtin_expect(bmp_on(), 0))
 		bmp_peer_down_msg(p);
 }
 static inline void bmp_rx(struct peer *p, const uint8_t *msg, size_t len)
 {
-	if (__builtin_expect(bmp_enabled, 0))
+	if (__builtin_expect(bmp_on(), 0))
 		bmp_rx_msg(p, msg, len);
 }
 

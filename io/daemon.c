@@ -90,6 +90,7 @@ struct peer *daemon_peer_create(struct daemon *d, const struct cfg_peer *cp, con
 	p->addr = *addr;
 	p->fd = -1;
 	p->pending_fd = -1;
+	pthread_mutex_init(&p->err_lock, NULL);
 	/* small to start: most clients only send KEEPALIVEs; grows for busy feeders */
 	p->rx_cap = 16 * 1024;
 	p->rx = malloc(p->rx_cap);
@@ -111,9 +112,10 @@ struct peer *daemon_peer_create(struct daemon *d, const struct cfg_peer *cp, con
 	uint32_t i = addr_hash(addr) & (ADDR_HT_SIZE - 1);
 	while (addr_ht[i])
 		i = (i + 1) & (ADDR_HT_SIZE - 1);
-	rcu_assign_pointer(d->peers[p->id], p);
+	__atomic_store_n(&d->peers[p->id], p, __ATOMIC_RELEASE);
 	addr_ht[i] = p->id + 1;
-	d->n_peers++;
+	/* publish: threads without peers_lock read n_peers with daemon_n_peers */
+	__atomic_store_n(&d->n_peers, d->n_peers + 1, __ATOMIC_RELEASE);
 	io_thread_add_peer(p->thr, p);
 	return p;
 }

@@ -45,6 +45,14 @@ struct daemon {
 	volatile int reload;
 };
 
+/* Peers published so far: d->peers[0 .. n) are complete.  The acquire pairs
+ * with daemon_peer_create's release, for threads that do not hold
+ * peers_lock (control, metrics, BMP). */
+static inline uint32_t daemon_n_peers(const struct daemon *d)
+{
+	return __atomic_load_n(&d->n_peers, __ATOMIC_ACQUIRE);
+}
+
 /* Start everything from cfg (takes ownership).  0 on success. */
 int daemon_start(struct daemon *d, struct cfg *cfg, const char *cfg_path);
 /* Main-thread loop: signals, reloads; returns when asked to stop. */
@@ -139,6 +147,9 @@ void sess_readable(struct peer *p);
 /* The connection closed or failed while a live sweep held p's input. */
 void sess_held_closed(struct peer *p);
 void peer_flush(struct peer *p);                 /* write what the socket takes */
+/* last_error: set by the peer's I/O thread, read by any thread (err_lock) */
+void peer_set_error(struct peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void peer_get_error(struct peer *p, char *buf, size_t n);
 void sess_writable(struct peer *p);
 void sess_timers(struct peer *p, uint64_t now_ns);
 /* One bounded step of p's withdrawal after a session went down (if any). */

@@ -69,7 +69,7 @@ static int cmd_summary(int argc, char **argv, struct ctl_out *out, void *arg)
 	rib_stats(d->rib, &rs);
 	attr_table_stats(d->attrs, &as);
 	refl_get_stats(d->refl, &fs);
-	uint32_t est = 0, n = d->n_peers;
+	uint32_t est = 0, n = daemon_n_peers(d);
 	for (uint32_t i = 0; i < n; i++)
 		if (atomic_load_explicit(&d->peers[i]->state, memory_order_relaxed) == FSM_ESTABLISHED)
 			est++;
@@ -138,17 +138,19 @@ static int cmd_peers(int argc, char **argv, struct ctl_out *out, void *arg)
 	else
 		ctl_printf(out, "%-24s %-10s %-9s %-11s %-10s %10s %10s %12s  %s\n", "Neighbor", "AS", "Role",
 			   "State", "Up/Down", "PfxRcd", "PfxAcc", "BytesOut", "Last error");
-	for (uint32_t i = 0; i < d->n_peers; i++) {
+	for (uint32_t i = 0, n = daemon_n_peers(d); i < n; i++) {
 		struct peer *p = d->peers[i];
 		char a[64], up[32];
 		bgp_addr_fmt(a, sizeof(a), &p->addr);
 		bool est = atomic_load_explicit(&p->state, memory_order_relaxed) == FSM_ESTABLISHED;
-		uint64_t since = est ? p->up_since_ns : p->down_since_ns;
+		uint64_t since = est ? PEER_STAT(p->up_since_ns) : PEER_STAT(p->down_since_ns);
 		if (since)
 			fmt_uptime(up, sizeof(up), now - since);
 		else
 			snprintf(up, sizeof(up), "never");
-		uint64_t acc = p->prefixes_accepted[0] + p->prefixes_accepted[1];
+		uint64_t acc = PEER_STAT(p->prefixes_accepted[0]) + PEER_STAT(p->prefixes_accepted[1]);
+		char err[sizeof(p->last_error)];
+		peer_get_error(p, err, sizeof(err));
 		if (json) {
 			ctl_json_obj_open(out);
 			ctl_json_kstr(out, "address", a);
@@ -157,26 +159,26 @@ static int cmd_peers(int argc, char **argv, struct ctl_out *out, void *arg)
 			ctl_json_kstr(out, "state", state_name(p));
 			ctl_json_kbool(out, "dynamic", p->dynamic);
 			ctl_json_kuint(out, "uptime_s", since ? (now - since) / 1000000000ull : 0);
-			ctl_json_kuint(out, "prefixes_received", p->c.prefixes_in);
+			ctl_json_kuint(out, "prefixes_received", PEER_STAT(p->c.prefixes_in));
 			ctl_json_kuint(out, "prefixes_accepted", acc);
-			ctl_json_kuint(out, "withdraws_received", p->c.withdraws_in);
-			ctl_json_kuint(out, "updates_received", p->c.updates_in);
-			ctl_json_kuint(out, "messages_in", p->c.msgs_in);
-			ctl_json_kuint(out, "bytes_in", p->c.bytes_in);
-			ctl_json_kuint(out, "bytes_out", p->c.bytes_out);
+			ctl_json_kuint(out, "withdraws_received", PEER_STAT(p->c.withdraws_in));
+			ctl_json_kuint(out, "updates_received", PEER_STAT(p->c.updates_in));
+			ctl_json_kuint(out, "messages_in", PEER_STAT(p->c.msgs_in));
+			ctl_json_kuint(out, "bytes_in", PEER_STAT(p->c.bytes_in));
+			ctl_json_kuint(out, "bytes_out", PEER_STAT(p->c.bytes_out));
 			ctl_json_kuint(out, "queued_bytes", atomic_load(&p->oq_bytes));
-			ctl_json_kuint(out, "treat_as_withdraw", p->c.treat_as_withdraw);
-			ctl_json_kuint(out, "loops_dropped", p->c.loops_dropped);
-			ctl_json_kuint(out, "notifications_in", p->c.notif_in);
-			ctl_json_kuint(out, "notifications_out", p->c.notif_out);
-			ctl_json_kuint(out, "route_refresh_in", p->c.refresh_in);
-			ctl_json_kuint(out, "route_refresh_out", p->c.refresh_out);
-			ctl_json_kstr(out, "last_error", p->last_error);
+			ctl_json_kuint(out, "treat_as_withdraw", PEER_STAT(p->c.treat_as_withdraw));
+			ctl_json_kuint(out, "loops_dropped", PEER_STAT(p->c.loops_dropped));
+			ctl_json_kuint(out, "notifications_in", PEER_STAT(p->c.notif_in));
+			ctl_json_kuint(out, "notifications_out", PEER_STAT(p->c.notif_out));
+			ctl_json_kuint(out, "route_refresh_in", PEER_STAT(p->c.refresh_in));
+			ctl_json_kuint(out, "route_refresh_out", PEER_STAT(p->c.refresh_out));
+			ctl_json_kstr(out, "last_error", err);
 			ctl_json_obj_close(out);
 		} else {
 			ctl_printf(out, "%-24s %-10u %-9s %-11s %-10s %10" PRIu64 " %10" PRIu64 " %12" PRIu64 "  %s\n",
-				   a, p->cfg.asn, cfg_role_name(p->cfg.role), state_name(p), up, p->c.prefixes_in,
-				   acc, p->c.bytes_out, p->last_error);
+				   a, p->cfg.asn, cfg_role_name(p->cfg.role), state_name(p), up, PEER_STAT(p->c.prefixes_in),
+				   acc, PEER_STAT(p->c.bytes_out), err);
 		}
 	}
 	if (json)
@@ -419,7 +421,7 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 	struct refl_stats fs;
 	refl_get_stats(d->refl, &fs);
 	uint64_t queued = 0;
-	for (uint32_t i = 0; i < d->n_peers; i++)
+	for (uint32_t i = 0, n = daemon_n_peers(d); i < n; i++)
 		queued += atomic_load_explicit(&d->peers[i]->oq_bytes, memory_order_relaxed);
 	if (ctl_json(out)) {
 		ctl_json_obj_open(out);
@@ -553,7 +555,7 @@ static bool mrt_dump_cb(struct rib_node *n, const struct bgp_prefix *pfx, const 
 	for (size_t i = 0; i < k; i++) {
 		const struct rib_path *rp = &ps->p[i];
 		const struct peer *p = c->d->peers[rp->peer];
-		uint64_t up = p ? p->up_since_ns / 1000000000ull : 0;
+		uint64_t up = p ? PEER_STAT(p->up_since_ns) / 1000000000ull : 0;
 		c->ent[i] = (struct mrt_rib_entry){
 			.peer_index = (uint16_t)rp->peer,
 			.originated = (uint32_t)(c->wall_minus_mono + (int64_t)up),
@@ -609,7 +611,7 @@ static int cmd_dump_routes(int argc, char **argv, struct ctl_out *out, void *arg
 	c.wall_minus_mono = (int64_t)time(NULL) - (int64_t)(t0 / 1000000000ull);
 
 	/* the peer index table: every peer slot, index = peer id */
-	uint32_t np = d->n_peers;
+	uint32_t np = daemon_n_peers(d);
 	struct mrt_peer *pt = calloc(np ? np : 1, sizeof(*pt));
 	if (!pt)
 		log_fatal("dump routes: out of memory");

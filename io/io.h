@@ -70,7 +70,19 @@ struct outq_ent {
 #define PEER_IBGP      CFG_ROLE_IBGP
 #define PEER_RS_CLIENT CFG_ROLE_RS_CLIENT
 
-/* Counters: written by the owning thread, read racily by the CLI (relaxed). */
+/*
+ * Peer statistics (the counters below, prefixes_accepted, up_since_ns,
+ * down_since_ns) have one writer, the peer's I/O thread, and are read by the
+ * control, metrics and BMP threads.  The writer stores with PEER_STAT_ADD /
+ * PEER_STAT_SET (a relaxed atomic store of the new value: no read-modify-write
+ * is needed when nobody else writes), other threads read with PEER_STAT.  On
+ * x86-64 all three are plain moves; the point is that none is a data race.
+ * The owner may read its own fields plainly.
+ */
+#define PEER_STAT_ADD(f, v) __atomic_store_n(&(f), (f) + (v), __ATOMIC_RELAXED)
+#define PEER_STAT_SET(f, v) __atomic_store_n(&(f), (v), __ATOMIC_RELAXED)
+#define PEER_STAT(f)        __atomic_load_n(&(f), __ATOMIC_RELAXED)
+
 struct peer_counters {
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 	uint64_t updates_in, prefixes_in, withdraws_in, prefixes_out;
@@ -143,7 +155,11 @@ struct peer {
 	bool rx_held;
 	uint64_t rx_held_ns;             /* since when */
 	struct log_ratelimit rl_malformed[PEER_MALFORMED_KINDS]; /* log_malformed(), by kind */
-	char last_error[160];              /* valid UTF-8 (a shutdown communication may be in it) */
+	/* valid UTF-8 (a shutdown communication may be in it); written by the
+	 * owner with peer_set_error under err_lock, read elsewhere with
+	 * peer_get_error (the owner may read it plainly) */
+	char last_error[160];
+	pthread_mutex_t err_lock;        /* leaf lock: last_error only */
 	struct peer_counters c;
 	struct log_ratelimit rl_limit;   /* "global route limit reached" */
 	uint64_t prefixes_accepted[BGP_FAM_COUNT];

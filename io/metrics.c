@@ -152,7 +152,7 @@ static void per_peer(struct sbuf *b, const struct plabel *pl, size_t n, const ch
 
 static void render_peers(struct sbuf *b, struct daemon *d, uint64_t now)
 {
-	uint32_t np = RD(d->n_peers);
+	uint32_t np = daemon_n_peers(d);
 	struct plabel *pl = calloc(np ? np : 1, sizeof(*pl));
 	if (!pl)
 		log_fatal("metrics: out of memory");
@@ -340,7 +340,7 @@ char *metrics_render(struct daemon *d, size_t *len)
 
 	render_hist(&b);
 
-	if (mrtdump_enabled) {
+	if (mrtdump_on()) {
 		struct mrtdump_stats ms;
 		mrtdump_get_stats(&ms);
 		family(&b, "ricochet_mrt_records_total", "counter", "BGP4MP records made (mrt-dump).");
@@ -348,7 +348,7 @@ char *metrics_render(struct daemon *d, size_t *len)
 		family(&b, "ricochet_mrt_bytes_written_total", "counter", "MRT bytes written (mrt-dump).");
 		sb_printf(&b, "ricochet_mrt_bytes_written_total %" PRIu64 "\n", ms.bytes);
 	}
-	if (bmp_enabled) {
+	if (bmp_on()) {
 		struct bmp_stats bs;
 		bmp_get_stats(&bs);
 		family(&b, "ricochet_bmp_messages_total", "counter", "BMP messages by outcome.");
@@ -499,9 +499,9 @@ void metrics_stop(void)
 		close(srv->lfd);
 		srv = NULL;
 	}
-	if (bmp_enabled)
+	if (bmp_on())
 		bmp_stop();
-	if (mrtdump_enabled)
+	if (mrtdump_on())
 		mrtdump_stop();
 }
 

@@ -155,13 +155,13 @@ int mrtdump_start(const char *d)
 		log_err("mrt-dump: directory %s is not writable: %s", d, strerror(errno));
 		return -1;
 	}
-	mrtdump_enabled = true;
+	__atomic_store_n(&mrtdump_enabled, true, __ATOMIC_RELEASE);
 	return 0;
 }
 
 void mrtdump_stop(void)
 {
-	mrtdump_enabled = false;
+	__atomic_store_n(&mrtdump_enabled, false, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&list_mu);
 	for (struct tbuf *b = bufs; b; b = b->next) {
 		pthread_mutex_lock(&b->mu);

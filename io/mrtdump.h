@@ -31,9 +31,16 @@ struct mrtdump_stats {
 };
 void mrtdump_get_stats(struct mrtdump_stats *st);
 
+/* Set by mrtdump_start after its state is ready (release), cleared by
+ * mrtdump_stop; read by every I/O thread and the metrics thread (acquire). */
+static inline bool mrtdump_on(void)
+{
+	return __atomic_load_n(&mrtdump_enabled, __ATOMIC_ACQUIRE);
+}
+
 static inline void mrtdump_rx(struct peer *p, const uint8_t *msg, size_t len)
 {
-	if (__builtin_expect(mrtdump_enabled, 0))
+	if (__builtin_expect(mrtdump_on(), 0))
 		mrtdump_record(p, msg, len);
 }
 

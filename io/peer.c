@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,7 @@ static void ctl_queue(struct peer *p, const uint8_t *msg, size_t len)
 	}
 	memcpy(p->ctl + p->ctl_len, msg, len);
 	p->ctl_len += len;
-	p->c.msgs_out++;
+	PEER_STAT_ADD(p->c.msgs_out, 1);
 }
 
 static void send_keepalive(struct peer *p)
@@ -104,6 +105,23 @@ static void send_keepalive(struct peer *p)
 	uint8_t m[BGP_HDR_LEN];
 	size_t n = msg_keepalive_encode(m, sizeof(m));
 	ctl_queue(p, m, n);
+}
+
+void peer_set_error(struct peer *p, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pthread_mutex_lock(&p->err_lock);
+	vsnprintf(p->last_error, sizeof(p->last_error), fmt, ap);
+	pthread_mutex_unlock(&p->err_lock);
+	va_end(ap);
+}
+
+void peer_get_error(struct peer *p, char *buf, size_t n)
+{
+	pthread_mutex_lock(&p->err_lock);
+	snprintf(buf, n, "%s", p->last_error);
+	pthread_mutex_unlock(&p->err_lock);
 }
 
 static void send_notification(struct peer *p, uint8_t code, uint8_t sub, const uint8_t *data, size_t dlen)
@@ -115,10 +133,10 @@ static void send_notification(struct peer *p, uint8_t code, uint8_t sub, const u
 	char nm[96];
 	log_warn("peer %s: sending NOTIFICATION %u/%u (%s / %s)", peer_name(p, nm, sizeof(nm)), code, sub,
 		 bgp_err_name(code), bgp_suberr_name(code, sub));
-	snprintf(p->last_error, sizeof(p->last_error), "sent %s/%s", bgp_err_name(code),
+	peer_set_error(p, "sent %s/%s", bgp_err_name(code),
 		 bgp_suberr_name(code, sub));
-	p->c.notif_out++;
-	p->c.notif_out_code[code <= 8 ? code : 0]++;
+	PEER_STAT_ADD(p->c.notif_out, 1);
+	PEER_STAT_ADD(p->c.notif_out_code[code <= 8 ? code : 0], 1);
 	ctl_queue(p, m, n);
 	/* best effort: try to get it out before the close */
 	if (p->fd >= 0) {
@@ -190,11 +208,11 @@ void peer_flush(struct peer *p)
 			}
 			if (errno == EINTR)
 				continue;
-			snprintf(p->last_error, sizeof(p->last_error), "write: %s", strerror(errno));
+			peer_set_error(p, "write: %s", strerror(errno));
 			sess_run(p, FSM_EV_TCP_FAILS, NULL);
 			return;
 		}
-		p->c.bytes_out += (uint64_t)w;
+		PEER_STAT_ADD(p->c.bytes_out, (uint64_t)w);
 		p->last_write_ns = log_now_ns();
 		size_t left = (size_t)w;
 		if (ctl_first) {
@@ -206,7 +224,7 @@ void peer_flush(struct peer *p)
 		if (nb && left) {
 			p->cur_off += left;
 			if (p->cur_off >= p->cur->len) {
-				p->c.prefixes_out += p->cur->npfx;
+				PEER_STAT_ADD(p->c.prefixes_out, p->cur->npfx);
 				if (p->cur->rx_ns)
 					metrics_observe_latency(p->cur->group, p->cur->rx_ns);
 				atomic_fetch_sub_explicit(&p->oq_bytes, p->cur->len, memory_order_relaxed);
@@ -495,7 +513,7 @@ static bool sweep_work(struct peer *p, size_t budget)
 			continue;
 		}
 		p->sweep_withdrawn += n;
-		p->prefixes_accepted[f] = p->prefixes_accepted[f] > n ? p->prefixes_accepted[f] - n : 0;
+		PEER_STAT_SET(p->prefixes_accepted[f], p->prefixes_accepted[f] > n ? p->prefixes_accepted[f] - n : 0);
 		atomic_fetch_sub_explicit(&g_daemon->routes, n, memory_order_relaxed);
 	}
 	return p->sweep.done && !p->n_sweep_jobs;
@@ -568,9 +586,9 @@ void sess_sweep_step(struct peer *p)
 static void session_up(struct peer *p)
 {
 	char nm[96];
-	p->up_since_ns = log_now_ns();
+	PEER_STAT_SET(p->up_since_ns, log_now_ns());
 	p->backoff_s = 0;
-	p->last_error[0] = '\0';
+	peer_set_error(p, "%s", "");
 	atomic_store(&p->state, FSM_ESTABLISHED);
 	char fams[64];
 	fams[0] = '\0';
@@ -599,7 +617,7 @@ static void session_down(struct peer *p)
 {
 	char nm[96];
 	uint64_t now = log_now_ns();
-	p->down_since_ns = now;
+	PEER_STAT_SET(p->down_since_ns, now);
 	atomic_store(&p->state, FSM_IDLE);
 	if (p->rx_held) {
 		/* a live sweep was holding this session's input: the input is
@@ -750,7 +768,7 @@ void sess_accepted(struct peer *p, int fd)
 		 * Established has restarted: the old session ends as a drop */
 		bool gr_restart = p->fsm.state == FSM_ESTABLISHED && p->cfg.gr_enabled && p->peer_open.capa.gr;
 		if (gr_restart || r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-			snprintf(p->last_error, sizeof(p->last_error), "%s",
+			peer_set_error(p, "%s",
 				 gr_restart && r != 0 ? "new connection (graceful restart)" : "connection closed by peer");
 			p->down_by_notification = false;
 			sess_run(p, FSM_EV_TCP_FAILS, NULL);
@@ -872,7 +890,7 @@ void sess_send_refresh(struct peer *p, unsigned family)
 		if (!n)
 			continue;
 		ctl_queue(p, m, n);
-		p->c.refresh_out++;
+		PEER_STAT_ADD(p->c.refresh_out, 1);
 		log_info("peer %s: ROUTE-REFRESH for %s sent", peer_name(p, nm, sizeof(nm)),
 			 f == BGP_FAM_IPV4 ? "ipv4-unicast" : "ipv6-unicast");
 	}
@@ -925,7 +943,7 @@ static void ingest_withdraw(struct peer *p, const struct msg_nlri *n)
 	while (more) {
 		more = msg_nlri_next(&it, &pfx);
 		if (more) {
-			p->c.withdraws_in++;
+			PEER_STAT_ADD(p->c.withdraws_in, 1);
 			if (pfx.family < BGP_FAM_COUNT)
 				bp[nb++] = pfx;
 		}
@@ -935,7 +953,7 @@ static void ingest_withdraw(struct peer *p, const struct msg_nlri *n)
 		for (size_t i = 0; i < nb; i++) {
 			if (!hit[i])
 				continue;
-			p->prefixes_accepted[bp[i].family]--;
+			PEER_STAT_SET(p->prefixes_accepted[bp[i].family], p->prefixes_accepted[bp[i].family] - 1);
 			gone++;
 		}
 		nb = 0;
@@ -957,7 +975,7 @@ static void ingest_flush(struct peer *p)
 		rib_update_multi(g_daemon->rib, b->pfx, b->attr, b->n, p->id, 0, b->added);
 		for (uint32_t i = 0; i < b->n; i++) {
 			if (b->added[i]) {
-				p->prefixes_accepted[b->pfx[i].family]++;
+				PEER_STAT_ADD(p->prefixes_accepted[b->pfx[i].family], 1);
 				added++;
 			}
 		}
@@ -985,7 +1003,7 @@ static void ingest_announce_gather(struct peer *p, const struct msg_nlri *n, str
 		log_fatal("io: ingest batch of another peer pending");
 	msg_nlri_iter_init(&it, n);
 	while (msg_nlri_next(&it, &pfx)) {
-		p->c.prefixes_in++;
+		PEER_STAT_ADD(p->c.prefixes_in, 1);
 		if (b->n == IO_INGEST_MAX || b->nsets == IO_INGEST_MAX)
 			ingest_flush(p);
 		if (!b->nsets || b->sets[b->nsets - 1] != a) {
@@ -1028,7 +1046,7 @@ static void ingest_announce(struct peer *p, const struct msg_nlri *n, const stru
 	while (more) {
 		more = msg_nlri_next(&it, &pfx);
 		if (more) {
-			p->c.prefixes_in++;
+			PEER_STAT_ADD(p->c.prefixes_in, 1);
 			bp[nb++] = pfx;
 		}
 		if (nb < 64 && (more || nb == 0))
@@ -1048,7 +1066,7 @@ static void ingest_announce(struct peer *p, const struct msg_nlri *n, const stru
 				refused++;
 				continue;
 			}
-			p->prefixes_accepted[bp[i].family]++;
+			PEER_STAT_ADD(p->prefixes_accepted[bp[i].family], 1);
 			added++;
 		}
 		nb = 0;
@@ -1057,7 +1075,7 @@ static void ingest_announce(struct peer *p, const struct msg_nlri *n, const stru
 	if (added)
 		atomic_fetch_add_explicit(&g_daemon->routes, added, memory_order_relaxed);
 	if (refused) {
-		p->c.routes_refused += refused;
+		PEER_STAT_ADD(p->c.routes_refused, refused);
 		uint32_t sup = 0;
 		if (log_ratelimit_ok(&p->rl_limit, MALFORMED_LOG_INTERVAL_NS, &sup)) {
 			char nm[96];
@@ -1073,7 +1091,7 @@ static bool ingest_update(struct peer *p, const uint8_t *msg, size_t len, struct
 {
 	struct msg_update u;
 	msg_update_parse(msg, len, &p->sess, p->thr->scratch, &u, err);
-	p->c.updates_in++;
+	PEER_STAT_ADD(p->c.updates_in, 1);
 	if (err->action == MSG_SESSION_RESET)
 		return false;
 	if (err->action == MSG_AFI_DISABLE) {
@@ -1084,13 +1102,13 @@ static bool ingest_update(struct peer *p, const uint8_t *msg, size_t len, struct
 	bool taw = err->action == MSG_TREAT_AS_WITHDRAW;
 	if (taw || err->discarded) {
 		if (taw)
-			p->c.treat_as_withdraw++;
+			PEER_STAT_ADD(p->c.treat_as_withdraw, 1);
 		else
-			p->c.attr_discard++;
+			PEER_STAT_ADD(p->c.attr_discard, 1);
 		log_malformed(p, err);
 	}
 	if (!taw && (u.nlri.len || u.mp_reach.len) && is_loop(&u)) {
-		p->c.loops_dropped++;
+		PEER_STAT_ADD(p->c.loops_dropped, 1);
 		taw = true;
 	}
 	if (u.withdrawn.len || u.mp_unreach.len || taw)
@@ -1153,7 +1171,7 @@ static void handle_msg(struct peer *p, const uint8_t *msg, size_t len)
 	struct fsm_event_arg arg = { .err = &err };
 	uint8_t type = msg[18];
 	char nm[96];
-	p->c.msgs_in++;
+	PEER_STAT_ADD(p->c.msgs_in, 1);
 	mrtdump_rx(p, msg, len);
 	bmp_rx(p, msg, len);
 	if (type != BGP_MSG_UPDATE)
@@ -1208,26 +1226,28 @@ static void handle_msg(struct peer *p, const uint8_t *msg, size_t len)
 		const uint8_t *data;
 		size_t dlen = 0;
 		msg_notification_parse(msg, len, &code, &sub, &data, &dlen);
-		p->c.notif_in++;
-		p->c.notif_in_code[code <= 8 ? code : 0]++;
+		PEER_STAT_ADD(p->c.notif_in, 1);
+		PEER_STAT_ADD(p->c.notif_in_code[code <= 8 ? code : 0], 1);
 		char sc[256];
 		int scr = msg_shutdown_comm(code, sub, data, dlen, sc, sizeof(sc));
 		log_warn("peer %s: received NOTIFICATION %u/%u (%s / %s), %zu data octets%s%s%s",
 			 peer_name(p, nm, sizeof(nm)), code, sub, bgp_err_name(code), bgp_suberr_name(code, sub),
 			 dlen, scr == 1 ? ", shutdown communication \"" : "", scr == 1 ? sc : "",
 			 scr == 1 ? "\"" : scr < 0 ? ", malformed shutdown communication (length past the data): ignored" : "");
-		int pl = snprintf(p->last_error, sizeof(p->last_error), "received %s/%s", bgp_err_name(code),
+		char le[sizeof(p->last_error)];
+		int pl = snprintf(le, sizeof(le), "received %s/%s", bgp_err_name(code),
 				  bgp_suberr_name(code, sub));
 		/* the text again, cut to what fits at a character boundary */
-		if (scr == 1 && pl > 0 && (size_t)pl + 5 < sizeof(p->last_error)) {
-			size_t room = sizeof(p->last_error) - (size_t)pl - 4;
+		if (scr == 1 && pl > 0 && (size_t)pl + 5 < sizeof(le)) {
+			size_t room = sizeof(le) - (size_t)pl - 4;
 			msg_shutdown_comm(code, sub, data, dlen, sc, room);
 			size_t sl = strlen(sc);          /* <= room - 1: fits with the quotes */
-			char *w = p->last_error + pl;
+			char *w = le + pl;
 			memcpy(w, ": \"", 3);
 			memcpy(w + 3, sc, sl);
 			memcpy(w + 3 + sl, "\"", 2);
 		}
+		peer_set_error(p, "%s", le);
 		p->down_by_notification = true;
 		sess_run(p, (code == BGP_ERR_OPEN && sub == BGP_ERR_OPEN_VERSION) ? FSM_EV_NOTIF_VERSION_ERR
 										  : FSM_EV_NOTIF, NULL);
@@ -1245,7 +1265,7 @@ static void handle_msg(struct peer *p, const uint8_t *msg, size_t len)
 		    p->sess.family[fam]) {
 			log_info("peer %s: ROUTE-REFRESH for %s", peer_name(p, nm, sizeof(nm)),
 				 fam == BGP_FAM_IPV4 ? "ipv4-unicast" : "ipv6-unicast");
-			p->c.refresh_in++;
+			PEER_STAT_ADD(p->c.refresh_in, 1);
 			refl_route_refresh(g_daemon->refl, p, fam);
 		} else if (p->fsm.state == FSM_ESTABLISHED && (sub == BGP_RR_BORR || sub == BGP_RR_EORR) &&
 			   fam < BGP_FAM_COUNT && p->sess.family[fam] && p->cfg.route_refresh &&
@@ -1356,7 +1376,7 @@ void sess_held_closed(struct peer *p)
 				 * (session_down lets go of the held input) */
 				handle_msg(p, p->rx + off, (size_t)m);
 				if (p->fd >= 0) {    /* defensive: every NOTIFICATION ends it */
-					snprintf(p->last_error, sizeof(p->last_error), "connection closed by peer");
+					peer_set_error(p, "connection closed by peer");
 					sess_run(p, FSM_EV_TCP_FAILS, NULL);
 				}
 				return;
@@ -1375,13 +1395,13 @@ void sess_held_closed(struct peer *p)
 			continue;
 		if (r <= 0)
 			break;
-		p->c.bytes_in += (uint64_t)r;
+		PEER_STAT_ADD(p->c.bytes_in, (uint64_t)r);
 		p->rx_len += (size_t)r;
 	}
 	log_info("peer %s: connection ended while a sweep held its input; %" PRIu64
 		 " held messages dropped with the session", peer_name(p, nm, sizeof(nm)), dropped);
 	if (!p->last_error[0] || p->fsm.state == FSM_ESTABLISHED)
-		snprintf(p->last_error, sizeof(p->last_error), "connection closed by peer");
+		peer_set_error(p, "connection closed by peer");
 	sess_run(p, FSM_EV_TCP_FAILS, NULL);
 }
 
@@ -1410,17 +1430,17 @@ void sess_readable(struct peer *p)
 				break;
 			if (errno == EINTR)
 				continue;
-			snprintf(p->last_error, sizeof(p->last_error), "read: %s", strerror(errno));
+			peer_set_error(p, "read: %s", strerror(errno));
 			sess_run(p, FSM_EV_TCP_FAILS, NULL);
 			return;
 		}
 		if (r == 0) {
 			if (!p->last_error[0] || p->fsm.state == FSM_ESTABLISHED)
-				snprintf(p->last_error, sizeof(p->last_error), "connection closed by peer");
+				peer_set_error(p, "connection closed by peer");
 			sess_run(p, FSM_EV_TCP_FAILS, NULL);
 			return;
 		}
-		p->c.bytes_in += (uint64_t)r;
+		PEER_STAT_ADD(p->c.bytes_in, (uint64_t)r);
 		budget = (size_t)r > budget ? 0 : budget - (size_t)r;
 		p->rx_len += (size_t)r;
 		if (!rx_process(p))
@@ -1440,7 +1460,7 @@ void sess_writable(struct peer *p)
 			return;
 		p->connecting = false;
 		if (e) {
-			snprintf(p->last_error, sizeof(p->last_error), "connect: %s", strerror(e));
+			peer_set_error(p, "connect: %s", strerror(e));
 			conn_teardown(p);
 			sess_run(p, FSM_EV_TCP_FAILS, NULL);
 			return;
@@ -1469,7 +1489,7 @@ void sess_timers(struct peer *p, uint64_t now)
 				continue;
 			p->next_timer_ns[t] = 0;
 			if (t == FSM_TIMER_HOLD) {
-				snprintf(p->last_error, sizeof(p->last_error), "hold timer expired");
+				peer_set_error(p, "hold timer expired");
 				p->down_by_notification = false;
 			}
 			if (t == FSM_TIMER_IDLE_HOLD && (p->reset_pending || p->sweeping)) {
@@ -1491,7 +1511,7 @@ void sess_timers(struct peer *p, uint64_t now)
 			p->last_write_ns = now;
 		else if (now > p->last_write_ns &&
 			 now - p->last_write_ns > (uint64_t)p->cfg.send_hold_time * 1000000000ull) {
-			snprintf(p->last_error, sizeof(p->last_error), "send hold timer expired");
+			peer_set_error(p, "send hold timer expired");
 			send_notification(p, BGP_ERR_SEND_HOLD, 0, NULL, 0);
 			struct fsm_event_arg sa = { .cease_subcode = 0 };
 			p->down_by_notification = true;

@@ -317,7 +317,9 @@ struct refl {
 	uint64_t last_reclaim_ns;
 	uint64_t cur_stamp;              /* live batch: receive time of its oldest change */
 	uint32_t cur_npfx;               /* prefixes encoded into scratch so far */
-	struct refl_stats st;
+	struct refl_stats st;            /* the reflection thread's own, written freely */
+	pthread_mutex_t pub_lock;        /* guards pub (a leaf lock) */
+	struct refl_stats pub;           /* st as of the end of the last round: refl_get_stats */
 };
 
 #define DUMP_STEP      4096
@@ -1551,6 +1553,15 @@ static bool any_events(struct refl *r)
 	return any;
 }
 
+/* Other threads (control, metrics) read a copy made once per round, so the
+ * hot paths count with plain increments. */
+static void stats_publish(struct refl *r)
+{
+	pthread_mutex_lock(&r->pub_lock);
+	r->pub = r->st;
+	pthread_mutex_unlock(&r->pub_lock);
+}
+
 static void *refl_main(void *arg)
 {
 	struct refl *r = arg;
@@ -1606,6 +1617,7 @@ static void *refl_main(void *arg)
 				dumping = true;
 			}
 		}
+		stats_publish(r);
 		if (!n && !any_events(r)) {
 			uint64_t now = log_now_ns();
 			if (now - r->last_reclaim_ns > 1000000000ull) {
@@ -1646,6 +1658,7 @@ struct refl *refl_create(const struct refl_opts *o)
 	if (!r->batch)
 		log_fatal("reflect: out of memory");
 	pthread_mutex_init(&r->ev_lock, NULL);
+	pthread_mutex_init(&r->pub_lock, NULL);
 	return r;
 }
 
@@ -1697,10 +1710,13 @@ void refl_destroy(struct refl *r)
 	obuf_unref(r->scratch);
 	free(r->ev);
 	pthread_mutex_destroy(&r->ev_lock);
+	pthread_mutex_destroy(&r->pub_lock);
 	free(r);
 }
 
 void refl_get_stats(struct refl *r, struct refl_stats *st)
 {
-	*st = r->st;
+	pthread_mutex_lock(&r->pub_lock);
+	*st = r->pub;
+	pthread_mutex_unlock(&r->pub_lock);
 }

@@ -254,7 +254,7 @@ struct load_peer {
 	uint64_t up_ns;
 	uint64_t first_tx_ns;
 	char err[160];
-	bool failed;
+	bool failed;                /* set by the peer's worker, polled by the main thread (atomic) */
 	struct load_mon *mon;       /* monitors only */
 };
 

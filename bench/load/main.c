@@ -367,10 +367,10 @@ static unsigned sessions_up(struct load_ctx *ctx)
 static const struct load_peer *peer_failed(struct load_ctx *ctx)
 {
 	for (unsigned i = 0; i < ctx->o.feeders; i++)
-		if (ctx->feeders[i].failed)
+		if (__atomic_load_n(&ctx->feeders[i].failed, __ATOMIC_ACQUIRE))
 			return &ctx->feeders[i];
 	for (unsigned i = 0; i < ctx->o.monitors; i++)
-		if (ctx->monitors[i].failed)
+		if (__atomic_load_n(&ctx->monitors[i].failed, __ATOMIC_ACQUIRE))
 			return &ctx->monitors[i];
 	return NULL;
 }

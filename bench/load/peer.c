@@ -266,7 +266,7 @@ void load_peer_close(struct load_peer *p, uint8_t code, uint8_t subcode, const c
 	if (why && !p->err[0]) {
 		snprintf(p->err, sizeof(p->err), "%s", why);
 		if (!p->killed) {
-			p->failed = true;
+			__atomic_store_n(&p->failed, true, __ATOMIC_RELEASE);   /* main thread polls it */
 			log_warn("ricochet-load: %s: %s", p->name, why);
 		}
 	}
