@@ -9,7 +9,9 @@
  *     encoding, the per-node "advertised" word and table dumps.  It produces
  *     shared, refcounted obufs and enqueues a reference to each on every
  *     member's output queue (a wait-free liburcu wfcqueue: one producer, the
- *     reflection thread; one consumer, the peer's I/O thread).
+ *     reflection thread; one consumer, the peer's I/O thread, which takes up
+ *     to PEER_OUT_CHUNKS off it at a time and owns those references until
+ *     the chunks are written or the connection goes).
  *   - Session up/down and route-refresh requests travel from I/O threads to the
  *     reflection thread on a small mutex-protected event queue (a few per
  *     session lifetime, never per route).  A peer's output queue is drained
@@ -93,6 +95,10 @@ struct peer_counters {
 	uint32_t notif_in_code[9], notif_out_code[9]; /* by error code 1..8 (0: other) */
 };
 
+/* Chunks one writev carries at most (peer_flush), and so how many a peer
+ * holds taken off its output queue and not yet written. */
+#define PEER_OUT_CHUNKS 64
+
 /* Malformed-input log limiters per peer (attribute type x reaction, hashed). */
 #define PEER_MALFORMED_KINDS 8
 
@@ -120,8 +126,12 @@ struct peer {
 	size_t rx_len, rx_cap;
 	uint8_t ctl[4096 * 2];           /* private control messages (OPEN, KEEPALIVE, NOTIFICATION) */
 	size_t ctl_len, ctl_off;
-	struct obuf *cur;                /* chunk being written */
-	size_t cur_off;
+	/* chunks taken off the output queue, not yet written to their end, in
+	 * order: each holds the reference queued with it until its last byte is
+	 * written (peer_flush) or the connection goes (conn_teardown) */
+	struct obuf *out[PEER_OUT_CHUNKS];
+	size_t out_off;                  /* bytes of out[0] written (0: at a chunk boundary) */
+	uint8_t n_out;
 	bool want_out;                   /* EPOLLOUT armed */
 	bool connecting;                 /* outbound connect() in progress */
 	bool down_by_notification;       /* the session ended with a NOTIFICATION (no GR) */
@@ -179,6 +189,13 @@ struct peer {
 	bool overflow_reset;             /* a reset for queue overflow was requested */
 	struct refl_pending *pending;    /* prefixes changed while paused */
 };
+
+/* Output waiting to be written: taken off the queue or still on it (the
+ * peer's I/O thread). */
+static inline bool peer_out_pending(struct peer *p)
+{
+	return p->n_out || !cds_wfcq_empty(&p->oq_head, &p->oq_tail);
+}
 
 /* ------------------------------------------------------------ daemon */
 

@@ -43,7 +43,6 @@
 #define RX_BUF_SIZE   (256 * 1024)
 #define READ_BUDGET   (1024 * 1024)   /* bytes per peer per wakeup */
 #define TICK_MS       100
-#define IOV_MAX_CHUNKS 64
 
 static void thread_wake(struct io_thread *t)
 {
@@ -169,7 +168,7 @@ static void flush_pass(struct io_thread *t)
 	for (size_t k = 0; k < t->n_peers; k++) {
 		struct peer *p = t->peers[k];
 		if (p->fd >= 0 && p->fsm.state == FSM_ESTABLISHED &&
-		    (p->cur || !cds_wfcq_empty(&p->oq_head, &p->oq_tail)))
+		    peer_out_pending(p))
 			peer_flush(p);
 	}
 }
@@ -196,7 +195,7 @@ static void *io_main(void *arg)
 				for (size_t k = 0; k < t->n_peers; k++) {
 					struct peer *p = t->peers[k];
 					if (p->fd >= 0 && !p->want_out && p->fsm.state == FSM_ESTABLISHED &&
-					    (p->cur || !cds_wfcq_empty(&p->oq_head, &p->oq_tail)))
+					    peer_out_pending(p))
 						peer_flush(p);
 				}
 			} else if (kind == EV_KIND_LISTEN) {

@@ -44,7 +44,6 @@
 
 #define RX_BUF_MAX    (256 * 1024)        /* >= 2 extended messages */
 #define READ_BUDGET   (256 * 1024)        /* bytes per peer per wakeup */
-#define IOV_MAX_CHUNKS 64
 #define MALFORMED_LOG_INTERVAL_NS (10ull * 1000000000ull)
 
 static const char *peer_name(const struct peer *p, char *buf, size_t len)
@@ -140,8 +139,7 @@ static void send_notification(struct peer *p, uint8_t code, uint8_t sub, const u
 	ctl_queue(p, m, n);
 	/* best effort: try to get it out before the close */
 	if (p->fd >= 0) {
-		struct obuf *cur = p->cur;
-		if (!cur || p->cur_off == 0) {
+		if (p->out_off == 0) {           /* at a chunk boundary */
 			ssize_t w = write(p->fd, p->ctl + p->ctl_off, p->ctl_len - p->ctl_off);
 			if (w > 0)
 				p->ctl_off += (size_t)w;
@@ -149,9 +147,31 @@ static void send_notification(struct peer *p, uint8_t code, uint8_t sub, const u
 	}
 }
 
+/* One chunk's last byte is out: count it and drop the queue's reference. */
+static void out_done(struct peer *p, struct obuf *b)
+{
+	PEER_STAT_ADD(p->c.prefixes_out, b->npfx);
+	if (b->rx_ns)
+		metrics_observe_latency(b->group, b->rx_ns);
+	atomic_fetch_sub_explicit(&p->oq_bytes, b->len, memory_order_relaxed);
+	obuf_unref(b);
+}
+
 /*
- * Write as much as the socket takes: control messages at chunk boundaries,
- * then queued chunks, gathered into one writev.
+ * Write as much as the socket takes, gathered into one writev: the pending
+ * control messages, then up to PEER_OUT_CHUNKS queued chunks.
+ *
+ * Chunks are taken off the output queue into p->out (in order; each keeps
+ * the reference the reflection thread queued) and leave it when their last
+ * byte is written; p->out_off is how much of p->out[0] is already out.
+ * Control messages (KEEPALIVE, NOTIFICATION) go only at a chunk boundary
+ * (out_off == 0), never inside a chunk: a chunk is whole UPDATEs back to
+ * back, so that keeps the byte stream well-formed without knowing where the
+ * messages inside a chunk end.  While control bytes wait behind a partly
+ * written chunk, the writev carries only the rest of that chunk, so the next
+ * one starts at a boundary with them: a KEEPALIVE waits at most one chunk.
+ * A short write means the socket buffer is full: EPOLLOUT is armed and the
+ * flush ends there rather than try again for EAGAIN.
  */
 static void sess_run(struct peer *p, enum fsm_event ev, const struct fsm_event_arg *arg);
 
@@ -160,35 +180,38 @@ void peer_flush(struct peer *p)
 	if (p->fd < 0)
 		return;
 	for (;;) {
-		struct iovec iov[IOV_MAX_CHUNKS + 1];
-		struct obuf *bufs[IOV_MAX_CHUNKS];
-		int n = 0, nb = 0;
-		bool ctl_first = false;
-		if (!p->cur && p->ctl_len > p->ctl_off) {
-			iov[n].iov_base = p->ctl + p->ctl_off;
-			iov[n].iov_len = p->ctl_len - p->ctl_off;
-			n++;
-			ctl_first = true;
-		}
-		if (!p->cur && p->fsm.state == FSM_ESTABLISHED) {
-			struct cds_wfcq_node *node =
-				__cds_wfcq_dequeue_nonblocking(&p->oq_head, &p->oq_tail);
-			/* CDS_WFCQ_WOULDBLOCK: the reflection thread is half way through an
-			 * enqueue (tail swapped, node not linked yet); its io_peer_kick
-			 * follows, so there is nothing to send for now (bench/soak.py) */
-			if (node && node != CDS_WFCQ_WOULDBLOCK) {
+		if (p->fsm.state == FSM_ESTABLISHED) {
+			while (p->n_out < PEER_OUT_CHUNKS) {
+				struct cds_wfcq_node *node =
+					__cds_wfcq_dequeue_nonblocking(&p->oq_head, &p->oq_tail);
+				/* CDS_WFCQ_WOULDBLOCK: the reflection thread is half way through an
+				 * enqueue (tail swapped, node not linked yet); its io_peer_kick
+				 * follows, so there is nothing more to send for now (bench/soak.py) */
+				if (!node || node == CDS_WFCQ_WOULDBLOCK)
+					break;
 				struct outq_ent *e = caa_container_of(node, struct outq_ent, node);
 				tsan_acquire(e);     /* deliver_one's tsan_release */
-				p->cur = e->b;
-				p->cur_off = 0;
+				p->out[p->n_out++] = e->b;
 				free(e);
 			}
 		}
-		if (p->cur) {
-			iov[n].iov_base = p->cur->data + p->cur_off;
-			iov[n].iov_len = p->cur->len - p->cur_off;
-			bufs[nb++] = p->cur;
-			n++;
+		struct iovec iov[PEER_OUT_CHUNKS + 1];
+		int n = 0;
+		size_t total = 0;
+		bool ctl_first = false, ctl_waits = p->ctl_len > p->ctl_off;
+		if (ctl_waits && p->out_off == 0) {
+			iov[n].iov_base = p->ctl + p->ctl_off;
+			iov[n].iov_len = p->ctl_len - p->ctl_off;
+			total += iov[n++].iov_len;
+			ctl_first = true;
+		}
+		/* mid-chunk with control bytes waiting: to the end of this chunk only */
+		unsigned nc = ctl_waits && !ctl_first && p->n_out ? 1u : p->n_out;
+		for (unsigned k = 0; k < nc; k++) {
+			size_t off = k ? 0 : p->out_off;
+			iov[n].iov_base = p->out[k]->data + off;
+			iov[n].iov_len = p->out[k]->len - off;
+			total += iov[n++].iov_len;
 		}
 		if (n == 0) {
 			if (p->want_out) {
@@ -221,19 +244,32 @@ void peer_flush(struct peer *p)
 			p->ctl_off += take;
 			left -= take;
 		}
-		if (nb && left) {
-			p->cur_off += left;
-			if (p->cur_off >= p->cur->len) {
-				PEER_STAT_ADD(p->c.prefixes_out, p->cur->npfx);
-				if (p->cur->rx_ns)
-					metrics_observe_latency(p->cur->group, p->cur->rx_ns);
-				atomic_fetch_sub_explicit(&p->oq_bytes, p->cur->len, memory_order_relaxed);
-				obuf_unref(p->cur);
-				p->cur = NULL;
-				p->cur_off = 0;
+		/* the chunks written to their end leave p->out; the one the write
+		 * ended in (if any) stays first, with its offset */
+		unsigned done = 0;
+		size_t off = p->out_off;
+		for (; done < nc; done++) {
+			size_t rem = p->out[done]->len - off;
+			if (rem > left) {
+				off += left;
+				break;
 			}
+			left -= rem;
+			out_done(p, p->out[done]);
+			off = 0;
 		}
-		(void)bufs;
+		if (done) {
+			p->n_out -= done;
+			memmove(p->out, p->out + done, p->n_out * sizeof(p->out[0]));
+		}
+		p->out_off = off;
+		if ((size_t)w < total) {
+			if (!p->want_out) {
+				p->want_out = true;
+				ep_mod(p);
+			}
+			return;
+		}
 	}
 }
 
@@ -254,11 +290,12 @@ static void conn_teardown(struct peer *p)
 	p->rx_len = 0;
 	p->rx_held = false;              /* the held input went with the connection */
 	p->ctl_len = p->ctl_off = 0;
-	if (p->cur) {
-		obuf_unref(p->cur);
-		p->cur = NULL;
-		p->cur_off = 0;
-	}
+	/* the chunks taken off the queue and not all written; the queue's
+	 * bytes are the reflection thread's to zero when it drains the rest */
+	for (unsigned k = 0; k < p->n_out; k++)
+		obuf_unref(p->out[k]);
+	p->n_out = 0;
+	p->out_off = 0;
 }
 
 static void conn_attach(struct peer *p, int fd, bool connecting)
@@ -1513,7 +1550,7 @@ void sess_timers(struct peer *p, uint64_t now)
 	}
 	/* RFC 9687 send hold timer: output pending and no progress for too long */
 	if (p->fd >= 0 && p->fsm.state == FSM_ESTABLISHED && p->cfg.send_hold_time) {
-		bool pending = p->cur || p->ctl_len > p->ctl_off || !cds_wfcq_empty(&p->oq_head, &p->oq_tail);
+		bool pending = p->ctl_len > p->ctl_off || peer_out_pending(p);
 		if (!pending)
 			p->last_write_ns = now;
 		else if (now > p->last_write_ns &&
