@@ -17,9 +17,13 @@ Also owns what every script in tests/integration (and bench/soak.py) does the
 same way: the skip rule (`require`: not root, or a tool or binary missing,
 prints "SKIP: ..." and exits 77, which tests/no-skips.py turns into a failure
 where everything is installed), the results of a script's checks and its
-closing "N passed, N failed" line (`Checks`), processes with a log file
-(`Proc`, `tail_file`), and questions to a running ricochetd through its
-control socket with the ricochet CLI (`ricochet_ctl`, `ricochet_json`).
+closing "N passed, N failed" line (`Checks`), the end of a script's run
+(`Run`: whatever happened, stop what it started, print that line and, when
+something failed, the tail of the daemon's log, keep the work directory when
+something failed or --keep asked for it, and give the exit status),
+processes with a log file (`Proc`, `tail_file`), and questions to a running
+ricochetd through its control socket with the ricochet CLI (`ricochet_ctl`,
+`ricochet_json`).
 
 Addressing: the reflector on 127.0.0.1 (or --addr), clients on 127.0.1.x.
 Next hops announced by clients are documentation addresses (192.0.2.x,
@@ -38,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 POLL = 0.1
 SKIP = 77            # exit status meson reads as "skipped"
@@ -279,17 +284,18 @@ class Harness:
         self.procs.append(p)
         return p
 
-    def cleanup(self):
+    def stop(self):
+        """Kill every process spawn() started, the last first."""
         for p in reversed(self.procs):
             try:
                 p.kill()
             except Exception as e:  # keep killing the others
                 print(f"warning: cleanup of {p.name}: {e}")
         self.procs = []
-        if self.keep:
-            print(f"kept work directory {self.root}")
-        else:
-            shutil.rmtree(self.root, ignore_errors=True)
+
+    def cleanup(self):
+        self.stop()
+        clean_workdir(self.root, keep=self.keep)
 
     def log(self, msg):
         if self.verbose:
@@ -316,10 +322,10 @@ FRR_BGPD = "/usr/lib/frr/bgpd"
 # --------------------------------------------------------------------------
 
 
-def terminate(popen, grace=10.0):
-    """SIGTERM to a subprocess.Popen we started, SIGKILL after grace s."""
+def terminate(popen, grace=10.0, sig=signal.SIGTERM):
+    """sig (SIGTERM) to a subprocess.Popen we started, SIGKILL after grace s."""
     if popen.poll() is None:
-        popen.send_signal(signal.SIGTERM)
+        popen.send_signal(sig)
     try:
         popen.wait(timeout=grace)
     except subprocess.TimeoutExpired:
@@ -392,6 +398,81 @@ class Checks:
         print(f"{self.passed} passed, {len(self.failed)} failed" +
               (f", {skipped} skipped" if skipped else ""), flush=True)
         return 0 if ok and not self.failed else 1
+
+
+class Run(Harness):
+    """One test script's run, as a context manager: its work directory (root)
+    and everything it started, its checks, and its end, which is the same
+    for every script:
+      - an exception out of the body is a failed check "ran to the end"
+        (with the last frames of its traceback when it is not a
+        HarnessError or AssertionError), and is not raised further;
+      - everything is stopped: what at_end() was given and the processes
+        popen() started, the last first, then those spawn() started;
+      - the closing "N passed, N failed" line (checks.summary(ok=ok)); the
+        exit status is rc, 0 or 1;
+      - when it is 1, the tail of the daemon's log (daemon_log, a path in
+        root; 20 lines, 40 when verbose), and the work directory is kept;
+        else it is removed unless keep.
+    The body may set checks (a Checks, by default a new one) and ok (False
+    fails the run, e.g. the daemon died), and may call stop() itself to
+    check what the processes leave behind when they end.  An interruption
+    (Ctrl-C, or meson's timeout: SIGTERM) stops everything too, keeps the
+    work directory and is raised further."""
+
+    def __init__(self, prefix, keep=False, verbose=False, daemon_log="ricochetd.log"):
+        super().__init__(keep=keep, verbose=verbose, prefix=prefix)
+        self.checks = Checks(verbose=verbose)
+        self.daemon_log = daemon_log
+        self.ok = True
+        self.rc = None
+        self._ends = []
+
+    def at_end(self, fn, *args):
+        """Have fn(*args) called when the run ends (or at stop())."""
+        self._ends.append((fn, args))
+
+    def popen(self, argv, log=None, sig=signal.SIGTERM, **kw):
+        """subprocess.Popen(argv, **kw) in its own session, sent sig at the
+        end (SIGKILL 10 s later) unless it has exited; log: a file name in
+        root that takes its stdout and stderr."""
+        if log:
+            f = open(os.path.join(self.root, log), "w")
+            self.at_end(f.close)
+            kw.update(stdout=f, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(argv, start_new_session=True, **kw)
+        self.at_end(terminate, p, 10.0, sig)
+        return p
+
+    def stop(self):
+        """End what at_end() and popen() were given, the last first, then the
+        processes spawn() started."""
+        while self._ends:
+            fn, args = self._ends.pop()
+            try:
+                fn(*args)
+            except Exception as e:  # keep stopping the others
+                print(f"warning: at the end, {getattr(fn, '__name__', fn)}: {e}", flush=True)
+        super().stop()
+
+    def __exit__(self, etype, e, tb):
+        if etype is not None and not issubclass(etype, Exception):
+            self.stop()
+            clean_workdir(self.root, keep=True)
+            return False
+        if etype is not None:
+            if not isinstance(e, (HarnessError, AssertionError)):
+                traceback.print_exception(etype, e, tb, limit=-3, file=sys.stdout)
+            self.checks.check("ran to the end", False, f"{etype.__name__}: {e}")
+        self.stop()
+        self.rc = self.checks.summary(ok=self.ok)
+        tail = tail_file(os.path.join(self.root, self.daemon_log), 40 if self.verbose else 20) \
+            if self.rc else ""
+        if tail:
+            print(f"--- the last lines of {self.daemon_log} ---\n{tail}", flush=True)
+        clean_workdir(self.root, keep=self.keep or self.rc != 0)
+        return True
+
 
 # --------------------------------------------------------------------------
 # Clients.  Common interface:

@@ -35,7 +35,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -58,11 +57,11 @@ def main():
     d = os.path.abspath(a.build)
     rd, cli, load = H.built(d, "io/ricochetd", "io/ricochet", "bench/ricochet-load")
     H.require(root="port 179", programs=(rd, cli, load))
-    tmp = tempfile.mkdtemp(prefix="ricochet-backpressure-")
-    sock = os.path.join(tmp, "ctl.sock")
-    cfg = os.path.join(tmp, "r.yaml")
-    with open(cfg, "w") as f:
-        f.write(f"""router-id: {ADDR}
+    with H.Run("ricochet-backpressure-", keep=a.keep, verbose=a.verbose) as run:
+        sock = os.path.join(run.root, "ctl.sock")
+        cfg = os.path.join(run.root, "r.yaml")
+        with open(cfg, "w") as f:
+            f.write(f"""router-id: {ADDR}
 asn: 65000
 listen: [{{ address: {ADDR}, port: 179 }}]
 control-socket: {sock}
@@ -71,27 +70,23 @@ log-level: info
 peer-ranges:
   - {{ prefix: 127.0.33.0/24, asn: 65000, role: rr-client, add-path: {{ send: 2, receive: true }} }}
 """)
-    logf = open(os.path.join(tmp, "ricochetd.log"), "w")
-    proc = subprocess.Popen([rd, "-c", cfg], stdout=logf, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    checks = H.Checks(verbose=a.verbose)
-    bg = None
+        proc = run.popen([rd, "-c", cfg], log="ricochetd.log")
+        checks = run.checks
 
-    def ctl(*args):
-        return H.ricochet_json(cli, sock, *args)
+        def ctl(*args):
+            return H.ricochet_json(cli, sock, *args)
 
-    out = os.path.join(tmp, "load.json")
+        out = os.path.join(run.root, "load.json")
 
-    def finish(bg):
-        """Stop the load run if it outlived its bound; its output, its JSON and
-        ricochetd's summary."""
-        if bg.poll() is None:
-            H.terminate(bg)
-        txt = bg.stdout.read()
-        res = json.load(open(out)) if os.path.exists(out) else {}
-        return txt, res, ctl("show", "summary") or {}
+        def finish(bg):
+            """Stop the load run if it outlived its bound; its output, its JSON and
+            ricochetd's summary."""
+            if bg.poll() is None:
+                H.terminate(bg)
+            txt = bg.stdout.read()
+            res = json.load(open(out)) if os.path.exists(out) else {}
+            return txt, res, ctl("show", "summary") or {}
 
-    try:
         H.wait_until(lambda: os.path.exists(sock) and ctl("show", "summary"), 10,
                      "ricochetd's control socket")
         # prefixes-per-attr 1: every path its own UPDATE, so the table is about
@@ -102,8 +97,7 @@ peer-ranges:
                "--routes", "300000", "--v6-routes", "60000", "--prefixes-per-attr", "1",
                "--stall-monitor", str(STALL), "--withdraw", "--timeout", "90", "--json", out]
         t0 = time.monotonic()
-        bg = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
+        bg = run.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         peak = {STALLED: 0, HEALTHY: 0}
         bytes_out = {}
         while bg.poll() is None and time.monotonic() - t0 < 240:
@@ -145,8 +139,7 @@ peer-ranges:
         if os.path.exists(out):
             os.unlink(out)
         t0 = time.monotonic()
-        bg = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
+        bg = run.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         reset_at = None
         while bg.poll() is None and time.monotonic() - t0 < 120:
             if reset_at is None and (ctl("show", "summary") or {}).get("addpath_laggards_reset"):
@@ -165,18 +158,7 @@ peer-ranges:
         checks.check("the healthy monitor gets the whole table once the laggard is gone",
                      want and held == want, txt[-800:])
         checks.check("ricochetd still running after the reset", proc.poll() is None)
-    except Exception as e:  # noqa: BLE001
-        checks.check("no harness error", False, f"{type(e).__name__}: {e}")
-    finally:
-        if bg is not None and bg.poll() is None:
-            H.terminate(bg)
-        H.terminate(proc)
-        logf.close()
-    rc = checks.summary()
-    if rc:
-        print(H.tail_file(os.path.join(tmp, "ricochetd.log"), 20))
-    H.clean_workdir(tmp, keep=a.keep or rc != 0)
-    return rc
+    return run.rc
 
 
 if __name__ == "__main__":

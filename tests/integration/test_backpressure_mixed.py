@@ -37,11 +37,8 @@ Single-threaded, every wait bounded; exits 77 when not root or not built.
 import argparse
 import ipaddress
 import os
-import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -160,11 +157,11 @@ def main():
     d = os.path.abspath(a.build)
     rd, cli = H.built(d, "io/ricochetd", "io/ricochet")
     H.require(root="port 179", programs=(rd, cli))
-    tmp = tempfile.mkdtemp(prefix="ricochet-bp-mixed-")
-    sock = os.path.join(tmp, "ctl.sock")
-    cfg = os.path.join(tmp, "r.yaml")
-    with open(cfg, "w") as f:
-        f.write(f"""router-id: {ADDR}
+    with H.Run("ricochet-bp-mixed-", keep=a.keep, verbose=a.verbose) as run:
+        sock = os.path.join(run.root, "ctl.sock")
+        cfg = os.path.join(run.root, "r.yaml")
+        with open(cfg, "w") as f:
+            f.write(f"""router-id: {ADDR}
 asn: {AS}
 listen: [{{ address: {ADDR}, port: 179 }}]
 control-socket: {sock}
@@ -173,29 +170,28 @@ log-level: info
 peer-ranges:
   - {{ prefix: 127.0.34.0/24, asn: {AS}, role: rr-client, add-path: {{ send: 2, receive: true }} }}
 """)
-    logf = open(os.path.join(tmp, "ricochetd.log"), "w")
-    proc = subprocess.Popen([rd, "-c", cfg], stdout=logf, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    checks = H.Checks(verbose=a.verbose)
-    speakers = []
+        proc = run.popen([rd, "-c", cfg], log="ricochetd.log")
+        checks = run.checks
 
-    def ctl(*args):
-        return H.ricochet_json(cli, sock, *args) or {}
+        def ctl(*args):
+            return H.ricochet_json(cli, sock, *args) or {}
 
-    try:
         H.wait_until(lambda: os.path.exists(sock) and ctl("show", "summary"), 10,
                      "ricochetd's control socket")
         mcaps = B.caps_default(AS, addpath=[(B.AFI_IPV4, B.SAFI_UNICAST, 1)])
         stalled = B.Speaker(STALLED, ADDR, rcvbuf=65536)
         healthy = B.Speaker(HEALTHY, ADDR)
+        speakers = []
         for i, sp in enumerate((stalled, healthy)):
             speakers.append(sp)
+            run.at_end(sp.close)
             sp.establish(AS, hold=240, bgp_id=f"10.0.34.{100 + i}", caps=mcaps)
             sp.addpath_rx = (True, False)
         feeders = []
         for i, addr in enumerate(FEEDERS):
             sp = B.Speaker(addr, ADDR)
             speakers.append(sp)
+            run.at_end(sp.close)
             sp.establish(AS, hold=240, bgp_id=f"10.0.34.{10 + i}", caps=B.caps_default(AS))
             feeders.append(sp)
         ts, th = Table(stalled), Table(healthy)
@@ -305,18 +301,7 @@ peer-ranges:
                      (summ.get("addpath_deferred_sent") or 0) > 0 and summ.get("addpath_deferred") == 0
                      and summ.get("addpath_laggards_reset") == 0, str(summ))
         checks.check("ricochetd still running", proc.poll() is None)
-    except Exception as e:  # noqa: BLE001
-        checks.check("no harness error", False, f"{type(e).__name__}: {e}")
-    finally:
-        for sp in speakers:
-            sp.close()
-        H.terminate(proc)
-        logf.close()
-    rc = checks.summary()
-    if rc:
-        print(H.tail_file(os.path.join(tmp, "ricochetd.log"), 20))
-    H.clean_workdir(tmp, keep=a.keep or rc != 0)
-    return rc
+    return run.rc
 
 
 if __name__ == "__main__":

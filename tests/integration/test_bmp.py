@@ -14,7 +14,7 @@ feeders announced (IPv4 and IPv6, decoded from the UPDATEs), Statistics
 Reports whose Adj-RIB-In gauges match the load, a Peer Down per session and
 Termination last; every message parses to its exact length.
 """
-import argparse, os, shutil, signal, socket, struct, subprocess, sys, tempfile, threading, time
+import argparse, os, shutil, signal, socket, struct, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -82,6 +82,12 @@ class Station:
         self.msgs, self.errors, self.stop = [], [], False
         self.t = threading.Thread(target=self.run, daemon=True)
         self.t.start()
+
+    def close(self):
+        """Stop, once what was in flight when the daemon ended has been read."""
+        time.sleep(0.5)
+        self.stop = True
+        self.t.join(timeout=5)
 
     def run(self):
         while not self.stop:
@@ -165,27 +171,28 @@ class Station:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
+    ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     d = os.path.abspath(a.build)
     rd, load = (os.path.join(d, p) for p in ("io/ricochetd", "bench/ricochet-load"))
     H.require(root="port 179, capture", programs=(rd, load))
-    tmp = tempfile.mkdtemp(prefix="ricochet-bmp-")
-    port = H.free_tcp_port(ADDR)
-    cap = os.path.join(tmp, "bmp.pcapng")
-    tshark = shutil.which("tshark")
-    procs = []
-    if tshark:
-        ts = subprocess.Popen([tshark, "-q", "-i", "lo", "-f", f"tcp port {port}", "-w", cap],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        procs.append(ts)
-        # capture is running once tshark says so on stderr, or after a bounded wait
-        t_end = time.monotonic() + 10
-        while time.monotonic() < t_end and not os.path.exists(cap):
-            time.sleep(0.1)
-        time.sleep(0.5)
-    st = Station(port)
-    cfg = os.path.join(tmp, "r.yaml")
-    open(cfg, "w").write(f"""router-id: {ADDR}
+    with H.Run("ricochet-bmp-", keep=a.keep) as run:
+        tmp = run.root
+        port = H.free_tcp_port(ADDR)
+        cap = os.path.join(tmp, "bmp.pcapng")
+        tshark = shutil.which("tshark")
+        if tshark:
+            run.popen([tshark, "-q", "-i", "lo", "-f", f"tcp port {port}", "-w", cap], sig=signal.SIGINT,
+                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            # capture is running once tshark says so on stderr, or after a bounded wait
+            t_end = time.monotonic() + 10
+            while time.monotonic() < t_end and not os.path.exists(cap):
+                time.sleep(0.1)
+            time.sleep(0.5)
+        st = Station(port)
+        run.at_end(st.close)
+        cfg = os.path.join(tmp, "r.yaml")
+        open(cfg, "w").write(f"""router-id: {ADDR}
 asn: 65000
 listen: [{{ address: {ADDR}, port: 179 }}]
 control-socket: {tmp}/ctl.sock
@@ -193,14 +200,10 @@ bmp: {{ station: {ADDR}:{port} }}
 peer-ranges:
   - {{ prefix: 127.0.99.0/24, asn: 65000, role: rr-client }}
 """)
-    log = open(os.path.join(tmp, "ricochetd.log"), "w")
-    proc = subprocess.Popen([rd, "-c", cfg], stdout=log, stderr=subprocess.STDOUT)
-    procs.append(proc)
-    verdict = H.Checks()
-    check = verdict.check
+        run.popen([rd, "-c", cfg], log="ricochetd.log")
+        check = run.checks.check
 
-    R4, R6 = 2000, 500
-    try:
+        R4, R6 = 2000, 500
         t_end = time.monotonic() + 10
         while time.monotonic() < t_end and not st.msgs:
             time.sleep(0.1)
@@ -212,77 +215,61 @@ peer-ranges:
                            capture_output=True, text=True, timeout=120)
         check("load-passed", r.returncode == 0, (r.stdout + r.stderr)[-500:])
         time.sleep(0.5)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        time.sleep(0.5)
-        st.stop = True
-        st.t.join(timeout=5)
-        if tshark:
-            procs[0].send_signal(signal.SIGINT)
-            try:
-                procs[0].wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                procs[0].kill()
-    msgs = st.msgs
-    types = [m["type"] for m in msgs]
-    check("decoded-without-error", not st.errors and len(msgs) > 0, str(st.errors[:5]))
-    check("initiation-first", bool(msgs) and msgs[0]["type"] == T_INIT and 1 in msgs[0]["tlv"]
-          and 2 in msgs[0]["tlv"], str(msgs[:1]))
-    check("termination-last", bool(msgs) and msgs[-1]["type"] == T_TERM, str(types[-3:]))
-    ups = [m for m in msgs if m["type"] == T_UP]
-    downs = [m for m in msgs if m["type"] == T_DOWN]
-    check("peer-up-per-session", sorted(m["peer"] for m in ups) ==
-          ["127.0.99.140", "127.0.99.40", "127.0.99.41"] and all(m["rport"] and m["lport"] == 179 for m in ups),
-          str([(m["peer"], m.get("lport"), m.get("rport")) for m in ups]))
-    check("peer-down-per-session", sorted(m["peer"] for m in downs) == sorted(m["peer"] for m in ups),
-          str([(m["peer"], m["reason"]) for m in downs]))
-    ann = {}
-    for m in msgs:
-        if m["type"] == T_ROUTE:
-            ann.setdefault(m["peer"], set()).update(m["ann"])
-    n4 = {p: sum(1 for x in s if ":" not in x) for p, s in ann.items()}
-    n6 = {p: sum(1 for x in s if ":" in x) for p, s in ann.items()}
-    check("route-monitoring-all-prefixes",
-          n4.get("127.0.99.40") == R4 and n4.get("127.0.99.41") == R4 and n6.get("127.0.99.40") == R6
-          and "127.0.99.140" not in ann and not (ann["127.0.99.40"] & ann["127.0.99.41"]),
-          f"{n4} {n6}")
-    # the order per peer: Up before any Route Monitoring, Down after
-    order_ok = True
-    for p in ("127.0.99.40", "127.0.99.41"):
-        idx = [i for i, m in enumerate(msgs) if m.get("peer") == p]
-        ks = [msgs[i]["type"] for i in idx]
-        order_ok &= bool(ks) and ks[0] == T_UP and ks[-1] == T_DOWN
-    check("per-peer-order-up-monitor-down", order_ok)
-    stats = [m for m in msgs if m["type"] == T_STATS and m["peer"] == "127.0.99.40"]
-    check("stats-report-gauges", bool(stats) and stats[-1]["stats"].get(7) == R4 + R6 and
-          stats[-1]["stats"].get((9, 1)) == R4 and stats[-1]["stats"].get((9, 2)) == R6,
-          str([s["stats"] for s in stats]))
-    print(f"  station: {len(msgs)} messages: " +
-          ", ".join(f"{n} {types.count(t)}" for t, n in ((T_INIT, "init"), (T_UP, "peer-up"),
-                    (T_ROUTE, "route-mon"), (T_STATS, "stats"), (T_DOWN, "peer-down"), (T_TERM, "term"))))
-    if tshark and os.path.exists(cap):
-        r = subprocess.run([tshark, "-r", cap, "-d", f"tcp.port=={port},bmp", "-T", "fields", "-e", "bmp.type"],
-                           capture_output=True, text=True, timeout=120)
-        seen = [int(x) for l in r.stdout.split() for x in l.split(",") if x.strip().isdigit()]
-        # Our UPDATEs carry 4-octet AS_PATHs (per-peer flag A clear, RFC 7854 s4.2); the
-        # dissector's AS-length auto-detection is documented as inexact, so say it.  Errors
-        # only: TCP analysis warnings (window full) are about the capture, not BMP.
-        bad = subprocess.run([tshark, "-o", "bgp.asn_len:4 octet", "-r", cap, "-d", f"tcp.port=={port},bmp",
-                              "-Y", "_ws.malformed || _ws.expert.severity >= 8388608"],
-                             capture_output=True, text=True, timeout=120)
-        nbad = len([l for l in bad.stdout.splitlines() if l.strip()])
-        print(f"  tshark: {len(seen)} BMP messages dissected, {nbad} malformed/error packets")
-        check("tshark-dissects-every-message", len(seen) == len(msgs), f"{len(seen)} vs {len(msgs)}")
-        check("tshark-no-malformed", nbad == 0, bad.stdout[:500])
-    else:
-        print("  tshark not available: capture checks skipped")
-    rc = verdict.summary()
-    H.clean_workdir(tmp, keep=rc != 0)
-    return rc
+        run.stop()              # ricochetd ends (Peer Down, Termination), then the station and tshark
+        msgs = st.msgs
+        types = [m["type"] for m in msgs]
+        check("decoded-without-error", not st.errors and len(msgs) > 0, str(st.errors[:5]))
+        check("initiation-first", bool(msgs) and msgs[0]["type"] == T_INIT and 1 in msgs[0]["tlv"]
+              and 2 in msgs[0]["tlv"], str(msgs[:1]))
+        check("termination-last", bool(msgs) and msgs[-1]["type"] == T_TERM, str(types[-3:]))
+        ups = [m for m in msgs if m["type"] == T_UP]
+        downs = [m for m in msgs if m["type"] == T_DOWN]
+        check("peer-up-per-session", sorted(m["peer"] for m in ups) ==
+              ["127.0.99.140", "127.0.99.40", "127.0.99.41"] and all(m["rport"] and m["lport"] == 179 for m in ups),
+              str([(m["peer"], m.get("lport"), m.get("rport")) for m in ups]))
+        check("peer-down-per-session", sorted(m["peer"] for m in downs) == sorted(m["peer"] for m in ups),
+              str([(m["peer"], m["reason"]) for m in downs]))
+        ann = {}
+        for m in msgs:
+            if m["type"] == T_ROUTE:
+                ann.setdefault(m["peer"], set()).update(m["ann"])
+        n4 = {p: sum(1 for x in s if ":" not in x) for p, s in ann.items()}
+        n6 = {p: sum(1 for x in s if ":" in x) for p, s in ann.items()}
+        check("route-monitoring-all-prefixes",
+              n4.get("127.0.99.40") == R4 and n4.get("127.0.99.41") == R4 and n6.get("127.0.99.40") == R6
+              and "127.0.99.140" not in ann and not (ann["127.0.99.40"] & ann["127.0.99.41"]),
+              f"{n4} {n6}")
+        # the order per peer: Up before any Route Monitoring, Down after
+        order_ok = True
+        for p in ("127.0.99.40", "127.0.99.41"):
+            idx = [i for i, m in enumerate(msgs) if m.get("peer") == p]
+            ks = [msgs[i]["type"] for i in idx]
+            order_ok &= bool(ks) and ks[0] == T_UP and ks[-1] == T_DOWN
+        check("per-peer-order-up-monitor-down", order_ok)
+        stats = [m for m in msgs if m["type"] == T_STATS and m["peer"] == "127.0.99.40"]
+        check("stats-report-gauges", bool(stats) and stats[-1]["stats"].get(7) == R4 + R6 and
+              stats[-1]["stats"].get((9, 1)) == R4 and stats[-1]["stats"].get((9, 2)) == R6,
+              str([s["stats"] for s in stats]))
+        print(f"  station: {len(msgs)} messages: " +
+              ", ".join(f"{n} {types.count(t)}" for t, n in ((T_INIT, "init"), (T_UP, "peer-up"),
+                        (T_ROUTE, "route-mon"), (T_STATS, "stats"), (T_DOWN, "peer-down"), (T_TERM, "term"))))
+        if tshark and os.path.exists(cap):
+            r = subprocess.run([tshark, "-r", cap, "-d", f"tcp.port=={port},bmp", "-T", "fields", "-e", "bmp.type"],
+                               capture_output=True, text=True, timeout=120)
+            seen = [int(x) for l in r.stdout.split() for x in l.split(",") if x.strip().isdigit()]
+            # Our UPDATEs carry 4-octet AS_PATHs (per-peer flag A clear, RFC 7854 s4.2); the
+            # dissector's AS-length auto-detection is documented as inexact, so say it.  Errors
+            # only: TCP analysis warnings (window full) are about the capture, not BMP.
+            bad = subprocess.run([tshark, "-o", "bgp.asn_len:4 octet", "-r", cap, "-d", f"tcp.port=={port},bmp",
+                                  "-Y", "_ws.malformed || _ws.expert.severity >= 8388608"],
+                                 capture_output=True, text=True, timeout=120)
+            nbad = len([l for l in bad.stdout.splitlines() if l.strip()])
+            print(f"  tshark: {len(seen)} BMP messages dissected, {nbad} malformed/error packets")
+            check("tshark-dissects-every-message", len(seen) == len(msgs), f"{len(seen)} vs {len(msgs)}")
+            check("tshark-no-malformed", nbad == 0, bad.stdout[:500])
+        else:
+            print("  tshark not available: capture checks skipped")
+    return run.rc
 
 
 if __name__ == "__main__":

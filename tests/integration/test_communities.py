@@ -8,7 +8,7 @@ rr-client receives NO_EXPORT and NO_EXPORT_SUBCONFED routes but not the
 NO_ADVERTISE one; an eBGP rs-client receives only the ordinary route; every
 community attribute arrives octet for octet as sent.
 """
-import argparse, os, struct, subprocess, sys, tempfile, time
+import argparse, os, struct, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bgpspeaker as B  # noqa: E402
@@ -25,12 +25,14 @@ LARGE = struct.pack("!III", 4200000056, 1, 2)
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
+    ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     rd = os.path.join(os.path.abspath(a.build), "io", "ricochetd")
     H.require(root="port 179", programs=(rd,))
-    tmp = tempfile.mkdtemp(prefix="ricochet-comm-")
-    cfg = os.path.join(tmp, "r.yaml")
-    open(cfg, "w").write(f"""router-id: {RR}
+    with H.Run("ricochet-comm-", keep=a.keep) as run:
+        tmp = run.root
+        cfg = os.path.join(tmp, "r.yaml")
+        open(cfg, "w").write(f"""router-id: {RR}
 asn: {AS}
 listen: [{{ address: {RR}, port: 179 }}]
 control-socket: {tmp}/ctl.sock
@@ -39,12 +41,9 @@ peers:
   - {{ address: {MON}, asn: {AS}, role: rr-client, passive: true }}
   - {{ address: {RS}, asn: {RS_AS}, role: rs-client, passive: true }}
 """)
-    log = open(os.path.join(tmp, "ricochetd.log"), "w")
-    proc = subprocess.Popen([rd, "-c", cfg], stdout=log, stderr=subprocess.STDOUT)
-    verdict = H.Checks()
-    check = verdict.check
+        proc = run.popen([rd, "-c", cfg], log="ricochetd.log")
+        check = run.checks.check
 
-    try:
         time.sleep(0.5)
         peers = {}
         for addr, asn in ((MON, AS), (RS, RS_AS), (SRC, AS)):
@@ -85,9 +84,7 @@ peers:
         check("rr-client: NO_EXPORT community itself passed through",
               u is not None and u.attrs.get(B.COMMUNITIES, (0, b""))[1] == struct.pack("!I", NO_EXPORT))
         check("daemon still running", proc.poll() is None)
-    finally:
-        H.terminate(proc)
-    return verdict.summary()
+    return run.rc
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ keeps every session; a reload with a bad file keeps the running configuration
 and names file, line and key; `--check` rejects a bad file the same way;
 iBGP non-client feeders are not sent withdrawals of each other's routes.
 """
-import argparse, json, os, subprocess, sys, tempfile, time
+import argparse, json, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -23,38 +23,37 @@ ADDR = "127.0.77.1"
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
+    ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     d = os.path.abspath(a.build)
     rd, cli, load = (os.path.join(d, p) for p in ("io/ricochetd", "io/ricochet", "bench/ricochet-load"))
     H.require(root="port 179", programs=(rd, cli, load))
-    tmp = tempfile.mkdtemp(prefix="ricochet-daemon-")
-    sock = os.path.join(tmp, "ctl.sock")
-    cfg = os.path.join(tmp, "r.yaml")
-    base = f"""router-id: {ADDR}
+    with H.Run("ricochet-daemon-", keep=a.keep) as run:
+        tmp = run.root
+        sock = os.path.join(tmp, "ctl.sock")
+        cfg = os.path.join(tmp, "r.yaml")
+        base = f"""router-id: {ADDR}
 asn: 65000
 listen: [{{ address: {ADDR}, port: 179 }}]
 control-socket: {sock}
 peer-ranges:
   - {{ prefix: 127.0.77.0/24, asn: 65000, role: rr-client, add-path: {{ send: 2, receive: true }} }}
 """
-    open(cfg, "w").write(base)
-    log = open(os.path.join(tmp, "ricochetd.log"), "w")
-    proc = subprocess.Popen([rd, "-c", cfg], stdout=log, stderr=subprocess.STDOUT)
-    verdict = H.Checks()
-    check = verdict.check
+        open(cfg, "w").write(base)
+        proc = run.popen([rd, "-c", cfg], log="ricochetd.log")
+        check = run.checks.check
 
-    def ctl(*args, js=True):
-        return H.ricochet_ctl(cli, sock, *args, js=js, timeout=10)
+        def ctl(*args, js=True):
+            return H.ricochet_ctl(cli, sock, *args, js=js, timeout=10)
 
-    def run_load(*extra, timeout=120):
-        out = os.path.join(tmp, "load.json")
-        cmd = [load, "-q", "--target", f"{ADDR}:179", "--asn", "65000", "--feeder-base", "127.0.77.10",
-               "--monitor-base", "127.0.77.100", "--json", out, "--timeout", "30"] + list(extra)
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        res = json.load(open(out)) if os.path.exists(out) else {}
-        return r.returncode, res, r.stdout + r.stderr
+        def run_load(*extra, timeout=120):
+            out = os.path.join(tmp, "load.json")
+            cmd = [load, "-q", "--target", f"{ADDR}:179", "--asn", "65000", "--feeder-base", "127.0.77.10",
+                   "--monitor-base", "127.0.77.100", "--json", out, "--timeout", "30"] + list(extra)
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            res = json.load(open(out)) if os.path.exists(out) else {}
+            return r.returncode, res, r.stdout + r.stderr
 
-    try:
         for _ in range(50):
             if os.path.exists(sock):
                 break
@@ -88,11 +87,11 @@ peer-ranges:
         check("control-socket-mode-0600", (os.stat(sock).st_mode & 0o777) == 0o600)
 
         # reload with sessions up: start a long-lived load in the background
-        bg = subprocess.Popen([load, "-q", "--target", f"{ADDR}:179", "--asn", "65000", "--feeder-base",
-                               "127.0.77.10", "--monitor-base", "127.0.77.100", "--feeders", "1",
-                               "--monitors", "1", "--routes", "1000", "--churn-rate", "100",
-                               "--churn-seconds", "6", "--timeout", "30"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        bg = run.popen([load, "-q", "--target", f"{ADDR}:179", "--asn", "65000", "--feeder-base",
+                        "127.0.77.10", "--monitor-base", "127.0.77.100", "--feeders", "1",
+                        "--monitors", "1", "--routes", "1000", "--churn-rate", "100",
+                        "--churn-seconds", "6", "--timeout", "30"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(2)
         rc, before = ctl("show", "peers")
         up_before = {p["address"]: p["uptime_s"] for p in before if p["state"] == "Established"}
@@ -125,9 +124,7 @@ peer-ranges:
               rc == 0 and len(fin) == 2 and all(0 <= b < 1000 for b in fin),
               f"rc {rc} feeder bytes in {fin} " + txt[-600:])
         check("daemon-still-running", proc.poll() is None)
-    finally:
-        H.terminate(proc)
-    return verdict.summary()
+    return run.rc
 
 
 if __name__ == "__main__":

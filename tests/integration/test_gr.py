@@ -30,6 +30,7 @@ missing, or ricochetd is not built.  Python 3 stdlib only.
 import argparse
 import os
 import struct
+import subprocess
 import sys
 import time
 
@@ -73,6 +74,7 @@ def eor(sp, v4=True, v6=True):
 
 class Ricochet:
     """ricochetd under test, started through the harness (killed at its exit)."""
+    LOG = "ricochetd/stdout.log"        # in the harness's root
 
     def __init__(self, h, build):
         self.h = h
@@ -80,7 +82,7 @@ class Ricochet:
         self.cli_bin = os.path.join(build, "io", "ricochet")
         self.dir = h.dir("ricochetd")
         self.sock = os.path.join(self.dir, "ricochet.sock")
-        self.log = os.path.join(self.dir, "stdout.log")
+        self.log = os.path.join(h.root, self.LOG)
         self.proc = None
 
     def start(self, peers):
@@ -152,13 +154,6 @@ class Suite(H.Checks):
     def __init__(self, h, rr, obs, verbose):
         super().__init__()
         self.h, self.rr, self.obs, self.verbose = h, rr, obs, verbose
-
-    def end(self):
-        """The last check (ricochetd survived all) and the summary."""
-        self.check("ricochetd still running", self.rr.proc.alive())
-        if self.failed and self.verbose:
-            print(self.rr.proc.tail(40))
-        return self.summary()
 
     def obs_has(self, prefixes):
         have = self.obs.all_routes()
@@ -363,11 +358,11 @@ def case_e_new_connection(s):
     s.wait_down(GR_E)
 
 
-def case_bird(s, h):
+def case_bird(s):
     """A real restarting daemon: BIRD 2 (graceful restart on) killed with SIGKILL."""
     v4 = v4s(8, 4)
     v6 = v6s(8, 2)
-    b = GrBird(h, "bird-gr", BIRD_GR, AS, target=(RR, AS), v4=v4, v6=v6)
+    b = GrBird(s.h, "bird-gr", BIRD_GR, AS, target=(RR, AS), v4=v4, v6=v6)
     b.start()
     s.check("bird: GR-capable BIRD established", s.wait(b.established, 30))
     s.check("bird: its routes reach the observer", s.wait(lambda: s.obs_has(v4 + v6), 20))
@@ -391,7 +386,32 @@ def case_bird(s, h):
 
 
 CASES = [("a", case_a_restart_subset), ("b", case_b_no_return), ("c", case_c_no_gr_on_return),
-         ("d", case_d_controls), ("e", case_e_new_connection), ("bird", None)]
+         ("d", case_d_controls), ("e", case_e_new_connection), ("bird", case_bird)]
+
+
+def run_cases(a, prefix, peers, cases):
+    """The run of a suite of cases (here and test_refresh.py): ricochetd with
+    peers, the BIRD observer, then each case fn(s) of cases [(name, fn)]
+    that -k selects; a case that raises fails alone ("NAME: ran to the
+    end").  Returns the exit status."""
+    with H.Run(prefix, keep=a.keep, verbose=a.v, daemon_log=Ricochet.LOG) as h:
+        rr = Ricochet(h, a.build)
+        rr.start(peers)
+        obs = H.BirdClient(h, "observer", OBS, AS, target=(RR, AS))
+        obs.start()
+        h.checks = s = Suite(h, rr, obs, a.v)
+        if not s.check("observer BIRD established", s.wait(obs.established, 30)):
+            return 1
+        for name, fn in cases:
+            if a.k and a.k not in name:
+                continue
+            try:
+                fn(s)
+            except (H.HarnessError, B.Closed, OSError, ConnectionError, TimeoutError,
+                    subprocess.SubprocessError) as e:
+                s.check(f"{name}: ran to the end", False, repr(e))
+        s.check("ricochetd still running", rr.proc.alive())
+    return h.rc
 
 
 def main():
@@ -409,27 +429,7 @@ def main():
     peers = [f"{{ address: {OBS}, asn: {AS}, role: rr-client, passive: true, {fam} }}"]
     peers += [f"{{ address: {x}, asn: {AS}, role: rr-client, passive: true, {fam}, {gr} }}"
               for x in GR_PEERS + (BIRD_GR,)]
-    with H.Harness(keep=a.keep, verbose=a.v, prefix="ricochet-gr-") as h:
-        rr = Ricochet(h, a.build)
-        rr.start(peers)
-        obs = H.BirdClient(h, "observer", OBS, AS, target=(RR, AS))
-        obs.start()
-        s = Suite(h, rr, obs, a.v)
-        if not s.check("observer BIRD established", s.wait(obs.established, 30)):
-            print(rr.proc.tail())
-            return 1
-        for name, fn in CASES:
-            if a.k and a.k not in name:
-                continue
-            try:
-                if fn is None:
-                    case_bird(s, h)
-                else:
-                    fn(s)
-            except (H.HarnessError, B.Closed, OSError, ConnectionError, TimeoutError) as e:
-                s.check(f"{name}: ran to the end", False, repr(e))
-        rr.alive()
-        return s.end()
+    return run_cases(a, "ricochet-gr-", peers, CASES)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ what the case expects (and says so in its note).
 Single-threaded; every wait bounded.  Skips (77) when not root or when
 ricochetd is not built.  Python 3 stdlib only.
 
-  python3 tests/integration/test_malformed.py --build build [-k FILTER] [-v]
+  python3 tests/integration/test_malformed.py --build build [-k FILTER] [-v] [--keep]
 """
 
 import argparse
@@ -32,7 +32,6 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -734,7 +733,7 @@ def build_cases():
 # ------------------------------------------------------------------ runner
 
 class Runner:
-    def __init__(self, d, verbose=False):
+    def __init__(self, d, checks, verbose=False):
         self.d = d
         self.verbose = verbose
         self.pools = {"ibgp": [f"127.0.88.{i}" for i in range(64, 128)],
@@ -742,7 +741,7 @@ class Runner:
         self.next = {"ibgp": 0, "ebgp": 0}
         self.mon = None
         self.rib = None
-        self.checks = H.Checks()
+        self.checks = checks
 
     def pick(self, kind):
         pool = self.pools[kind]
@@ -1019,16 +1018,15 @@ def main():
         return 0
     build = os.path.abspath(a.build)
     H.require(root="port 179", programs=H.built(build, "io/ricochetd"))
-    root = tempfile.mkdtemp(prefix="ricochet-malformed-")
-    d = Daemon(build, root)
-    rc = 1
-    try:
+    with H.Run("ricochet-malformed-", keep=a.keep) as run:
+        d = Daemon(build, run.root)
+        run.at_end(d.stop)
         d.start(peers=[f"{{ address: {MON}, asn: {LOCAL_AS}, role: rr-client, passive: true }}",
                        f"{{ address: {EBGP_PEER}, asn: {PEER_AS}, role: rs-client, passive: true }}"],
                 ranges=[f"{{ prefix: 127.0.88.64/26, asn: {LOCAL_AS}, role: rr-client, "
                         f"add-path: {{ send: 0, receive: true }} }}",
                         f"{{ prefix: 127.0.88.128/26, asn: {PEER_AS}, role: rs-client }}"])
-        r = Runner(d, a.verbose)
+        r = Runner(d, run.checks, a.verbose)
         r.start_monitor()
         rss0 = d.rss_kb()
         t0 = time.monotonic()
@@ -1046,14 +1044,8 @@ def main():
                 print(f"{'ok' if not errs else 'FAIL':4} shutdown communication: {'; '.join(errs)}")
         print(f"malformed: {len(r.checks.results)} cases in {time.monotonic() - t0:.0f} s, "
               f"ricochetd RSS {rss0} kB -> {d.rss_kb()} kB{''.join(extra)}")
-        rc = r.checks.summary(ok=d.alive())
-    except Exception as e:  # noqa: BLE001
-        print(f"ERROR: {type(e).__name__}: {e}\n{d.tail()}")
-        rc = 1
-    finally:
-        d.stop()
-        H.clean_workdir(root, keep=a.keep or rc != 0)
-    return rc
+        run.ok = d.alive()
+    return run.rc
 
 
 if __name__ == "__main__":

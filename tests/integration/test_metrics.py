@@ -22,7 +22,7 @@ Checks:
   - while a large table loads (--big N routes, default 1,000,000), scrapes and
     `ricochet show routes` answer within 50 ms (worst of the samples).
 """
-import argparse, os, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, os, socket, subprocess, sys, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -68,6 +68,7 @@ def bgpdump_lines(*files):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
+    ap.add_argument("--keep", action="store_true")
     ap.add_argument("--big", type=int, default=1000000, help="routes for the responsiveness check (0: skip)")
     a = ap.parse_args()
     d = os.path.abspath(a.build)
@@ -77,13 +78,14 @@ def main():
     if text_string_to_metric_families is None:
         print("SKIP: needs python3-prometheus-client")
         return H.SKIP
-    tmp = tempfile.mkdtemp(prefix="ricochet-metrics-")
-    sock = os.path.join(tmp, "ctl.sock")
-    mrtdir = os.path.join(tmp, "mrt")
-    os.mkdir(mrtdir)
-    mport = H.free_tcp_port(ADDR)
-    cfg = os.path.join(tmp, "r.yaml")
-    open(cfg, "w").write(f"""router-id: {ADDR}
+    with H.Run("ricochet-metrics-", keep=a.keep) as run:
+        tmp = run.root
+        sock = os.path.join(tmp, "ctl.sock")
+        mrtdir = os.path.join(tmp, "mrt")
+        os.mkdir(mrtdir)
+        mport = H.free_tcp_port(ADDR)
+        cfg = os.path.join(tmp, "r.yaml")
+        open(cfg, "w").write(f"""router-id: {ADDR}
 asn: 65000
 listen: [{{ address: {ADDR}, port: 179 }}]
 control-socket: {sock}
@@ -92,23 +94,17 @@ mrt-dump: {mrtdir}
 peer-ranges:
   - {{ prefix: 127.0.99.0/24, asn: 65000, role: rr-client }}
 """)
-    log = open(os.path.join(tmp, "ricochetd.log"), "w")
-    proc = subprocess.Popen([rd, "-c", cfg], stdout=log, stderr=subprocess.STDOUT)
-    procs = [proc]
-    verdict = H.Checks()
-    check = verdict.check
+        run.popen([rd, "-c", cfg], log="ricochetd.log")
+        check = run.checks.check
 
-    def ctl(*args, js=True):
-        return H.ricochet_ctl(cli, sock, *args, js=js, timeout=60)
+        def ctl(*args, js=True):
+            return H.ricochet_ctl(cli, sock, *args, js=js, timeout=60)
 
-    def start_load(*extra):
-        cmd = [load, "-q", "--target", f"{ADDR}:179", "--asn", "65000", "--feeder-base", "127.0.99.10",
-               "--monitor-base", "127.0.99.100", "--timeout", "120"] + list(extra)
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        procs.append(p)
-        return p
+        def start_load(*extra):
+            cmd = [load, "-q", "--target", f"{ADDR}:179", "--asn", "65000", "--feeder-base", "127.0.99.10",
+                   "--monitor-base", "127.0.99.100", "--timeout", "120"] + list(extra)
+            return run.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    try:
         for _ in range(50):
             if os.path.exists(sock):
                 break
@@ -239,22 +235,15 @@ peer-ranges:
             fast = os.environ.get("RICOCHET_SANITIZED") or (worst_s < 0.05 and worst_r < 0.05)
             check("responsive-while-loading", n > 0 and fast and big.returncode == 0,
                   f"n {n} scrape {worst_s * 1e3:.1f} ms show {worst_r * 1e3:.1f} ms rc {big.returncode}")
-    finally:
-        for p in procs[1:]:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        H.terminate(proc)
-    # BGP4MP recording (files are flushed at exit)
-    files = sorted(os.path.join(mrtdir, f) for f in os.listdir(mrtdir))
-    lines = bgpdump_lines(*files)
-    ann = {l[5] for l in lines if l[0] == "BGP4MP_ET" and l[2] == "A"}
-    want_pfx = {k[0] for k in want} if want else set()
-    check("mrt-dump-bgp4mp-bgpdump", len(files) > 0 and want_pfx and want_pfx <= ann,
-          f"{len(files)} files, {len(ann)} prefixes announced, want {len(want_pfx)}")
-    rc = verdict.summary()
-    H.clean_workdir(tmp, keep=rc != 0)
-    return rc
+        run.stop()
+        # BGP4MP recording (files are flushed at exit)
+        files = sorted(os.path.join(mrtdir, f) for f in os.listdir(mrtdir))
+        lines = bgpdump_lines(*files)
+        ann = {l[5] for l in lines if l[0] == "BGP4MP_ET" and l[2] == "A"}
+        want_pfx = {k[0] for k in want} if want else set()
+        check("mrt-dump-bgp4mp-bgpdump", len(files) > 0 and want_pfx and want_pfx <= ann,
+              f"{len(files)} files, {len(ann)} prefixes announced, want {len(want_pfx)}")
+    return run.rc
 
 
 if __name__ == "__main__":

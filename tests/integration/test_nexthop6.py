@@ -27,7 +27,6 @@ missing, or ricochetd is not built.  Python 3 stdlib only.
 import argparse
 import ipaddress
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -97,61 +96,59 @@ def main():
     fam = "families: [ipv4-unicast, ipv6-unicast]"
     peers = [f"{{ address: {x}, asn: {AS}, role: rr-client, passive: true, {fam} }}" for x in (SRC, MON, BIRD)]
     peers.append(f"{{ address: {MON_RS}, asn: {RS_AS}, role: rs-client, passive: true, {fam} }}")
-    with H.Harness(keep=a.keep, verbose=a.v, prefix="ricochet-nh6-") as h:
+    with H.Run("ricochet-nh6-", keep=a.keep, verbose=a.v, daemon_log=Ricochet.LOG) as h:
         rr = Ricochet(h, a.build)
         rr.start(peers)
-        s = Suite(h, rr, None, a.v)
-        try:
-            bird = H.BirdClient(h, "bird", BIRD, AS, target=(RR, AS))
-            bird.start()
-            s.check("BIRD established", s.wait(bird.established, 30))
-            mon = Mon(s, MON, AS)
-            mon_rs = Mon(s, MON_RS, RS_AS)
-            src = B.Speaker(SRC, RR, timeout=5.0)
-            src.establish(AS, hold=90, bgp_id=SRC, caps=B.caps_default(AS))
-            base = B.a_origin(0) + B.a_aspath([]) + B.a_localpref(100)
-            src.send(B.update(attrs=base + B.a_mp_reach(B.AFI_IPV6, B.SAFI_UNICAST, [GLOBAL, LL],
-                                                        b"".join(B.pfx(p) for p in P32))))
-            src.send(B.update(attrs=base + B.a_mp_reach(B.AFI_IPV6, B.SAFI_UNICAST, GLOBAL,
-                                                        b"".join(B.pfx(p) for p in P16))))
-            want32, want16 = nh_bytes(GLOBAL, LL), nh_bytes(GLOBAL)
-            for m, who in ((mon, "rr-client"), (mon_rs, "rs-client")):
-                ok = m.wait(s, lambda nh: all(p in nh for p in P32 + P16))
-                got = {p: m.nh.get(p, b"").hex() for p in P32 + P16}
-                s.check(f"raw {who}: 32-octet next hop passed through octet for octet",
-                        ok and all(m.nh[p] == want32 for p in P32), str(got))
-                s.check(f"raw {who}: 16-octet next hop passed through", ok and all(m.nh[p] == want16 for p in P16),
-                        str(got))
-            routes = {r["prefix"]: r for r in rr.routes() if r["from"] == SRC}
-            s.check("show routes --json: next_hop and next_hop_link_local of the 32-octet next hop",
-                    all(routes.get(p, {}).get("next_hop") == GLOBAL and routes[p].get("next_hop_link_local") == LL
-                        for p in P32)
-                    and all("next_hop_link_local" not in routes.get(p, {}) for p in P16),
-                    str({p: (routes.get(p, {}).get("next_hop"), routes.get(p, {}).get("next_hop_link_local"))
-                         for p in P32 + P16}))
-            ok = s.wait(lambda: all(p in bird_nexthops(bird) for p in P32 + P16), 20)
-            got = bird_nexthops(bird)
-            s.check("BIRD: 32-octet next hop received as global + link-local",
-                    ok and all(got[p] == [GLOBAL, LL] for p in P32), str(got))
-            s.check("BIRD: 16-octet next hop received as global only",
-                    ok and all(got[p] == [GLOBAL] for p in P16), str(got))
-            # replace: the 32-octet path becomes 16 octets, then 32 again
-            src.send(B.update(attrs=base + B.a_mp_reach(B.AFI_IPV6, B.SAFI_UNICAST, GLOBAL, B.pfx(P32[0]))))
-            s.check("replacement 32 -> 16 octets reaches the monitor",
-                    mon.wait(s, lambda nh: nh.get(P32[0]) == want16), mon.nh.get(P32[0], b"").hex())
-            src.send(B.update(attrs=base + B.a_mp_reach(B.AFI_IPV6, B.SAFI_UNICAST, [GLOBAL, LL],
-                                                        B.pfx(P32[0]))))
-            s.check("replacement 16 -> 32 octets reaches the monitor",
-                    mon.wait(s, lambda nh: nh.get(P32[0]) == want32), mon.nh.get(P32[0], b"").hex())
-            s.check("BIRD follows (global + link-local again)",
-                    s.wait(lambda: bird_nexthops(bird).get(P32[0]) == [GLOBAL, LL], 15),
-                    str(bird_nexthops(bird).get(P32[0])))
-            src.close()
-            mon.sp.close()
-            mon_rs.sp.close()
-        except (H.HarnessError, B.Closed, OSError, ConnectionError, TimeoutError, subprocess.SubprocessError) as e:
-            s.check("ran to the end", False, repr(e))
-        return s.end()
+        h.checks = s = Suite(h, rr, None, a.v)
+        bird = H.BirdClient(h, "bird", BIRD, AS, target=(RR, AS))
+        bird.start()
+        s.check("BIRD established", s.wait(bird.established, 30))
+        mon = Mon(s, MON, AS)
+        mon_rs = Mon(s, MON_RS, RS_AS)
+        src = B.Speaker(SRC, RR, timeout=5.0)
+        src.establish(AS, hold=90, bgp_id=SRC, caps=B.caps_default(AS))
+        base = B.a_origin(0) + B.a_aspath([]) + B.a_localpref(100)
+        src.send(B.update(attrs=base + B.a_mp_reach(B.AFI_IPV6, B.SAFI_UNICAST, [GLOBAL, LL],
+                                                    b"".join(B.pfx(p) for p in P32))))
+        src.send(B.update(attrs=base + B.a_mp_reach(B.AFI_IPV6, B.SAFI_UNICAST, GLOBAL,
+                                                    b"".join(B.pfx(p) for p in P16))))
+        want32, want16 = nh_bytes(GLOBAL, LL), nh_bytes(GLOBAL)
+        for m, who in ((mon, "rr-client"), (mon_rs, "rs-client")):
+            ok = m.wait(s, lambda nh: all(p in nh for p in P32 + P16))
+            got = {p: m.nh.get(p, b"").hex() for p in P32 + P16}
+            s.check(f"raw {who}: 32-octet next hop passed through octet for octet",
+                    ok and all(m.nh[p] == want32 for p in P32), str(got))
+            s.check(f"raw {who}: 16-octet next hop passed through", ok and all(m.nh[p] == want16 for p in P16),
+                    str(got))
+        routes = {r["prefix"]: r for r in rr.routes() if r["from"] == SRC}
+        s.check("show routes --json: next_hop and next_hop_link_local of the 32-octet next hop",
+                all(routes.get(p, {}).get("next_hop") == GLOBAL and routes[p].get("next_hop_link_local") == LL
+                    for p in P32)
+                and all("next_hop_link_local" not in routes.get(p, {}) for p in P16),
+                str({p: (routes.get(p, {}).get("next_hop"), routes.get(p, {}).get("next_hop_link_local"))
+                     for p in P32 + P16}))
+        ok = s.wait(lambda: all(p in bird_nexthops(bird) for p in P32 + P16), 20)
+        got = bird_nexthops(bird)
+        s.check("BIRD: 32-octet next hop received as global + link-local",
+                ok and all(got[p] == [GLOBAL, LL] for p in P32), str(got))
+        s.check("BIRD: 16-octet next hop received as global only",
+                ok and all(got[p] == [GLOBAL] for p in P16), str(got))
+        # replace: the 32-octet path becomes 16 octets, then 32 again
+        src.send(B.update(attrs=base + B.a_mp_reach(B.AFI_IPV6, B.SAFI_UNICAST, GLOBAL, B.pfx(P32[0]))))
+        s.check("replacement 32 -> 16 octets reaches the monitor",
+                mon.wait(s, lambda nh: nh.get(P32[0]) == want16), mon.nh.get(P32[0], b"").hex())
+        src.send(B.update(attrs=base + B.a_mp_reach(B.AFI_IPV6, B.SAFI_UNICAST, [GLOBAL, LL],
+                                                    B.pfx(P32[0]))))
+        s.check("replacement 16 -> 32 octets reaches the monitor",
+                mon.wait(s, lambda nh: nh.get(P32[0]) == want32), mon.nh.get(P32[0], b"").hex())
+        s.check("BIRD follows (global + link-local again)",
+                s.wait(lambda: bird_nexthops(bird).get(P32[0]) == [GLOBAL, LL], 15),
+                str(bird_nexthops(bird).get(P32[0])))
+        src.close()
+        mon.sp.close()
+        mon_rs.sp.close()
+        s.check("ricochetd still running", rr.proc.alive())
+    return h.rc
 
 
 if __name__ == "__main__":

@@ -27,14 +27,13 @@ import argparse
 import json
 import os
 import struct
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bgpspeaker as B  # noqa: E402
 import harness as H  # noqa: E402
-from test_gr import RR, OBS, AS, Ricochet, Suite, announce, eor  # noqa: E402
+from test_gr import RR, OBS, AS, announce, eor, run_cases  # noqa: E402
 
 FRR = "127.0.55.20"
 SP_ERR, SP_NORR, SP_OUT = "127.0.55.21", "127.0.55.22", "127.0.55.23"
@@ -68,7 +67,16 @@ def refreshes_from(sp, timeout):
     return out
 
 
-def case_frr(s, frr):
+def case_frr(s):
+    frr = H.FrrClient(s.h, "frr", FRR, AS, target=(RR, AS),
+                      v4=["10.55.30.0/24", "10.55.31.0/24"], v6=["2001:db8:55:3000::/64"])
+    frr.start()
+    if s.check("frr: FRR established", s.wait(frr.established, 30)):
+        frr_refresh(s, frr)
+    frr.stop()
+
+
+def frr_refresh(s, frr):
     v4, v6 = frr.v4, frr.v6
     s.check("frr: routes of FRR reach the observer", s.wait(lambda: s.obs_has(v4 + v6), 30))
     # FRR answers a refresh with BoRR/EoRR only after its initial End-of-RIB
@@ -170,7 +178,7 @@ def case_enhanced_in(s):
     sp.close()
 
 
-CASES = [("frr", None), ("out", case_out_bytes), ("refused", case_out_refused), ("borr", case_enhanced_in)]
+CASES = [("frr", case_frr), ("out", case_out_bytes), ("refused", case_out_refused), ("borr", case_enhanced_in)]
 
 
 def main():
@@ -189,31 +197,7 @@ def main():
     peers = [f"{{ address: {x}, asn: {AS}, role: rr-client, passive: true, {fam}"
              + (", graceful-restart: true }" if x == FRR else " }")
              for x in (OBS, FRR, SP_ERR, SP_NORR, SP_OUT, DOWN)]
-    with H.Harness(keep=a.keep, verbose=a.v, prefix="ricochet-rr-") as h:
-        rr = Ricochet(h, a.build)
-        rr.start(peers)
-        obs = H.BirdClient(h, "observer", OBS, AS, target=(RR, AS))
-        obs.start()
-        s = Suite(h, rr, obs, a.v)
-        if not s.check("observer BIRD established", s.wait(obs.established, 30)):
-            return 1
-        for name, fn in CASES:
-            if a.k and a.k not in name:
-                continue
-            try:
-                if fn is None:
-                    frr = H.FrrClient(h, "frr", FRR, AS, target=(RR, AS),
-                                      v4=["10.55.30.0/24", "10.55.31.0/24"], v6=["2001:db8:55:3000::/64"])
-                    frr.start()
-                    if s.check("frr: FRR established", s.wait(frr.established, 30)):
-                        case_frr(s, frr)
-                    frr.stop()
-                else:
-                    fn(s)
-            except (H.HarnessError, B.Closed, OSError, ConnectionError, TimeoutError,
-                    subprocess.SubprocessError) as e:
-                s.check(f"{name}: ran to the end", False, repr(e))
-        return s.end()
+    return run_cases(a, "ricochet-rr-", peers, CASES)
 
 
 if __name__ == "__main__":

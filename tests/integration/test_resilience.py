@@ -26,7 +26,7 @@ and one check per behaviour of issue 6:
 Single-threaded, every wait bounded; exits 77 when not root or not built.
 Python 3 stdlib only.
 
-  python3 tests/integration/test_resilience.py --build build [-k FILTER] [-v]
+  python3 tests/integration/test_resilience.py --build build [-k FILTER] [-v] [--keep]
 """
 
 import argparse
@@ -36,7 +36,6 @@ import socket
 import stat
 import struct
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -105,13 +104,13 @@ class Monitor:
 
 
 class Suite:
-    def __init__(self, d, verbose, active_listener, backoff_listener):
+    def __init__(self, d, checks, verbose, active_listener, backoff_listener):
         self.active_listener = active_listener
         self.backoff_listener = backoff_listener
         self.d = d
         self.verbose = verbose
         self.mon = None
-        self.checks = H.Checks()
+        self.checks = checks
         self.figures = []
 
     def fig(self, s):
@@ -482,15 +481,16 @@ def main():
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     H.require(root="port 179", programs=H.built(build, "io/ricochetd"))
-    root = tempfile.mkdtemp(prefix="ricochet-resilience-")
-    d = Daemon(build, root)
-    rc = 1
     rr = f"asn: {LOCAL_AS}, role: rr-client"
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lb = socket.socket()
-    lb.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
+    with H.Run("ricochet-resilience-", keep=a.keep) as run:
+        d = Daemon(build, run.root)
+        run.at_end(d.stop)
+        ls = socket.socket()
+        run.at_end(ls.close)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lb = socket.socket()
+        run.at_end(lb.close)
+        lb.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind((ACTIVE, 179))
         ls.listen(4)
         lb.bind((BACKOFF, 179))
@@ -509,19 +509,11 @@ def main():
                        f"{{ address: {LATE}, {rr}, passive: true }}",
                        f"{{ address: {BACKOFF}, {rr}, passive: false, timers: {{ connect-retry: 1 }} }}"],
                 ranges=[f"{{ prefix: 127.0.88.128/26, {rr} }}"])
-        s = Suite(d, a.verbose, ls, lb)
+        s = Suite(d, run.checks, a.verbose, ls, lb)
         s.run(a.filter)
         for f in s.figures:
             print("  " + f)
-        rc = s.checks.summary()
-    except Exception as e:  # noqa: BLE001
-        print(f"ERROR: {type(e).__name__}: {e}\n{d.tail()}")
-    finally:
-        ls.close()
-        lb.close()
-        d.stop()
-        H.clean_workdir(root, keep=a.keep or rc != 0)
-    return rc
+    return run.rc
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 """TCP MD5 signatures (RFC 2385) and GTSM (RFC 5082) per peer, end to end.
 
 Owns: its own ricochetd on 127.0.88.1 and, as the other side, BIRD 2
-instances (started through harness.Harness, which kills them whatever
+instances (started through harness.Run, which kills them whatever
 happens) and raw speakers (bgpspeaker.py) that set TCP_MD5SIG / IP_TTL on
 their own sockets.  Addresses: 127.0.88.30-35 and the range 127.0.88.40/29.
 Checks:
@@ -165,29 +165,22 @@ def main():
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     H.require(root="port 179, TCP_MD5SIG", programs=H.built(build, "io/ricochetd") + ["bird"])
-    rc = 1
-    with H.Harness(keep=a.keep, prefix="ricochet-security-") as h:
-        d = Daemon(build, h.root)
+    with H.Run("ricochet-security-", keep=a.keep) as run:
+        d = Daemon(build, run.root)
+        run.at_end(d.stop)
         rr = f"asn: {LOCAL_AS}, role: rr-client"
-        try:
-            d.start(peers=[f'{{ address: 127.0.88.30, {rr}, passive: true, md5-password: "{PW}" }}',
-                           f'{{ address: 127.0.88.31, {rr}, passive: true, md5-password: "{PW}" }}',
-                           f'{{ address: 127.0.88.32, {rr}, passive: true, md5-password: "{PW}" }}',
-                           f"{{ address: 127.0.88.33, {rr}, passive: true, ttl-security: 1 }}",
-                           f'{{ address: 127.0.88.34, {rr}, passive: false, md5-password: "{PW_ACTIVE}", '
-                           f"local-address: {RR}, timers: {{ connect-retry: 1 }} }}",
-                           f"{{ address: 127.0.88.35, {rr}, passive: true, ttl-security: 1 }}"],
-                    ranges=[f'{{ prefix: 127.0.88.40/29, {rr}, md5-password: "{PW_RANGE}" }}'])
-            s = Suite(h, d)
-            s.run()
-            rc = s.summary(ok=d.alive())
-        except (H.HarnessError, RuntimeError, OSError) as e:
-            print(f"ERROR: {type(e).__name__}: {e}\n{d.tail()}")
-        finally:
-            d.stop()
-            if rc != 0:
-                print(f"ricochetd log tail:\n{d.tail()}")
-    return rc
+        d.start(peers=[f'{{ address: 127.0.88.30, {rr}, passive: true, md5-password: "{PW}" }}',
+                       f'{{ address: 127.0.88.31, {rr}, passive: true, md5-password: "{PW}" }}',
+                       f'{{ address: 127.0.88.32, {rr}, passive: true, md5-password: "{PW}" }}',
+                       f"{{ address: 127.0.88.33, {rr}, passive: true, ttl-security: 1 }}",
+                       f'{{ address: 127.0.88.34, {rr}, passive: false, md5-password: "{PW_ACTIVE}", '
+                       f"local-address: {RR}, timers: {{ connect-retry: 1 }} }}",
+                       f"{{ address: 127.0.88.35, {rr}, passive: true, ttl-security: 1 }}"],
+                ranges=[f'{{ prefix: 127.0.88.40/29, {rr}, md5-password: "{PW_RANGE}" }}'])
+        run.checks = s = Suite(run, d)
+        s.run()
+        run.ok = d.alive()
+    return run.rc
 
 
 if __name__ == "__main__":

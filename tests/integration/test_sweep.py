@@ -54,18 +54,16 @@ bytes and handled before the sweep is done, and every path of the peer goes.
 Latency is printed but not judged under sanitizers (RICOCHET_SANITIZED=1).
 Single-threaded; every wait bounded; exits 77 when not root or not built.
 
-  python3 tests/integration/test_sweep.py --build build [-v]
+  python3 tests/integration/test_sweep.py --build build [-v] [--keep]
 """
 
 import argparse
 import os
 import re
-import shutil
 import socket
 import statistics
 import struct
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -308,28 +306,28 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     H.require(root="port 179", programs=H.built(build, "io/ricochetd", "io/ricochet"))
-    root = tempfile.mkdtemp(prefix="ricochet-sweep-")
-    d = Daemon(build, root, io_threads=1, addr=RR)
-    verdict = H.Checks(verbose=a.verbose)
-    check = verdict.check
+    with H.Run("ricochet-sweep-", keep=a.keep, verbose=a.verbose) as run:
+        d = Daemon(build, run.root, io_threads=1, addr=RR)
+        run.at_end(d.stop)
+        check = run.checks.check
 
-    def accepted(addr):
-        e = (d.peers() or {}).get(addr) or {}
-        return e.get("prefixes_accepted"), e.get("state")
+        def accepted(addr):
+            e = (d.peers() or {}).get(addr) or {}
+            return e.get("prefixes_accepted"), e.get("state")
 
-    def wait(pred, timeout, step=0.1):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if pred():
-                return True
-            time.sleep(step)
-        return pred()
+        def wait(pred, timeout, step=0.1):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if pred():
+                    return True
+                time.sleep(step)
+            return pred()
 
-    peer = "{{ address: {}, asn: {}, role: rr-client, passive: true, families: [{}] }}"
-    try:
+        peer = "{{ address: {}, asn: {}, role: rr-client, passive: true, families: [{}] }}"
         d.start([peer.format(FEEDER, LOCAL_AS, "ipv4-unicast"),
                  peer.format(PROBE_TX, LOCAL_AS, "ipv4-unicast, ipv6-unicast"),
                  peer.format(PROBE_RX, LOCAL_AS, "ipv4-unicast, ipv6-unicast"),
@@ -416,15 +414,7 @@ def main():
         gr_case(d, check, probe, accepted, wait)
         gr_close_case(d, check, accepted, wait)
         check("ricochetd still running", d.alive())
-    except Exception as e:  # report, then clean up
-        check("ran to the end", False, f"{e!r}\n{d.tail()}")
-    finally:
-        d.stop()
-        if verdict.failed and a.verbose:
-            print(d.tail(40))
-        shutil.rmtree(root, ignore_errors=True)
-    rc = verdict.summary()
-    return rc
+    return run.rc
 
 
 if __name__ == "__main__":
