@@ -118,8 +118,6 @@ static uint64_t je_stat(const char *name)
 	return v;
 }
 
-#define RD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-
 /* One line per peer for a per-peer metric; labels are built once per scrape. */
 struct plabel {
 	struct peer *p;
@@ -127,16 +125,16 @@ struct plabel {
 };
 
 typedef uint64_t (*peer_val_fn)(const struct peer *p);
-static uint64_t pv_msgs_in(const struct peer *p) { return RD(p->c.msgs_in); }
-static uint64_t pv_msgs_out(const struct peer *p) { return RD(p->c.msgs_out); }
-static uint64_t pv_bytes_in(const struct peer *p) { return RD(p->c.bytes_in); }
-static uint64_t pv_bytes_out(const struct peer *p) { return RD(p->c.bytes_out); }
-static uint64_t pv_updates_in(const struct peer *p) { return RD(p->c.updates_in); }
-static uint64_t pv_pfx_in(const struct peer *p) { return RD(p->c.prefixes_in); }
-static uint64_t pv_wdr_in(const struct peer *p) { return RD(p->c.withdraws_in); }
-static uint64_t pv_pfx_out(const struct peer *p) { return RD(p->c.prefixes_out); }
-static uint64_t pv_taw(const struct peer *p) { return RD(p->c.treat_as_withdraw); }
-static uint64_t pv_loops(const struct peer *p) { return RD(p->c.loops_dropped); }
+static uint64_t pv_msgs_in(const struct peer *p) { return PEER_STAT(p->c.msgs_in); }
+static uint64_t pv_msgs_out(const struct peer *p) { return PEER_STAT(p->c.msgs_out); }
+static uint64_t pv_bytes_in(const struct peer *p) { return PEER_STAT(p->c.bytes_in); }
+static uint64_t pv_bytes_out(const struct peer *p) { return PEER_STAT(p->c.bytes_out); }
+static uint64_t pv_updates_in(const struct peer *p) { return PEER_STAT(p->c.updates_in); }
+static uint64_t pv_pfx_in(const struct peer *p) { return PEER_STAT(p->c.prefixes_in); }
+static uint64_t pv_wdr_in(const struct peer *p) { return PEER_STAT(p->c.withdraws_in); }
+static uint64_t pv_pfx_out(const struct peer *p) { return PEER_STAT(p->c.prefixes_out); }
+static uint64_t pv_taw(const struct peer *p) { return PEER_STAT(p->c.treat_as_withdraw); }
+static uint64_t pv_loops(const struct peer *p) { return PEER_STAT(p->c.loops_dropped); }
 static uint64_t pv_oq(const struct peer *p)
 {
 	return atomic_load_explicit(&((struct peer *)p)->oq_bytes, memory_order_relaxed);
@@ -189,7 +187,7 @@ static void render_peers(struct sbuf *b, struct daemon *d, uint64_t now)
 	family(b, "ricochet_peer_uptime_seconds", "gauge", "Time since the session came up (0 when down).");
 	for (size_t i = 0; i < n; i++) {
 		const struct peer *p = pl[i].p;
-		uint64_t up = RD(p->up_since_ns);
+		uint64_t up = PEER_STAT(p->up_since_ns);
 		bool est = atomic_load_explicit(&pl[i].p->state, memory_order_relaxed) == FSM_ESTABLISHED;
 		sb_printf(b, "ricochet_peer_uptime_seconds{%s} %.3f\n", pl[i].l,
 			  est && up && now > up ? (double)(now - up) / 1e9 : 0.0);
@@ -231,7 +229,7 @@ static void render_peers(struct sbuf *b, struct daemon *d, uint64_t now)
 		for (size_t i = 0; i < n; i++) {
 			const struct peer *p = pl[i].p;
 			for (unsigned c = 0; c <= 8; c++) {
-				uint32_t v = dir ? RD(p->c.notif_out_code[c]) : RD(p->c.notif_in_code[c]);
+				uint32_t v = dir ? PEER_STAT(p->c.notif_out_code[c]) : PEER_STAT(p->c.notif_in_code[c]);
 				if (v || c == BGP_ERR_CEASE)
 					sb_printf(b, "%s{%s,code=\"%u\"} %u\n", name, pl[i].l, c, v);
 			}
