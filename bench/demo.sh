@@ -21,7 +21,8 @@ log=$(mktemp /tmp/ricochetd-demo.XXXXXX.log)
 "$BUILD/io/ricochetd" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
-for _ in $(seq 50); do [ -S $SOCK ] && break; sleep 0.1; done
+# ready when the control socket answers (a file left by an earlier daemon is not enough)
+for _ in $(seq 50); do "$BUILD/io/ricochet" -s $SOCK show summary >/dev/null 2>&1 && break; sleep 0.1; done
 echo "ricochetd running (pid $pid, log $log)"
 "$BUILD/io/ricochet" -s $SOCK show summary
 
