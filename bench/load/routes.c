@@ -403,6 +403,36 @@ bool load_routes_local(const struct load_routes *rt, unsigned f, uint32_t pid, u
 	return true;
 }
 
+/*
+ * Sort one family's attribute indices ascending (counting sort: values are
+ * below nattr).  The multiset is unchanged - the same sets carry the same
+ * numbers of prefixes - but each set's prefixes get consecutive ids.  A
+ * target sends a set's prefixes together (any reflector groups by attribute
+ * set), so a monitor applying an UPDATE writes a few adjacent table slots
+ * instead of one scattered cache miss per prefix: with 1000 monitors x 100k
+ * prefixes (S4, 1.2 GB of slots) those misses were the monitor thread's
+ * largest cost and made the generator S4's bottleneck.  What a target sees
+ * is alike in every respect it can measure: the addresses behind the ids
+ * are independent random draws, so a set's prefixes are as scattered in the
+ * address space as before, and the feeders send in the same (set, family)
+ * order.
+ */
+static void sort_attrs(uint32_t *a, uint32_t n, uint32_t nattr)
+{
+	if (n < 2)
+		return;
+	uint32_t *cnt = calloc((size_t)nattr + 1, sizeof(*cnt));
+	if (!cnt)
+		log_fatal("ricochet-load: out of memory sorting %u attribute indices", n);
+	for (uint32_t j = 0; j < n; j++)
+		cnt[a[j]]++;
+	uint32_t j = 0;
+	for (uint32_t v = 0; v < nattr; v++)
+		for (uint32_t k = 0; k < cnt[v]; k++)
+			a[j++] = v;
+	free(cnt);
+}
+
 void load_routes_generate(struct load_routes *rt, const struct load_gen_params *gp)
 {
 	uint64_t t0 = log_now_ns();
@@ -470,6 +500,8 @@ void load_routes_generate(struct load_routes *rt, const struct load_gen_params *
 				fr->attr[j] = a < fr->nattr ? a : fr->nattr - 1;
 			}
 		}
+		sort_attrs(fr->attr, gp->r4, fr->nattr);
+		sort_attrs(fr->attr + gp->r4, gp->r6, fr->nattr);
 	}
 	rt->gen_ns = log_now_ns() - t0;
 }
