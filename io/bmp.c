@@ -116,6 +116,8 @@ static uint8_t *put_addr16(uint8_t *p, const struct bgp_addr *a)
 	return p + 16;
 }
 
+/* The per-peer header (RFC 7854 s4.2).  I/O thread only: it reads the
+ * session (sess, peer_bgp_id); the bmp thread copies a Peer Up's instead. */
 static uint8_t *put_peer_hdr(uint8_t *p, const struct peer *pe)
 {
 	struct timespec ts;
@@ -416,7 +418,7 @@ static bool session_start(void)
 	drop_queue();
 	bool ok = send_all(buf, (size_t)(q - buf));
 	for (uint32_t i = 0, n = daemon_n_peers(B.d); ok && i < n; i++) {
-		struct bmp_peer *s = B.peers[i];
+		struct bmp_peer *s = __atomic_load_n(&B.peers[i], __ATOMIC_ACQUIRE);
 		if (s && s->up && s->up_msg)
 			ok = send_all(s->up_msg, s->up_len);
 	}
@@ -426,15 +428,24 @@ static bool session_start(void)
 	return ok;
 }
 
+/* A Statistics Report per session that is up.  The per-peer header is the
+ * one of the session's Peer Up (built on the I/O thread from sess and the
+ * peer's BGP identifier, which this thread must not read: the next
+ * session's OPEN rewrites them), copied under up_mu with a fresh timestamp. */
 static void queue_stats(void)
 {
 	for (uint32_t i = 0, n = daemon_n_peers(B.d); i < n; i++) {
 		struct peer *p = B.d->peers[i];
-		struct bmp_peer *s = B.peers[i];
-		if (!p || !s || !s->up)
+		struct bmp_peer *s = __atomic_load_n(&B.peers[i], __ATOMIC_ACQUIRE);
+		if (!p || !s)
+			continue;
+		pthread_mutex_lock(&B.up_mu);
+		bool up = s->up && s->up_msg;
+		pthread_mutex_unlock(&B.up_mu);
+		if (!up)
 			continue;
 		struct bmsg *m = bmsg_new(BMP_HDR_LEN + BMP_PEER_HDR_LEN + 4 + 5 * 16);
-		uint8_t *q = put_peer_hdr(m->data + BMP_HDR_LEN, p);
+		uint8_t *q = m->data + BMP_HDR_LEN + BMP_PEER_HDR_LEN; /* header: below */
 		q = put32(q, 5);
 		uint64_t v4 = rib_peer_prefixes(B.d->rib, p->id, BGP_FAM_IPV4);
 		uint64_t v6 = rib_peer_prefixes(B.d->rib, p->id, BGP_FAM_IPV6);
@@ -451,11 +462,17 @@ static void queue_stats(void)
 		q = put16(put16(q, 11), 4);              /* updates treated as withdraw */
 		q = put32(q, (uint32_t)__atomic_load_n(&p->c.treat_as_withdraw, __ATOMIC_RELAXED));
 		finish(m, q, BMP_STATS);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
 		pthread_mutex_lock(&B.up_mu);
-		if (s->up)
+		if (s->up && s->up_msg) {
+			uint8_t *h = m->data + BMP_HDR_LEN;
+			memcpy(h, s->up_msg + BMP_HDR_LEN, BMP_PEER_HDR_LEN);
+			put32(put32(h + BMP_PEER_HDR_LEN - 8, (uint32_t)ts.tv_sec), (uint32_t)(ts.tv_nsec / 1000));
 			enqueue(m);
-		else
+		} else {
 			free(m);
+		}
 		pthread_mutex_unlock(&B.up_mu);
 	}
 }

@@ -229,6 +229,7 @@ struct routes_ctx {
 	struct ctl_out *out;
 	enum routes_mode mode;
 	struct peer *peer;
+	bool peer_fam[BGP_FAM_COUNT];    /* RT_ADVERTISED: the peer's families (sess_snap) */
 	uint64_t shown, limit;
 	bool json;
 };
@@ -295,7 +296,7 @@ static bool routes_cb(struct rib_node *n, const struct bgp_prefix *pfx, const st
 			continue;
 		if (c->mode == RT_ADVERTISED) {
 			if (i != 0 || rp->peer == c->peer->id ||
-			    !refl_export_ok(c->d->refl, rp, pfx->family, c->peer->cfg.role, c->peer->sess.family))
+			    !refl_export_ok(c->d->refl, rp, pfx->family, c->peer->cfg.role, c->peer_fam))
 				break;
 		}
 		print_path(c, ps_txt, rp, i == 0);
@@ -318,6 +319,10 @@ static int show_routes(struct daemon *d, int argc, char **argv, struct ctl_out *
 		c.peer = find_peer(d, argv[0]);
 		if (!c.peer)
 			return ctl_error(out, "no such peer: %s", argv[0]);
+		/* the families as of now; a session that is down gets nothing */
+		unsigned snap = atomic_load_explicit(&c.peer->sess_snap, memory_order_acquire);
+		for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+			c.peer_fam[f] = (snap & PEER_SNAP_FAM(f)) != 0;
 		ai = 1;
 	}
 	struct bgp_prefix below, *belowp = NULL;
@@ -488,8 +493,9 @@ static int cmd_reload(int argc, char **argv, struct ctl_out *out, void *arg)
  * `refresh PEER [ipv4|ipv6]`: route refresh "out" (RFC 2918) - the peer's
  * I/O thread sends it a ROUTE-REFRESH per negotiated family (or the one
  * given).  Refused when the session is down or the peer did not announce
- * the route-refresh capability.  Reads the session racily, like show peers;
- * the I/O thread checks again before sending.
+ * the route-refresh capability.  Knows the session only from its snapshot
+ * (struct peer, sess_snap), which may be stale by the time the request
+ * arrives; the I/O thread checks again before sending.
  */
 static int cmd_refresh(int argc, char **argv, struct ctl_out *out, void *arg)
 {
@@ -508,11 +514,12 @@ static int cmd_refresh(int argc, char **argv, struct ctl_out *out, void *arg)
 		else
 			return ctl_error(out, "unknown family %s (ipv4 or ipv6)", argv[1]);
 	}
-	if (atomic_load_explicit(&p->state, memory_order_acquire) != FSM_ESTABLISHED)
+	unsigned snap = atomic_load_explicit(&p->sess_snap, memory_order_acquire);
+	if (!(snap & PEER_SNAP_UP))
 		return ctl_error(out, "peer %s: session not Established", argv[0]);
-	if (!p->peer_open.capa.route_refresh)
+	if (!(snap & PEER_SNAP_ROUTE_REFRESH))
 		return ctl_error(out, "peer %s did not announce the route-refresh capability", argv[0]);
-	if (fam != BGP_FAM_COUNT && !p->sess.family[fam])
+	if (fam != BGP_FAM_COUNT && !(snap & PEER_SNAP_FAM(fam)))
 		return ctl_error(out, "peer %s: %s not negotiated", argv[0], argv[1]);
 	io_thread_refresh_peer(p->thr, p, fam);
 	ctl_printf(out, "route refresh requested from %s (%s)\n", argv[0],

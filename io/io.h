@@ -106,6 +106,11 @@ struct peer_counters {
  * (withdraw, withdraw stale, mark stale), see peer.c */
 #define PEER_SWEEP_JOBS 6
 
+/* Bits of struct peer's sess_snap: 0 while no session is Established. */
+#define PEER_SNAP_UP            (1u << 31) /* Established (never 0 while up) */
+#define PEER_SNAP_ROUTE_REFRESH (1u << 16) /* the peer announced route refresh */
+#define PEER_SNAP_FAM(f)        (1u << (f)) /* family f (< BGP_FAM_COUNT) negotiated */
+
 struct io_thread;
 struct refl_group;
 struct refl_pending;
@@ -140,6 +145,12 @@ struct peer {
 	uint64_t maxpfx_until_ns;        /* max-prefixes hold-down: no session before (UINT64_MAX: until reconfigured) */
 	int pending_fd;                  /* accepted while the last session was being reset */
 	uint64_t last_write_ns;          /* last output progress (send hold timer) */
+	/* sess and peer_open are rewritten by each session's OPEN.  Other
+	 * threads read sess_snap (below) instead, except the reflection thread,
+	 * which reads sess when it handles the session's "up" event: the next
+	 * OPEN cannot come before that thread has handled the "down" that
+	 * follows and answered "reset done" (reset_pending), so for it sess is
+	 * fixed from "up" to "down". */
 	struct msg_session sess;         /* negotiated: what the parser needs */
 	struct msg_open peer_open;       /* copy without pointers into rx */
 	uint32_t peer_bgp_id;
@@ -179,6 +190,16 @@ struct peer {
 	struct cds_wfcq_tail oq_tail;
 	atomic_uint_fast64_t oq_bytes;   /* queued and not yet written */
 	atomic_int state;                /* enum fsm_state mirror for readers */
+	/* What the session negotiated, for threads other than the owner (see
+	 * PEER_SNAP_*): sess and peer_open belong to the I/O thread, which
+	 * rewrites them when the next session's OPEN arrives, so the control
+	 * thread must not read them.  The owner stores the word with release
+	 * when the session becomes Established (sess and peer_open final) and
+	 * stores 0 when it leaves Established; readers load it once with
+	 * acquire and use only its bits.  It may be stale by the time it is
+	 * used: the I/O thread checks its own state again before acting on a
+	 * request made from it (sess_send_refresh). */
+	atomic_uint sess_snap;
 
 	/* ---- owned by the reflection thread ---- */
 	struct refl_group *group;

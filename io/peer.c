@@ -620,12 +620,27 @@ void sess_sweep_step(struct peer *p)
 		sess_resume(p);
 }
 
+_Static_assert(BGP_FAM_COUNT <= 16, "PEER_SNAP_FAM bits overlap the others");
+
+/* What other threads may know of the session (struct peer, sess_snap). */
+static unsigned sess_snapshot(const struct peer *p)
+{
+	unsigned w = PEER_SNAP_UP;
+	for (unsigned f = 0; f < BGP_FAM_COUNT; f++)
+		if (p->sess.family[f])
+			w |= PEER_SNAP_FAM(f);
+	if (p->peer_open.capa.route_refresh)
+		w |= PEER_SNAP_ROUTE_REFRESH;
+	return w;
+}
+
 static void session_up(struct peer *p)
 {
 	char nm[96];
 	PEER_STAT_SET(p->up_since_ns, log_now_ns());
 	p->backoff_s = 0;
 	peer_set_error(p, "%s", "");
+	atomic_store_explicit(&p->sess_snap, sess_snapshot(p), memory_order_release);
 	atomic_store(&p->state, FSM_ESTABLISHED);
 	char fams[64];
 	fams[0] = '\0';
@@ -655,6 +670,7 @@ static void session_down(struct peer *p)
 	char nm[96];
 	uint64_t now = log_now_ns();
 	PEER_STAT_SET(p->down_since_ns, now);
+	atomic_store_explicit(&p->sess_snap, 0, memory_order_release);
 	atomic_store(&p->state, FSM_IDLE);
 	if (p->rx_held) {
 		/* a live sweep was holding this session's input: the input is
@@ -910,7 +926,9 @@ void sess_admin_close(struct peer *p, uint8_t sub)
 
 /* `ricochet refresh PEER [ipv4|ipv6]`: ask the peer to re-send its routes
  * (RFC 2918), one ROUTE-REFRESH per negotiated family.  The CLI checked the
- * capability; the session may have changed since, so check again. */
+ * capability in sess_snap; the session may have changed since (a flap: the
+ * request may even meet the next session), so check again here, where sess
+ * and peer_open are ours. */
 void sess_send_refresh(struct peer *p, unsigned family)
 {
 	char nm[96];

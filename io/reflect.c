@@ -331,6 +331,9 @@ static bool peer_is_ibgp_role(uint8_t role)
 	return role == PEER_RR_CLIENT || role == PEER_IBGP;
 }
 
+/* On the "up" event only: p->sess belongs to p's I/O thread, but it stays
+ * as it is until this thread has handled the session's "down" and answered
+ * "reset done" (struct peer, sess). */
 static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
 {
 	struct refl_group key = { 0 };
