@@ -608,6 +608,17 @@ size_t msg_utf8_seq(const uint8_t *p, size_t n)
 	return len;
 }
 
+size_t msg_utf8_cut(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	/* s[max] exists: back off its continuation octets (10xxxxxx) to the
+	 * first octet of the character it is in, at most 3 in valid UTF-8 */
+	while (max > 0 && ((uint8_t)s[max] & 0xC0) == 0x80)
+		max--;
+	return max;
+}
+
 int msg_shutdown_comm(uint8_t code, uint8_t subcode, const uint8_t *data, size_t data_len, char *out,
 		      size_t outlen)
 {
@@ -618,23 +629,26 @@ int msg_shutdown_comm(uint8_t code, uint8_t subcode, const uint8_t *data, size_t
 	size_t len = data[0];
 	if (len > data_len - 1)
 		return -1;
+	if (!outlen)
+		return 1;
+	/* cleaned whole, then cut: a character is copied or replaced by one
+	 * '?', so the text never grows past the 255 octets of the length */
 	const uint8_t *p = data + 1;
+	char t[256];
 	size_t o = 0;
-	for (size_t i = 0; i < len && outlen;) {
+	for (size_t i = 0; i < len;) {
 		size_t l = msg_utf8_seq(p + i, len - i);
 		bool ok = l > 0 && (l > 1 || (p[i] >= 0x20 && p[i] != 0x7F));
-		size_t w = ok ? l : 1;
-		if (o + w >= outlen)
-			break;
 		if (ok)
-			memcpy(out + o, p + i, l);
+			memcpy(t + o, p + i, l);
 		else
-			out[o] = '?';
-		o += w;
+			t[o] = '?';
+		o += ok ? l : 1;
 		i += ok ? l : 1;
 	}
-	if (outlen)
-		out[o] = '\0';
+	o = msg_utf8_cut(t, o, outlen - 1);
+	memcpy(out, t, o);
+	out[o] = '\0';
 	return 1;
 }
 

@@ -142,6 +142,13 @@ int msg_notification_parse(const uint8_t *msg, size_t len, uint8_t *code, uint8_
  * NUL-terminated string any n >= 4 is safe. */
 size_t msg_utf8_seq(const uint8_t *p, size_t n);
 
+/* Where to cut a text to at most max octets without splitting a character:
+ * the longest length <= max that ends at a character boundary (len itself
+ * when len <= max).  s (len octets, no terminator needed) must be valid
+ * UTF-8, e.g. msg_shutdown_comm's output: the cut only backs off
+ * continuation octets, it does not validate. */
+size_t msg_utf8_cut(const char *s, size_t len, size_t max);
+
 /*
  * RFC 9003: the Shutdown Communication a Cease / Administrative Shutdown (2)
  * or Administrative Reset (4) may carry (length octet, then up to 255 octets

@@ -1292,17 +1292,11 @@ static void handle_msg(struct peer *p, const uint8_t *msg, size_t len)
 		char le[sizeof(p->last_error)];
 		int pl = snprintf(le, sizeof(le), "received %s/%s", bgp_err_name(code),
 				  bgp_suberr_name(code, sub));
-		/* the cleaned text, cut to what fits: sc is valid UTF-8 (see
-		 * msg_shutdown_comm), so backing off continuation octets
-		 * (10xxxxxx) lands on a character boundary */
+		/* the cleaned text (valid UTF-8, see msg_shutdown_comm), cut to
+		 * what fits at a character boundary */
 		if (scr == 1 && pl > 0 && (size_t)pl + 5 < sizeof(le)) {
 			size_t room = sizeof(le) - (size_t)pl - 4;
-			size_t sl = strlen(sc);
-			if (sl > room - 1) {
-				sl = room - 1;
-				while (sl > 0 && ((uint8_t)sc[sl] & 0xC0) == 0x80)
-					sl--;
-			}
+			size_t sl = msg_utf8_cut(sc, strlen(sc), room - 1);
 			/* sl <= room - 1: fits with the quotes */
 			char *w = le + pl;
 			memcpy(w, ": \"", 3);

@@ -683,6 +683,51 @@ static void test_shutdown_comm(void **state)
 	assert_string_equal(out, "ab\xe2\x9c\x93");
 }
 
+/* msg_utf8_cut: characters of 1 to 4 octets, cut at every position; the
+ * expected cut is the last character boundary at or before it, taken from
+ * the boundaries the text was built with. */
+static void test_utf8_cut(void **state)
+{
+	(void)state;
+	/* by octet count: U+0061, U+00E9, U+2713, U+1F600 */
+	static const char *const ch[] = { NULL, "a", "\xc3\xa9", "\xe2\x9c\x93", "\xf0\x9f\x98\x80" };
+	/* texts as the octet counts of their characters (0 ends): each
+	 * multi-byte character alone, twice in a row, between ASCII, and all
+	 * of them mixed */
+	static const uint8_t texts[][8] = {
+		{ 2 }, { 3 }, { 4 }, { 2, 2 }, { 3, 3 }, { 4, 4 },
+		{ 1, 2, 1 }, { 1, 3, 1 }, { 1, 4, 1 }, { 1, 2, 3, 4, 1 }, { 4, 3, 2, 1, 4, 2 },
+	};
+	for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
+		char s[32];
+		bool boundary[32] = { [0] = true };
+		size_t len = 0;
+		for (size_t j = 0; j < 8 && texts[k][j]; j++) {
+			size_t n = texts[k][j];
+			assert_int_equal(strlen(ch[n]), n);
+			memcpy(s + len, ch[n], n);
+			len += n;
+			boundary[len] = true;
+		}
+		for (size_t max = 0; max <= len + 2; max++) {
+			size_t want = max < len ? max : len;
+			while (!boundary[want])
+				want--;
+			size_t got = msg_utf8_cut(s, len, max);
+			assert_int_equal(got, want);
+			/* what is kept is whole characters */
+			for (size_t i = 0; i < got;) {
+				size_t l = msg_utf8_seq((const uint8_t *)s + i, got - i);
+				assert_true(l > 0);
+				i += l;
+			}
+		}
+	}
+	/* nothing fits */
+	assert_int_equal(msg_utf8_cut("\xf0\x9f\x98\x80", 4, 3), 0);
+	assert_int_equal(msg_utf8_cut("", 0, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -698,6 +743,7 @@ int main(void)
 		cmocka_unit_test(test_route_refresh_roundtrip),
 		cmocka_unit_test(test_truncations),
 		cmocka_unit_test(test_shutdown_comm),
+		cmocka_unit_test(test_utf8_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
