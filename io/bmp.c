@@ -12,7 +12,8 @@
  * the hooks' Peer Up/Down against that replay), then drains the queue, adds
  * Statistics Reports every BMP_STATS_INTERVAL seconds, and at exit sends
  * what is still queued (daemon_stop has closed every session by then, so the
- * Peer Downs are in the queue) and Termination.
+ * Peer Downs are in the queue) and Termination, giving a station that does
+ * not read a few seconds (BMP_STOP_GRACE_NS) before it gives up.
  *
  * Threads: hooks on I/O threads; everything else on the bmp thread; the
  * per-peer state is written by the peer's I/O thread (OPEN, NOTIFICATION
@@ -71,6 +72,7 @@ static struct {
 	struct bmp_peer **peers;         /* by peer id */
 	pthread_t thr;
 	atomic_int stop;                 /* bmp_stop -> the BMP thread */
+	uint64_t stop_seen_ns;           /* bmp thread: when send_all first saw stop */
 	int fd;
 	_Atomic uint64_t queued, sent, dropped, bytes_sent, connects;
 } B;
@@ -334,15 +336,35 @@ static uint8_t *put_tlv_str(uint8_t *p, uint16_t type, const char *s)
 	return p + l;
 }
 
+/*
+ * Once bmp_stop has asked (B.stop), what is still queued - the Peer Downs -
+ * and the Termination are still sent, but a station that does not read gets
+ * BMP_STOP_GRACE_NS of it, not forever: bmp_stop joins this thread, so a
+ * stuck station would otherwise hold the daemon's exit.  While running, a
+ * station that does not read holds only this thread (the hooks drop and
+ * count past BMP_QUEUE_MAX).
+ */
+#define BMP_STOP_GRACE_NS (3 * 1000000000ull)
+
+static bool stop_grace_over(void)
+{
+	if (!atomic_load(&B.stop))
+		return false;
+	uint64_t now = log_now_ns();
+	if (!B.stop_seen_ns)
+		B.stop_seen_ns = now;
+	return now - B.stop_seen_ns > BMP_STOP_GRACE_NS;
+}
+
 static bool send_all(const uint8_t *p, size_t len)
 {
 	while (len) {
 		ssize_t w = send(B.fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-			struct pollfd pf = { .fd = B.fd, .events = POLLOUT };
-			if (poll(&pf, 1, 1000) < 0 && errno != EINTR)
+			if (stop_grace_over())
 				return false;
-			if (atomic_load(&B.stop) > 1)
+			struct pollfd pf = { .fd = B.fd, .events = POLLOUT };
+			if (poll(&pf, 1, 200) < 0 && errno != EINTR)
 				return false;
 			continue;
 		}
@@ -526,7 +548,11 @@ static void *bmp_main(void *arg)
 			next_stats = now + BMP_STATS_INTERVAL * 1000000000ull;
 		}
 		if (!drain()) {
-			log_warn("bmp: station %s port %u: connection lost", a, B.station.port);
+			if (!atomic_load(&B.stop))
+				log_warn("bmp: station %s port %u: connection lost", a, B.station.port);
+			else
+				log_warn("bmp: station %s port %u: at exit, the last messages and "
+					 "Termination not sent (not reading, or closed)", a, B.station.port);
 			disconnect();
 			continue;
 		}
@@ -541,8 +567,12 @@ static void *bmp_main(void *arg)
 			}
 		}
 	}
+	if (B.fd >= 0 && !drain()) {
+		log_warn("bmp: station %s port %u: at exit, the last messages and "
+			 "Termination not sent (not reading, or closed)", a, B.station.port);
+		disconnect();
+	}
 	if (B.fd >= 0) {
-		drain();
 		uint8_t buf[128];
 		uint8_t *q = buf + BMP_HDR_LEN;
 		q = put16(put16(q, 1), 2);               /* reason: administratively closed */

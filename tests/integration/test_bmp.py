@@ -12,7 +12,8 @@ Checks: Initiation first (sysDescr and sysName), a Peer Up per session with
 both OPEN messages well formed, Route Monitoring carrying every prefix the
 feeders announced (IPv4 and IPv6, decoded from the UPDATEs), Statistics
 Reports whose Adj-RIB-In gauges match the load, a Peer Down per session and
-Termination last; every message parses to its exact length.
+Termination last; every message parses to its exact length.  Then a station
+that never reads: ricochetd still exits within seconds of SIGTERM.
 """
 import argparse, os, shutil, signal, socket, struct, subprocess, sys, threading, time
 
@@ -269,7 +270,58 @@ peer-ranges:
             check("tshark-no-malformed", nbad == 0, bad.stdout[:500])
         else:
             print("  tshark not available: capture checks skipped")
+        stuck_station(run, rd, load)
     return run.rc
+
+
+def stuck_station(run, rd, load):
+    """A station that connects and never reads: at exit ricochetd gives up
+    on it after a few seconds (io/bmp.c, BMP_STOP_GRACE_NS) instead of
+    waiting for it forever."""
+    check = run.checks.check
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by the accepted socket
+    ls.bind((ADDR, 0))
+    ls.listen(1)
+    ls.settimeout(10)
+    run.at_end(ls.close)
+    port = ls.getsockname()[1]
+    cfg = os.path.join(run.root, "stuck.yaml")
+    open(cfg, "w").write(f"""router-id: {ADDR}
+asn: 65000
+listen: [{{ address: {ADDR}, port: 179 }}]
+control-socket: {run.root}/ctl-stuck.sock
+bmp: {{ station: {ADDR}:{port} }}
+peer-ranges:
+  - {{ prefix: 127.0.99.0/24, asn: 65000, role: rr-client }}
+""")
+    log = os.path.join(run.root, "ricochetd-stuck.log")
+    p = run.popen([rd, "-c", cfg], log="ricochetd-stuck.log")
+    c, _ = ls.accept()
+    run.at_end(c.close)
+    # a Route Monitoring message per churned UPDATE: megabytes, far more
+    # than the station's socket takes, so the BMP thread is left waiting
+    r = subprocess.run([load, "-q", "--target", f"{ADDR}:179", "--asn", "65000", "--feeder-base",
+                        "127.0.99.40", "--monitor-base", "127.0.99.140", "--feeders", "1", "--monitors",
+                        "1", "--routes", "20000", "--v6-routes", "0", "--churn-rate", "20000",
+                        "--churn-seconds", "3", "--timeout", "60"],
+                       capture_output=True, text=True, timeout=120)
+    check("stuck-station-load-passed", r.returncode == 0, (r.stdout + r.stderr)[-500:])
+    ss = subprocess.run(["ss", "-tnH", "state", "established", f"dport = :{port}"],
+                        capture_output=True, text=True, timeout=10).stdout.split()
+    print(f"  station that does not read: ricochetd's BMP socket Send-Q {ss[1] if len(ss) > 1 else '?'}")
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        rc = None
+    took = time.monotonic() - t0
+    text = open(log, errors="replace").read()
+    check("stuck-station-exit-bounded", rc == 0 and took < 10, f"exit status {rc} after {took:.1f} s")
+    check("stuck-station-gave-up", "Termination not sent" in text, H.tail_file(log, 5))
+    print(f"  station that does not read: ricochetd exited in {took:.1f} s")
 
 
 if __name__ == "__main__":
