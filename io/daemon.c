@@ -73,6 +73,9 @@ static void peer_cfg_copy(struct cfg_peer *dst, const struct cfg_peer *src)
 	dst->md5_password = xstrdup(src->md5_password);
 }
 
+/* Under peers_lock (accept on I/O thread 0, start-up and reload on the main
+ * thread): n_peers has no other writer, so its plain reads here are safe; the
+ * release store at the end is for the readers without the lock. */
 struct peer *daemon_peer_create(struct daemon *d, const struct cfg_peer *cp, const struct bgp_addr *addr,
 				bool dynamic)
 {
@@ -326,6 +329,7 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 	pthread_mutex_lock(&d->cfg_lock);
 	pthread_mutex_lock(&d->peers_lock);
 	unsigned kept = 0, reset = 0, removed = 0, added = 0;
+	/* plain n_peers: peers_lock held, no peer can be added meanwhile */
 	for (uint32_t i = 0; i < d->n_peers; i++) {
 		struct peer *p = d->peers[i];
 		const struct cfg_peer *np = cfg_match_peer(nc, &p->addr);
@@ -395,7 +399,11 @@ void daemon_stop(struct daemon *d)
 {
 	if (d->ctl)
 		ctl_server_stop(d->ctl);
-	for (uint32_t i = 0; i < d->n_peers; i++)
+	/* without peers_lock: I/O thread 0 may still accept a dynamic peer
+	 * (daemon_peer_create), so n_peers is read with daemon_n_peers, the
+	 * peers published so far.  One created after this read gets no Cease;
+	 * its session ends with its thread below. */
+	for (uint32_t i = 0, n = daemon_n_peers(d); i < n; i++)
 		io_thread_close_peer(d->peers[i]->thr, d->peers[i], BGP_CEASE_ADMIN_SHUTDOWN);
 	usleep(200 * 1000);
 	for (unsigned i = 0; i < d->n_thr; i++)

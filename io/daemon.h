@@ -32,7 +32,10 @@ struct daemon {
 	struct refl *refl;
 	struct rib_peerinfo *peerinfo;   /* RIB_MAX_PEERS entries */
 	struct peer **peers;             /* RIB_MAX_PEERS slots */
-	uint32_t n_peers;                /* ids in use: 0..n_peers-1 */
+	uint32_t n_peers;                /* ids in use: 0..n_peers-1; written only by
+					    daemon_peer_create under peers_lock (a release
+					    store), so read plainly under peers_lock, else
+					    with daemon_n_peers */
 	pthread_mutex_t peers_lock;
 	struct io_thread **thr;
 	unsigned n_thr;
