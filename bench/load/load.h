@@ -44,6 +44,8 @@
 #define LOAD_MAX_COMM   8
 #define LOAD_MAX_LARGE  3
 #define LOAD_MAX_PEERS  4096
+#define LOAD_MAX_MW     16      /* monitor threads */
+#define LOAD_MON_PER_THREAD 8   /* default: one monitor thread per this many monitors */
 #define LOAD_BLOB_MAX   512
 
 /*
@@ -76,6 +78,7 @@ struct load_opts {
 	double churn_rate, churn_seconds;
 	bool churn_recurring;       /* --churn-attrs recurring: no timestamp community */
 	uint32_t connect_burst;     /* --connect-burst: sessions opening at once per worker */
+	unsigned monitor_threads;   /* --monitor-threads: 0 = one per CPU (at most the monitors) */
 	uint32_t churn_prefixes;    /* --churn-prefixes: draw from a feeder's first K routes, 0 = all */
 	bool churn_restore;         /* --churn-restore: re-announce the original table after the churn */
 	double restore_settle;      /* --restore-settle: seconds to hold the restored table */
@@ -288,6 +291,9 @@ void *load_worker_main(void *arg);
 void load_worker_kick(struct load_worker *w);
 /* Run a command on a worker and wait (bounded) until it is done; false on timeout. */
 bool load_worker_cmd(struct load_worker *w, int cmd, double timeout_s);
+/* The same command on n workers at once (they run it in parallel); false if
+ * any did not finish within timeout_s. */
+bool load_workers_cmd(struct load_worker *ws, unsigned n, int cmd, double timeout_s);
 /* Queue a whole message on a peer's control buffer. */
 void load_peer_queue(struct load_peer *p, const uint8_t *msg, size_t len);
 void load_peer_close(struct load_peer *p, uint8_t code, uint8_t subcode, const char *why);
@@ -333,6 +339,7 @@ void load_memo_stats(const struct load_memo *mm, uint64_t *hits, uint64_t *misse
 struct load_mon {
 	struct load_peer *peer;
 	struct load_memo *memo;     /* the monitor thread's (its arena may be empty: no memo) */
+	struct load_worker *w;      /* the monitor thread that owns this monitor */
 	const uint8_t *hint_msg;    /* the read loop already hashed this message: hint_h */
 	uint64_t hint_h;
 	unsigned nslots;            /* paths per prefix kept (1, or --addpath) */
@@ -412,7 +419,9 @@ struct load_ctx {
 	struct load_routes rt;
 	struct load_peer *feeders, *monitors;
 	struct load_mon *mons;
-	struct load_worker fw, mw;
+	struct load_worker fw;                 /* the feeder thread */
+	struct load_worker *mw;                /* the monitor threads, n_mw of them */
+	unsigned n_mw;
 	struct load_bytes *ann, *wdr;          /* per feeder pre-encoded */
 	uint64_t *ann_prefixes;
 	size_t *ann_msgs;

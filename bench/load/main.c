@@ -3,11 +3,13 @@
  * (connect, announce, churn, kill-feeder, withdraw), each with a timeout.
  *
  * Threads: this is the main thread.  It generates the routes, starts the
- * feeder and monitor threads (peer.c), pre-encodes once the sessions are up
- * (the negotiated message size is known then), and steers the workers with
- * commands.  Phase times are taken by the workers themselves (first byte out
- * on the feeder thread, table complete on the monitor thread), so the main
- * thread's 20 ms polling only costs wall time, never precision.
+ * feeder thread and the monitor threads (peer.c; by default one per 8
+ * monitors up to one per CPU, each monitor owned by one of them), pre-encodes
+ * once the sessions are up (the negotiated message size is known then), and
+ * steers the workers with commands.  Phase times are taken by the workers
+ * themselves (first byte out on the feeder thread, table complete on a
+ * monitor's thread), so the main thread's 20 ms polling only costs wall time,
+ * never precision.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -104,6 +106,8 @@ static void usage(FILE *out)
 "  --timeout S              per phase (default 120)\n"
 "  --connect-burst N        sessions opening at once per generator thread (default 64): 1000\n"
 "                           simultaneous SYNs overflow a small listen backlog (BIRD's is 8)\n"
+"  --monitor-threads N      threads the monitors are spread over (default: one per 8\n"
+"                           monitors, at most one per CPU)\n"
 "Checks and output:\n"
 "  --expect-rr/--no-expect-rr   require ORIGINATOR_ID and CLUSTER_LIST (default: on for iBGP)\n"
 "  --no-verify-attrs        do not compare attributes and next hops byte for byte\n"
@@ -188,7 +192,7 @@ enum {
 	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_CHURN_ATTRS, OPT_CHURN_PREFIXES, OPT_CHURN_RESTORE, OPT_RESTORE_SETTLE, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_CONNECT_BURST, OPT_EXPECT_RR,
 	OPT_NO_EXPECT_RR, OPT_NO_VERIFY, OPT_WAIT_EOR, OPT_JSON, OPT_TIMELINE, OPT_SELFTEST,
 	OPT_NHBASE,
-	OPT_MRT, OPT_MRT_SPEED, OPT_STALL,
+	OPT_MRT, OPT_MRT_SPEED, OPT_STALL, OPT_MON_THREADS,
 };
 
 static int parse_args(struct load_opts *o, int argc, char **argv)
@@ -220,6 +224,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		{ "withdraw", no_argument, NULL, OPT_WITHDRAW },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "connect-burst", required_argument, NULL, OPT_CONNECT_BURST },
+		{ "monitor-threads", required_argument, NULL, OPT_MON_THREADS },
 		{ "expect-rr", no_argument, NULL, OPT_EXPECT_RR },
 		{ "no-expect-rr", no_argument, NULL, OPT_NO_EXPECT_RR },
 		{ "no-verify-attrs", no_argument, NULL, OPT_NO_VERIFY },
@@ -294,6 +299,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		case OPT_WITHDRAW: o->withdraw = true; break;
 		case OPT_TIMEOUT: bad = parse_double(optarg, &o->timeout, 0.1, 86400); break;
 		case OPT_CONNECT_BURST: bad = parse_u32(optarg, &o->connect_burst, 1, 100000); break;
+		case OPT_MON_THREADS: bad = parse_u32(optarg, &u, 1, LOAD_MAX_MW); o->monitor_threads = u; break;
 		case OPT_EXPECT_RR: expect_rr = 1; break;
 		case OPT_NO_EXPECT_RR: expect_rr = 0; break;
 		case OPT_NO_VERIFY: o->verify_attrs = false; break;
@@ -496,7 +502,7 @@ static void set_target(struct load_ctx *ctx, bool empty, int dead)
 	ctx->target.dead_feeder = dead;
 	ctx->target.need_eor = ctx->o.wait_eor && dead < 0 && expect > 0;
 	ctx->target.since_ns = 0;   /* a reflector sends its EoR once, at session start */
-	if (!load_worker_cmd(&ctx->mw, LOAD_CMD_TARGET, 10))
+	if (!load_workers_cmd(ctx->mw, ctx->n_mw, LOAD_CMD_TARGET, 10))
 		log_fatal("ricochet-load: monitor thread does not answer");
 }
 
@@ -544,7 +550,7 @@ static double wait_done(struct load_ctx *ctx, const char *phase, struct load_pha
 /* Verify every monitor's table; true if nothing is wrong. */
 static bool verify(struct load_ctx *ctx, char *note, size_t nl)
 {
-	if (!load_worker_cmd(&ctx->mw, LOAD_CMD_VERIFY, 60))
+	if (!load_workers_cmd(ctx->mw, ctx->n_mw, LOAD_CMD_VERIFY, 60))
 		log_fatal("ricochet-load: monitor thread does not answer");
 	struct load_verify t = { 0 };
 	for (unsigned i = 0; i < ctx->o.monitors; i++) {
@@ -755,20 +761,50 @@ int main(int argc, char **argv)
 	    !ctx.ann_msgs)
 		log_fatal("ricochet-load: out of memory");
 	load_worker_init(&ctx.fw, &ctx, LOAD_FEEDER);
-	load_worker_init(&ctx.mw, &ctx, LOAD_MONITOR);
+	/*
+	 * Monitors spread round-robin over the monitor threads: a monitor's
+	 * table, memo and socket belong to one thread (monitor.c).  Default: one
+	 * thread per LOAD_MON_PER_THREAD monitors, at most one per CPU.  With
+	 * many monitors the monitor thread was the run's bottleneck (S4, 1000
+	 * monitors: 1.68 -> 1.12 s; S3, 100: 6.4 -> 4.7 s, 2-core machine); with
+	 * a few (B4, 4) its work is small and a second thread only takes CPU
+	 * from the target (362 -> 408 ms).  docs/BENCHMARKS.md has the runs.
+	 */
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned want = (o->monitors + LOAD_MON_PER_THREAD - 1) / LOAD_MON_PER_THREAD;
+	ctx.n_mw = o->monitor_threads ? o->monitor_threads : want < (unsigned)(ncpu > 0 ? ncpu : 1) ? want : (unsigned)ncpu;
+	if (ctx.n_mw == 0)
+		ctx.n_mw = 1;
+	if (ctx.n_mw > LOAD_MAX_MW)
+		ctx.n_mw = LOAD_MAX_MW;
+	if (ctx.n_mw > o->monitors)
+		ctx.n_mw = o->monitors;
+	ctx.mw = calloc(ctx.n_mw, sizeof(*ctx.mw));
+	if (!ctx.mw)
+		log_fatal("ricochet-load: out of memory");
+	for (unsigned t = 0; t < ctx.n_mw; t++) {
+		load_worker_init(&ctx.mw[t], &ctx, LOAD_MONITOR);
+		ctx.mw[t].peers = calloc(o->monitors / ctx.n_mw + 1, sizeof(void *));
+		if (!ctx.mw[t].peers)
+			log_fatal("ricochet-load: out of memory");
+	}
 	ctx.fw.peers = calloc(o->feeders, sizeof(void *));
-	ctx.mw.peers = calloc(o->monitors, sizeof(void *));
 	for (unsigned i = 0; i < o->feeders; i++) {
 		load_peer_init(&ctx.feeders[i], &ctx, LOAD_FEEDER, i);
 		ctx.fw.peers[ctx.fw.npeers++] = &ctx.feeders[i];
 	}
-	/* the monitors receive the same UPDATEs: decode each block once (monitor.c) */
-	struct load_memo *memo = load_memo_new(o->monitors > 1 ? LOAD_MEMO_BYTES : 0);
+	/* the monitors receive the same UPDATEs: each monitor thread decodes
+	 * each block once (monitor.c) */
+	struct load_memo *memo[LOAD_MAX_MW];
+	for (unsigned t = 0; t < ctx.n_mw; t++)
+		memo[t] = load_memo_new(o->monitors / ctx.n_mw > 1 ? LOAD_MEMO_BYTES : 0);
 	for (unsigned i = 0; i < o->monitors; i++) {
+		struct load_worker *w = &ctx.mw[i % ctx.n_mw];
 		load_peer_init(&ctx.monitors[i], &ctx, LOAD_MONITOR, i);
 		load_mon_init(&ctx.mons[i], &ctx, &ctx.monitors[i]);
-		ctx.mons[i].memo = memo;
-		ctx.mw.peers[ctx.mw.npeers++] = &ctx.monitors[i];
+		ctx.mons[i].memo = memo[i % ctx.n_mw];
+		ctx.mons[i].w = w;
+		w->peers[w->npeers++] = &ctx.monitors[i];
 	}
 	ctx.expect_full = load_expected(&ctx, -1, o->addpath > 1 ? o->addpath : 1);
 	ctx.ph[0].name = "connect";
@@ -777,9 +813,11 @@ int main(int argc, char **argv)
 	ctx.ph[3].name = "kill-feeder";
 	ctx.ph[4].name = "withdraw";
 	ctx.ph[6].name = "restore";
-	if (pthread_create(&ctx.fw.thread, NULL, load_worker_main, &ctx.fw) ||
-	    pthread_create(&ctx.mw.thread, NULL, load_worker_main, &ctx.mw))
+	if (pthread_create(&ctx.fw.thread, NULL, load_worker_main, &ctx.fw))
 		log_fatal("ricochet-load: cannot start threads");
+	for (unsigned t = 0; t < ctx.n_mw; t++)
+		if (pthread_create(&ctx.mw[t].thread, NULL, load_worker_main, &ctx.mw[t]))
+			log_fatal("ricochet-load: cannot start threads");
 
 	bool ok = phase_connect(&ctx);
 	if (ok && o->mrt) {
@@ -815,16 +853,23 @@ int main(int argc, char **argv)
 
 	/* final figures need the monitor thread once more, then everything stops */
 	if (ok)
-		load_worker_cmd(&ctx.mw, LOAD_CMD_VERIFY, 60);
+		load_workers_cmd(ctx.mw, ctx.n_mw, LOAD_CMD_VERIFY, 60);
 	atomic_store(&ctx.stop, 1);
 	load_worker_kick(&ctx.fw);
-	load_worker_kick(&ctx.mw);
+	for (unsigned t = 0; t < ctx.n_mw; t++)
+		load_worker_kick(&ctx.mw[t]);
 	pthread_join(ctx.fw.thread, NULL);
-	pthread_join(ctx.mw.thread, NULL);
+	for (unsigned t = 0; t < ctx.n_mw; t++)
+		pthread_join(ctx.mw[t].thread, NULL);
 	phase_close_sums(&ctx);
 	if (o->verbose) {
-		uint64_t hits, misses;
-		load_memo_stats(memo, &hits, &misses);
+		uint64_t hits = 0, misses = 0;
+		for (unsigned t = 0; t < ctx.n_mw; t++) {
+			uint64_t h, m;
+			load_memo_stats(memo[t], &h, &m);
+			hits += h;
+			misses += m;
+		}
 		log_debug("ricochet-load: NLRI blocks decoded %llu, reused %llu",
 			  (unsigned long long)misses, (unsigned long long)hits);
 	}

@@ -707,7 +707,7 @@ void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *ms
 
 void load_mon_check_done(struct load_ctx *ctx, struct load_mon *m, uint64_t now)
 {
-	const struct load_target *t = &ctx->mw.target;
+	const struct load_target *t = &m->w->target;
 	uint64_t expect = load_mon_paths(ctx, m) > 1 ? t->expect : t->expect_single;
 	bool ok = atomic_load_explicit(&m->filled, memory_order_relaxed) == expect &&
 		  atomic_load_explicit(&m->extra, memory_order_relaxed) == 0 &&

@@ -137,18 +137,27 @@ void load_worker_kick(struct load_worker *w)
 		log_warn("ricochet-load: eventfd write: %s", strerror(errno));
 }
 
+bool load_workers_cmd(struct load_worker *ws, unsigned n, int cmd, double timeout_s)
+{
+	uint64_t seq[n ? n : 1];
+	for (unsigned i = 0; i < n; i++) {
+		atomic_store(&ws[i].cmd, cmd);
+		seq[i] = atomic_fetch_add(&ws[i].cmd_seq, 1) + 1;
+		load_worker_kick(&ws[i]);
+	}
+	uint64_t deadline = log_now_ns() + (uint64_t)(timeout_s * 1e9);
+	for (unsigned i = 0; i < n; i++)
+		while (atomic_load(&ws[i].cmd_done) < seq[i]) {
+			if (log_now_ns() > deadline)
+				return false;
+			usleep(500);
+		}
+	return true;
+}
+
 bool load_worker_cmd(struct load_worker *w, int cmd, double timeout_s)
 {
-	atomic_store(&w->cmd, cmd);
-	uint64_t seq = atomic_fetch_add(&w->cmd_seq, 1) + 1;
-	load_worker_kick(w);
-	uint64_t deadline = log_now_ns() + (uint64_t)(timeout_s * 1e9);
-	while (atomic_load(&w->cmd_done) < seq) {
-		if (log_now_ns() > deadline)
-			return false;
-		usleep(500);
-	}
-	return true;
+	return load_workers_cmd(w, 1, cmd, timeout_s);
 }
 
 /* ---------------------------------------------------------------- output */

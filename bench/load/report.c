@@ -67,6 +67,16 @@ void load_timeline_add(struct load_ctx *ctx, uint64_t now)
 	ctx->tl_n++;
 }
 
+/* The monitor threads' CPU time, summed (read after they are joined). */
+static void mon_cpu(const struct load_ctx *ctx, double *user, double *sys)
+{
+	*user = *sys = 0;
+	for (unsigned i = 0; i < ctx->n_mw; i++) {
+		*user += ctx->mw[i].cpu_user_s;
+		*sys += ctx->mw[i].cpu_sys_s;
+	}
+}
+
 static const char *human(char *buf, size_t len, double v)
 {
 	if (v >= 1e9)
@@ -194,11 +204,12 @@ void load_report_summary(struct load_ctx *ctx, FILE *out)
 		bout += atomic_load(&ctx->feeders[f].bytes_out);
 	for (unsigned i = 0; i < o->monitors; i++)
 		bin += atomic_load(&ctx->monitors[i].bytes_in);
+	double mu, ms;
+	mon_cpu(ctx, &mu, &ms);
 	fprintf(out, "\nbytes: feeders sent %.1f MB, monitors received %.1f MB; CPU: feeder thread %.2f s "
-		"(user %.2f), monitor thread %.2f s (user %.2f), wall %.2f s\n", (double)bout / 1e6,
+		"(user %.2f), %u monitor thread%s %.2f s (user %.2f), wall %.2f s\n", (double)bout / 1e6,
 		(double)bin / 1e6, ctx->fw.cpu_user_s + ctx->fw.cpu_sys_s, ctx->fw.cpu_user_s,
-		ctx->mw.cpu_user_s + ctx->mw.cpu_sys_s, ctx->mw.cpu_user_s,
-		(double)(log_now_ns() - ctx->start_ns) / 1e9);
+		ctx->n_mw, ctx->n_mw == 1 ? "" : "s", mu + ms, mu, (double)(log_now_ns() - ctx->start_ns) / 1e9);
 	for (unsigned i = 0; i < ctx->nerrors; i++)
 		fprintf(out, "error: %s\n", ctx->errors[i]);
 	fprintf(out, "RESULT: %s\n", ctx->exit_code == 0 ? "PASS (converged and verified)" : "FAIL");
@@ -320,9 +331,11 @@ int load_report_json(struct load_ctx *ctx, const char *path)
 		(unsigned long long)atomic_load(&ctx->churn_sent), (unsigned long long)h->n,
 		(double)load_hist_pct(h, 50) / 1e6, (double)load_hist_pct(h, 99) / 1e6, (double)h->max_ns / 1e6,
 		h->n ? (double)h->sum_ns / (double)h->n / 1e6 : 0.0);
+	double mu, ms;
+	mon_cpu(ctx, &mu, &ms);
 	fprintf(f, "  \"cpu\": {\"feeder_thread_user_s\": %.3f, \"feeder_thread_sys_s\": %.3f, "
-		"\"monitor_thread_user_s\": %.3f, \"monitor_thread_sys_s\": %.3f},\n",
-		ctx->fw.cpu_user_s, ctx->fw.cpu_sys_s, ctx->mw.cpu_user_s, ctx->mw.cpu_sys_s);
+		"\"monitor_thread_user_s\": %.3f, \"monitor_thread_sys_s\": %.3f, \"monitor_threads\": %u},\n",
+		ctx->fw.cpu_user_s, ctx->fw.cpu_sys_s, mu, ms, ctx->n_mw);
 	fprintf(f, "  \"errors\": [");
 	for (unsigned i = 0; i < ctx->nerrors; i++) {
 		fprintf(f, "%s", i ? ", " : "");
