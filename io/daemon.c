@@ -91,6 +91,8 @@ struct peer *daemon_peer_create(struct daemon *d, const struct cfg_peer *cp, con
 	p->configured = true;
 	peer_cfg_copy(&p->cfg, cp);
 	p->addr = *addr;
+	/* fixed for the slot's life; the OPEN-dependent fields come with each session (peer.c) */
+	d->peerinfo[p->id].addr = *addr;
 	p->fd = -1;
 	p->pending_fd = -1;
 	pthread_mutex_init(&p->err_lock, NULL);

@@ -4,8 +4,10 @@
  *
  * Ownership: the main thread creates everything, handles signals and
  * reloads.  The peer table (peers[], peerinfo[]) is indexed by peer id; a
- * slot is written once when the peer is created (under peers_lock) and then
- * only read, so lookups by id need no lock.  Lookups by address (accept)
+ * peers[] slot is written once when the peer is created (under peers_lock)
+ * and then only read, so lookups by id need no lock; a peerinfo[] entry's
+ * session fields are rewritten by the peer's I/O thread at each OPEN
+ * (rib/decide.h says how they are read).  Lookups by address (accept)
  * take peers_lock.
  */
 #ifndef RICOCHET_IO_DAEMON_H

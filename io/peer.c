@@ -438,12 +438,15 @@ static bool open_accept(struct peer *p, const struct msg_open *o, struct msg_err
 	p->peer_open.capa.n_unknown = o->capa.n_unknown; /* values point into rx: not kept */
 	for (unsigned i = 0; i < MSG_MAX_UNKNOWN_CAPA; i++)
 		p->peer_open.capa.unknown[i].value = NULL;
-	p->peer_bgp_id = o->bgp_id;
+	/* the reflection thread reads peer_bgp_id (ORIGINATOR_ID) and every RIB
+	 * writer the peerinfo fields (best path) while this peer's stale paths
+	 * (graceful restart) are still in the RIB: single-writer relaxed stores,
+	 * read with relaxed loads (decide.h) */
+	PEER_STAT_SET(p->peer_bgp_id, o->bgp_id);
 	struct rib_peerinfo *pi = &g_daemon->peerinfo[p->id];
-	pi->bgp_id = o->bgp_id;
-	pi->asn = asn;
-	pi->ebgp = s->ebgp;
-	pi->addr = p->addr;
+	__atomic_store_n(&pi->bgp_id, o->bgp_id, __ATOMIC_RELAXED);
+	__atomic_store_n(&pi->asn, asn, __ATOMIC_RELAXED);
+	__atomic_store_n(&pi->ebgp, s->ebgp, __ATOMIC_RELAXED);
 	err->action = MSG_OK;
 	return true;
 }

@@ -804,7 +804,7 @@ static void out_params(const struct refl *r, const struct refl_group *g, uint32_
 	}
 	if (g->role != PEER_RS_CLIENT && peer_is_ibgp_role(src_role)) {
 		op->reflect = true;
-		op->originator_id = r->o.peers[src] ? r->o.peers[src]->peer_bgp_id : 0;
+		op->originator_id = sp ? PEER_STAT(sp->peer_bgp_id) : 0;
 		op->cluster_id = r->o.cluster_id;
 	}
 }

@@ -74,7 +74,8 @@ static int decide_cmp_upto_e(const struct rib_path *a, const struct rib_path *b,
 			return r;
 	}
 	/* eBGP (true) wins over iBGP (false). */
-	return DECIDE_CMP(!peers[a->peer].ebgp, !peers[b->peer].ebgp);
+	return DECIDE_CMP(!__atomic_load_n(&peers[a->peer].ebgp, __ATOMIC_RELAXED),
+			  !__atomic_load_n(&peers[b->peer].ebgp, __ATOMIC_RELAXED));
 }
 
 int decide_cmp(const struct rib_path *a, const struct rib_path *b, const struct rib_peerinfo *peers,
@@ -87,8 +88,8 @@ int decide_cmp(const struct rib_path *a, const struct rib_path *b, const struct 
 
 	if ((r = decide_cmp_upto_e(a, b, peers, o)))
 		return r;
-	ida = (x->flags & ATTR_F_ORIGINATOR) ? x->originator_id : pa->bgp_id;
-	idb = (y->flags & ATTR_F_ORIGINATOR) ? y->originator_id : pb->bgp_id;
+	ida = (x->flags & ATTR_F_ORIGINATOR) ? x->originator_id : __atomic_load_n(&pa->bgp_id, __ATOMIC_RELAXED);
+	idb = (y->flags & ATTR_F_ORIGINATOR) ? y->originator_id : __atomic_load_n(&pb->bgp_id, __ATOMIC_RELAXED);
 	if ((r = DECIDE_CMP(ida, idb)))
 		return r;
 	if ((r = DECIDE_CMP(x->cluster_list_len, y->cluster_list_len)))

@@ -26,7 +26,19 @@ struct rib_path {
 _Static_assert(sizeof(struct rib_path) == 24, "dkey fills the padding: no bytes per path");
 #define RIB_PATH_F_STALE 0x1             /* graceful restart: kept until EoR / timer */
 
-/* What the decision process needs to know about the peer a path came from. */
+/*
+ * What the decision process needs to know about the peer a path came from.
+ * addr is set when the peer's slot is created, before it is published.
+ * bgp_id, asn and ebgp come from each session's OPEN and are written by the
+ * peer's I/O thread while other threads may be comparing its paths (stale
+ * paths kept by graceful restart), so they are stored and loaded as relaxed
+ * atomics (plain moves on x86-64; the point is no data race).  A peer that
+ * comes back with another BGP identifier or AS while such paths are held
+ * changes their rank without their sets being re-sorted, so such a prefix
+ * may keep the best path chosen under the old identifier until its paths
+ * are replaced.  Not handled: a restarting speaker normally keeps its
+ * identifier.
+ */
 struct rib_peerinfo {
 	uint32_t bgp_id;                 /* host order */
 	uint32_t asn;
