@@ -31,6 +31,7 @@ Next hops announced by clients are documentation addresses (192.0.2.x,
 is installed in any kernel table, so these are only attribute values.
 """
 
+import argparse
 import ipaddress
 import json
 import os
@@ -50,6 +51,19 @@ SKIP = 77            # exit status meson reads as "skipped"
 
 class HarnessError(Exception):
     pass
+
+
+def arg_parser(verbose=False, **kw):
+    """The options every integration test takes: --build (the meson build
+    directory; meson passes it) and --keep (keep the work directory), plus
+    -v/--verbose for a test that has a verbose mode.  The test adds its own
+    options and calls parse_args()."""
+    ap = argparse.ArgumentParser(**kw)
+    ap.add_argument("--build", default="build", help="meson build directory")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    if verbose:
+        ap.add_argument("-v", "--verbose", action="store_true")
+    return ap
 
 
 def wait_until(pred, timeout, what, interval=POLL):

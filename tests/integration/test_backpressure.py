@@ -30,7 +30,6 @@ Single-threaded, every wait bounded; exits 77 when not root or not built.
   python3 tests/integration/test_backpressure.py --build build [-v] [--keep]
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -49,10 +48,7 @@ QUEUE_BOUND = 40 << 20              # AP_HIGH (16 MiB) + a batch's output, with 
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("--keep", action="store_true")
+    ap = H.arg_parser(verbose=True)
     a = ap.parse_args()
     d = os.path.abspath(a.build)
     rd, cli, load = H.built(d, "io/ricochetd", "io/ricochet", "bench/ricochet-load")

@@ -34,7 +34,6 @@ Single-threaded, every wait bounded; exits 77 when not root or not built.
   python3 tests/integration/test_backpressure_mixed.py --build build [-v] [--keep]
 """
 
-import argparse
 import ipaddress
 import os
 import struct
@@ -149,10 +148,7 @@ def drain(sock):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("--keep", action="store_true")
+    ap = H.arg_parser(verbose=True)
     a = ap.parse_args()
     d = os.path.abspath(a.build)
     rd, cli = H.built(d, "io/ricochetd", "io/ricochet")

@@ -15,7 +15,7 @@ Reports whose Adj-RIB-In gauges match the load, a Peer Down per session and
 Termination last; every message parses to its exact length.  Then a station
 that never reads: ricochetd still exits within seconds of SIGTERM.
 """
-import argparse, os, shutil, signal, socket, struct, subprocess, sys, threading, time
+import os, shutil, signal, socket, struct, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -170,9 +170,7 @@ class Station:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
-    ap.add_argument("--keep", action="store_true")
+    ap = H.arg_parser(verbose=False)
     a = ap.parse_args()
     d = os.path.abspath(a.build)
     rd, load = (os.path.join(d, p) for p in ("io/ricochetd", "bench/ricochet-load"))

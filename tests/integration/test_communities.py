@@ -8,7 +8,7 @@ rr-client receives NO_EXPORT and NO_EXPORT_SUBCONFED routes but not the
 NO_ADVERTISE one; an eBGP rs-client receives only the ordinary route; every
 community attribute arrives octet for octet as sent.
 """
-import argparse, os, struct, sys, time
+import os, struct, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bgpspeaker as B  # noqa: E402
@@ -23,9 +23,7 @@ LARGE = struct.pack("!III", 4200000056, 1, 2)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
-    ap.add_argument("--keep", action="store_true")
+    ap = H.arg_parser(verbose=False)
     a = ap.parse_args()
     rd = os.path.join(os.path.abspath(a.build), "io", "ricochetd")
     H.require(root="port 179", programs=(rd,))

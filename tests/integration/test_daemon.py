@@ -12,7 +12,7 @@ keeps every session; a reload with a bad file keeps the running configuration
 and names file, line and key; `--check` rejects a bad file the same way;
 iBGP non-client feeders are not sent withdrawals of each other's routes.
 """
-import argparse, json, os, subprocess, sys, time
+import json, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -21,9 +21,7 @@ ADDR = "127.0.77.1"
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
-    ap.add_argument("--keep", action="store_true")
+    ap = H.arg_parser(verbose=False)
     a = ap.parse_args()
     d = os.path.abspath(a.build)
     rd, cli, load = (os.path.join(d, p) for p in ("io/ricochetd", "io/ricochet", "bench/ricochet-load"))

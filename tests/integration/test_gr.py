@@ -27,7 +27,6 @@ missing, or ricochetd is not built.  Python 3 stdlib only.
   python3 tests/integration/test_gr.py --build BUILD [-k FILTER] [-v] [--keep]
 """
 
-import argparse
 import os
 import struct
 import subprocess
@@ -394,12 +393,12 @@ def run_cases(a, prefix, peers, cases):
     peers, the BIRD observer, then each case fn(s) of cases [(name, fn)]
     that -k selects; a case that raises fails alone ("NAME: ran to the
     end").  Returns the exit status."""
-    with H.Run(prefix, keep=a.keep, verbose=a.v, daemon_log=Ricochet.LOG) as h:
+    with H.Run(prefix, keep=a.keep, verbose=a.verbose, daemon_log=Ricochet.LOG) as h:
         rr = Ricochet(h, a.build)
         rr.start(peers)
         obs = H.BirdClient(h, "observer", OBS, AS, target=(RR, AS))
         obs.start()
-        h.checks = s = Suite(h, rr, obs, a.v)
+        h.checks = s = Suite(h, rr, obs, a.verbose)
         if not s.check("observer BIRD established", s.wait(obs.established, 30)):
             return 1
         for name, fn in cases:
@@ -415,11 +414,8 @@ def run_cases(a, prefix, peers, cases):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", required=True)
+    ap = H.arg_parser(verbose=True)
     ap.add_argument("-k", default="")
-    ap.add_argument("-v", action="store_true")
-    ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
     H.require(root="binds port 179 on loopback",

@@ -21,7 +21,6 @@ Exit status: 0 all checks passed, 1 some failed, 77 skipped (tools missing,
 ricochetd not built, not root).  Prints "N passed, N failed".
 """
 
-import argparse
 import os
 import sys
 import time
@@ -35,15 +34,12 @@ CONVERGE = 45  # seconds: bound for every convergence wait
 
 
 def parse_args():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = H.arg_parser(verbose=True, description=__doc__.split("\n\n")[0])
     ap.add_argument("--reflector", choices=sorted(H.REFLECTORS), default="bird")
-    ap.add_argument("--build", default="build", help="meson build dir (for io/ricochetd)")
     ap.add_argument("--addr", default=os.environ.get("RICOCHET_IT_ADDR", "127.0.0.1"),
                     help="reflector address (port 179)")
     ap.add_argument("--client-net", default=os.environ.get("RICOCHET_IT_NET", "127.0.1"),
                     help="first three octets of the clients' loopback addresses")
-    ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--only", help="comma-separated check names to run (after setup)")
     ap.add_argument("--allow-fail", default="",
                     help="comma-separated checks known to fail: reported XFAIL, not counted")

@@ -25,7 +25,6 @@ ricochetd is not built.  Python 3 stdlib only.
   python3 tests/integration/test_malformed.py --build build [-k FILTER] [-v] [--keep]
 """
 
-import argparse
 import os
 import re
 import signal
@@ -1002,11 +1001,8 @@ def shutdown_comm_check(d, runner):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
+    ap = H.arg_parser(verbose=True)
     ap.add_argument("-k", dest="filter", help="regular expression on case names")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--list", action="store_true")
     a = ap.parse_args()
     cases = build_cases()

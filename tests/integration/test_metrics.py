@@ -22,7 +22,7 @@ Checks:
   - while a large table loads (--big N routes, default 1,000,000), scrapes and
     `ricochet show routes` answer within 50 ms (worst of the samples).
 """
-import argparse, os, socket, subprocess, sys, time, urllib.request
+import os, socket, subprocess, sys, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -66,9 +66,7 @@ def bgpdump_lines(*files):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
-    ap.add_argument("--keep", action="store_true")
+    ap = H.arg_parser(verbose=False)
     ap.add_argument("--big", type=int, default=1000000, help="routes for the responsiveness check (0: skip)")
     a = ap.parse_args()
     d = os.path.abspath(a.build)

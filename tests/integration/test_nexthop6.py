@@ -24,7 +24,6 @@ missing, or ricochetd is not built.  Python 3 stdlib only.
   python3 tests/integration/test_nexthop6.py --build BUILD [-v] [--keep]
 """
 
-import argparse
 import ipaddress
 import os
 import sys
@@ -85,10 +84,7 @@ def bird_nexthops(bird):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", required=True)
-    ap.add_argument("-v", action="store_true")
-    ap.add_argument("--keep", action="store_true")
+    ap = H.arg_parser(verbose=True)
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
     H.require(root="binds port 179 on loopback",
@@ -96,10 +92,10 @@ def main():
     fam = "families: [ipv4-unicast, ipv6-unicast]"
     peers = [f"{{ address: {x}, asn: {AS}, role: rr-client, passive: true, {fam} }}" for x in (SRC, MON, BIRD)]
     peers.append(f"{{ address: {MON_RS}, asn: {RS_AS}, role: rs-client, passive: true, {fam} }}")
-    with H.Run("ricochet-nh6-", keep=a.keep, verbose=a.v, daemon_log=Ricochet.LOG) as h:
+    with H.Run("ricochet-nh6-", keep=a.keep, verbose=a.verbose, daemon_log=Ricochet.LOG) as h:
         rr = Ricochet(h, a.build)
         rr.start(peers)
-        h.checks = s = Suite(h, rr, None, a.v)
+        h.checks = s = Suite(h, rr, None, a.verbose)
         bird = H.BirdClient(h, "bird", BIRD, AS, target=(RR, AS))
         bird.start()
         s.check("BIRD established", s.wait(bird.established, 30))

@@ -23,7 +23,6 @@ missing, or ricochetd is not built.  Python 3 stdlib only.
   python3 tests/integration/test_refresh.py --build BUILD [-k FILTER] [-v] [--keep]
 """
 
-import argparse
 import json
 import os
 import struct
@@ -182,11 +181,8 @@ CASES = [("frr", case_frr), ("out", case_out_bytes), ("refused", case_out_refuse
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", required=True)
+    ap = H.arg_parser(verbose=True)
     ap.add_argument("-k", default="")
-    ap.add_argument("-v", action="store_true")
-    ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
     H.require(root="binds port 179 on loopback",

@@ -29,7 +29,6 @@ Python 3 stdlib only.
   python3 tests/integration/test_resilience.py --build build [-k FILTER] [-v] [--keep]
 """
 
-import argparse
 import os
 import re
 import socket
@@ -473,11 +472,8 @@ class Suite:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
+    ap = H.arg_parser(verbose=True)
     ap.add_argument("-k", dest="filter")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     H.require(root="port 179", programs=H.built(build, "io/ricochetd"))

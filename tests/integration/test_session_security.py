@@ -18,7 +18,6 @@ Single-threaded, every wait bounded; exits 77 when not root, when ricochetd
 is not built or when BIRD is missing.  Python 3 stdlib only.
 """
 
-import argparse
 import os
 import socket
 import struct
@@ -159,9 +158,7 @@ class Suite(H.Checks):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
-    ap.add_argument("--keep", action="store_true")
+    ap = H.arg_parser(verbose=False)
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     H.require(root="port 179, TCP_MD5SIG", programs=H.built(build, "io/ricochetd") + ["bird"])

@@ -57,7 +57,6 @@ Single-threaded; every wait bounded; exits 77 when not root or not built.
   python3 tests/integration/test_sweep.py --build build [-v] [--keep]
 """
 
-import argparse
 import os
 import re
 import socket
@@ -303,10 +302,7 @@ def gr_close_case(d, check, accepted, wait):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("--keep", action="store_true")
+    ap = H.arg_parser(verbose=True)
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     H.require(root="port 179", programs=H.built(build, "io/ricochetd", "io/ricochet"))
