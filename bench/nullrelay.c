@@ -11,10 +11,17 @@
  *
  * Threads: one.  Everything runs in one epoll loop, so nothing is shared.
  * Why like this: it must cost as little as possible per byte, so input is
- * framed in place in a 4 MB buffer, each run of consecutive UPDATEs is
- * appended once to each receiver's output buffer and written with large
- * write()s.  When a receiver falls more than 256 MB behind, feeders stop being
- * read until it drains below 64 MB (backpressure instead of unbounded memory).
+ * framed in place in a 4 MB buffer and each run of consecutive UPDATEs from
+ * one feeder is copied once, into one append-only log shared by all
+ * receivers (runs carry a small header, never sent, naming their feeder, so
+ * that with --all a peer skips its own runs).  Each receiver keeps its own
+ * position in the log and writes from it with writev(), several runs a call;
+ * with 1000 monitors that is one copy of the input instead of 1000.  Its
+ * control messages (OPEN, KEEPALIVE) wait in a small buffer of its own and go
+ * out only between runs, so its byte stream stays message-aligned.  The log
+ * drops what every receiver has passed (a closed peer holds nothing); when a
+ * receiver falls more than 256 MB behind the log's end, feeders stop being
+ * read until it is within 64 MB (backpressure instead of unbounded memory).
  * Running time is bounded by --duration.
  */
 #include <arpa/inet.h>
@@ -30,6 +37,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/bgp.h"
@@ -40,6 +48,15 @@
 #define NR_HIGH      (256ull << 20)
 #define NR_LOW       (64ull << 20)
 #define NR_MAX_PEERS 4096
+#define NR_LOG_MIN   (1u << 20)  /* first log allocation */
+#define NR_LOG_KEEP  (16u << 20) /* an empty log larger than this is freed */
+#define NR_IOV       64
+
+/* Header of one run in the log, followed by len bytes of whole UPDATEs. */
+struct nr_run_hdr {
+	uint32_t src;                /* nr_peer.id of the feeder */
+	uint32_t len;
+};
 
 enum nr_state { NR_OPENSENT, NR_OPENCONFIRM, NR_ESTABLISHED };
 
@@ -54,12 +71,17 @@ struct nr_peer {
 	bool receiver_rule;          /* matches --monitors-from */
 	bool paused;                 /* EPOLLIN removed for backpressure */
 	bool want_out;
+	bool rcv;                    /* reads the log between pos and lim */
+	uint32_t id;                 /* names its runs in the log */
+	uint64_t pos;                /* next log byte to send (absolute) */
+	uint64_t run_end;            /* end of the run pos is in; == pos between runs */
+	uint64_t lim;                /* log end when it stopped receiving, else UINT64_MAX */
 	uint16_t hold;
 	size_t max_msg;
 	uint64_t last_rx, next_ka;
 	uint8_t *rbuf;
 	size_t rhead, rtail;
-	uint8_t *obuf;
+	uint8_t *obuf;               /* control messages only, sent between runs */
 	size_t ohead, olen, ocap;
 	uint64_t bytes_in, bytes_out, updates_in;
 };
@@ -76,6 +98,10 @@ struct nr {
 	unsigned ndead;
 	bool paused;
 	bool verbose;
+	uint32_t next_id;
+	uint8_t *log;                /* log bytes from absolute offset log_base */
+	size_t log_cap;
+	uint64_t log_base, log_end;
 	uint64_t relayed_bytes, relayed_updates;
 };
 
@@ -117,14 +143,27 @@ static void nr_reap(struct nr *n)
 	n->ndead = 0;
 }
 
+/* Log bytes p still has to send (stopping at lim), plus its control queue. */
+static uint64_t nr_backlog(const struct nr *n, const struct nr_peer *p)
+{
+	uint64_t q = p->olen - p->ohead;
+	if (p->rcv) {
+		uint64_t stop = p->lim < n->log_end ? p->lim : n->log_end;
+		if (stop > p->pos)
+			q += stop - p->pos;
+	}
+	return q;
+}
+
 static void nr_interest(struct nr *n, struct nr_peer *p)
 {
-	bool want = p->olen > p->ohead;
+	bool want = nr_backlog(n, p) > 0;
 	struct epoll_event ev = { .events = (p->paused ? 0 : EPOLLIN) | (want ? EPOLLOUT : 0), .data.ptr = p };
 	epoll_ctl(n->epfd, EPOLL_CTL_MOD, p->fd, &ev);
 	p->want_out = want;
 }
 
+/* Queue one control message; whole messages only. */
 static void nr_append(struct nr_peer *p, const uint8_t *d, size_t len)
 {
 	if (p->ohead == p->olen) {
@@ -135,12 +174,12 @@ static void nr_append(struct nr_peer *p, const uint8_t *d, size_t len)
 		p->ohead = 0;
 	}
 	if (p->olen + len > p->ocap) {
-		size_t cap = p->ocap ? p->ocap : 1 << 20;
+		size_t cap = p->ocap ? p->ocap : 4096;
 		while (cap < p->olen + len)
 			cap *= 2;
 		uint8_t *o = realloc(p->obuf, cap);
 		if (!o)
-			log_fatal("nullrelay: out of memory (%zu bytes output buffer)", cap);
+			log_fatal("nullrelay: out of memory (%zu bytes control buffer)", cap);
 		p->obuf = o;
 		p->ocap = cap;
 	}
@@ -148,14 +187,105 @@ static void nr_append(struct nr_peer *p, const uint8_t *d, size_t len)
 	p->olen += len;
 }
 
-/* Write what fits now; false if the peer was closed. */
+/* p starts (or stops) taking the runs appended from now on. */
+static void nr_receive(struct nr *n, struct nr_peer *p, bool on)
+{
+	if (on) {
+		p->rcv = true;
+		p->pos = p->run_end = n->log_end;
+		p->lim = UINT64_MAX;
+	} else if (p->rcv) {
+		p->lim = n->log_end;
+		if (p->pos >= p->lim)
+			p->rcv = false;
+	}
+}
+
+/* The oldest log byte some receiver still needs. */
+static uint64_t nr_log_min(const struct nr *n)
+{
+	uint64_t m = n->log_end;
+	for (unsigned i = 0; i < n->npeers; i++) {
+		const struct nr_peer *p = n->peers[i];
+		if (p->rcv && p->pos < m)
+			m = p->pos;
+	}
+	return m;
+}
+
+static void nr_log_append(struct nr *n, uint32_t src, const uint8_t *d, size_t len)
+{
+	size_t need = sizeof(struct nr_run_hdr) + len;
+	size_t used = (size_t)(n->log_end - n->log_base);
+	if (used + need > n->log_cap) {
+		/* drop what every receiver has passed; grow if that leaves it over half full */
+		uint64_t keep = nr_log_min(n);
+		size_t drop = (size_t)(keep - n->log_base);
+		if (drop < used)
+			memmove(n->log, n->log + drop, used - drop);
+		n->log_base = keep;
+		used -= drop;
+		if (!used && n->log_cap > NR_LOG_KEEP) {
+			free(n->log);
+			n->log = NULL;
+			n->log_cap = 0;
+		}
+		if (used + need > n->log_cap / 2) {
+			size_t cap = n->log_cap ? n->log_cap : NR_LOG_MIN;
+			while (cap / 2 < used + need)
+				cap *= 2;
+			uint8_t *l = realloc(n->log, cap);
+			if (!l)
+				log_fatal("nullrelay: out of memory (%zu bytes log)", cap);
+			n->log = l;
+			n->log_cap = cap;
+		}
+	}
+	struct nr_run_hdr h = { .src = src, .len = (uint32_t)len };
+	memcpy(n->log + used, &h, sizeof(h));
+	memcpy(n->log + used + sizeof(h), d, len);
+	n->log_end += need;
+}
+
+/*
+ * Write what fits now: the rest of the run p is in, then its control
+ * messages, then further runs (not its own); false if the peer was closed.
+ */
 static bool nr_flush(struct nr *n, struct nr_peer *p)
 {
-	while (p->ohead < p->olen) {
-		size_t len = p->olen - p->ohead;
-		if (len > (4u << 20))
-			len = 4u << 20;
-		ssize_t w = write(p->fd, p->obuf + p->ohead, len);
+	for (;;) {
+		struct iovec iov[NR_IOV];
+		uint64_t after[NR_IOV];      /* log entry: pos once written whole; control: UINT64_MAX */
+		int k = 0, last = -1;
+		if (p->rcv && p->pos < p->run_end) {
+			iov[k] = (struct iovec){ n->log + (p->pos - n->log_base), (size_t)(p->run_end - p->pos) };
+			after[k] = p->run_end;
+			last = k++;
+		}
+		if (p->olen > p->ohead) {
+			iov[k] = (struct iovec){ p->obuf + p->ohead, p->olen - p->ohead };
+			after[k++] = UINT64_MAX;
+		}
+		if (p->rcv) {
+			uint64_t stop = p->lim < n->log_end ? p->lim : n->log_end;
+			for (uint64_t q = p->run_end; q < stop && k < NR_IOV;) {
+				struct nr_run_hdr h;
+				memcpy(&h, n->log + (q - n->log_base), sizeof(h));
+				uint64_t s = q + sizeof(h);
+				q = s + h.len;
+				if (h.src != p->id) {
+					iov[k] = (struct iovec){ n->log + (s - n->log_base), h.len };
+					last = k++;
+				}
+				if (last >= 0)
+					after[last] = q;
+				else
+					p->pos = p->run_end = q; /* own runs before anything to send */
+			}
+		}
+		if (!k)
+			break;
+		ssize_t w = writev(p->fd, iov, k);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -164,20 +294,41 @@ static bool nr_flush(struct nr *n, struct nr_peer *p)
 			nr_close(n, p, strerror(errno));
 			return false;
 		}
-		p->ohead += (size_t)w;
 		p->bytes_out += (uint64_t)w;
-		if ((size_t)w < len)
+		size_t left = (size_t)w;
+		bool partial = false;
+		for (int i = 0; i < k; i++) {
+			size_t l = iov[i].iov_len, t = left < l ? left : l;
+			left -= t;
+			if (after[i] == UINT64_MAX) {
+				p->ohead += t;
+			} else if (t == l) {
+				p->pos = p->run_end = after[i];
+			} else if (t) {
+				uint64_t s = n->log_base + (uint64_t)((uint8_t *)iov[i].iov_base - n->log);
+				p->pos = s + t;
+				p->run_end = s + l;
+			}
+			if (t < l) {
+				partial = true;
+				break;
+			}
+		}
+		if (p->ohead == p->olen)
+			p->ohead = p->olen = 0;
+		if (partial)
 			break;
 	}
-	if ((p->olen > p->ohead) != p->want_out)
+	if (p->rcv && p->pos >= p->lim)
+		p->rcv = false;
+	if ((nr_backlog(n, p) > 0) != p->want_out)
 		nr_interest(n, p);
 	return true;
 }
 
-static bool nr_is_receiver(const struct nr *n, const struct nr_peer *from, const struct nr_peer *p)
+/* Does p take other peers' UPDATEs once established? */
+static bool nr_wants(const struct nr *n, const struct nr_peer *p)
 {
-	if (p == from || p->fd < 0 || p->state != NR_ESTABLISHED)
-		return false;
 	if (n->all)
 		return true;
 	if (n->have_rule)
@@ -189,17 +340,19 @@ static void nr_relay(struct nr *n, struct nr_peer *from, const uint8_t *d, size_
 {
 	n->relayed_bytes += len;
 	n->relayed_updates += nupd;
-	for (unsigned i = 0; i < n->npeers; i++) {
+	bool any = false;
+	for (unsigned i = 0; i < n->npeers && !any; i++) {
 		struct nr_peer *p = n->peers[i];
-		if (!nr_is_receiver(n, from, p))
-			continue;
-		nr_append(p, d, len);
+		any = p != from && p->rcv && p->lim == UINT64_MAX;
 	}
-	/* flush after appending to everybody: the loop above must not see closes */
+	if (!any)
+		return; /* nobody receives: dropped, as a late receiver misses it */
+	nr_log_append(n, from->id, d, len);
+	/* close-safe walk: a failed write removes the peer from the array */
 	for (unsigned i = 0; i < n->npeers;) {
 		struct nr_peer *p = n->peers[i];
 		unsigned before = n->npeers;
-		if (p != from && p->olen > p->ohead)
+		if (p != from && nr_backlog(n, p) > 0)
 			nr_flush(n, p);
 		if (n->npeers == before)
 			i++;
@@ -248,6 +401,8 @@ static bool nr_control(struct nr *n, struct nr_peer *p, const uint8_t *m, size_t
 	case BGP_MSG_KEEPALIVE:
 		if (p->state == NR_OPENCONFIRM) {
 			p->state = NR_ESTABLISHED;
+			if (nr_wants(n, p))
+				nr_receive(n, p, true);
 			log_info("nullrelay: %s established%s", p->name, p->receiver_rule ? " (receiver)" : "");
 		}
 		return true;
@@ -295,9 +450,12 @@ static void nr_read(struct nr *n, struct nr_peer *p, uint64_t now)
 		}
 		const uint8_t *m = p->rbuf + p->rhead;
 		if (m[18] == BGP_MSG_UPDATE && p->state == NR_ESTABLISHED) {
-			if (!p->sent_update)
+			if (!p->sent_update) {
 				log_info("nullrelay: %s sends UPDATEs (feeder)", p->name);
-			p->sent_update = true;
+				p->sent_update = true;
+				if (p->rcv && !nr_wants(n, p))
+					nr_receive(n, p, false);
+			}
 			p->updates_in++;
 			nupd++;
 			p->rhead += (size_t)l;
@@ -335,6 +493,7 @@ static void nr_accept(struct nr *n, uint64_t now)
 		p->last_rx = now;
 		p->max_msg = BGP_MAX_MSG;
 		p->next_ka = UINT64_MAX;
+		p->id = ++n->next_id;
 		char a[INET6_ADDRSTRLEN] = "?";
 		uint16_t port = 0;
 		if (ss.ss_family == AF_INET) {
@@ -365,9 +524,9 @@ static void nr_accept(struct nr *n, uint64_t now)
 /* Pause reading feeders while any receiver is far behind; resume when all drained. */
 static void nr_backpressure(struct nr *n)
 {
-	size_t worst = 0;
+	uint64_t worst = 0;
 	for (unsigned i = 0; i < n->npeers; i++) {
-		size_t q = n->peers[i]->olen - n->peers[i]->ohead;
+		uint64_t q = nr_backlog(n, n->peers[i]);
 		if (q > worst)
 			worst = q;
 	}
@@ -397,7 +556,7 @@ static void nr_timers(struct nr *n, uint64_t now)
 			nr_close(n, p, "hold timer expired");
 		} else if (now >= p->next_ka) {
 			uint8_t ka[BGP_HDR_LEN];
-			/* only at a message boundary: the queue holds whole messages */
+			/* nr_flush sends it between runs */
 			nr_append(p, ka, msg_keepalive_encode(ka, sizeof(ka)));
 			p->next_ka = now + (uint64_t)p->hold * 1000000000ull / 3;
 			nr_flush(n, p);
@@ -565,6 +724,7 @@ int main(int argc, char **argv)
 	while (n.npeers)
 		nr_close(&n, n.peers[0], "shutting down");
 	nr_reap(&n);
+	free(n.log);
 	close(n.lfd);
 	return 0;
 }
