@@ -347,7 +347,11 @@ static void nr_relay(struct nr *n, struct nr_peer *from, const uint8_t *d, size_
 	}
 	if (!any)
 		return; /* nobody receives: dropped, as a late receiver misses it */
+	uint64_t start = n->log_end;
 	nr_log_append(n, from->id, d, len);
+	/* a receiver with nothing else to send steps over its own run here: nobody flushes it */
+	if (from->rcv && from->lim == UINT64_MAX && from->pos == start)
+		from->pos = from->run_end = n->log_end;
 	/* close-safe walk: a failed write removes the peer from the array */
 	for (unsigned i = 0; i < n->npeers;) {
 		struct nr_peer *p = n->peers[i];
