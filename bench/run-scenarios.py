@@ -222,7 +222,10 @@ def load_argv(bins, k, out_json, out_tl, limit, daemon, extra, verify_attrs=Fals
         if k.get("churn_prefixes"):
             argv += ["--churn-prefixes", str(k["churn_prefixes"])]
         if k.get("restore"):
-            argv += ["--churn-restore", "--restore-settle", str(RESTORE_SETTLE)]
+            # hold the loaded table as long as the restored one: "after load"
+            # is then sampled with the load's buffers drained, like "restored"
+            argv += ["--churn-restore", "--restore-settle", str(RESTORE_SETTLE),
+                     "--churn-settle", str(RESTORE_SETTLE)]
     if not verify_attrs:
         # BIRD re-encodes attributes (not byte-identical); the same flags for
         # every daemon keep the load generator's work identical

@@ -82,6 +82,7 @@ struct load_opts {
 	uint32_t churn_prefixes;    /* --churn-prefixes: draw from a feeder's first K routes, 0 = all */
 	bool churn_restore;         /* --churn-restore: re-announce the original table after the churn */
 	double restore_settle;      /* --restore-settle: seconds to hold the restored table */
+	double churn_settle;        /* --churn-settle: seconds to hold the loaded table before the churn */
 	double timeout;
 	uint16_t hold;
 	const char *json, *timeline;

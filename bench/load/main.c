@@ -98,6 +98,8 @@ static void usage(FILE *out)
 "                           default: all of them)\n"
 "  --churn-restore          after the churn, re-announce every route with its original\n"
 "                           attributes and hold that table --restore-settle S seconds\n"
+"  --churn-settle S         hold the loaded table S seconds before the churn starts (default\n"
+"                           0): memory measured then is the table's, not the load's buffers\n"
 "                           (default 5): the target's memory with the same table as before\n"
 "  --kill-feeder            close feeder 0, time until its routes are gone\n"
 "  --stall-monitor S        monitor 0 reads nothing for S seconds once established (a slow\n"
@@ -189,7 +191,7 @@ static int parse_target(struct load_opts *o, const char *s)
 enum {
 	OPT_TARGET = 256, OPT_ASN, OPT_FASN, OPT_MASN, OPT_FEEDERS, OPT_MONITORS, OPT_FBASE, OPT_MBASE,
 	OPT_HOLD, OPT_EXTMSG, OPT_ADDPATH, OPT_ROUTES, OPT_V6ROUTES, OPT_SHARED, OPT_PPA, OPT_SEED,
-	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_CHURN_ATTRS, OPT_CHURN_PREFIXES, OPT_CHURN_RESTORE, OPT_RESTORE_SETTLE, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_CONNECT_BURST, OPT_EXPECT_RR,
+	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_CHURN_ATTRS, OPT_CHURN_PREFIXES, OPT_CHURN_RESTORE, OPT_RESTORE_SETTLE, OPT_CHURN_SETTLE, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_CONNECT_BURST, OPT_EXPECT_RR,
 	OPT_NO_EXPECT_RR, OPT_NO_VERIFY, OPT_WAIT_EOR, OPT_JSON, OPT_TIMELINE, OPT_SELFTEST,
 	OPT_NHBASE,
 	OPT_MRT, OPT_MRT_SPEED, OPT_STALL, OPT_MON_THREADS,
@@ -220,6 +222,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		{ "churn-prefixes", required_argument, NULL, OPT_CHURN_PREFIXES },
 		{ "churn-restore", no_argument, NULL, OPT_CHURN_RESTORE },
 		{ "restore-settle", required_argument, NULL, OPT_RESTORE_SETTLE },
+		{ "churn-settle", required_argument, NULL, OPT_CHURN_SETTLE },
 		{ "kill-feeder", no_argument, NULL, OPT_KILL },
 		{ "withdraw", no_argument, NULL, OPT_WITHDRAW },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -295,6 +298,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		case OPT_CHURN_PREFIXES: bad = parse_u32(optarg, &o->churn_prefixes, 1, UINT32_MAX); break;
 		case OPT_CHURN_RESTORE: o->churn_restore = true; break;
 		case OPT_RESTORE_SETTLE: bad = parse_double(optarg, &o->restore_settle, 0, 3600); break;
+		case OPT_CHURN_SETTLE: bad = parse_double(optarg, &o->churn_settle, 0, 3600); break;
 		case OPT_KILL: o->kill_feeder = true; break;
 		case OPT_WITHDRAW: o->withdraw = true; break;
 		case OPT_TIMEOUT: bad = parse_double(optarg, &o->timeout, 0.1, 86400); break;
@@ -648,6 +652,15 @@ static bool settle_verified(struct load_ctx *ctx, struct load_phase_res *r)
 static bool phase_churn(struct load_ctx *ctx)
 {
 	struct load_phase_res *r = phase_begin(ctx, 2, "churn");
+	if (ctx->o.churn_settle > 0) {
+		/* the loaded table alone first, so that memory sampled now is the
+		 * table's and not the load's send and receive buffers; the phase
+		 * starts when the churn does */
+		if (!hold(ctx, r, ctx->o.churn_settle, NULL))
+			return false;
+		mon_sums(ctx, &r->mon_start);
+		r->start_s = (double)(log_now_ns() - ctx->start_ns) / 1e9;
+	}
 	if (!load_worker_cmd(&ctx->fw, LOAD_CMD_CHURN, 10))
 		log_fatal("ricochet-load: feeder thread does not answer");
 	if (!hold(ctx, r, ctx->o.churn_seconds, "churn"))
