@@ -163,6 +163,20 @@ static void nr_interest(struct nr *n, struct nr_peer *p)
 	p->want_out = want;
 }
 
+/* Grow *buf (capacity *cap) by doubling, from `first` if empty, to at least
+ * `need` bytes; contents kept. */
+static void nr_grow(uint8_t **buf, size_t *cap, size_t need, size_t first, const char *what)
+{
+	size_t c = *cap ? *cap : first;
+	while (c < need)
+		c *= 2;
+	uint8_t *b = realloc(*buf, c);
+	if (!b)
+		log_fatal("nullrelay: out of memory (%zu bytes %s)", c, what);
+	*buf = b;
+	*cap = c;
+}
+
 /* Queue one control message; whole messages only. */
 static void nr_append(struct nr_peer *p, const uint8_t *d, size_t len)
 {
@@ -173,16 +187,8 @@ static void nr_append(struct nr_peer *p, const uint8_t *d, size_t len)
 		p->olen -= p->ohead;
 		p->ohead = 0;
 	}
-	if (p->olen + len > p->ocap) {
-		size_t cap = p->ocap ? p->ocap : 4096;
-		while (cap < p->olen + len)
-			cap *= 2;
-		uint8_t *o = realloc(p->obuf, cap);
-		if (!o)
-			log_fatal("nullrelay: out of memory (%zu bytes control buffer)", cap);
-		p->obuf = o;
-		p->ocap = cap;
-	}
+	if (p->olen + len > p->ocap)
+		nr_grow(&p->obuf, &p->ocap, p->olen + len, 4096, "control buffer");
 	memcpy(p->obuf + p->olen, d, len);
 	p->olen += len;
 }
@@ -230,16 +236,8 @@ static void nr_log_append(struct nr *n, uint32_t src, const uint8_t *d, size_t l
 			n->log = NULL;
 			n->log_cap = 0;
 		}
-		if (used + need > n->log_cap / 2) {
-			size_t cap = n->log_cap ? n->log_cap : NR_LOG_MIN;
-			while (cap / 2 < used + need)
-				cap *= 2;
-			uint8_t *l = realloc(n->log, cap);
-			if (!l)
-				log_fatal("nullrelay: out of memory (%zu bytes log)", cap);
-			n->log = l;
-			n->log_cap = cap;
-		}
+		if (used + need > n->log_cap / 2)
+			nr_grow(&n->log, &n->log_cap, 2 * (used + need), NR_LOG_MIN, "log");
 	}
 	struct nr_run_hdr h = { .src = src, .len = (uint32_t)len };
 	memcpy(n->log + used, &h, sizeof(h));
