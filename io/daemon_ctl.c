@@ -440,6 +440,8 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 		ctl_json_kuint(out, "journal_pending", rs.journal_pending);
 		ctl_json_kuint(out, "attribute_sets", as.sets);
 		ctl_json_kuint(out, "attribute_bytes", as.bytes);
+		ctl_json_kuint(out, "attribute_hash_buckets", as.buckets);
+		ctl_json_kuint(out, "attribute_hash_bytes", as.buckets * sizeof(struct cds_lfht_node));
 		ctl_json_kuint(out, "addpath_table_bytes", fs.adv_bytes);
 		ctl_json_kuint(out, "addpath_deferred_bytes", fs.ap_deferred * sizeof(void *));
 		ctl_json_kuint(out, "output_queued_bytes", queued);
@@ -458,6 +460,8 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", " of which /24 index", "", rs.lpm_index_bytes);
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "per-peer index", "", rs.peer_index_bytes);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "attribute sets", as.sets, as.bytes);
+	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", " hash buckets", as.buckets,
+		   as.buckets * (uint64_t)sizeof(struct cds_lfht_node));
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "ADD-PATH tables", "", fs.adv_bytes);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "ADD-PATH deferred", fs.ap_deferred,
 		   fs.ap_deferred * (uint64_t)sizeof(void *));

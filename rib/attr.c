@@ -22,6 +22,13 @@
  *     never parses attributes.
  *   - Statistics are striped counters (one cache line per stripe) so the
  *     intern hot path does not bounce one shared line between all threads.
+ *   - The table is kept at about one set per bucket (attr_grow_check).
+ *     rculfhash's own automatic growth (CDS_LFHT_ACCOUNTING) waits until a
+ *     table holds 8 nodes per bucket; every intern of a new set - in a bulk
+ *     load, nearly every UPDATE brings one - then walks a chain of ~4 cache
+ *     misses before it can insert (cds_lfht_lookup was 17 % of the I/O
+ *     threads' time in S2, 50 feeders x 100k routes).  The automatic
+ *     resize stays on for shrinking and as a backstop.
  */
 #include <errno.h>
 #include <limits.h>
@@ -44,17 +51,26 @@
 #define ATTR_REF_MAX   (1u << 31)     /* more references than this = a leak or a bug */
 #define ATTR_STRIPES   16
 #define ATTR_HT_INIT   (1ul << 12)
+#define ATTR_HT_MAX    (1ul << 24)    /* buckets: 256 MiB of them; more sets just chain */
+#define ATTR_GROW_EVERY 256u          /* a stripe's new sets between checks of the load */
 
 struct attr_ctr {
 	int64_t sets;
 	int64_t bytes;
 	uint64_t interns;
 	uint64_t hits;
+	uint64_t adds;                /* sets inserted through this stripe, ever */
 } __attribute__((aligned(64)));
 
 struct attr_table {
 	struct cds_lfht *ht;
 	uint64_t seed;
+	/* Growth (attr_grow_check): the bucket count last asked for, and 1
+	 * while that request is queued or running on the call_rcu thread
+	 * (grow_rcu is its only carrier, so one request at a time).  Atomics. */
+	unsigned long grow_goal;
+	int grow_busy;
+	struct rcu_head grow_rcu;
 	struct attr_ctr ctr[ATTR_STRIPES];
 };
 
@@ -265,6 +281,7 @@ struct attr_table *attr_table_create(void)
 		seed = (uint64_t)ts.tv_nsec * ATTR_K1 ^ (uint64_t)(uintptr_t)t;
 	}
 	t->seed = seed;
+	t->grow_goal = ATTR_HT_INIT;
 	t->ht = cds_lfht_new(ATTR_HT_INIT, ATTR_HT_INIT, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
 			     NULL);
 	if (!t->ht)
@@ -282,6 +299,8 @@ void attr_table_destroy(struct attr_table *t)
 	if (st.sets != 0)
 		log_fatal("attr: table destroyed with %llu live attribute sets",
 			  (unsigned long long)st.sets);
+	/* a growth request may still be queued: it uses the table */
+	rcu_barrier();
 	if (cds_lfht_destroy(t->ht, NULL) != 0)
 		log_fatal("attr: attribute hash table not empty at destroy");
 	/* Sets released just before are freed by call_rcu; wait for them so the
@@ -317,6 +336,62 @@ static bool attr_tryref(struct attr_set *a)
 					      __ATOMIC_RELAXED));
 	return true;
 }
+
+/* ---- growth ------------------------------------------------------------- */
+
+static unsigned long attr_pow2_ceil(uint64_t v)
+{
+	unsigned long p = 1;
+
+	while (p < v && p < ATTR_HT_MAX)
+		p <<= 1;
+	return p;
+}
+
+/* On the call_rcu thread, the way rculfhash runs its own lazy resize: not in
+ * a read-side section, so the resize may wait for grace periods. */
+static void attr_grow_cb(struct rcu_head *head)
+{
+	struct attr_table *t = caa_container_of(head, struct attr_table, grow_rcu);
+
+	cds_lfht_resize(t->ht, __atomic_load_n(&t->grow_goal, __ATOMIC_RELAXED));
+	__atomic_store_n(&t->grow_busy, 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * Called every ATTR_GROW_EVERY new sets of a stripe, under rcu_read_lock.
+ * When the live sets outnumber the buckets asked for, ask for twice the next
+ * power of two (between 1/2 and 1/4 set per bucket right after, 1 at the
+ * next request) and let the call_rcu thread resize: the interning thread
+ * never waits.  When most sets have gone, only lower the goal - rculfhash
+ * shrinks the table itself - so that growth is asked for again later.
+ */
+static void attr_grow_check(struct attr_table *t)
+{
+	int64_t sets = 0;
+	unsigned long goal = __atomic_load_n(&t->grow_goal, __ATOMIC_RELAXED);
+
+	for (unsigned i = 0; i < ATTR_STRIPES; i++)
+		sets += __atomic_load_n(&t->ctr[i].sets, __ATOMIC_RELAXED);
+	if (sets < 0)
+		sets = 0;
+	if ((uint64_t)sets <= goal) {
+		if (goal > ATTR_HT_INIT && (uint64_t)sets < goal / 8) {
+			unsigned long lower = attr_pow2_ceil((uint64_t)sets) * 2;
+
+			__atomic_compare_exchange_n(&t->grow_goal, &goal,
+						    lower > ATTR_HT_INIT ? lower : ATTR_HT_INIT, false,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		}
+		return;
+	}
+	if (goal >= ATTR_HT_MAX || __atomic_exchange_n(&t->grow_busy, 1, __ATOMIC_ACQUIRE))
+		return;
+	__atomic_store_n(&t->grow_goal, attr_pow2_ceil((uint64_t)sets) * 2, __ATOMIC_RELAXED);
+	call_rcu(&t->grow_rcu, attr_grow_cb);
+}
+
+/* ---- interning ------------------------------------------------------------ */
 
 struct attr_set *attr_intern(struct attr_table *t, const struct bgp_nexthop *nh,
 			     const uint8_t *blob, size_t len)
@@ -368,6 +443,8 @@ struct attr_set *attr_intern(struct attr_table *t, const struct bgp_nexthop *nh,
 			mine = NULL;
 			__atomic_fetch_add(&c->sets, 1, __ATOMIC_RELAXED);
 			__atomic_fetch_add(&c->bytes, (int64_t)malloc_usable_size(a), __ATOMIC_RELAXED);
+			if ((__atomic_add_fetch(&c->adds, 1, __ATOMIC_RELAXED) % ATTR_GROW_EVERY) == 0)
+				attr_grow_check(t);
 			rcu_read_unlock();
 			return a;
 		}
@@ -467,4 +544,5 @@ void attr_table_stats(struct attr_table *t, struct attr_stats *st)
 	st->bytes = bytes > 0 ? (uint64_t)bytes : 0;
 	st->interns = interns;
 	st->hits = hits;
+	st->buckets = __atomic_load_n(&t->grow_goal, __ATOMIC_RELAXED);
 }

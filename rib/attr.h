@@ -102,6 +102,9 @@ struct attr_stats {
 	uint64_t bytes;                  /* bytes held by them (allocation sizes) */
 	uint64_t interns;                /* attr_intern calls */
 	uint64_t hits;                   /* of which found an existing set */
+	uint64_t buckets;                /* hash buckets last asked for (the table's
+					  * size once the call_rcu thread has grown
+					  * it; rculfhash may shrink it below) */
 };
 void attr_table_stats(struct attr_table *t, struct attr_stats *st);
 
