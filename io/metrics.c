@@ -305,6 +305,8 @@ char *metrics_render(struct daemon *d, size_t *len)
 	sb_printf(&b, "ricochet_memory_bytes{object=\"path_sets\"} %" PRIu64 "\n", rs.pathset_bytes);
 	sb_printf(&b, "ricochet_memory_bytes{object=\"peer_index\"} %" PRIu64 "\n", rs.peer_index_bytes);
 	sb_printf(&b, "ricochet_memory_bytes{object=\"attribute_sets\"} %" PRIu64 "\n", as.bytes);
+	sb_printf(&b, "ricochet_memory_bytes{object=\"attribute_hash\"} %" PRIu64 "\n",
+		  as.buckets * (uint64_t)sizeof(struct cds_lfht_node));
 	metric(&b, "ricochet_jemalloc_allocated_bytes", "gauge",
 	       "jemalloc stats.allocated.", je_stat("stats.allocated"));
 	metric(&b, "ricochet_jemalloc_resident_bytes", "gauge",

@@ -146,7 +146,8 @@ peer-ranges:
               v("ricochet_peer_messages_received", peer="127.0.99.10") > 0 and
               v("ricochet_peer_bytes_sent", peer="127.0.99.100") > 0)
         check("memory-and-attrs", v("ricochet_attribute_sets") > 0 and v("ricochet_jemalloc_allocated_bytes") > 0
-              and v("ricochet_memory_bytes", object="path_sets") > 0)
+              and v("ricochet_memory_bytes", object="path_sets") > 0
+              and v("ricochet_memory_bytes", object="attribute_hash") >= 4096 * 16)
         check("reflection-counters", v("ricochet_reflect_batches") > 0 and v("ricochet_reflect_prefixes") > 0
               and v("ricochet_update_groups") >= 1)
         h = fams.get("ricochet_propagation_latency_seconds")
