@@ -453,7 +453,9 @@ static bool session_start(void)
 /* A Statistics Report per session that is up.  The per-peer header is the
  * one of the session's Peer Up (built on the I/O thread from sess and the
  * peer's BGP identifier, which this thread must not read: the next
- * session's OPEN rewrites them), copied under up_mu with a fresh timestamp. */
+ * session's OPEN rewrites them), copied with a fresh timestamp.  The whole
+ * report is built under up_mu (a leaf lock; the counters are atomics), so
+ * "is it up" is decided once. */
 static void queue_stats(void)
 {
 	for (uint32_t i = 0, n = daemon_n_peers(B.d); i < n; i++) {
@@ -461,13 +463,18 @@ static void queue_stats(void)
 		struct bmp_peer *s = __atomic_load_n(&B.peers[i], __ATOMIC_ACQUIRE);
 		if (!p || !s)
 			continue;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
 		pthread_mutex_lock(&B.up_mu);
-		bool up = s->up && s->up_msg;
-		pthread_mutex_unlock(&B.up_mu);
-		if (!up)
+		if (!s->up || !s->up_msg) {
+			pthread_mutex_unlock(&B.up_mu);
 			continue;
+		}
 		struct bmsg *m = bmsg_new(BMP_HDR_LEN + BMP_PEER_HDR_LEN + 4 + 5 * 16);
-		uint8_t *q = m->data + BMP_HDR_LEN + BMP_PEER_HDR_LEN; /* header: below */
+		uint8_t *h = m->data + BMP_HDR_LEN;
+		memcpy(h, s->up_msg + BMP_HDR_LEN, BMP_PEER_HDR_LEN);
+		put32(put32(h + BMP_PEER_HDR_LEN - 8, (uint32_t)ts.tv_sec), (uint32_t)(ts.tv_nsec / 1000));
+		uint8_t *q = h + BMP_PEER_HDR_LEN;
 		q = put32(q, 5);
 		uint64_t v4 = rib_peer_prefixes(B.d->rib, p->id, BGP_FAM_IPV4);
 		uint64_t v6 = rib_peer_prefixes(B.d->rib, p->id, BGP_FAM_IPV6);
@@ -484,17 +491,7 @@ static void queue_stats(void)
 		q = put16(put16(q, 11), 4);              /* updates treated as withdraw */
 		q = put32(q, (uint32_t)__atomic_load_n(&p->c.treat_as_withdraw, __ATOMIC_RELAXED));
 		finish(m, q, BMP_STATS);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		pthread_mutex_lock(&B.up_mu);
-		if (s->up && s->up_msg) {
-			uint8_t *h = m->data + BMP_HDR_LEN;
-			memcpy(h, s->up_msg + BMP_HDR_LEN, BMP_PEER_HDR_LEN);
-			put32(put32(h + BMP_PEER_HDR_LEN - 8, (uint32_t)ts.tv_sec), (uint32_t)(ts.tv_nsec / 1000));
-			enqueue(m);
-		} else {
-			free(m);
-		}
+		enqueue(m);
 		pthread_mutex_unlock(&B.up_mu);
 	}
 }
