@@ -160,6 +160,13 @@ struct peer {
 	bool reset_pending;              /* waiting for the reflection thread's "reset done" */
 	bool gr_stale;                   /* routes kept as stale after a drop (GR helper) */
 	uint64_t gr_deadline_ns;
+	/* graceful restart: a session whose OPEN brings another BGP identifier
+	 * or AS than the one its stale paths were ranked with (rib_peerinfo);
+	 * that identity is published only once those paths are withdrawn
+	 * (peer.c, session_up) */
+	bool id_pending;
+	uint32_t pend_bgp_id, pend_asn;
+	bool pend_ebgp;
 	/* the paths of a session that went down, withdrawn (or flagged stale) a
 	 * step at a time from the loop (peer.c, "sweeps"); no new session starts
 	 * before the last job is done.  A live session's sweeps (End-of-RIB,

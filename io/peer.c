@@ -393,6 +393,17 @@ static void send_open(struct peer *p)
 	ctl_queue(p, m, n);
 }
 
+/* The session's identity for best-path selection (rib_peerinfo: BGP
+ * identifier, AS, eBGP), from its OPEN (open_accept). */
+static void peerinfo_publish(struct peer *p)
+{
+	struct rib_peerinfo *pi = &g_daemon->peerinfo[p->id];
+	__atomic_store_n(&pi->bgp_id, p->pend_bgp_id, __ATOMIC_RELAXED);
+	__atomic_store_n(&pi->asn, p->pend_asn, __ATOMIC_RELAXED);
+	__atomic_store_n(&pi->ebgp, p->pend_ebgp, __ATOMIC_RELAXED);
+	p->id_pending = false;
+}
+
 /* Check the peer's OPEN against configuration; fill the session parameters. */
 static bool open_accept(struct peer *p, const struct msg_open *o, struct msg_error *err)
 {
@@ -443,10 +454,17 @@ static bool open_accept(struct peer *p, const struct msg_open *o, struct msg_err
 	 * (graceful restart) are still in the RIB: single-writer relaxed stores,
 	 * read with relaxed loads (decide.h) */
 	PEER_STAT_SET(p->peer_bgp_id, o->bgp_id);
-	struct rib_peerinfo *pi = &g_daemon->peerinfo[p->id];
-	__atomic_store_n(&pi->bgp_id, o->bgp_id, __ATOMIC_RELAXED);
-	__atomic_store_n(&pi->asn, asn, __ATOMIC_RELAXED);
-	__atomic_store_n(&pi->ebgp, s->ebgp, __ATOMIC_RELAXED);
+	const struct rib_peerinfo *pi = &g_daemon->peerinfo[p->id];
+	p->pend_bgp_id = o->bgp_id;
+	p->pend_asn = asn;
+	p->pend_ebgp = s->ebgp;
+	/* stale paths held (graceful restart) were ranked with the identity
+	 * published now: they must not change rank under another (session_up) */
+	p->id_pending = p->gr_stale && (__atomic_load_n(&pi->bgp_id, __ATOMIC_RELAXED) != o->bgp_id ||
+					__atomic_load_n(&pi->asn, __ATOMIC_RELAXED) != asn ||
+					__atomic_load_n(&pi->ebgp, __ATOMIC_RELAXED) != s->ebgp);
+	if (!p->id_pending)
+		peerinfo_publish(p);
 	err->action = MSG_OK;
 	return true;
 }
@@ -559,12 +577,16 @@ static bool sweep_work(struct peer *p, size_t budget)
 	return p->sweep.done && !p->n_sweep_jobs;
 }
 
-/* The last job is done: no longer sweeping, say what it did. */
+/* The last job is done: no longer sweeping, say what it did.  A live
+ * session's sweep that withdrew the stale paths of another identity
+ * (session_up) makes the session's own identity the one paths rank with. */
 static void sweep_end(struct peer *p)
 {
 	char nm[96];
 	p->sweeping = false;
 	p->thr->n_sweeping--;
+	if (p->id_pending && p->sweep_why)
+		peerinfo_publish(p);
 	double ms = (double)(log_now_ns() - p->sweep_start_ns) / 1e6;
 	if (p->sweep_why)
 		log_info("peer %s: %s: %" PRIu64 " stale paths withdrawn, %" PRIu64
@@ -655,6 +677,31 @@ static void session_up(struct peer *p)
 		 p->sess.max_msg > BGP_MAX_MSG ? ", extended messages" : "",
 		 (p->sess.addpath_rx[0] || p->sess.addpath_rx[1] || p->sess.addpath_tx[0] ||
 		  p->sess.addpath_tx[1]) ? ", add-path" : "");
+	/*
+	 * Back under another BGP identifier or AS (open_accept): RFC 4724 keeps
+	 * the paths of a speaker that restarts, and ranking them under a new
+	 * identity would change their order in path sets that are kept sorted
+	 * incrementally (rib/decide.h) - they would not be re-sorted.  Another
+	 * identity is another speaker: its stale paths go now, with its input
+	 * held (it has sent nothing yet), and the new identity is published
+	 * when they are gone (sweep_end), before any path of the new session.
+	 */
+	if (p->id_pending) {
+		char was[16], now_id[16];
+		const struct rib_peerinfo *pi = &g_daemon->peerinfo[p->id];
+		uint32_t old_id = htonl(__atomic_load_n(&pi->bgp_id, __ATOMIC_RELAXED));
+		uint32_t new_id = htonl(p->pend_bgp_id);
+		inet_ntop(AF_INET, &old_id, was, sizeof(was));
+		inet_ntop(AF_INET, &new_id, now_id, sizeof(now_id));
+		log_info("peer %s: back with BGP identifier %s AS %u (stale paths from %s AS %u): "
+			 "not the same speaker, its stale paths are withdrawn now",
+			 peer_name(p, nm, sizeof(nm)), now_id, p->pend_asn, was,
+			 __atomic_load_n(&pi->asn, __ATOMIC_RELAXED));
+		p->gr_stale = false;
+		p->gr_deadline_ns = 0;
+		sweep_live(p, BGP_FAM_COUNT, RIB_SWEEP_WITHDRAW_STALE,
+			   "session back with another BGP identifier or AS");
+	}
 	/* a graceful restart that did not keep forwarding state for a family */
 	if (p->gr_stale) {
 		for (unsigned f = 0; f < BGP_FAM_COUNT; f++)

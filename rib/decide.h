@@ -32,12 +32,12 @@ _Static_assert(sizeof(struct rib_path) == 24, "dkey fills the padding: no bytes 
  * bgp_id, asn and ebgp come from each session's OPEN and are written by the
  * peer's I/O thread while other threads may be comparing its paths (stale
  * paths kept by graceful restart), so they are stored and loaded as relaxed
- * atomics (plain moves on x86-64; the point is no data race).  A peer that
- * comes back with another BGP identifier or AS while such paths are held
- * changes their rank without their sets being re-sorted, so such a prefix
- * may keep the best path chosen under the old identifier until its paths
- * are replaced.  Not handled: a restarting speaker normally keeps its
- * identifier.
+ * atomics (plain moves on x86-64; the point is no data race).  They change
+ * only while the peer has no path ranked with the old values: a peer that
+ * comes back with another BGP identifier or AS while stale paths are held
+ * has those withdrawn first, its input held, and the new values are
+ * published after (io/peer.c, session_up) - path sets are kept sorted
+ * incrementally and would not be re-sorted for a changed rank.
  */
 struct rib_peerinfo {
 	uint32_t bgp_id;                 /* host order */

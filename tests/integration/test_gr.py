@@ -19,6 +19,9 @@ must keep a restarting peer's routes, and restarting peers:
           the capability, lose their routes at once;
       (e) a new connection while the old session still looks Established
           (the peer restarted faster than we saw the drop) is a restart;
+      (f) it comes back (R and F bits) with another BGP identifier: not the
+          same speaker, so its stale routes go at once, without End-of-RIB,
+          and what the new session then announces is reflected;
   - BIRD 2 with `graceful restart on`, killed with SIGKILL and started
     again with `-R` (graceful recovery) announcing a subset.
 Single-threaded, every wait bounded; exits 77 when not root, a daemon is
@@ -39,11 +42,11 @@ import harness as H  # noqa: E402
 
 RR = "127.0.55.1"
 OBS = "127.0.55.10"
-GR_A, GR_B, GR_C, GR_C6, NOTIF, PLAIN, GR_E, BIRD_GR = (
+GR_A, GR_B, GR_C, GR_C6, NOTIF, PLAIN, GR_E, BIRD_GR, GR_F = (
     "127.0.55.11", "127.0.55.12", "127.0.55.13", "127.0.55.14", "127.0.55.15",
-    "127.0.55.16", "127.0.55.17", "127.0.55.18")
+    "127.0.55.16", "127.0.55.17", "127.0.55.18", "127.0.55.19")
 AS = 65000
-GR_PEERS = (GR_A, GR_B, GR_C, GR_C6, NOTIF, PLAIN, GR_E)
+GR_PEERS = (GR_A, GR_B, GR_C, GR_C6, NOTIF, PLAIN, GR_E, GR_F)
 
 
 def cap_gr(restart_time, fams=(B.AFI_IPV4, B.AFI_IPV6), restarting=False, fwd=None):
@@ -178,10 +181,10 @@ class Suite(H.Checks):
             time.sleep(0.25)
         return pred()
 
-    def speaker(self, addr, caps_extra=(), gr=True, open_caps=None):
+    def speaker(self, addr, caps_extra=(), gr=True, open_caps=None, bgp_id=None):
         sp = B.Speaker(addr, RR, timeout=5.0)
         caps = open_caps if open_caps is not None else B.caps_default(AS) + list(caps_extra)
-        sp.establish(AS, hold=90, bgp_id=addr, caps=caps)
+        sp.establish(AS, hold=90, bgp_id=bgp_id or addr, caps=caps)
         return sp
 
     def stale_flags(self, addr, prefixes):
@@ -357,6 +360,31 @@ def case_e_new_connection(s):
     s.wait_down(GR_E)
 
 
+def case_f_other_identifier(s):
+    """(f) back with another BGP identifier: the stale routes go at once."""
+    v4, v6 = v4s(10, 4), v6s(10, 2)
+    sp = s.speaker(GR_F, [cap_gr(60)])
+    announce(sp, v4, v6)
+    eor(sp)
+    s.check("f: routes reach the observer", s.wait(lambda: s.obs_has(v4 + v6), 15))
+    sp.close(reset=True)
+    s.wait_down(GR_F)
+    s.check("f: kept during the restart", s.holds(lambda: s.obs_has(v4 + v6), 1.0))
+    sp = s.speaker(GR_F, [cap_gr(60, restarting=True)], bgp_id="192.0.2.99")
+    s.check("f: session with another BGP identifier Established", s.wait_up(GR_F))
+    s.check("f: its stale routes withdrawn at once, without End-of-RIB",
+            s.wait(lambda: s.obs_lacks(v4 + v6), 6))
+    s.check("f: and gone from the RIB", s.wait(lambda: not s.rr.paths_from(GR_F), 3))
+    s.check("f: logged as another speaker", "not the same speaker" in s.rr.log_text())
+    fresh = v4s(11, 2)
+    announce(sp, fresh)
+    eor(sp)
+    s.check("f: what the new session announces is reflected", s.wait(lambda: s.obs_has(fresh), 10))
+    s.check("f: and kept", s.holds(lambda: s.obs_has(fresh), 1.0))
+    sp.close()
+    s.wait_down(GR_F)
+
+
 def case_bird(s):
     """A real restarting daemon: BIRD 2 (graceful restart on) killed with SIGKILL."""
     v4 = v4s(8, 4)
@@ -385,7 +413,8 @@ def case_bird(s):
 
 
 CASES = [("a", case_a_restart_subset), ("b", case_b_no_return), ("c", case_c_no_gr_on_return),
-         ("d", case_d_controls), ("e", case_e_new_connection), ("bird", case_bird)]
+         ("d", case_d_controls), ("e", case_e_new_connection), ("f", case_f_other_identifier),
+         ("bird", case_bird)]
 
 
 def run_cases(a, prefix, peers, cases):
