@@ -339,13 +339,14 @@ static bool attr_tryref(struct attr_set *a)
 
 /* ---- growth ------------------------------------------------------------- */
 
-static unsigned long attr_pow2_ceil(uint64_t v)
+/* Twice the next power of two of v, at most ATTR_HT_MAX. */
+static unsigned long attr_goal_for(uint64_t v)
 {
 	unsigned long p = 1;
 
-	while (p < v && p < ATTR_HT_MAX)
+	while (p < v && p < ATTR_HT_MAX / 2)
 		p <<= 1;
-	return p;
+	return p * 2;
 }
 
 /* On the call_rcu thread, the way rculfhash runs its own lazy resize: not in
@@ -377,7 +378,7 @@ static void attr_grow_check(struct attr_table *t)
 		sets = 0;
 	if ((uint64_t)sets <= goal) {
 		if (goal > ATTR_HT_INIT && (uint64_t)sets < goal / 8) {
-			unsigned long lower = attr_pow2_ceil((uint64_t)sets) * 2;
+			unsigned long lower = attr_goal_for((uint64_t)sets);
 
 			__atomic_compare_exchange_n(&t->grow_goal, &goal,
 						    lower > ATTR_HT_INIT ? lower : ATTR_HT_INIT, false,
@@ -387,7 +388,7 @@ static void attr_grow_check(struct attr_table *t)
 	}
 	if (goal >= ATTR_HT_MAX || __atomic_exchange_n(&t->grow_busy, 1, __ATOMIC_ACQUIRE))
 		return;
-	__atomic_store_n(&t->grow_goal, attr_pow2_ceil((uint64_t)sets) * 2, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->grow_goal, attr_goal_for((uint64_t)sets), __ATOMIC_RELAXED);
 	call_rcu(&t->grow_rcu, attr_grow_cb);
 }
 
