@@ -74,6 +74,18 @@ def eor(sp, v4=True, v6=True):
         sp.send(B.update(attrs=B.a_mp_unreach(B.AFI_IPV6, B.SAFI_UNICAST, b"")))
 
 
+def gr_table(s, addr, v4, v6=(), caps=(), seen=None):
+    """A peer (addr, with caps) announces v4 + v6 and End-of-RIB; wait until the
+    observer has them, as the check named `seen` when given.  Its speaker."""
+    sp = s.speaker(addr, list(caps))
+    announce(sp, v4, v6)
+    eor(sp)
+    ok = s.wait(lambda: s.obs_has(list(v4) + list(v6)), 15)
+    if seen:
+        s.check(seen, ok)
+    return sp
+
+
 class Ricochet:
     """ricochetd under test, started through the harness (killed at its exit)."""
     LOG = "ricochetd/stdout.log"        # in the harness's root
@@ -213,10 +225,7 @@ def case_a_restart_subset(s):
     v4, v6 = v4s(1, 6), v6s(1, 2)
     keep4, keep6 = v4[:3], v6[:1]
     gone = v4[3:] + v6[1:]
-    sp = s.speaker(GR_A, [cap_gr(60)])
-    announce(sp, v4, v6)
-    eor(sp)
-    s.check("a: routes of the GR peer reach the observer", s.wait(lambda: s.obs_has(v4 + v6), 15))
+    sp = gr_table(s, GR_A, v4, v6, [cap_gr(60)], "a: routes of the GR peer reach the observer")
     sp.close(reset=True)
     s.check("a: session seen down after a TCP reset", s.wait_down(GR_A))
     flags = s.stale_flags(GR_A, v4 + v6)
@@ -250,10 +259,7 @@ def case_a_restart_subset(s):
 def case_b_no_return(s):
     """(b) the peer closes (FIN, like a killed daemon) and never comes back."""
     v4, v6 = v4s(2, 4), v6s(2, 2)
-    sp = s.speaker(GR_B, [cap_gr(4)])
-    announce(sp, v4, v6)
-    eor(sp)
-    s.check("b: routes reach the observer", s.wait(lambda: s.obs_has(v4 + v6), 15))
+    sp = gr_table(s, GR_B, v4, v6, [cap_gr(4)], "b: routes reach the observer")
     t0 = time.monotonic()
     sp.close()
     s.wait_down(GR_B)
@@ -270,10 +276,7 @@ def case_c_no_gr_on_return(s):
     """(c) back without the capability: everything stale goes at once; back
     with F=0 for IPv6: the IPv6 stale routes go at once, IPv4 waits for EoR."""
     v4, v6 = v4s(3, 3), v6s(3, 2)
-    sp = s.speaker(GR_C, [cap_gr(60)])
-    announce(sp, v4, v6)
-    eor(sp)
-    s.wait(lambda: s.obs_has(v4 + v6), 15)
+    sp = gr_table(s, GR_C, v4, v6, [cap_gr(60)])
     sp.close(reset=True)
     s.wait_down(GR_C)
     s.check("c: kept during the restart", s.holds(lambda: s.obs_has(v4 + v6), 1.0))
@@ -285,10 +288,7 @@ def case_c_no_gr_on_return(s):
     s.wait_down(GR_C)
 
     v4, v6 = v4s(4, 3), v6s(4, 2)
-    sp = s.speaker(GR_C6, [cap_gr(60)])
-    announce(sp, v4, v6)
-    eor(sp)
-    s.wait(lambda: s.obs_has(v4 + v6), 15)
+    sp = gr_table(s, GR_C6, v4, v6, [cap_gr(60)])
     sp.close(reset=True)
     s.wait_down(GR_C6)
     sp = s.speaker(GR_C6, [cap_gr(60, restarting=True, fwd={B.AFI_IPV4: True, B.AFI_IPV6: False})])
@@ -303,10 +303,7 @@ def case_c_no_gr_on_return(s):
 
     # a GR capability that lists IPv4 only: the IPv6 routes are not helped
     v4, v6 = v4s(9, 2), v6s(9, 2)
-    sp = s.speaker(GR_C, [cap_gr(60, fams=(B.AFI_IPV4,))])
-    announce(sp, v4, v6)
-    eor(sp)
-    s.wait(lambda: s.obs_has(v4 + v6), 15)
+    sp = gr_table(s, GR_C, v4, v6, [cap_gr(60, fams=(B.AFI_IPV4,))])
     sp.close(reset=True)
     s.wait_down(GR_C)
     s.check("c: GR for IPv4 only: the IPv6 routes go at the drop", s.wait(lambda: s.obs_lacks(v6), 6))
@@ -322,19 +319,13 @@ def case_c_no_gr_on_return(s):
 def case_d_controls(s):
     """(d) a NOTIFICATION ends GR; a peer without the capability is not helped."""
     v4 = v4s(5, 3)
-    sp = s.speaker(NOTIF, [cap_gr(60)])
-    announce(sp, v4)
-    eor(sp)
-    s.wait(lambda: s.obs_has(v4), 15)
+    sp = gr_table(s, NOTIF, v4, caps=[cap_gr(60)])
     sp.send(B.notification(6, 2))  # Cease / administrative shutdown
     sp.close()
     s.check("d: GR peer closing with a NOTIFICATION: routes withdrawn at once",
             s.wait(lambda: s.obs_lacks(v4), 5))
     v4 = v4s(6, 3)
-    sp = s.speaker(PLAIN)  # no GR capability (ricochetd has GR on for it)
-    announce(sp, v4)
-    eor(sp)
-    s.wait(lambda: s.obs_has(v4), 15)
+    sp = gr_table(s, PLAIN, v4)  # no GR capability (ricochetd has GR on for it)
     sp.close(reset=True)
     s.check("d: peer without the GR capability reset: routes withdrawn at once",
             s.wait(lambda: s.obs_lacks(v4), 5))
@@ -343,10 +334,7 @@ def case_d_controls(s):
 def case_e_new_connection(s):
     """(e) the peer restarts before its old connection is seen dead."""
     v4 = v4s(7, 4)
-    sp = s.speaker(GR_E, [cap_gr(60)])
-    announce(sp, v4)
-    eor(sp)
-    s.wait(lambda: s.obs_has(v4), 15)
+    sp = gr_table(s, GR_E, v4, caps=[cap_gr(60)])
     old = sp  # left open, silent: ricochetd still sees it Established
     sp = s.speaker(GR_E, [cap_gr(60, restarting=True)])
     s.check("e: new connection while Established is taken as a restart", s.wait_up(GR_E))
@@ -363,10 +351,7 @@ def case_e_new_connection(s):
 def case_f_other_identifier(s):
     """(f) back with another BGP identifier: the stale routes go at once."""
     v4, v6 = v4s(10, 4), v6s(10, 2)
-    sp = s.speaker(GR_F, [cap_gr(60)])
-    announce(sp, v4, v6)
-    eor(sp)
-    s.check("f: routes reach the observer", s.wait(lambda: s.obs_has(v4 + v6), 15))
+    sp = gr_table(s, GR_F, v4, v6, [cap_gr(60)], "f: routes reach the observer")
     sp.close(reset=True)
     s.wait_down(GR_F)
     s.check("f: kept during the restart", s.holds(lambda: s.obs_has(v4 + v6), 1.0))
