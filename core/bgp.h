@@ -231,5 +231,8 @@ int bgp_prefix_fmt(char *buf, size_t len, const struct bgp_prefix *p);
 int bgp_prefix_parse(const char *s, struct bgp_prefix *p);
 int bgp_addr_fmt(char *buf, size_t len, const struct bgp_addr *a);
 int bgp_addr_parse(const char *s, struct bgp_addr *a);
+/* A BGP identifier (or router / cluster id, ORIGINATOR_ID), host order, as a
+ * dotted quad; 16 bytes always suffice. */
+int bgp_id_fmt(char *buf, size_t len, uint32_t id);
 
 #endif

@@ -226,6 +226,11 @@ int bgp_addr_fmt(char *buf, size_t len, const struct bgp_addr *a)
 	return snprintf(buf, len, "%s", tmp);
 }
 
+int bgp_id_fmt(char *buf, size_t len, uint32_t id)
+{
+	return snprintf(buf, len, "%u.%u.%u.%u", id >> 24, id >> 16 & 255, id >> 8 & 255, id & 255);
+}
+
 int bgp_addr_parse(const char *s, struct bgp_addr *a)
 {
 	memset(a, 0, sizeof(*a));

@@ -430,8 +430,7 @@ static bool session_start(void)
 		snprintf(descr, sizeof(descr), "ricochetd route reflector on %s %s", u.sysname, u.release);
 	else
 		snprintf(descr, sizeof(descr), "ricochetd route reflector");
-	struct in_addr rid = { htonl(B.d->router_id) };
-	inet_ntop(AF_INET, &rid, name, sizeof(name));
+	bgp_id_fmt(name, sizeof(name), B.d->router_id);
 	uint8_t *q = buf + BMP_HDR_LEN;
 	q = put_tlv_str(q, 1, descr);            /* sysDescr */
 	q = put_tlv_str(q, 2, name);             /* sysName */

@@ -307,8 +307,7 @@ int daemon_start(struct daemon *d, struct cfg *cfg, const char *cfg_path)
 		daemon_peer_create(d, &cfg->peers[i], &cfg->peers[i].addr, false);
 	pthread_mutex_unlock(&d->peers_lock);
 	char rid[32];
-	struct in_addr ri = { htonl(cfg->router_id) };
-	inet_ntop(AF_INET, &ri, rid, sizeof(rid));
+	bgp_id_fmt(rid, sizeof(rid), cfg->router_id);
 	log_info("ricochetd started: router-id %s, AS%u, %zu peers, %zu ranges, %u I/O thread%s%s", rid,
 		 cfg->asn, cfg->n_peers, cfg->n_ranges, d->n_thr, d->n_thr == 1 ? "" : "s",
 		 d->per_peer_threads ? " (per-peer mode)" : "");

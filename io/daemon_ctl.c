@@ -38,12 +38,6 @@ static void fmt_uptime(char *buf, size_t len, uint64_t ns)
 		snprintf(buf, len, "%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64, s / 3600, s / 60 % 60, s % 60);
 }
 
-static void fmt_ipv4(char *buf, size_t len, uint32_t host)
-{
-	struct in_addr a = { htonl(host) };
-	inet_ntop(AF_INET, &a, buf, (socklen_t)len);
-}
-
 static struct peer *find_peer(struct daemon *d, const char *s)
 {
 	struct bgp_addr a;
@@ -74,8 +68,8 @@ static int cmd_summary(int argc, char **argv, struct ctl_out *out, void *arg)
 		if (atomic_load_explicit(&d->peers[i]->state, memory_order_relaxed) == FSM_ESTABLISHED)
 			est++;
 	char rid[32], cid[32], up[32];
-	fmt_ipv4(rid, sizeof(rid), d->router_id);
-	fmt_ipv4(cid, sizeof(cid), d->cluster_id);
+	bgp_id_fmt(rid, sizeof(rid), d->router_id);
+	bgp_id_fmt(cid, sizeof(cid), d->cluster_id);
 	fmt_uptime(up, sizeof(up), log_now_ns() - d->start_ns);
 	if (ctl_json(out)) {
 		ctl_json_obj_open(out);
@@ -265,7 +259,7 @@ static void print_path(struct routes_ctx *c, const char *pfx, const struct rib_p
 			ctl_json_kuint(c->out, "med", a->med);
 		if (a->flags & ATTR_F_ORIGINATOR) {
 			char o[32];
-			fmt_ipv4(o, sizeof(o), a->originator_id);
+			bgp_id_fmt(o, sizeof(o), a->originator_id);
 			ctl_json_kstr(c->out, "originator_id", o);
 		}
 		ctl_json_kuint(c->out, "cluster_list_len", a->cluster_list_len);

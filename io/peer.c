@@ -689,10 +689,8 @@ static void session_up(struct peer *p)
 	if (p->id_pending) {
 		char was[16], now_id[16];
 		const struct rib_peerinfo *pi = &g_daemon->peerinfo[p->id];
-		uint32_t old_id = htonl(__atomic_load_n(&pi->bgp_id, __ATOMIC_RELAXED));
-		uint32_t new_id = htonl(p->pend_bgp_id);
-		inet_ntop(AF_INET, &old_id, was, sizeof(was));
-		inet_ntop(AF_INET, &new_id, now_id, sizeof(now_id));
+		bgp_id_fmt(was, sizeof(was), __atomic_load_n(&pi->bgp_id, __ATOMIC_RELAXED));
+		bgp_id_fmt(now_id, sizeof(now_id), p->pend_bgp_id);
 		log_info("peer %s: back with BGP identifier %s AS %u (stale paths from %s AS %u): "
 			 "not the same speaker, its stale paths are withdrawn now",
 			 peer_name(p, nm, sizeof(nm)), now_id, p->pend_asn, was,

@@ -140,6 +140,14 @@ static void test_prefix_text(void **state)
 	assert_string_equal(buf, "fe80::1");
 	assert_int_equal(bgp_addr_parse("not-an-address", &a), -1);
 	assert_int_equal(bgp_addr_parse("", &a), -1);
+	/* BGP identifiers, host order: the widest one fits 16 bytes */
+	char id[16];
+	assert_int_equal(bgp_id_fmt(id, sizeof(id), 0xC0000207u), 9);
+	assert_string_equal(id, "192.0.2.7");
+	assert_int_equal(bgp_id_fmt(id, sizeof(id), 0xFFFFFFFFu), 15);
+	assert_string_equal(id, "255.255.255.255");
+	bgp_id_fmt(id, sizeof(id), 0);
+	assert_string_equal(id, "0.0.0.0");
 }
 
 /* ---------------------------------------------------------------- framing */
