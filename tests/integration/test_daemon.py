@@ -97,9 +97,11 @@ peer-ranges:
         rc, txt = ctl("reload", js=False)
         time.sleep(1)
         rc2, after = ctl("show", "peers")
-        kept = all(any(p["address"] == a and p["state"] == "Established" for p in after) for a in up_before)
+        # a failed `show peers` answers with text, not a list: a failure here, not a crash
+        kept = rc2 == 0 and isinstance(after, list) and \
+            all(any(p["address"] == a and p["state"] == "Established" for p in after) for a in up_before)
         check("reload-keeps-unaffected-sessions", rc == 0 and len(up_before) == 2 and kept,
-              f"{txt} {up_before} {after}")
+              f"{txt} {up_before} show peers exit {rc2}: {after}")
         open(cfg, "w").write(base + "peers:\n  - { address: 127.0.77.5, asn: abc }\n")
         rc, txt = ctl("reload", js=False)
         check("reload-bad-file-keeps-running-config",

@@ -669,6 +669,75 @@ static void test_concurrent_growth(void **state)
 	assert_true(st.buckets > 4096);         /* it did grow past the first size */
 }
 
+/*
+ * The same keys interned by every thread at once, in different orders, while
+ * the table grows: each key must come out as one set (add_unique under
+ * concurrent resizes), the same pointer in every thread.
+ */
+enum { SHARED_KEYS = 30000 };
+
+struct shared_worker {
+	struct attr_table *t;
+	unsigned id;
+	struct attr_set **v;
+};
+
+static void *shared_thread(void *arg)
+{
+	struct shared_worker *w = arg;
+	struct bgp_nexthop n1 = nh4(10, 0, 2, 1);
+	struct blob x;
+
+	rcu_register_thread();
+	for (unsigned i = 0; i < SHARED_KEYS; i++) {
+		/* a different walk through all the keys per thread: the
+		 * multipliers are prime to SHARED_KEYS (2^4 * 3 * 5^4) */
+		static const uint64_t mult[] = { 7919, 7919 * 7, 7919 * 11, 7919 * 13 };
+		unsigned k = (unsigned)(((uint64_t)i * mult[w->id % 4] + w->id * 104729u) % SHARED_KEYS);
+		grow_blob(&x, 99, k);
+		w->v[k] = attr_intern(w->t, &n1, x.b, x.n);
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void test_concurrent_shared_growth(void **state)
+{
+	struct attr_table *t = *state;
+	struct shared_worker w[NTHREADS];
+	pthread_t th[NTHREADS];
+	struct attr_stats st;
+	unsigned dups = 0, missing = 0;
+
+	for (unsigned i = 0; i < NTHREADS; i++) {
+		w[i] = (struct shared_worker){ .t = t, .id = i, .v = calloc(SHARED_KEYS, sizeof(void *)) };
+		assert_non_null(w[i].v);
+		assert_int_equal(pthread_create(&th[i], NULL, shared_thread, &w[i]), 0);
+	}
+	for (unsigned i = 0; i < NTHREADS; i++)
+		pthread_join(th[i], NULL);
+	for (unsigned k = 0; k < SHARED_KEYS; k++)
+		for (unsigned i = 0; i < NTHREADS; i++) {
+			if (!w[i].v[k])
+				missing++;
+			else if (w[i].v[k] != w[0].v[k])
+				dups++;
+		}
+	attr_table_stats(t, &st);
+	uint64_t sets = st.sets;
+	for (unsigned k = 0; k < SHARED_KEYS; k++)
+		for (unsigned i = 0; i < NTHREADS; i++)
+			if (w[i].v[k])
+				attr_unref(t, w[i].v[k]);
+	for (unsigned i = 0; i < NTHREADS; i++)
+		free(w[i].v);
+	assert_int_equal(missing, 0);
+	assert_int_equal(dups, 0);
+	assert_int_equal(sets, SHARED_KEYS);
+	attr_table_stats(t, &st);
+	assert_int_equal(st.sets, 0);
+}
+
 static void test_concurrent(void **state)
 {
 	struct attr_table *t = *state;
@@ -812,6 +881,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_long_aspath, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_growth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_shared_growth, setup, teardown),
 		cmocka_unit_test(test_underflow_aborts),
 		cmocka_unit_test(test_ref_dead_aborts),
 		cmocka_unit_test(test_overflow_aborts),
