@@ -234,7 +234,7 @@ int daemon_start(struct daemon *d, struct cfg *cfg, const char *cfg_path)
 	d->router_id = cfg->router_id;
 	d->asn = cfg->asn;
 	d->cluster_id = cfg->cluster_id;
-	d->max_routes = cfg->max_routes;
+	__atomic_store_n(&d->max_routes, cfg->max_routes, __ATOMIC_RELAXED);
 	d->start_ns = log_now_ns();
 	pthread_mutex_init(&d->cfg_lock, NULL);
 	pthread_mutex_init(&d->peers_lock, NULL);
@@ -365,7 +365,7 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 	for (size_t i = 0; i < d->n_listen; i++)
 		sockopt_listener_keys(d->listen_fds[i], nc, old);
 	d->cfg = nc;
-	d->max_routes = nc->max_routes;
+	__atomic_store_n(&d->max_routes, nc->max_routes, __ATOMIC_RELAXED);
 	log_set_level(nc->log_level);
 	pthread_mutex_unlock(&d->peers_lock);
 	pthread_mutex_unlock(&d->cfg_lock);

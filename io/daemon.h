@@ -27,7 +27,8 @@ struct daemon {
 	char *cfg_path;                  /* NULL: embedded default */
 	/* identity, fixed for the daemon's life (a change needs a restart) */
 	uint32_t router_id, asn, cluster_id;
-	uint64_t max_routes;             /* global route limit, 0 = none (reload updates it) */
+	uint64_t max_routes;             /* global route limit, 0 = none; reload rewrites it
+					  * while the I/O threads read it: relaxed atomic */
 	atomic_uint_fast64_t routes;     /* paths accepted into the RIB, all peers */
 	struct attr_table *attrs;
 	struct rib *rib;

@@ -85,7 +85,7 @@ static int cmd_summary(int argc, char **argv, struct ctl_out *out, void *arg)
 		ctl_json_kuint(out, "ipv6_paths", rs.paths[BGP_FAM_IPV6]);
 		ctl_json_kuint(out, "attribute_sets", as.sets);
 		ctl_json_kuint(out, "routes", atomic_load(&d->routes));
-		ctl_json_kuint(out, "max_routes", d->max_routes);
+		ctl_json_kuint(out, "max_routes", __atomic_load_n(&d->max_routes, __ATOMIC_RELAXED));
 		ctl_json_kuint(out, "journal_pending", rs.journal_pending);
 		ctl_json_kuint(out, "reflect_batches", fs.batches);
 		ctl_json_kuint(out, "reflect_prefixes", fs.prefixes);

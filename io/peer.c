@@ -1131,7 +1131,7 @@ static void ingest_announce(struct peer *p, const struct msg_nlri *n, const stru
 	if (!n->len)
 		return;
 	struct attr_set *a = attr_intern(g_daemon->attrs, nh, u->attrs, u->attrs_len);
-	uint64_t limit = g_daemon->max_routes;
+	uint64_t limit = __atomic_load_n(&g_daemon->max_routes, __ATOMIC_RELAXED); /* reload rewrites it */
 	if (!limit) {
 		ingest_announce_gather(p, n, a);
 		return;
