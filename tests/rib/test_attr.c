@@ -525,6 +525,18 @@ static void test_long_aspath(void **state)
 
 enum { NKEYS = 32, NTHREADS = 4, SLOTS = 64 };
 
+/* Run fn in NTHREADS threads, thread i given the i-th of the `size`-byte
+ * argument records at args, and wait for all of them. */
+static void run_workers(void *(*fn)(void *), void *args, size_t size)
+{
+	pthread_t th[NTHREADS];
+
+	for (unsigned i = 0; i < NTHREADS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, fn, (char *)args + i * size), 0);
+	for (unsigned i = 0; i < NTHREADS; i++)
+		pthread_join(th[i], NULL);
+}
+
 struct torture {
 	struct attr_table *t;
 	struct blob keys[NKEYS];
@@ -653,17 +665,13 @@ static void test_concurrent_growth(void **state)
 {
 	struct attr_table *t = *state;
 	struct grow_worker w[NTHREADS];
-	pthread_t th[NTHREADS];
 	struct attr_stats st;
 
-	for (unsigned i = 0; i < NTHREADS; i++) {
+	for (unsigned i = 0; i < NTHREADS; i++)
 		w[i] = (struct grow_worker){ .t = t, .id = i };
-		assert_int_equal(pthread_create(&th[i], NULL, grow_thread, &w[i]), 0);
-	}
-	for (unsigned i = 0; i < NTHREADS; i++) {
-		pthread_join(th[i], NULL);
+	run_workers(grow_thread, w, sizeof(w[0]));
+	for (unsigned i = 0; i < NTHREADS; i++)
 		assert_int_equal(w[i].failures, 0);
-	}
 	attr_table_stats(t, &st);
 	assert_int_equal(st.sets, 0);
 	assert_true(st.buckets > 4096);         /* it did grow past the first size */
@@ -705,17 +713,14 @@ static void test_concurrent_shared_growth(void **state)
 {
 	struct attr_table *t = *state;
 	struct shared_worker w[NTHREADS];
-	pthread_t th[NTHREADS];
 	struct attr_stats st;
 	unsigned dups = 0, missing = 0;
 
 	for (unsigned i = 0; i < NTHREADS; i++) {
 		w[i] = (struct shared_worker){ .t = t, .id = i, .v = calloc(SHARED_KEYS, sizeof(void *)) };
 		assert_non_null(w[i].v);
-		assert_int_equal(pthread_create(&th[i], NULL, shared_thread, &w[i]), 0);
 	}
-	for (unsigned i = 0; i < NTHREADS; i++)
-		pthread_join(th[i], NULL);
+	run_workers(shared_thread, w, sizeof(w[0]));
 	for (unsigned k = 0; k < SHARED_KEYS; k++)
 		for (unsigned i = 0; i < NTHREADS; i++) {
 			if (!w[i].v[k])
@@ -743,7 +748,6 @@ static void test_concurrent(void **state)
 	struct attr_table *t = *state;
 	struct torture *tt = calloc(1, sizeof(*tt));
 	struct worker w[NTHREADS];
-	pthread_t th[NTHREADS];
 	struct attr_set *mine[NKEYS / 4];
 	struct attr_stats st0, st;
 	uint64_t total = 0;
@@ -764,10 +768,8 @@ static void test_concurrent(void **state)
 	for (unsigned i = 0; i < NTHREADS; i++) {
 		w[i].tt = tt;
 		w[i].id = i;
-		assert_int_equal(pthread_create(&th[i], NULL, torture_thread, &w[i]), 0);
 	}
-	for (unsigned i = 0; i < NTHREADS; i++)
-		pthread_join(th[i], NULL);
+	run_workers(torture_thread, w, sizeof(w[0]));
 
 	for (unsigned i = 0; i < NTHREADS; i++)
 		total += tt->ops[i];
