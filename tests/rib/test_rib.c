@@ -476,12 +476,29 @@ static void test_lpm_index_random(void **state)
 			assert_int_equal((uint32_t)pq.addr[0] << 24 | (uint32_t)pq.addr[1] << 16 |
 					 (uint32_t)pq.addr[2] << 8 | pq.addr[3], addr[best]);
 		}
+		/* exact lookups of every prefix, single and batched, against the
+		 * model: the same node from both, with the prefix asked for (the
+		 * index's hint must not hand back the longer or shorter prefix
+		 * that decides a /24) */
+		struct bgp_prefix all[NU];
+		struct rib_node *gx[NU];
 		for (unsigned i = 0; i < NU; i++) {
 			uint8_t b[4] = { (uint8_t)(addr[i] >> 24), (uint8_t)(addr[i] >> 16),
 					 (uint8_t)(addr[i] >> 8), (uint8_t)addr[i] };
-			struct bgp_prefix pf = pfx_make(BGP_FAM_IPV4, b, len[i]);
-			struct rib_node *n = rib_lookup(f->rib, &pf);
+			all[i] = pfx_make(BGP_FAM_IPV4, b, len[i]);
+		}
+		rib_lookup_batch(f->rib, all, NU, gx);
+		for (unsigned i = 0; i < NU; i++) {
+			struct rib_node *n = rib_lookup(f->rib, &all[i]);
 			assert_int_equal(n != NULL, have[i] != 0);
+			assert_ptr_equal(n, gx[i]);
+			if (!n)
+				continue;
+			struct bgp_prefix pq;
+			rib_node_prefix(n, &pq);
+			assert_int_equal(pq.len, len[i]);
+			assert_memory_equal(pq.addr, all[i].addr, 4);
+			assert_non_null(rib_node_paths(n));
 		}
 		rcu_read_unlock();
 	}
