@@ -394,6 +394,12 @@ static uint64_t run_insert_mode(void *p, int mode)
 					memmove(s->full, s->full + 1, (BM_KEEP - 1) * sizeof(*s->full));
 					s->nfull--;
 				}
+				/* its writers are done: hand its partly filled
+				 * deferred-free batches to call_rcu, as a live RIB's fill
+				 * up and go (or the daemon's idle reflection thread
+				 * sends them), so the next table can reuse the memory of
+				 * the path sets this one replaced */
+				rib_reclaim_idle(r);
 				s->full[s->nfull++] = r;
 				__atomic_store_n(&s->rib, bm_newrib(s), __ATOMIC_RELEASE);
 			}
