@@ -83,6 +83,7 @@ struct load_opts {
 	bool churn_restore;         /* --churn-restore: re-announce the original table after the churn */
 	double restore_settle;      /* --restore-settle: seconds to hold the restored table */
 	double churn_settle;        /* --churn-settle: seconds to hold the loaded table before the churn */
+	double establish_settle;    /* --establish-settle: seconds between the last session up and announcing */
 	double timeout;
 	uint16_t hold;
 	const char *json, *timeline;

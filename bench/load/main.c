@@ -98,9 +98,12 @@ static void usage(FILE *out)
 "                           default: all of them)\n"
 "  --churn-restore          after the churn, re-announce every route with its original\n"
 "                           attributes and hold that table --restore-settle S seconds\n"
+"                           (default 5): the target's memory with the same table as before\n"
 "  --churn-settle S         hold the loaded table S seconds before the churn starts (default\n"
 "                           0): memory measured then is the table's, not the load's buffers\n"
-"                           (default 5): the target's memory with the same table as before\n"
+"  --establish-settle S     once every session is up, wait S seconds before announcing\n"
+"                           (default 0): the target's dumps of its table to the new sessions\n"
+"                           are over before the first route arrives\n"
 "  --kill-feeder            close feeder 0, time until its routes are gone\n"
 "  --stall-monitor S        monitor 0 reads nothing for S seconds once established (a slow\n"
 "                           reader; it still sends KEEPALIVEs), then catches up\n"
@@ -191,7 +194,7 @@ static int parse_target(struct load_opts *o, const char *s)
 enum {
 	OPT_TARGET = 256, OPT_ASN, OPT_FASN, OPT_MASN, OPT_FEEDERS, OPT_MONITORS, OPT_FBASE, OPT_MBASE,
 	OPT_HOLD, OPT_EXTMSG, OPT_ADDPATH, OPT_ROUTES, OPT_V6ROUTES, OPT_SHARED, OPT_PPA, OPT_SEED,
-	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_CHURN_ATTRS, OPT_CHURN_PREFIXES, OPT_CHURN_RESTORE, OPT_RESTORE_SETTLE, OPT_CHURN_SETTLE, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_CONNECT_BURST, OPT_EXPECT_RR,
+	OPT_CHURN_RATE, OPT_CHURN_SECONDS, OPT_CHURN_ATTRS, OPT_CHURN_PREFIXES, OPT_CHURN_RESTORE, OPT_RESTORE_SETTLE, OPT_CHURN_SETTLE, OPT_ESTABLISH_SETTLE, OPT_KILL, OPT_WITHDRAW, OPT_TIMEOUT, OPT_CONNECT_BURST, OPT_EXPECT_RR,
 	OPT_NO_EXPECT_RR, OPT_NO_VERIFY, OPT_WAIT_EOR, OPT_JSON, OPT_TIMELINE, OPT_SELFTEST,
 	OPT_NHBASE,
 	OPT_MRT, OPT_MRT_SPEED, OPT_STALL, OPT_MON_THREADS,
@@ -223,6 +226,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		{ "churn-restore", no_argument, NULL, OPT_CHURN_RESTORE },
 		{ "restore-settle", required_argument, NULL, OPT_RESTORE_SETTLE },
 		{ "churn-settle", required_argument, NULL, OPT_CHURN_SETTLE },
+		{ "establish-settle", required_argument, NULL, OPT_ESTABLISH_SETTLE },
 		{ "kill-feeder", no_argument, NULL, OPT_KILL },
 		{ "withdraw", no_argument, NULL, OPT_WITHDRAW },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -299,6 +303,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 		case OPT_CHURN_RESTORE: o->churn_restore = true; break;
 		case OPT_RESTORE_SETTLE: bad = parse_double(optarg, &o->restore_settle, 0, 3600); break;
 		case OPT_CHURN_SETTLE: bad = parse_double(optarg, &o->churn_settle, 0, 3600); break;
+		case OPT_ESTABLISH_SETTLE: bad = parse_double(optarg, &o->establish_settle, 0, 3600); break;
 		case OPT_KILL: o->kill_feeder = true; break;
 		case OPT_WITHDRAW: o->withdraw = true; break;
 		case OPT_TIMEOUT: bad = parse_double(optarg, &o->timeout, 0.1, 86400); break;
@@ -446,6 +451,8 @@ static struct load_phase_res *phase_begin(struct load_ctx *ctx, int ph, const ch
 	return r;
 }
 
+static bool hold(struct load_ctx *ctx, struct load_phase_res *r, double seconds, const char *what);
+
 static bool phase_connect(struct load_ctx *ctx)
 {
 	struct load_phase_res *r = phase_begin(ctx, 0, "connect");
@@ -473,6 +480,9 @@ static bool phase_connect(struct load_ctx *ctx)
 		tick(ctx, "connect", &lp);
 	}
 	r->seconds = (double)(log_now_ns() - t0) / 1e9;
+	/* not timed: the connect phase ends when the last session is up */
+	if (ctx->o.establish_settle > 0 && !hold(ctx, r, ctx->o.establish_settle, NULL))
+		return false;
 	r->ok = true;
 	snprintf(r->note, sizeof(r->note), "%u sessions", want);
 	return true;
