@@ -144,6 +144,9 @@ struct rib_sweep {
 	bool done;
 	size_t pos;                      /* next index entry */
 	uint64_t hits;                   /* paths removed or flagged so far */
+	bool compact;                    /* compacting the index as it goes (rib.c) */
+	uint32_t gen;
+	size_t keep;                     /* index entries kept so far (compacting) */
 };
 void rib_sweep_begin(struct rib *r, struct rib_sweep *s, uint32_t peer, unsigned fam,
 		     enum rib_sweep_mode mode);

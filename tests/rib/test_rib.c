@@ -1092,6 +1092,94 @@ static void test_sweep_steps(void **state)
 	attr_unref(f->at, b);
 }
 
+/*
+ * A sweep compacts the peer's index as it goes: after End-of-RIB keeps a
+ * fifth of a table the index is that fifth, with no sort afterwards; and a
+ * sweep begun while another is open (which stops the older one's
+ * compaction) still meets every prefix the peer holds - checked by
+ * withdrawing them all by the index at the end.
+ */
+static uint64_t index_bytes(struct rib *r)
+{
+	struct rib_stats st;
+	rib_stats(r, &st);
+	return st.peer_index_bytes;
+}
+
+static void test_sweep_compacts(void **state)
+{
+	struct fx *f = *state;
+	struct rib *r = f->rib;
+	struct attr_set *a = mk_attr(f->at, 100), *b = mk_attr(f->at, 200);
+	enum { N = 20000, STEP = 211 };
+	for (unsigned i = 0; i < N; i++) {
+		struct bgp_prefix p = p4(64, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		assert_int_equal(rib_update(r, &p, 8, a, 0), 1);
+	}
+	uint64_t full = index_bytes(r);
+	assert_true(full >= (uint64_t)N * 5);
+	assert_int_equal(rib_mark_peer_stale(r, 8, BGP_FAM_IPV4), N);
+	for (unsigned i = 0; i < N; i += 5) {
+		struct bgp_prefix p = p4(64, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		assert_int_equal(rib_update(r, &p, 8, b, 0), 0);
+	}
+	struct rib_sweep s;
+	rib_sweep_begin(r, &s, 8, BGP_FAM_IPV4, RIB_SWEEP_WITHDRAW_STALE);
+	while (!s.done)
+		rib_sweep_step(r, &s, STEP);
+	assert_int_equal(s.hits, N - N / 5);
+	assert_int_equal(rib_peer_prefixes(r, 8, BGP_FAM_IPV4), N / 5);
+	/* the index holds the kept fifth (and some room), not the table */
+	assert_true(index_bytes(r) <= (uint64_t)(N / 5 + N / 20 + 16) * 5);
+	assert_true(index_bytes(r) < full / 2);
+
+	/* overlapping sweeps: A (withdraw stale) is a third through when B
+	 * (mark stale) begins.  B runs ahead of A's kept entries, pauses, A
+	 * finishes (its kept entries then pass B's cursor), B finishes: an
+	 * entry A moved below B's cursor and then overwrote above it would be
+	 * missed by B if A went on compacting */
+	for (unsigned i = 0; i < N; i++) {
+		struct bgp_prefix p = p4(65, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		assert_int_equal(rib_update(r, &p, 8, a, 0), 1);
+	}
+	uint64_t held = N / 5 + N;
+	assert_int_equal(rib_mark_peer_stale(r, 8, BGP_FAM_IPV4), held);
+	for (unsigned i = 0; i < N; i += 2) {            /* half of them back */
+		struct bgp_prefix p = p4(65, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		assert_int_equal(rib_update(r, &p, 8, b, 0), 0);
+	}
+	struct rib_sweep sa, sb;
+	rib_sweep_begin(r, &sa, 8, BGP_FAM_IPV4, RIB_SWEEP_WITHDRAW_STALE);
+	while (!sa.done && sa.pos < held / 3)
+		rib_sweep_step(r, &sa, STEP);
+	for (unsigned i = 0; i < 1000; i++) {            /* new ones, appended */
+		struct bgp_prefix p = p4(66, (uint8_t)(i >> 8), (uint8_t)i, 0, 24);
+		assert_int_equal(rib_update(r, &p, 8, a, 0), 1);
+	}
+	rib_sweep_begin(r, &sb, 8, BGP_FAM_IPV4, RIB_SWEEP_MARK_STALE);
+	while (!sb.done && sb.pos < held * 3 / 10) {
+		rib_sweep_step(r, &sb, STEP);
+		rib_sweep_step(r, &sa, STEP / 8);
+	}
+	while (!sa.done)
+		rib_sweep_step(r, &sa, STEP);
+	while (!sb.done)
+		rib_sweep_step(r, &sb, STEP);
+	/* B flagged every path left; whatever is left, the index reaches it */
+	assert_int_equal(rib_mark_peer_stale(r, 8, BGP_FAM_IPV4), 0);
+	uint64_t left = rib_peer_prefixes(r, 8, BGP_FAM_IPV4);
+	assert_true(left >= N / 2);
+	assert_int_equal(rib_withdraw_peer(r, 8, BGP_FAM_COUNT, false), left);
+	assert_int_equal(rib_peer_prefixes(r, 8, BGP_FAM_IPV4), 0);
+	assert_int_equal(index_bytes(r), 0);
+	rib_flush(r);
+	struct rib_stats st;
+	rib_stats(r, &st);
+	assert_int_equal(st.paths[BGP_FAM_IPV4], 0);
+	attr_unref(f->at, a);
+	attr_unref(f->at, b);
+}
+
 static void test_withdraw_peer_stale(void **state)
 {
 	struct fx *f = *state;
@@ -1393,6 +1481,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_journal_lanes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_withdraw_peer_stale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_steps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_compacts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_withdraw_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_multi, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_multi, setup_noindex, teardown),
