@@ -326,6 +326,9 @@ char *metrics_render(struct daemon *d, size_t *len)
 	       "Shared output chunks produced.", st.chunks);
 	metric(&b, "ricochet_reflect_dumps_total", "counter",
 	       "Table dumps completed.", st.dumps_done);
+	metric(&b, "ricochet_reflect_dump_live_skips_total", "counter",
+	       "Prefixes a table dump left out because the members were sent them live during it.",
+	       st.dump_live_skips);
 	metric(&b, "ricochet_reflect_addpath_ids_spilled_total", "counter",
 	       "ADD-PATH ids a full per-prefix slot kept in its spill (dumps between live changes).", st.adv_spilled);
 	metric(&b, "ricochet_reflect_slow_reader_pauses_total", "counter",

@@ -237,6 +237,7 @@ struct refl_group {
 	struct dump_cohort *cohorts;     /* table dumps in progress */
 	struct peer **join;              /* members waiting for a dump to start */
 	uint32_t njoin, capjoin;
+	struct refl_pending *join_live;  /* sent live since they joined (dump_note_live) */
 	struct peer *members;
 	uint32_t n_members;
 	struct refl_bset bs;
@@ -381,7 +382,8 @@ static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
 }
 
 struct dump_cohort;
-static void cohort_free(struct refl_group *g, struct dump_cohort *c);
+static void cohort_free(struct refl *r, struct refl_group *g, struct dump_cohort *c);
+static void live_set_free(struct refl *r, struct refl_pending **ps);
 static void gpend_free(struct refl *r, struct refl_group *g);
 
 static void group_remove_member(struct refl *r, struct peer *p)
@@ -412,7 +414,8 @@ static void group_remove_member(struct refl *r, struct peer *p)
 		r->pbits &= ~(g->pbit | g->pbit2);
 		refl_adv_free(&g->adv);
 		while (g->cohorts)
-			cohort_free(g, g->cohorts);
+			cohort_free(r, g, g->cohorts);
+		live_set_free(r, &g->join_live);
 		free(g->join);
 		free(g);
 		r->st.groups--;
@@ -563,6 +566,38 @@ static void pending_free(struct refl *r, struct peer *p)
 static bool exportable(const struct refl *r, const struct rib_path *best, unsigned fam,
 		       const struct refl_group *g);
 
+static bool pending_has(const struct refl_pending *ps, const struct rib_node *n)
+{
+	if (!ps || !ps->used)
+		return false;
+	for (size_t i = node_hash(n, ps->cap);; i = (i + 1) & (ps->cap - 1)) {
+		if (!ps->slot[i])
+			return false;
+		if (ps->slot[i] == n)
+			return true;
+	}
+}
+
+static void live_set_free(struct refl *r, struct refl_pending **ps)
+{
+	if (!*ps)
+		return;
+	for (size_t i = 0; i < (*ps)->cap; i++)
+		if ((*ps)->slot[i])
+			rib_journal_release(r->o.rib, (*ps)->slot[i]);
+	free((*ps)->slot);
+	free(*ps);
+	*ps = NULL;
+}
+
+static void live_set_add(struct refl_pending **ps, struct rib_node *n)
+{
+	if (!*ps && !(*ps = calloc(1, sizeof(**ps))))
+		log_fatal("reflect: out of memory");
+	pending_add(*ps, n);
+}
+
+
 /* The deferred FIFO of an ADD-PATH group (see "slow readers"): entry e of
  * node n, pinned until taken.  A first entry (mark pbit) carries tag, a
  * second one (mark pbit2) is GP_LAST. */
@@ -708,7 +743,46 @@ struct dump_cohort {
 	uint8_t family;
 	bool started;
 	struct bgp_prefix cursor;
+	struct refl_pending *live;       /* prefixes the group was sent live since the
+					  * members joined: the walk skips them */
 };
+
+/*
+ * Dumps and live changes (see "table dumps"): a member that asked for a dump
+ * is in its group and gets the live chunks meanwhile, so a prefix that
+ * changes before the walk reaches it would be sent twice - live, then by the
+ * walk.  Each prefix the group was sent live since a cohort's members joined,
+ * ahead of the cohort's cursor, is remembered here (pinned, once) and the
+ * walk skips it: the members hold its latest state already, and later
+ * changes come live too.  Withdrawals are not remembered (the walk sends no
+ * prefix without paths; one announced again is sent live again): a session's
+ * table swept while a client dumps would pin every node of it.  Only for a
+ * group that sends the best path alone - an ADD-PATH group's live change
+ * carries the changed paths, not all of them, so its walk sends every prefix
+ * as before.  A paused member misses live chunks but keeps the prefixes in
+ * its pending set, which its resync sends after the dump.  Members waiting
+ * in g->join joined before this round's live batch (events come first in a
+ * round, cohort_form after the batches), so the batch is theirs too.
+ */
+static bool dump_ahead(const struct dump_cohort *c, const struct bgp_prefix *pfx)
+{
+	if (pfx->family != c->family)
+		return pfx->family > c->family;
+	if (!c->started)
+		return true;
+	/* rib_walk's order: address, then length */
+	int d = memcmp(pfx->addr, c->cursor.addr, sizeof(pfx->addr));
+	return d > 0 || (d == 0 && pfx->len > c->cursor.len);
+}
+
+static void dump_note_live(struct refl_group *g, struct rib_node *n, const struct bgp_prefix *pfx)
+{
+	if (g->njoin)
+		live_set_add(&g->join_live, n);
+	for (struct dump_cohort *c = g->cohorts; c; c = c->next)
+		if (dump_ahead(c, pfx))
+			live_set_add(&c->live, n);
+}
 
 /*
  * Hand the encoded bytes in scratch to the group's members as one shared,
@@ -1237,6 +1311,8 @@ static void process_batch(struct refl *r, size_t n)
 			} else if (adv_sent_to(old, g)) {
 				bset_add(&g->bs, NULL, RIB_PEER_NONE, BK_WITHDRAW, &pfx);
 			}
+			if (g->cohorts || g->njoin)
+				dump_note_live(g, node, &pfx);
 		}
 		*adv = (*adv & ADV_PEND_MASK) | adv_word(r, src);
 	}
@@ -1280,6 +1356,8 @@ struct dump_ctx {
 	struct refl *r;
 	struct refl_group *g;
 	uint32_t exclude;                /* resync: the peer being resynced */
+	const struct refl_pending *live; /* cohort: sent live already, skip */
+	bool cohort;                     /* a cohort's walk (not a resync) */
 };
 
 /* Bucket what a dump sends for one prefix; the source exception is applied
@@ -1309,6 +1387,12 @@ static bool dump_cb(struct rib_node *n, const struct bgp_prefix *pfx, const stru
 		refl_adv_union(&g->adv, n, ids, k);
 		return true;
 	}
+	/* a cohort's walk: what the members were sent live since they joined,
+	 * or will be once the journal hands it over, is theirs already */
+	if (d->cohort && (pending_has(d->live, n) || rib_node_queued(n))) {
+		d->r->st.dump_live_skips++;
+		return true;
+	}
 	const struct rib_path *best = &ps->p[0];
 	if (best->peer == d->exclude || !exportable(d->r, best, pfx->family, g))
 		return true;
@@ -1316,7 +1400,7 @@ static bool dump_cb(struct rib_node *n, const struct bgp_prefix *pfx, const stru
 	return true;
 }
 
-static void cohort_leave(struct peer *p)
+static void cohort_leave(struct refl *r, struct peer *p)
 {
 	struct dump_cohort *c = p->cohort;
 	struct refl_group *g = p->group;
@@ -1333,17 +1417,19 @@ static void cohort_leave(struct peer *p)
 				g->join[i] = g->join[--g->njoin];
 				break;
 			}
+		if (!g->njoin)   /* kept for no one: a later joiner has not seen these */
+			live_set_free(r, &g->join_live);
 	}
 	p->dumping = false;
 }
 
 /* Ask for a table dump for p (session up, route refresh). */
-static void dump_request(struct peer *p)
+static void dump_request(struct refl *r, struct peer *p)
 {
 	struct refl_group *g = p->group;
 	if (!g)
 		return;
-	cohort_leave(p);
+	cohort_leave(r, p);
 	if (g->njoin == g->capjoin) {
 		g->capjoin = g->capjoin ? g->capjoin * 2 : 16;
 		g->join = xrealloc(g->join, g->capjoin * sizeof(*g->join));
@@ -1352,7 +1438,7 @@ static void dump_request(struct peer *p)
 	p->dumping = true;
 }
 
-static void cohort_free(struct refl_group *g, struct dump_cohort *c)
+static void cohort_free(struct refl *r, struct refl_group *g, struct dump_cohort *c)
 {
 	for (struct dump_cohort **cp = &g->cohorts; *cp; cp = &(*cp)->next)
 		if (*cp == c) {
@@ -1363,6 +1449,7 @@ static void cohort_free(struct refl_group *g, struct dump_cohort *c)
 		c->m[i]->cohort = NULL;
 		c->m[i]->dumping = false;
 	}
+	live_set_free(r, &c->live);
 	free(c->m);
 	free(c);
 }
@@ -1378,6 +1465,8 @@ static void cohort_form(struct refl *r, struct refl_group *g)
 		log_fatal("reflect: out of memory");
 	c->m = g->join;
 	c->n = c->cap = g->njoin;
+	c->live = g->join_live;
+	g->join_live = NULL;
 	for (uint32_t i = 0; i < c->n; i++)
 		c->m[i]->cohort = c;
 	g->join = NULL;
@@ -1390,7 +1479,7 @@ static void cohort_form(struct refl *r, struct refl_group *g)
 static bool cohort_step(struct refl *r, struct refl_group *g, struct dump_cohort *c)
 {
 	if (!c->n) {
-		cohort_free(g, c);
+		cohort_free(r, g, c);
 		return false;
 	}
 	for (uint32_t i = 0; i < c->n; i++)   /* paced by the slowest member */
@@ -1400,10 +1489,10 @@ static bool cohort_step(struct refl *r, struct refl_group *g, struct dump_cohort
 		c->family++;
 	if (c->family >= BGP_FAM_COUNT) {
 		r->st.dumps_done += c->n;
-		cohort_free(g, c);
+		cohort_free(r, g, c);
 		return false;
 	}
-	struct dump_ctx d = { r, g, RIB_PEER_NONE };
+	struct dump_ctx d = { r, g, RIB_PEER_NONE, c->live, true };
 	struct bgp_prefix last;
 	bset_reset(&r->dump_bs);
 	rcu_read_lock();
@@ -1432,7 +1521,7 @@ static void resync_step(struct refl *r, struct peer *p)
 	if (atomic_load_explicit(&p->oq_bytes, memory_order_relaxed) > OQ_LOW)
 		return;
 	struct refl_group *g = p->group;
-	struct dump_ctx d = { r, g, p->id };
+	struct dump_ctx d = { r, g, p->id, NULL, false };
 	bset_reset(&r->dump_bs);
 	size_t done = 0;
 	rcu_read_lock();
@@ -1506,11 +1595,11 @@ static void handle_events(struct refl *r)
 			p->group_next = g->members;
 			g->members = p;
 			g->n_members++;
-			dump_request(p);
+			dump_request(r, p);
 			break;
 		}
 		case EV_DOWN:
-			cohort_leave(p);
+			cohort_leave(r, p);
 			group_remove_member(r, p);
 			pending_free(r, p);
 			p->overflow_reset = false;
@@ -1520,7 +1609,7 @@ static void handle_events(struct refl *r)
 		case EV_REFRESH:
 			/* a refresh re-sends every family of the group (a superset of
 			 * what was asked, which RFC 2918 permits), shared with others */
-			dump_request(p);
+			dump_request(r, p);
 			break;
 		}
 	}

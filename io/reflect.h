@@ -57,6 +57,7 @@ bool refl_export_ok(const struct refl *r, const struct rib_path *best, unsigned 
 struct refl_stats {
 	uint64_t batches, prefixes, updates_encoded, bytes_encoded, chunks, groups;
 	uint64_t dumps_done;
+	uint64_t dump_live_skips;        /* prefixes a dump's walk left out: sent live already */
 	uint64_t pauses, resyncs;        /* slow readers paused / brought back */
 	uint64_t group_pauses;           /* ADD-PATH groups paused for a slow member */
 	uint64_t ap_laggards;            /* members reset for keeping an ADD-PATH group waiting */

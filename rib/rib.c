@@ -1000,6 +1000,11 @@ uint32_t *rib_node_out_state(struct rib_node *n)
 	return &n->out_state;
 }
 
+bool rib_node_queued(const struct rib_node *n)
+{
+	return (__atomic_load_n(&n->jstate, __ATOMIC_ACQUIRE) & RIB_JQUEUED) != 0;
+}
+
 /* ---- per-peer index (touched only by the peer's own thread) ------------- */
 
 static struct rib_peer *peer_get(struct rib *r, uint32_t peer)

@@ -269,6 +269,13 @@ void rib_journal_wake(struct rib *r);
 uint32_t *rib_node_out_state(struct rib_node *n);
 
 /*
+ * True while a change of n waits in the journal: a later drain hands n to
+ * the consumer, which then reads its latest paths.  A snapshot (a writer may
+ * queue it right after); call under rcu_read_lock.
+ */
+bool rib_node_queued(const struct rib_node *n);
+
+/*
  * Hand every partly filled deferred-free batch to call_rcu without waiting
  * (the call_rcu thread frees it after its grace period).  Writers defer frees
  * in batches per stripe; a stripe that goes quiet would otherwise pin up to

@@ -66,6 +66,17 @@ def arg_parser(verbose=False, **kw):
     return ap
 
 
+def poll(pred, timeout, step=0.1):
+    """Poll pred() every `step` s for at most `timeout` s: True once it holds,
+    else pred()'s last answer (no exception: the caller's check reports it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
 def wait_until(pred, timeout, what, interval=POLL):
     """Poll pred() every `interval` s for at most `timeout` s; return its last
     truthy value or raise HarnessError naming `what`."""

@@ -106,6 +106,10 @@ class Daemon:
         except (KeyError, TypeError):
             return None
 
+    def peer(self, addr):
+        """addr's `show peers` entry ({} when not there)."""
+        return (self.peers() or {}).get(addr) or {}
+
     def state(self, addr):
         ps = self.peers() or {}
         e = ps.get(addr)

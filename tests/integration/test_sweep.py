@@ -316,16 +316,10 @@ def main():
         check = run.checks.check
 
         def accepted(addr):
-            e = (d.peers() or {}).get(addr) or {}
+            e = d.peer(addr)
             return e.get("prefixes_accepted"), e.get("state")
 
-        def wait(pred, timeout, step=0.1):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if pred():
-                    return True
-                time.sleep(step)
-            return pred()
+        wait = H.poll
 
         peer = "{{ address: {}, asn: {}, role: rr-client, passive: true, families: [{}] }}"
         d.start([peer.format(FEEDER, LOCAL_AS, "ipv4-unicast"),
