@@ -1180,6 +1180,56 @@ static void test_sweep_compacts(void **state)
 	attr_unref(f->at, b);
 }
 
+/*
+ * The peer index's compaction (when it must grow and holds more than twice
+ * the peer's prefixes) sorts it and drops duplicates: a prefix withdrawn and
+ * announced again is appended again.  Prefixes of several lengths go in out
+ * of order; re-announcing them until the index shrinks must leave exactly
+ * one entry per prefix (the capacity it shrinks to is that count plus a
+ * quarter plus 16).  A sort that orders by part of the key leaves duplicates
+ * apart and the index bigger.
+ */
+static void test_index_compaction_dedups(void **state)
+{
+	struct fx *f = *state;
+	struct rib *r = f->rib;
+	struct attr_set *a = mk_attr(f->at, 100);
+	enum { N = 6000 };
+	struct bgp_prefix *t = malloc(N * sizeof(*t));
+	assert_non_null(t);
+	for (unsigned i = 0; i < N; i++)     /* 2,000 addresses, /24 /25 /26 each */
+		t[i] = p4((uint8_t)(70 + i / 3 / 256), (uint8_t)(i / 3), (uint8_t)(i / 3 * 37), 0,
+			  24 + i % 3);
+	uint32_t x = 12345;
+	for (unsigned i = N - 1; i > 0; i--) {   /* out of order */
+		x = x * 1103515245u + 12345u;
+		unsigned j = (x >> 8) % (i + 1);
+		struct bgp_prefix s = t[i];
+		t[i] = t[j];
+		t[j] = s;
+	}
+	for (unsigned i = 0; i < N; i++)
+		assert_int_equal(rib_update(r, &t[i], 8, a, 0), 1);
+	assert_int_equal(rib_peer_prefixes(r, 8, BGP_FAM_IPV4), N);
+	uint64_t before = index_bytes(r), now = before;
+	unsigned k = 0;
+	while (now >= before && k < 20 * N) {    /* until a compaction shrinks it */
+		struct bgp_prefix *p = &t[(k * 7919u) % N];
+		assert_int_equal(rib_withdraw(r, p, 8), 1);
+		assert_int_equal(rib_update(r, p, 8, a, 0), 1);
+		before = now;
+		now = index_bytes(r);
+		k++;
+	}
+	assert_int_equal(rib_peer_prefixes(r, 8, BGP_FAM_IPV4), N);
+	assert_true(now < before);
+	/* one entry per prefix (N), then room: N + N/4 + 16 entries of 5 bytes */
+	assert_int_equal(now, (uint64_t)(N + N / 4 + 16) * 5);
+	assert_int_equal(rib_withdraw_peer(r, 8, BGP_FAM_COUNT, false), N);
+	free(t);
+	attr_unref(f->at, a);
+}
+
 static void test_withdraw_peer_stale(void **state)
 {
 	struct fx *f = *state;
@@ -1482,6 +1532,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_withdraw_peer_stale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_compacts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_compaction_dedups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_withdraw_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_multi, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_multi, setup_noindex, teardown),
