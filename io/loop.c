@@ -40,8 +40,6 @@
 
 #include "io/daemon.h"
 
-#define RX_BUF_SIZE   (256 * 1024)
-#define READ_BUDGET   (1024 * 1024)   /* bytes per peer per wakeup */
 #define TICK_MS       100
 
 static void thread_wake(struct io_thread *t)
