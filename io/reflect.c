@@ -383,7 +383,7 @@ static struct refl_group *group_find_or_create(struct refl *r, struct peer *p)
 
 struct dump_cohort;
 static void cohort_free(struct refl *r, struct refl_group *g, struct dump_cohort *c);
-static void live_set_free(struct refl *r, struct refl_pending **ps);
+static void pending_set_free(struct refl *r, struct refl_pending **ps);
 static void gpend_free(struct refl *r, struct refl_group *g);
 
 static void group_remove_member(struct refl *r, struct peer *p)
@@ -415,7 +415,7 @@ static void group_remove_member(struct refl *r, struct peer *p)
 		refl_adv_free(&g->adv);
 		while (g->cohorts)
 			cohort_free(r, g, g->cohorts);
-		live_set_free(r, &g->join_live);
+		pending_set_free(r, &g->join_live);
 		free(g->join);
 		free(g);
 		r->st.groups--;
@@ -505,16 +505,21 @@ static inline size_t node_hash(const struct rib_node *n, size_t cap)
 	return (size_t)(h >> 24) & (cap - 1);
 }
 
+/* The slot of n in ps: where it is, or the empty one where it would go. */
+static size_t pending_slot(const struct refl_pending *ps, const struct rib_node *n)
+{
+	size_t i = node_hash(n, ps->cap);
+	while (ps->slot[i] && ps->slot[i] != n)
+		i = (i + 1) & (ps->cap - 1);
+	return i;
+}
+
 static void pending_insert(struct refl_pending *ps, struct rib_node *n)
 {
-	for (size_t i = node_hash(n, ps->cap);; i = (i + 1) & (ps->cap - 1)) {
-		if (!ps->slot[i]) {
-			ps->slot[i] = n;
-			ps->used++;
-			return;
-		}
-		if (ps->slot[i] == n)
-			return;
+	size_t i = pending_slot(ps, n);
+	if (!ps->slot[i]) {
+		ps->slot[i] = n;
+		ps->used++;
 	}
 }
 
@@ -538,47 +543,21 @@ static void pending_add(struct refl_pending *ps, struct rib_node *n)
 {
 	if ((ps->used + 1) * 2 > ps->cap)
 		pending_grow(ps);
-	for (size_t i = node_hash(n, ps->cap);; i = (i + 1) & (ps->cap - 1)) {
-		if (!ps->slot[i]) {
-			rib_node_hold(n);
-			ps->slot[i] = n;
-			ps->used++;
-			return;
-		}
-		if (ps->slot[i] == n)
-			return;
+	size_t i = pending_slot(ps, n);
+	if (!ps->slot[i]) {
+		rib_node_hold(n);
+		ps->slot[i] = n;
+		ps->used++;
 	}
 }
-
-static void pending_free(struct refl *r, struct peer *p)
-{
-	if (p->pending) {
-		for (size_t i = 0; i < p->pending->cap; i++)
-			if (p->pending->slot[i])
-				rib_journal_release(r->o.rib, p->pending->slot[i]);
-		free(p->pending->slot);
-		free(p->pending);
-		p->pending = NULL;
-	}
-	p->paused = false;
-}
-
-static bool exportable(const struct refl *r, const struct rib_path *best, unsigned fam,
-		       const struct refl_group *g);
 
 static bool pending_has(const struct refl_pending *ps, const struct rib_node *n)
 {
-	if (!ps || !ps->used)
-		return false;
-	for (size_t i = node_hash(n, ps->cap);; i = (i + 1) & (ps->cap - 1)) {
-		if (!ps->slot[i])
-			return false;
-		if (ps->slot[i] == n)
-			return true;
-	}
+	return ps && ps->used && ps->slot[pending_slot(ps, n)] != NULL;
 }
 
-static void live_set_free(struct refl *r, struct refl_pending **ps)
+/* Release every pinned node of *ps and free it (NULL: nothing). */
+static void pending_set_free(struct refl *r, struct refl_pending **ps)
 {
 	if (!*ps)
 		return;
@@ -590,13 +569,21 @@ static void live_set_free(struct refl *r, struct refl_pending **ps)
 	*ps = NULL;
 }
 
+static void pending_free(struct refl *r, struct peer *p)
+{
+	pending_set_free(r, &p->pending);
+	p->paused = false;
+}
+
+static bool exportable(const struct refl *r, const struct rib_path *best, unsigned fam,
+		       const struct refl_group *g);
+
 static void live_set_add(struct refl_pending **ps, struct rib_node *n)
 {
 	if (!*ps && !(*ps = calloc(1, sizeof(**ps))))
 		log_fatal("reflect: out of memory");
 	pending_add(*ps, n);
 }
-
 
 /* The deferred FIFO of an ADD-PATH group (see "slow readers"): entry e of
  * node n, pinned until taken.  A first entry (mark pbit) carries tag, a
@@ -1418,7 +1405,7 @@ static void cohort_leave(struct refl *r, struct peer *p)
 				break;
 			}
 		if (!g->njoin)   /* kept for no one: a later joiner has not seen these */
-			live_set_free(r, &g->join_live);
+			pending_set_free(r, &g->join_live);
 	}
 	p->dumping = false;
 }
@@ -1449,7 +1436,7 @@ static void cohort_free(struct refl *r, struct refl_group *g, struct dump_cohort
 		c->m[i]->cohort = NULL;
 		c->m[i]->dumping = false;
 	}
-	live_set_free(r, &c->live);
+	pending_set_free(r, &c->live);
 	free(c->m);
 	free(c);
 }
