@@ -156,8 +156,10 @@
  *   peer gains its first path on a prefix.  Only the peer's thread touches it
  *   (contract in rib.h).  Withdrawn prefixes leave stale entries; when the
  *   vector is full and holds more than twice the live count it is sorted,
- *   deduplicated and filtered against the tree instead of grown, and when
- *   the live count drops to zero it is freed.  rib_withdraw_peer walks only
+ *   deduplicated and filtered against the tree instead of grown - a big one
+ *   (PIDX_JOB_MIN entries) in steps spread over the following appends, on a
+ *   copy, while it grows ("pidx_job") - and when the live count drops to
+ *   zero it is freed.  rib_withdraw_peer walks only
  *   this vector, and so do the resumable sweeps (rib_sweep_*), during which
  *   the vector is append-only so that a position in it stays a cursor.
  */
@@ -302,12 +304,14 @@ struct rib_peer {
 	uint64_t live[BGP_FAM_COUNT];    /* prefixes with >= 1 path of this peer (atomic) */
 	uint16_t sweeping[BGP_FAM_COUNT];/* open rib_sweeps: the vector is append-only */
 	uint32_t sweep_gen[BGP_FAM_COUNT];/* rib_sweep_begin calls: the newest compacts */
+	struct pidx_job *job[BGP_FAM_COUNT];/* a compaction in steps (pidx_job_*), or NULL */
 };
 
 #define RIB_JSTAMP_EVERY 256         /* sample one queued node in this many (per queue) */
 #define RIB_JSTAMP_RING  512         /* covers the last 128k nodes queued on one queue */
 #define RIB_JEMPTY_RING  32
 #define RIB_JQUEUES      8           /* journal queues per lane; a writer thread uses one */
+#define RIB_WARM_GROUP   32          /* tree descents warmed together (tree_warm) */
 
 /*
  * One journal queue.  The writer side (tail and count) and the consumer side
@@ -1118,6 +1122,8 @@ static bool node_has_peer(const struct rib_node *n, uint32_t peer)
 }
 
 static struct rib_node *tree_lookup(struct rib_node *n, rkey_t k, unsigned len);
+static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const uint8_t *len,
+		      unsigned g, bool use_dir);
 static inline struct rib_node *dir_exact4(struct rib_fam *f, uint32_t a, unsigned len);
 static inline struct rib_node *dir_cover4(struct rib_fam *f, uint32_t a);
 
@@ -1155,15 +1161,210 @@ static void pidx_compact(struct rib *r, struct rib_peer *p, uint32_t peer, unsig
 	}
 }
 
+/*
+ * A big index is compacted in steps (a "job") instead of in one go.  A peer
+ * that flaps its table by UPDATEs fills its vector with entries of prefixes
+ * it no longer holds or holds twice; compacting 900,000 entries in one go
+ * (pidx_compact: a sort, then a tree lookup each) held the peer's I/O thread
+ * for 24-54 ms, and every other session of that thread with it.  So when a
+ * vector of at least PIDX_JOB_MIN entries must grow while more than half of
+ * it is dead, it grows as usual and a job begins on a copy of its first m
+ * entries: an LSD radix sort, a counting or scattering pass over a piece of
+ * the copy at a time (any byte order will do: what is wanted is that equal
+ * entries end up side by side), then the filter, a warm group at a time: an
+ * entry equal to the one before it is a copy, dropped; the others stay if
+ * the peer still has a path there.  Every PIDX_JOB_EVERY appends do one
+ * step, so the work is spread over the appends that made it necessary and
+ * the job is done well before the grown vector is full again; if it is not
+ * (or at the next growth) the rest runs at once.  At the end the vector
+ * becomes the kept entries followed by those appended since the job began.
+ *
+ * Why nothing is lost: a prefix the peer holds at the end either was gained
+ * after the job began (its entry was appended after m, kept as is) or has
+ * been held since before, so the copy has an entry for it and the filter,
+ * which runs on the peer's own thread (the only one that changes the peer's
+ * paths), sees it held.  Entries kept in error (a prefix withdrawn after its
+ * check) are dead entries like any other, dropped by a later compaction.
+ *
+ * A sweep needs a vector whose positions do not move: rib_sweep_begin
+ * abandons the job, and none begins while a sweep is open; freeing the
+ * vector (the peer's last prefix gone) abandons it too.  Only the peer's
+ * thread touches the job, as the vector.
+ */
+#define PIDX_JOB_MIN   16384u        /* entries: smaller vectors are compacted at once */
+#define PIDX_JOB_EVERY 8u            /* appends per step */
+#define PIDX_JOB_OPS   1024u         /* entries counted or moved per sort step */
+
+struct pidx_job {
+	uint8_t *a, *b;                  /* the copy, and the radix sort's other buffer */
+	size_t m;                        /* entries in the copy: vector[0, m) at the start */
+	size_t pos;                      /* progress in the current pass or in the filter */
+	size_t out;                      /* filter: entries kept, in a[0, out) */
+	int byte;                        /* the radix pass's byte; -1: filtering */
+	bool scatter;                    /* the pass's second half */
+	unsigned tick;                   /* appends since the last step */
+	size_t cnt[256];
+};
+
+static void pidx_job_free(struct rib *r, struct rib_peer *p, unsigned fam)
+{
+	struct pidx_job *j = p->job[fam];
+	if (!j)
+		return;
+	add_relaxed(r->peer_index_bytes, -(uint64_t)(2 * j->m * pidx_esize(fam)));
+	free(j->a);
+	free(j->b);
+	free(j);
+	p->job[fam] = NULL;
+}
+
+static void pidx_job_start(struct rib *r, struct rib_peer *p, unsigned fam)
+{
+	size_t m = p->n[fam], es = pidx_esize(fam);
+	struct pidx_job *j = calloc(1, sizeof(*j));
+	if (!j || !(j->a = malloc(m * es)) || !(j->b = malloc(m * es)))
+		log_fatal("rib: out of memory (peer index compaction)");
+	memcpy(j->a, pidx_vec(p, fam), m * es);
+	j->m = m;
+	j->byte = (int)es - 1;
+	p->job[fam] = j;
+	add_relaxed(r->peer_index_bytes, 2 * m * es);
+}
+
+/* The vector becomes the kept entries, then what was appended since. */
+static void pidx_job_finish(struct rib *r, struct rib_peer *p, uint32_t peer, unsigned fam)
+{
+	struct pidx_job *j = p->job[fam];
+	size_t es = pidx_esize(fam), tail = p->n[fam] - j->m, n = j->out + tail;
+	size_t cap = n + n / 2 + 16;
+	uint8_t *v = malloc(cap * es);
+	if (!v)
+		log_fatal("rib: out of memory (peer index)");
+	memcpy(v, j->a, j->out * es);
+	memcpy(v + j->out * es, (uint8_t *)pidx_vec(p, fam) + j->m * es, tail * es);
+	if (n < rd_relaxed(p->live[fam]))
+		log_fatal("rib: peer %u index lost prefixes (%zu entries, %" PRIu64 " live)", peer, n,
+			  rd_relaxed(p->live[fam]));
+	free(pidx_vec(p, fam));
+	pidx_setvec(r, p, fam, v, cap);
+	p->n[fam] = n;
+	pidx_job_free(r, p, fam);
+}
+
+static void pidx_entry_key(unsigned fam, const uint8_t *e, rkey_t *k, unsigned *len)
+{
+	if (fam == BGP_FAM_IPV4) {
+		*k = (rkey_t)be32_load(e) << 96;
+		*len = e[4];
+	} else {
+		struct rib_pk6 x;
+		memcpy(&x, e, sizeof(x));
+		*k = (rkey_t)x.hi << 64 | x.lo;
+		*len = x.len;
+	}
+}
+
+/* One step of the job; returns true when the job is done (and gone). */
+static bool pidx_job_step(struct rib *r, struct rib_peer *p, uint32_t peer, unsigned fam)
+{
+	struct pidx_job *j = p->job[fam];
+	size_t es = pidx_esize(fam), m = j->m;
+	if (j->byte >= 0) {
+		unsigned b = (unsigned)j->byte;
+		size_t end = m - j->pos > PIDX_JOB_OPS ? j->pos + PIDX_JOB_OPS : m;
+		if (!j->scatter) {
+			for (size_t i = j->pos; i < end; i++)
+				j->cnt[j->a[i * es + b]]++;
+			j->pos = end;
+			if (end < m)
+				return false;
+			if (j->cnt[j->a[b]] == m) {
+				/* one value at this byte: the order stays */
+				memset(j->cnt, 0, sizeof(j->cnt));
+				j->byte--;
+			} else {
+				size_t sum = 0;
+				for (unsigned v = 0; v < 256; v++) {
+					size_t c = j->cnt[v];
+					j->cnt[v] = sum;
+					sum += c;
+				}
+				j->scatter = true;
+			}
+			j->pos = 0;
+			return false;
+		}
+		for (size_t i = j->pos; i < end; i++) {
+			const uint8_t *e = j->a + i * es;
+			memcpy(j->b + j->cnt[e[b]]++ * es, e, es);
+		}
+		j->pos = end;
+		if (end < m)
+			return false;
+		uint8_t *t = j->a;
+		j->a = j->b;
+		j->b = t;
+		memset(j->cnt, 0, sizeof(j->cnt));
+		j->scatter = false;
+		j->byte--;
+		j->pos = 0;
+		return false;
+	}
+	/* the filter: a warm group at a time; equal entries are side by side */
+	struct rib_fam *f = &r->f[fam];
+	unsigned g = m - j->pos < RIB_WARM_GROUP ? (unsigned)(m - j->pos) : RIB_WARM_GROUP;
+	rkey_t k[RIB_WARM_GROUP] = { 0 };      /* (zeroed: gcc cannot see that g >= 1) */
+	uint8_t fm[RIB_WARM_GROUP] = { 0 }, len[RIB_WARM_GROUP] = { 0 };
+	bool dup[RIB_WARM_GROUP], keep[RIB_WARM_GROUP];
+	for (unsigned x = 0; x < g; x++) {
+		size_t i = j->pos + x;
+		unsigned l;
+		/* a[i - 1] is still the sorted entry: the filter writes a[out],
+		 * out <= i - 1, only with that entry itself or earlier ones */
+		dup[x] = i > 0 && memcmp(j->a + (i - 1) * es, j->a + i * es, es) == 0;
+		pidx_entry_key(fam, j->a + i * es, &k[x], &l);
+		len[x] = (uint8_t)l;
+		fm[x] = (uint8_t)fam;
+	}
+	rcu_read_lock();
+	tree_warm(r, fm, k, len, g, false);
+	for (unsigned x = 0; x < g; x++)
+		keep[x] = !dup[x] && node_has_peer(tree_lookup(root_get(f, k[x], len[x]), k[x], len[x]), peer);
+	rcu_read_unlock();
+	for (unsigned x = 0; x < g; x++) {
+		if (!keep[x])
+			continue;
+		if (j->out != j->pos + x)
+			memcpy(j->a + j->out * es, j->a + (j->pos + x) * es, es);
+		j->out++;
+	}
+	j->pos += g;
+	if (j->pos < m)
+		return false;
+	pidx_job_finish(r, p, peer, fam);
+	return true;
+}
+
 static void pidx_add(struct rib *r, uint32_t peer, unsigned fam, rkey_t k, unsigned len)
 {
 	struct rib_peer *p = peer_get(r, peer);
+	if (p->job[fam] && ++p->job[fam]->tick % PIDX_JOB_EVERY == 0)
+		pidx_job_step(r, p, peer, fam);
 	size_t n = p->n[fam], es = pidx_esize(fam);
 	if (n == p->cap[fam]) {
 		uint64_t live = rd_relaxed(p->live[fam]);
-		if (n > 64 && n > 2 * live && !p->sweeping[fam]) {
-			pidx_compact(r, p, peer, fam);
+		if (p->job[fam]) {
+			/* full again before the job is done: the rest at once */
+			while (!pidx_job_step(r, p, peer, fam))
+				;
 			n = p->n[fam];
+		} else if (n > 64 && n > 2 * live && !p->sweeping[fam]) {
+			if (n >= PIDX_JOB_MIN) {
+				pidx_job_start(r, p, fam);   /* and grow, below */
+			} else {
+				pidx_compact(r, p, peer, fam);
+				n = p->n[fam];
+			}
 		}
 		if (n == p->cap[fam]) {
 			size_t cap = n < 16 ? 16 : n + n / 2;
@@ -1204,6 +1405,7 @@ static void pidx_lost(struct rib *r, uint32_t peer, unsigned fam, bool may_free)
 		log_fatal("rib: peer %u prefix count underflow", peer);
 	wr_relaxed(p->live[fam], live - 1);
 	if (may_free && live == 1 && !p->sweeping[fam]) {
+		pidx_job_free(r, p, fam);
 		free(pidx_vec(p, fam));
 		pidx_setvec(r, p, fam, NULL, 0);
 		p->n[fam] = 0;
@@ -1614,8 +1816,9 @@ static inline void stripe_hold(struct rib_stripe **held, struct rib_stripe *st)
  * a new prefix's warm pass is a full descent of ~8-10 dependent misses in
  * a 5 M-route table; twice the lanes overlap twice the misses per level
  * (if the core keeps that many in flight) and a group's lines (~32 x 10)
- * still fit the L1/L2 until its locked pass reads them. */
-#define RIB_WARM_GROUP 32
+ * still fit the L1/L2 until its locked pass reads them.  (RIB_WARM_GROUP is
+ * defined with the other sizes at the top: the peer index's compaction
+ * warms its groups too.) */
 static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const uint8_t *len,
 		      unsigned g, bool use_dir)
 {
@@ -2023,6 +2226,7 @@ void rib_sweep_begin(struct rib *r, struct rib_sweep *s, uint32_t peer, unsigned
 	}
 	if (p->sweeping[fam] == UINT16_MAX)
 		log_fatal("rib: too many open sweeps of peer %u", peer);
+	pidx_job_free(r, p, fam);        /* a sweep's cursor needs positions that stay */
 	s->compact = p->sweeping[fam] == 0;
 	s->gen = ++p->sweep_gen[fam];
 	p->sweeping[fam]++;
@@ -3059,6 +3263,8 @@ void rib_destroy(struct rib *r)
 	}
 	for (unsigned i = 0; i < RIB_MAX_PEERS; i++) {
 		if (r->peer[i]) {
+			for (unsigned fam = 0; fam < BGP_FAM_COUNT; fam++)
+				pidx_job_free(r, r->peer[i], fam);
 			free(r->peer[i]->v4);
 			free(r->peer[i]->v6);
 			free(r->peer[i]);
@@ -3096,4 +3302,12 @@ uint64_t rib_peer_prefixes(struct rib *r, uint32_t peer, unsigned fam)
 		return 0;
 	struct rib_peer *p = rib_deref(r->peer[peer]);
 	return p ? rd_relaxed(p->live[fam]) : 0;
+}
+
+uint64_t rib_peer_index_len(struct rib *r, uint32_t peer, unsigned fam)
+{
+	if (peer >= RIB_MAX_PEERS || fam >= BGP_FAM_COUNT)
+		return 0;
+	struct rib_peer *p = rib_deref(r->peer[peer]);
+	return p ? p->n[fam] : 0;
 }

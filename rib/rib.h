@@ -299,5 +299,9 @@ struct rib_stats {
 void rib_stats(struct rib *r, struct rib_stats *st);
 /* Prefixes (per family) for which peer currently has at least one path. */
 uint64_t rib_peer_prefixes(struct rib *r, uint32_t peer, unsigned fam);
+/* Entries in the peer's index of fam: one or more per prefix it holds, plus
+ * dead ones not compacted away yet (>= rib_peer_prefixes).  Call from the
+ * peer's own thread (the index is its own, see "Per-peer index" above). */
+uint64_t rib_peer_index_len(struct rib *r, uint32_t peer, unsigned fam);
 
 #endif

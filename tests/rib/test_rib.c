@@ -1230,6 +1230,124 @@ static void test_index_compaction_dedups(void **state)
 	attr_unref(f->at, a);
 }
 
+/*
+ * A big index is compacted in steps spread over the appends (rib.c,
+ * "pidx_job").  N prefixes of one family in random order; nine in ten
+ * withdrawn, then seven in ten announced again one by one: the vector,
+ * full, begins a job (its bytes jump by the two copies of >= N entries) and
+ * ends it before the grown vector is full again (the entry count falls).
+ * Then new prefixes, until the job is done.  The index must then hold at
+ * most one entry per prefix of the job's copy that is held (the filter
+ * checks a prefix after it was announced again, or never sees it again)
+ * plus those appended while the job ran: a job that keeps copies, or the
+ * entries of the prefixes never announced again, holds more.  And it must
+ * not lose one: rib_withdraw_peer must reach every prefix held (rib.c
+ * aborts when a whole-table sweep leaves one behind).  With
+ * IDX_JOB_MID_SWEEP a whole-table sweep begins while the job runs (the job
+ * is abandoned); with IDX_JOB_MID_FREE every prefix is withdrawn while it
+ * runs (the vector is freed, the job with it).
+ */
+enum idx_job_case { IDX_JOB_DONE, IDX_JOB_MID_SWEEP, IDX_JOB_MID_FREE };
+
+static struct bgp_prefix idx_job_pfx(unsigned fam, unsigned i)
+{
+	uint32_t a = i / 3;          /* 3 lengths per address, as a real table mixes them */
+	if (fam == BGP_FAM_IPV4) {
+		a = 20u << 24 | a << 10;
+		return p4((uint8_t)(a >> 24), (uint8_t)(a >> 16), (uint8_t)(a >> 8), 0, 22 + i % 3);
+	}
+	uint8_t a6[16] = { 0x20, 0x01, (uint8_t)(a >> 16), (uint8_t)(a >> 8), (uint8_t)a };
+	return pfx_make(BGP_FAM_IPV6, a6, 48 + i % 3 * 8);
+}
+
+static void idx_job_run(struct fx *f, unsigned fam, enum idx_job_case c)
+{
+	struct rib *r = f->rib;
+	struct attr_set *a = mk_attr(f->at, 100);
+	enum { N = 24000, PEER = 9 };
+	unsigned *ord = malloc(N * sizeof(*ord));
+	assert_non_null(ord);
+	for (unsigned i = 0; i < N; i++)
+		ord[i] = i;
+	uint32_t x = 777;
+	for (unsigned i = N - 1; i > 0; i--) {
+		x = x * 1103515245u + 12345u;
+		unsigned j = (x >> 8) % (i + 1), s = ord[i];
+		ord[i] = ord[j];
+		ord[j] = s;
+	}
+	for (unsigned i = 0; i < N; i++) {
+		struct bgp_prefix p = idx_job_pfx(fam, ord[i]);
+		assert_int_equal(rib_update(r, &p, PEER, a, 0), 1);
+	}
+	for (unsigned i = 0; i < N; i++)
+		if (i % 10) {
+			struct bgp_prefix p = idx_job_pfx(fam, ord[i]);
+			assert_int_equal(rib_withdraw(r, &p, PEER), 1);
+		}
+	assert_int_equal(rib_peer_prefixes(r, PEER, fam), N / 10);
+	uint64_t es = fam == BGP_FAM_IPV4 ? 5 : 17, prev = index_bytes(r), during = 0;
+	uint64_t held = N / 10, held_orig = N / 10;   /* all, and those of the first N */
+	bool began = false, ended = false;
+	for (unsigned i = 0; i < 3 * N && !ended; i++) {
+		if (i < N && (i % 10 == 0 || i % 10 >= 8))
+			continue;                    /* held all along, or gone for good */
+		/* then new prefixes, until the job is done */
+		struct bgp_prefix p = idx_job_pfx(fam, i < N ? ord[i] : i);
+		uint64_t len0 = rib_peer_index_len(r, PEER, fam);
+		assert_int_equal(rib_update(r, &p, PEER, a, 0), 1);
+		held++;
+		held_orig += i < N;
+		uint64_t now = index_bytes(r), len = rib_peer_index_len(r, PEER, fam);
+		if (began) {
+			during++;
+			if (len < len0) {
+				ended = true;
+				/* what the job kept is at most one entry per
+				 * prefix of its copy still held (those of the
+				 * first N), then its tail */
+				assert_true(len <= held_orig + during);
+			}
+		} else if (now >= prev + 2 * N * es) {
+			began = true;                /* the job's two copies */
+			during = 1;
+			if (c == IDX_JOB_MID_SWEEP) {
+				assert_int_equal(rib_withdraw_peer(r, PEER, fam, false), held);
+				break;
+			}
+			if (c == IDX_JOB_MID_FREE) {
+				for (unsigned k = 0; k <= (i < N ? N - 1 : i); k++)
+					if (k % 10 == 0 || (k <= i && k % 10 < 8) || k >= N) {
+						struct bgp_prefix q = idx_job_pfx(fam, k < N ? ord[k] : k);
+						assert_int_equal(rib_withdraw(r, &q, PEER), 1);
+					}
+				break;
+			}
+		}
+		prev = now;
+	}
+	assert_true(began);
+	if (c == IDX_JOB_DONE) {
+		assert_true(ended);
+		assert_int_equal(rib_peer_prefixes(r, PEER, fam), held);
+		assert_int_equal(rib_withdraw_peer(r, PEER, fam, false), held);
+	}
+	assert_int_equal(rib_peer_prefixes(r, PEER, fam), 0);
+	assert_int_equal(rib_peer_index_len(r, PEER, fam), 0);
+	assert_int_equal(index_bytes(r), 0);
+	free(ord);
+	attr_unref(f->at, a);
+}
+
+static void test_index_job(void **state)
+{
+	struct fx *f = *state;
+	idx_job_run(f, BGP_FAM_IPV4, IDX_JOB_DONE);
+	idx_job_run(f, BGP_FAM_IPV6, IDX_JOB_DONE);
+	idx_job_run(f, BGP_FAM_IPV4, IDX_JOB_MID_SWEEP);
+	idx_job_run(f, BGP_FAM_IPV6, IDX_JOB_MID_FREE);
+}
+
 static void test_withdraw_peer_stale(void **state)
 {
 	struct fx *f = *state;
@@ -1533,6 +1651,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sweep_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_compacts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_compaction_dedups, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_job, setup_noindex, teardown),
 		cmocka_unit_test_setup_teardown(test_withdraw_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_multi, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_multi, setup_noindex, teardown),
