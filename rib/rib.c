@@ -1037,62 +1037,6 @@ static struct rib_peer *peer_get(struct rib *r, uint32_t peer)
 
 #define PK4_SIZE 5
 
-static int pk4_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, PK4_SIZE);   /* big-endian: byte order is key order */
-}
-
-/*
- * IPv4 index entries in key order: a byte-wise LSD radix sort (five stable
- * counting passes, a pass skipped when every entry has the same byte there).
- * qsort with a memcmp callback took 73 ms for 900,000 entries - most of a
- * compaction that holds the peer's I/O thread (a table flapped by UPDATEs);
- * the radix sort is linear.  Caller frees nothing; scratch is allocated here.
- */
-static void pk4_sort(uint8_t *v, size_t n)
-{
-	if (n < 512) {
-		qsort(v, n, PK4_SIZE, pk4_cmp);
-		return;
-	}
-	uint8_t *tmp = malloc(n * PK4_SIZE), *src = v, *dst = tmp;
-	if (!tmp)
-		log_fatal("rib: out of memory (peer index sort)");
-	for (int b = PK4_SIZE - 1; b >= 0; b--) {
-		size_t cnt[256] = { 0 };
-		for (size_t i = 0; i < n; i++)
-			cnt[src[i * PK4_SIZE + (unsigned)b]]++;
-		if (cnt[src[(unsigned)b]] == n)
-			continue;             /* one value at this byte: order unchanged */
-		size_t pos = 0;
-		for (unsigned k = 0; k < 256; k++) {
-			size_t c = cnt[k];
-			cnt[k] = pos;
-			pos += c;
-		}
-		for (size_t i = 0; i < n; i++) {
-			const uint8_t *e = src + i * PK4_SIZE;
-			memcpy(dst + cnt[e[b]]++ * PK4_SIZE, e, PK4_SIZE);
-		}
-		uint8_t *t = src;
-		src = dst;
-		dst = t;
-	}
-	if (src != v)
-		memcpy(v, src, n * PK4_SIZE);
-	free(tmp);
-}
-
-static int pk6_cmp(const void *a, const void *b)
-{
-	const struct rib_pk6 *x = a, *y = b;
-	if (x->hi != y->hi)
-		return x->hi < y->hi ? -1 : 1;
-	if (x->lo != y->lo)
-		return x->lo < y->lo ? -1 : 1;
-	return (int)x->len - (int)y->len;
-}
-
 static size_t pidx_esize(unsigned fam)
 {
 	return fam == BGP_FAM_IPV4 ? PK4_SIZE : sizeof(struct rib_pk6);
@@ -1114,16 +1058,23 @@ static void pidx_setvec(struct rib *r, struct rib_peer *p, unsigned fam, void *v
 	p->cap[fam] = cap;
 }
 
-static void pidx_get(struct rib_peer *p, unsigned fam, size_t i, rkey_t *k, unsigned *len)
+/* The key of an index entry (a vector's or a compaction's copy's). */
+static void pidx_entry_key(unsigned fam, const uint8_t *e, rkey_t *k, unsigned *len)
 {
 	if (fam == BGP_FAM_IPV4) {
-		const uint8_t *e = p->v4 + i * PK4_SIZE;
 		*k = (rkey_t)be32_load(e) << 96;
 		*len = e[4];
 	} else {
-		*k = (rkey_t)p->v6[i].hi << 64 | p->v6[i].lo;
-		*len = p->v6[i].len;
+		struct rib_pk6 x;
+		memcpy(&x, e, sizeof(x));
+		*k = (rkey_t)x.hi << 64 | x.lo;
+		*len = x.len;
 	}
+}
+
+static void pidx_get(struct rib_peer *p, unsigned fam, size_t i, rkey_t *k, unsigned *len)
+{
+	pidx_entry_key(fam, (const uint8_t *)pidx_vec(p, fam) + i * pidx_esize(fam), k, len);
 }
 
 static bool node_has_peer(const struct rib_node *n, uint32_t peer)
@@ -1140,40 +1091,6 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 		      unsigned g, bool use_dir);
 static inline struct rib_node *dir_exact4(struct rib_fam *f, uint32_t a, unsigned len);
 static inline struct rib_node *dir_cover4(struct rib_fam *f, uint32_t a);
-
-/* Sort, deduplicate and drop entries where the peer has no path any more. */
-static void pidx_compact(struct rib *r, struct rib_peer *p, uint32_t peer, unsigned fam)
-{
-	size_t n = p->n[fam], es = pidx_esize(fam), o = 0;
-	uint8_t *v = pidx_vec(p, fam);
-	struct rib_fam *f = &r->f[fam];
-	if (fam == BGP_FAM_IPV4)
-		pk4_sort(v, n);
-	else
-		qsort(v, n, es, pk6_cmp);
-	rcu_read_lock();
-	for (size_t i = 0; i < n; i++) {
-		if (o && memcmp(v + (o - 1) * es, v + i * es, es) == 0)
-			continue;
-		rkey_t k;
-		unsigned len;
-		pidx_get(p, fam, i, &k, &len);
-		if (!node_has_peer(tree_lookup(root_get(f, k, len), k, len), peer))
-			continue;
-		if (o != i)
-			memmove(v + o * es, v + i * es, es);
-		o++;
-	}
-	rcu_read_unlock();
-	p->n[fam] = o;
-	size_t cap = o + o / 4 + 16;
-	if (cap < p->cap[fam]) {
-		void *nv = realloc(v, cap * es);
-		if (!nv)
-			log_fatal("rib: out of memory (peer index)");
-		pidx_setvec(r, p, fam, nv, cap);
-	}
-}
 
 /*
  * A big index is compacted in steps (a "job") instead of in one go.  A peer
@@ -1250,7 +1167,7 @@ static void pidx_job_finish(struct rib *r, struct rib_peer *p, uint32_t peer, un
 {
 	struct pidx_job *j = p->job[fam];
 	size_t es = pidx_esize(fam), tail = p->n[fam] - j->m, n = j->out + tail;
-	size_t cap = n + n / 2 + 16;
+	size_t cap = n + n / 4 + 16;
 	uint8_t *v = malloc(cap * es);
 	if (!v)
 		log_fatal("rib: out of memory (peer index)");
@@ -1263,19 +1180,6 @@ static void pidx_job_finish(struct rib *r, struct rib_peer *p, uint32_t peer, un
 	pidx_setvec(r, p, fam, v, cap);
 	p->n[fam] = n;
 	pidx_job_free(r, p, fam);
-}
-
-static void pidx_entry_key(unsigned fam, const uint8_t *e, rkey_t *k, unsigned *len)
-{
-	if (fam == BGP_FAM_IPV4) {
-		*k = (rkey_t)be32_load(e) << 96;
-		*len = e[4];
-	} else {
-		struct rib_pk6 x;
-		memcpy(&x, e, sizeof(x));
-		*k = (rkey_t)x.hi << 64 | x.lo;
-		*len = x.len;
-	}
 }
 
 /* One step of the job; returns true when the job is done (and gone). */
@@ -1357,6 +1261,15 @@ static bool pidx_job_step(struct rib *r, struct rib_peer *p, uint32_t peer, unsi
 		return false;
 	pidx_job_finish(r, p, peer, fam);
 	return true;
+}
+
+/* Sort, deduplicate and drop entries where the peer has no path any more,
+ * in one go: a job run to its end. */
+static void pidx_compact(struct rib *r, struct rib_peer *p, uint32_t peer, unsigned fam)
+{
+	pidx_job_start(r, p, fam);
+	while (!pidx_job_step(r, p, peer, fam))
+		;
 }
 
 static void pidx_add(struct rib *r, uint32_t peer, unsigned fam, rkey_t k, unsigned len)
