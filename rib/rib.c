@@ -1152,6 +1152,8 @@ static void pidx_job_free(struct rib *r, struct rib_peer *p, unsigned fam)
 static void pidx_job_start(struct rib *r, struct rib_peer *p, unsigned fam)
 {
 	size_t m = p->n[fam], es = pidx_esize(fam);
+	if (m == 0)
+		log_fatal("rib: compaction of peer index with no entries");
 	struct pidx_job *j = calloc(1, sizeof(*j));
 	if (!j || !(j->a = malloc(m * es)) || !(j->b = malloc(m * es)))
 		log_fatal("rib: out of memory (peer index compaction)");
