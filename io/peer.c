@@ -48,10 +48,12 @@
  * bounds how long one busy sender holds them: 256 KiB of /24 withdrawals is
  * about 64,000 prefixes, 15 ms of ingest on the 2-core VM, and 64 KiB of
  * 4 KiB UPDATEs packed with new /24s (16,000 prefixes) took 6-15 ms.  16 KiB
- * (stop 19) converges as fast (S2, B4, S3) and halves the worst wait of the
- * thread's other sessions while a peer reloads its table.  The rest waits in
- * the socket; epoll (level-triggered) reports it again next round. */
-#define READ_BUDGET   (16 * 1024)
+ * halved the worst wait of the thread's other sessions while a peer reloaded
+ * its table, but cost S4 (1,000 clients) 0.1-0.25 s and as much CPU - most
+ * likely because shorter rounds flush the clients' queues more often, in
+ * more and smaller writes; not measured (stop 19, docs/BENCHMARKS.md).  The rest waits in the socket; epoll
+ * (level-triggered) reports it again next round. */
+#define READ_BUDGET   (64 * 1024)
 #define MALFORMED_LOG_INTERVAL_NS (10ull * 1000000000ull)
 
 static const char *peer_name(const struct peer *p, char *buf, size_t len)
