@@ -1072,9 +1072,18 @@ static void pidx_entry_key(unsigned fam, const uint8_t *e, rkey_t *k, unsigned *
 	}
 }
 
-static void pidx_get(struct rib_peer *p, unsigned fam, size_t i, rkey_t *k, unsigned *len)
+/* The families, keys and lengths of g consecutive index entries from e, as
+ * tree_warm takes them (a sweep's group, a compaction's filter group). */
+static void pidx_group(unsigned fam, const uint8_t *e, unsigned g, uint8_t *fm, rkey_t *k,
+		       uint8_t *len)
 {
-	pidx_entry_key(fam, (const uint8_t *)pidx_vec(p, fam) + i * pidx_esize(fam), k, len);
+	size_t es = pidx_esize(fam);
+	for (unsigned j = 0; j < g; j++) {
+		unsigned l;
+		pidx_entry_key(fam, e + j * es, &k[j], &l);
+		len[j] = (uint8_t)l;
+		fm[j] = (uint8_t)fam;
+	}
 }
 
 static bool node_has_peer(const struct rib_node *n, uint32_t peer)
@@ -1170,10 +1179,12 @@ static void pidx_job_finish(struct rib *r, struct rib_peer *p, uint32_t peer, un
 	struct pidx_job *j = p->job[fam];
 	size_t es = pidx_esize(fam), tail = p->n[fam] - j->m, n = j->out + tail;
 	size_t cap = n + n / 4 + 16;
-	uint8_t *v = malloc(cap * es);
+	/* the kept entries are already at the front of the copy: it becomes
+	 * the vector (its bytes leave the job's account, the vector's enter) */
+	uint8_t *v = realloc(j->a, cap * es);
 	if (!v)
 		log_fatal("rib: out of memory (peer index)");
-	memcpy(v, j->a, j->out * es);
+	j->a = NULL;
 	memcpy(v + j->out * es, (uint8_t *)pidx_vec(p, fam) + j->m * es, tail * es);
 	if (n < rd_relaxed(p->live[fam]))
 		log_fatal("rib: peer %u index lost prefixes (%zu entries, %" PRIu64 " live)", peer, n,
@@ -1238,14 +1249,11 @@ static bool pidx_job_step(struct rib *r, struct rib_peer *p, uint32_t peer, unsi
 	bool dup[RIB_WARM_GROUP], keep[RIB_WARM_GROUP];
 	for (unsigned x = 0; x < g; x++) {
 		size_t i = j->pos + x;
-		unsigned l;
 		/* a[i - 1] is still the sorted entry: the filter writes a[out],
 		 * out <= i - 1, only with that entry itself or earlier ones */
 		dup[x] = i > 0 && memcmp(j->a + (i - 1) * es, j->a + i * es, es) == 0;
-		pidx_entry_key(fam, j->a + i * es, &k[x], &l);
-		len[x] = (uint8_t)l;
-		fm[x] = (uint8_t)fam;
 	}
+	pidx_group(fam, j->a + j->pos * es, g, fm, k, len);
 	rcu_read_lock();
 	tree_warm(r, fm, k, len, g, false);
 	for (unsigned x = 0; x < g; x++)
@@ -2213,12 +2221,7 @@ uint64_t rib_sweep_step(struct rib *r, struct rib_sweep *s, size_t max)
 		unsigned g = stop - s->pos < RIB_WARM_GROUP ? (unsigned)(stop - s->pos) : RIB_WARM_GROUP;
 		rkey_t k[RIB_WARM_GROUP];
 		uint8_t fm[RIB_WARM_GROUP], len[RIB_WARM_GROUP];
-		for (unsigned j = 0; j < g; j++) {
-			unsigned l;
-			pidx_get(p, fam, s->pos + j, &k[j], &l);
-			len[j] = (uint8_t)l;
-			fm[j] = (uint8_t)fam;
-		}
+		pidx_group(fam, vec + s->pos * es, g, fm, k, len);
 		if (held) {           /* not warming with a stripe held */
 			stripe_unlock(&held->lk);
 			held = NULL;

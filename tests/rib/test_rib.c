@@ -1099,6 +1099,21 @@ static void test_sweep_steps(void **state)
  * compaction) still meets every prefix the peer holds - checked by
  * withdrawing them all by the index at the end.
  */
+/* Fisher-Yates over n elements of size sz, reproducible from seed (< 64 bytes each). */
+static void shuffle(void *base, size_t n, size_t sz, uint32_t seed)
+{
+	unsigned char *b = base, tmp[64];
+	uint32_t x = seed;
+	assert_true(sz <= sizeof(tmp));
+	for (size_t i = n - 1; n > 1 && i > 0; i--) {
+		x = x * 1103515245u + 12345u;
+		size_t j = (x >> 8) % (i + 1);
+		memcpy(tmp, b + i * sz, sz);
+		memcpy(b + i * sz, b + j * sz, sz);
+		memcpy(b + j * sz, tmp, sz);
+	}
+}
+
 static uint64_t index_bytes(struct rib *r)
 {
 	struct rib_stats st;
@@ -1200,14 +1215,7 @@ static void test_index_compaction_dedups(void **state)
 	for (unsigned i = 0; i < N; i++)     /* 2,000 addresses, /24 /25 /26 each */
 		t[i] = p4((uint8_t)(70 + i / 3 / 256), (uint8_t)(i / 3), (uint8_t)(i / 3 * 37), 0,
 			  24 + i % 3);
-	uint32_t x = 12345;
-	for (unsigned i = N - 1; i > 0; i--) {   /* out of order */
-		x = x * 1103515245u + 12345u;
-		unsigned j = (x >> 8) % (i + 1);
-		struct bgp_prefix s = t[i];
-		t[i] = t[j];
-		t[j] = s;
-	}
+	shuffle(t, N, sizeof(*t), 12345);        /* out of order */
 	for (unsigned i = 0; i < N; i++)
 		assert_int_equal(rib_update(r, &t[i], 8, a, 0), 1);
 	assert_int_equal(rib_peer_prefixes(r, 8, BGP_FAM_IPV4), N);
@@ -1269,13 +1277,7 @@ static void idx_job_run(struct fx *f, unsigned fam, enum idx_job_case c)
 	assert_non_null(ord);
 	for (unsigned i = 0; i < N; i++)
 		ord[i] = i;
-	uint32_t x = 777;
-	for (unsigned i = N - 1; i > 0; i--) {
-		x = x * 1103515245u + 12345u;
-		unsigned j = (x >> 8) % (i + 1), s = ord[i];
-		ord[i] = ord[j];
-		ord[j] = s;
-	}
+	shuffle(ord, N, sizeof(*ord), 777);
 	for (unsigned i = 0; i < N; i++) {
 		struct bgp_prefix p = idx_job_pfx(fam, ord[i]);
 		assert_int_equal(rib_update(r, &p, PEER, a, 0), 1);
