@@ -275,24 +275,34 @@ struct refl_ev {
 /*
  * Releasing a drained batch (rib_journal_release_n) prunes the prefixes it
  * left empty, a tree descent each under the stripe locks: after a mass
- * withdrawal that is most of the reflection thread's work, while the I/O
- * threads, done with their part, leave a core idle.  So a big batch is handed
- * to a helper thread (refl-release) and released while the next one is
- * drained and encoded.  One batch at a time: the helper owns `batch` from the
- * hand-over until it clears `busy`, and the reflection thread waits for that
- * before the next hand-over.  Releasing concurrently with the reflection
- * thread is safe: a node drained again in the meantime was re-queued, which
- * took a journal reference of its own, so it cannot be pruned under it.
+ * withdrawal that is most of the reflection thread's work.  So a big batch is
+ * handed to a helper thread (refl-release) and released while the next ones
+ * are drained and encoded.  The hand-over is a FIFO of up to RELEASE_QMAX
+ * batches: the helper owns a batch's buffer from the hand-over until it puts
+ * it back on the spare list, and the reflection thread waits only when the
+ * FIFO is full.  With one batch at a time (before), a mass withdrawal's
+ * output was paced by the helper's descents: S2's 5 M withdrawals ended with
+ * the helper alone on a core for 0.5 s while the monitor waited for the
+ * last batches ("Stop 20" in docs/BENCHMARKS.md).  Pruning is memory
+ * housekeeping, not part of what a client is told, so it may lag: the
+ * FIFO bounds how far (RELEASE_QMAX * o.batch nodes, and 8 bytes each of
+ * buffer).  Releasing concurrently with the reflection thread is safe: a
+ * node drained again in the meantime was re-queued, which took a journal
+ * reference of its own, so it cannot be pruned under it.
  */
 #define RELEASE_ASYNC_MIN 4096
+#define RELEASE_QMAX 32
 struct refl_release {
 	pthread_t thr;
 	bool started;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct rib_node **batch;         /* o.batch entries, swapped with refl.batch */
-	size_t n;
-	bool busy, stop;
+	pthread_cond_t cv;               /* hand-over, buffer returned, stop */
+	struct rib_node **q[RELEASE_QMAX];   /* FIFO of handed-over batches */
+	size_t qn[RELEASE_QMAX];
+	unsigned head, count;            /* count: queued + the one being released */
+	struct rib_node **spare[RELEASE_QMAX];   /* buffers of o.batch entries */
+	unsigned nspare;
+	bool stop;
 };
 
 struct refl {
@@ -1180,6 +1190,8 @@ static void gpend_step(struct refl *r, struct refl_group *g)
 	}
 }
 
+/* The helper: releases the FIFO's batches in order; on stop, only once the
+ * FIFO is empty (refl_stop comes after the last hand-over). */
 static void *release_main(void *arg)
 {
 	struct refl *r = arg;
@@ -1187,14 +1199,18 @@ static void *release_main(void *arg)
 	rcu_register_thread();
 	pthread_mutex_lock(&rl->mu);
 	for (;;) {
-		while (!rl->busy && !rl->stop)
+		while (!rl->count && !rl->stop)
 			pthread_cond_wait(&rl->cv, &rl->mu);
-		if (!rl->busy)
+		if (!rl->count)
 			break;
+		struct rib_node **b = rl->q[rl->head];
+		size_t n = rl->qn[rl->head];
 		pthread_mutex_unlock(&rl->mu);
-		rib_journal_release_n(r->o.rib, rl->batch, rl->n);
+		rib_journal_release_n(r->o.rib, b, n);
 		pthread_mutex_lock(&rl->mu);
-		rl->busy = false;
+		rl->head = (rl->head + 1) % RELEASE_QMAX;
+		rl->count--;
+		rl->spare[rl->nspare++] = b;
 		pthread_cond_broadcast(&rl->cv);
 	}
 	pthread_mutex_unlock(&rl->mu);
@@ -1203,7 +1219,8 @@ static void *release_main(void *arg)
 }
 
 /* Release the n drained nodes of r->batch: big batches on the helper (see
- * struct refl_release), which then owns them; r->batch is a fresh buffer. */
+ * struct refl_release), which then owns them; r->batch is a spare buffer
+ * (allocated the first time the FIFO holds that many). */
 static void release_batch(struct refl *r, size_t n)
 {
 	struct refl_release *rl = &r->rel;
@@ -1212,15 +1229,17 @@ static void release_batch(struct refl *r, size_t n)
 		return;
 	}
 	pthread_mutex_lock(&rl->mu);
-	while (rl->busy)
+	while (rl->count == RELEASE_QMAX)
 		pthread_cond_wait(&rl->cv, &rl->mu);
-	struct rib_node **b = rl->batch;
-	rl->batch = r->batch;
-	r->batch = b;
-	rl->n = n;
-	rl->busy = true;
+	struct rib_node **b = rl->nspare ? rl->spare[--rl->nspare] : NULL;
+	rl->q[(rl->head + rl->count) % RELEASE_QMAX] = r->batch;
+	rl->qn[(rl->head + rl->count) % RELEASE_QMAX] = n;
+	rl->count++;
 	pthread_cond_broadcast(&rl->cv);
 	pthread_mutex_unlock(&rl->mu);
+	if (!b && !(b = calloc(r->o.batch, sizeof(*b))))
+		log_fatal("reflect: out of memory");
+	r->batch = b;
 }
 
 /* Does group g defer a change of a prefix of family fam?  While it is
@@ -1735,9 +1754,6 @@ struct refl *refl_create(const struct refl_opts *o)
 	if (r->o.bulk_batch > r->o.batch)
 		r->o.bulk_batch = r->o.batch;
 	r->batch = calloc(r->o.batch, sizeof(*r->batch));
-	r->rel.batch = calloc(r->o.batch, sizeof(*r->rel.batch));
-	if (!r->rel.batch)
-		log_fatal("reflect: out of memory");
 	pthread_mutex_init(&r->rel.mu, NULL);
 	pthread_cond_init(&r->rel.cv, NULL);
 	r->scratch = obuf_new(OBUF_SIZE);
@@ -1792,7 +1808,8 @@ void refl_destroy(struct refl *r)
 	free(r->dump_bs.e);
 	free(r->tmp);
 	free(r->batch);
-	free(r->rel.batch);
+	while (r->rel.nspare)        /* stopped: every handed-over buffer is back */
+		free(r->rel.spare[--r->rel.nspare]);
 	free(r->batch_rel);
 	free(r->gp_rel);
 	pthread_mutex_destroy(&r->rel.mu);
