@@ -1304,10 +1304,18 @@ static void pidx_add(struct rib *r, uint32_t peer, unsigned fam, rkey_t k, unsig
 			}
 		}
 		if (n == p->cap[fam]) {
+			/* not realloc: jemalloc's copies the old block's usable
+			 * size, slack never written included, and reading those
+			 * fresh pages maps the zero page - each later write to
+			 * one is a copy-on-write fault and a TLB shootdown IPI
+			 * (2,200 of them in S2's ingest, "Stop 20") */
 			size_t cap = n < 16 ? 16 : n + n / 2;
-			void *nv = realloc(pidx_vec(p, fam), cap * es);
+			void *ov = pidx_vec(p, fam), *nv = malloc(cap * es);
 			if (!nv)
 				log_fatal("rib: out of memory (peer index)");
+			if (n)
+				memcpy(nv, ov, n * es);
+			free(ov);
 			pidx_setvec(r, p, fam, nv, cap);
 		}
 	}
