@@ -1754,6 +1754,12 @@ struct refl *refl_create(const struct refl_opts *o)
 	if (r->o.bulk_batch > r->o.batch)
 		r->o.bulk_batch = r->o.batch;
 	r->batch = calloc(r->o.batch, sizeof(*r->batch));
+	/* one spare from the start: a hand-over while the helper is idle swaps
+	 * two buffers that stay in use (and faulted in), as a single batch in
+	 * flight did before the FIFO; more are allocated only when it backs up */
+	r->rel.spare[r->rel.nspare++] = calloc(r->o.batch, sizeof(*r->batch));
+	if (!r->rel.spare[0])
+		log_fatal("reflect: out of memory");
 	pthread_mutex_init(&r->rel.mu, NULL);
 	pthread_cond_init(&r->rel.cv, NULL);
 	r->scratch = obuf_new(OBUF_SIZE);
@@ -1808,7 +1814,7 @@ void refl_destroy(struct refl *r)
 	free(r->dump_bs.e);
 	free(r->tmp);
 	free(r->batch);
-	while (r->rel.nspare)        /* stopped: every handed-over buffer is back */
+	while (r->rel.nspare)        /* stopped (or never started): every buffer is back */
 		free(r->rel.spare[--r->rel.nspare]);
 	free(r->batch_rel);
 	free(r->gp_rel);
