@@ -129,6 +129,7 @@ struct peer {
 	struct fsm fsm;
 	uint8_t *rx;                     /* receive buffer */
 	size_t rx_len, rx_cap;
+	uint32_t rx_bpp16;               /* bytes per prefix received, x16, running average (0: none yet) */
 	uint8_t ctl[4096 * 2];           /* private control messages (OPEN, KEEPALIVE, NOTIFICATION) */
 	size_t ctl_len, ctl_off;
 	/* chunks taken off the output queue, not yet written to their end, in
