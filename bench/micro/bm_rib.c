@@ -18,7 +18,10 @@
  * queries to rib_lookup_lpm_batch 64 at a time; lookup_v4_q is the exact
  * lookup (rib_lookup) of table prefixes prepared in setup in random order,
  * lookup_v4_batch the same queries to rib_lookup_batch 64 at a time; the
- * *_noidx cases run on a RIB without the IPv4 /24 tables, as the daemon's.  insert_v4_upd_* insert
+ * *_noidx cases run on a RIB without the IPv4 /24 tables, as the daemon's; the
+ * *_settled cases (and replace_v4_settled) run on a table whose heap was then
+ * collapsed into huge pages (mem_settle, as the daemon does once its RIB is
+ * quiet), so they show what that is worth to a loaded table.  insert_v4_upd_* insert
  * UPDATE-shaped runs of 4 prefixes sharing an attribute set, one call per
  * prefix or one rib_update_batch per run.
  *
@@ -38,6 +41,7 @@
 #include <urcu.h>
 
 #include "bench/micro/bm.h"
+#include "rib/mem.h"
 #include "rib/rib.h"
 
 #define BM_PEERS   8                 /* peers per writer thread */
@@ -422,6 +426,13 @@ static void *setup_ins6_1(int64_t n) { return bm_setup(BGP_FAM_IPV6, (size_t)n, 
 
 /* ---- replace ------------------------------------------------------------ */
 
+/* the daemon's settling of a quiet RIB (rib/mem.h), on the table just built */
+static void bm_settle(void)
+{
+	struct mem_settle_result r;
+	mem_settle(MEM_SETTLE_MIN_RESIDENT, &r);
+}
+
 static void *setup_rep4(int64_t n, unsigned nthreads)
 {
 	struct bm_rib *s = bm_setup(BGP_FAM_IPV4, (size_t)n, nthreads);
@@ -429,6 +440,12 @@ static void *setup_rep4(int64_t n, unsigned nthreads)
 	return s;
 }
 static void *setup_rep4_1(int64_t n) { return setup_rep4(n, 1); }
+static void *setup_rep4_1s(int64_t n)
+{
+	void *s = setup_rep4(n, 1);
+	bm_settle();
+	return s;
+}
 static void *setup_rep4_2(int64_t n) { return setup_rep4(n, 2); }
 
 static uint64_t run_replace(void *p)
@@ -502,7 +519,7 @@ static void *bg_writer(void *p)
 	return NULL;
 }
 
-static void *setup_lk(int64_t n, unsigned nthreads, bool writer, bool noidx)
+static void *setup_lk(int64_t n, unsigned nthreads, bool writer, bool noidx, bool settle)
 {
 	struct bm_rib *s = bm_setup(BGP_FAM_IPV4, (size_t)n, nthreads);
 	if (noidx) {
@@ -524,16 +541,20 @@ static void *setup_lk(int64_t n, unsigned nthreads, bool writer, bool noidx)
 	s->qp = malloc(s->nq * sizeof(*s->qp));
 	for (size_t i = 0; i < s->nq; i++)
 		s->qp[i] = s->pfx[xs(&rng) % s->n];
+	if (settle)
+		bm_settle();
 	if (writer) {
 		s->bg_on = true;
 		pthread_create(&s->bg, NULL, bg_writer, s);
 	}
 	return s;
 }
-static void *setup_lk_1(int64_t n) { return setup_lk(n, 1, false, false); }
-static void *setup_lk_2(int64_t n) { return setup_lk(n, 2, false, false); }
-static void *setup_lk_w(int64_t n) { return setup_lk(n, 1, true, false); }
-static void *setup_lk_noidx(int64_t n) { return setup_lk(n, 1, false, true); }
+static void *setup_lk_1(int64_t n) { return setup_lk(n, 1, false, false, false); }
+static void *setup_lk_2(int64_t n) { return setup_lk(n, 2, false, false, false); }
+static void *setup_lk_w(int64_t n) { return setup_lk(n, 1, true, false, false); }
+static void *setup_lk_noidx(int64_t n) { return setup_lk(n, 1, false, true, false); }
+static void *setup_lk_1s(int64_t n) { return setup_lk(n, 1, false, false, true); }
+static void *setup_lk_noidx_s(int64_t n) { return setup_lk(n, 1, false, true, true); }
 
 static uint64_t run_lpm(void *p)
 {
@@ -760,6 +781,11 @@ const struct bm_case bm_rib_cases[] = {
 	{ "rib/lpm_v4_q_noidx", setup_lk_noidx, run_lpm_q, bm_teardown, { 100000, 1000000 }, 1 },
 	{ "rib/lpm_v4_batch_noidx", setup_lk_noidx, run_lpm_batch, bm_teardown, { 100000, 1000000 }, 1 },
 	{ "rib/lpm_v4_batch_2r", setup_lk_2, run_lpm_batch, bm_teardown, { 1000000 }, 2 },
+	{ "rib/lookup_v4_batch_settled", setup_lk_1s, run_exact_batch, bm_teardown, { 100000, 1000000 }, 1 },
+	{ "rib/lpm_v4_batch_settled", setup_lk_1s, run_lpm_batch, bm_teardown, { 100000, 1000000 }, 1 },
+	{ "rib/lookup_v4_batch_noidx_settled", setup_lk_noidx_s, run_exact_batch, bm_teardown, { 1000000 }, 1 },
+	{ "rib/lpm_v4_batch_noidx_settled", setup_lk_noidx_s, run_lpm_batch, bm_teardown, { 1000000 }, 1 },
+	{ "rib/replace_v4_settled", setup_rep4_1s, run_replace, bm_teardown, { 1000000 }, 1 },
 	{ "attr/intern_new", setup_attr_new, run_attr_new, teardown_attr, { 100000, 1000000 }, 1 },
 	{ "attr/intern_hit", setup_attr_hit, run_attr_hit, teardown_attr, { 100000, 1000000 }, 1 },
 	{ NULL, NULL, NULL, NULL, { 0 }, 0 },
