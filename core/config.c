@@ -1070,6 +1070,17 @@ static int k_io_threads(struct pctx *p, yaml_node_t *v, const char *path, void *
 		    Q(v));
 }
 
+static int k_hugepages(struct pctx *p, yaml_node_t *v, const char *path, void *obj)
+{
+	static const char *const names[] = { "settle", "off" };
+	unsigned i = 0;
+	(void)obj;
+	if (choice(p, v, path, names, 2, &i))
+		return -1;
+	p->cfg->hugepages_off = i == 1;
+	return 0;
+}
+
 static int k_timers(struct pctx *p, yaml_node_t *v, const char *path, void *obj)
 {
 	return parse_timers(p, v, path, &p->timers);
@@ -1174,6 +1185,7 @@ static const struct key_def global_keys[] = {
 	{ "listen", k_listen },
 	{ "control-socket", k_ctl_socket },
 	{ "io-threads", k_io_threads },
+	{ "hugepages", k_hugepages },
 	{ "timers", k_timers },
 	{ "max-routes", k_max_routes },
 	{ "decision", k_decision },
@@ -1590,6 +1602,8 @@ unsigned cfg_diff(const struct cfg *o, const struct cfg *n)
 		d |= CFG_CHG_LIMITS;
 	if (o->log_level != n->log_level)
 		d |= CFG_CHG_LOG;
+	if (o->hugepages_off != n->hugepages_off)
+		d |= CFG_CHG_MEMORY;
 	if (o->has_metrics != n->has_metrics || (o->has_metrics && !ep_eq(&o->metrics, &n->metrics)) ||
 	    o->has_bmp != n->has_bmp || (o->has_bmp && !ep_eq(&o->bmp, &n->bmp)) ||
 	    !str_eq(o->mrt_dir, n->mrt_dir))
@@ -1739,6 +1753,7 @@ int cfg_dump(const struct cfg *c, FILE *f, bool redact)
 		fprintf(f, "\nio-threads: %u\n", c->io_threads_count);
 	else
 		fprintf(f, "\nio-threads: %s\n", c->io_threads == CFG_IOT_PER_PEER ? "per-peer" : "auto");
+	fprintf(f, "hugepages: %s\n", c->hugepages_off ? "off" : "settle");
 	fprintf(f, "timers: { hold: %u, keepalive: %u, connect-retry: %u }\n", c->timers.hold,
 		c->timers.keepalive, c->timers.connect_retry);
 	fprintf(f, "max-routes: %" PRIu64 "\n", c->max_routes);

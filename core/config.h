@@ -22,6 +22,8 @@
  *   listen: [{address, port}]        [[{0.0.0.0,179}, {"::",179}]]; [] = no listener
  *   control-socket: PATH             [/run/ricochet.sock]
  *   io-threads: auto | per-peer | N  [auto]
+ *   hugepages: settle | off          [settle] (rib/mem.h: collapse the heap of a
+ *                                    quiet RIB into huge pages; applied on reload)
  *   timers: {hold, keepalive, connect-retry}   [90, hold/3, 30]
  *   max-routes: N                    [0 = unlimited]
  *   decision: {always-compare-med, deterministic-med}   [false, false]
@@ -138,6 +140,7 @@ struct cfg {
 	char *ctl_socket;
 	uint8_t io_threads;      /* enum cfg_io_threads */
 	uint32_t io_threads_count;
+	bool hugepages_off;      /* hugepages: off */
 	struct cfg_timers timers;
 	uint64_t max_routes;     /* 0 = unlimited */
 	bool always_compare_med;
@@ -213,6 +216,7 @@ enum cfg_change {
 	CFG_CHG_LOG      = 1u << 7,  /* log-level */
 	CFG_CHG_EXPORT   = 1u << 8,  /* metrics, mrt-dump, bmp */
 	CFG_CHG_PEERS    = 1u << 9,  /* peers or ranges added, removed or changed */
+	CFG_CHG_MEMORY   = 1u << 10, /* hugepages */
 };
 unsigned cfg_diff(const struct cfg *old, const struct cfg *new_);
 

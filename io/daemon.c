@@ -19,10 +19,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <inttypes.h>
+#include <jemalloc/jemalloc.h>
 
 #include "io/ctl.h"
 #include "io/daemon.h"
 #include "io/metrics.h"
+#include "rib/mem.h"
 
 struct daemon *g_daemon;
 
@@ -375,6 +378,67 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Once a second on the main thread: when the RIB has not changed for
+ * SETTLE_QUIET_TICKS seconds (no UPDATE interned, no path added or removed,
+ * nothing waiting for the reflection thread) and the heap has grown by
+ * SETTLE_GROWTH since the last settle, collapse its resident ranges into
+ * huge pages (rib/mem.h).  Quiet, because collapsing memory that is being
+ * written makes the writers wait on it; after growth, because a settled
+ * heap stays settled until new memory is faulted in.  The main thread has
+ * nothing else to do but signals, and a reload waits at most one settle.
+ */
+#define SETTLE_QUIET_TICKS 2
+#define SETTLE_GROWTH      (64ull << 20)
+
+static uint64_t je_resident(void)
+{
+	uint64_t epoch = 1, v = 0;
+	size_t sz = sizeof(epoch);
+	mallctl("epoch", &epoch, &sz, &epoch, sz);
+	sz = sizeof(v);
+	if (mallctl("stats.resident", &v, &sz, NULL, 0) != 0)
+		return 0;
+	return v;
+}
+
+static void settle_tick(struct daemon *d)
+{
+	struct daemon_settle *s = &d->settle;
+	if (d->cfg->hugepages_off || s->unsupported)
+		return;
+	struct rib_stats rs;
+	struct attr_stats as;
+	rib_stats(d->rib, &rs);
+	attr_table_stats(d->attrs, &as);
+	uint64_t paths = rs.paths[BGP_FAM_IPV4] + rs.paths[BGP_FAM_IPV6];
+	bool same = as.interns == s->interns && paths == s->paths && rs.nodes == s->nodes &&
+		    !rs.journal_pending;
+	s->quiet = same ? s->quiet + 1 : 0;
+	s->interns = as.interns;
+	s->paths = paths;
+	s->nodes = rs.nodes;
+	uint64_t res = je_resident();
+	if (res < s->floor)
+		s->floor = res;
+	if (s->quiet < SETTLE_QUIET_TICKS || res < s->floor + SETTLE_GROWTH)
+		return;
+	struct mem_settle_result r;
+	if (mem_settle(MEM_SETTLE_MIN_RESIDENT, &r) < 0) {
+		s->unsupported = true;
+		log_info("hugepages: this kernel does not collapse memory into huge pages (%s); "
+			 "not trying again", strerror(r.unsupported));
+		return;
+	}
+	s->floor = je_resident();
+	__atomic_store_n(&s->last_ns, r.ns, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&s->runs, 1, __ATOMIC_RELAXED);
+	log_info("hugepages: RIB quiet, heap settled in %.1f ms: %" PRIu64 " MiB in huge pages "
+		 "(was %" PRIu64 "); of %" PRIu64 " 2 MiB ranges, %" PRIu64 " too sparse, %" PRIu64
+		 " refused", (double)r.ns / 1e6, r.huge_after >> 20, r.huge_before >> 20, r.ranges,
+		 r.sparse, r.refused);
+}
+
 void daemon_run(struct daemon *d)
 {
 	sigset_t set;
@@ -392,6 +456,8 @@ void daemon_run(struct daemon *d)
 		} else if (sig == SIGINT || sig == SIGTERM) {
 			log_info("signal %d: shutting down", sig);
 			d->stop = 1;
+		} else {
+			settle_tick(d);
 		}
 	}
 }

@@ -49,6 +49,16 @@ struct daemon {
 	uint64_t start_ns;
 	volatile int stop;
 	volatile int reload;
+	/* settling a quiet RIB's heap into huge pages (rib/mem.h): the main
+	 * thread's, in daemon_run; the counters are read by `show memory` */
+	struct daemon_settle {
+		uint64_t interns, paths, nodes;   /* activity at the last tick */
+		unsigned quiet;                   /* ticks it has not changed */
+		uint64_t floor;                   /* lowest resident since the last settle */
+		bool unsupported;
+		uint64_t runs;                    /* atomic */
+		uint64_t last_ns;                 /* atomic: how long the last one took */
+	} settle;
 };
 
 /* Peers published so far: d->peers[0 .. n) are complete.  The acquire pairs

@@ -17,6 +17,7 @@
 #include "io/ctl.h"
 #include "io/daemon.h"
 #include "core/mrt.h"
+#include "rib/mem.h"
 #include <errno.h>
 #include <time.h>
 
@@ -417,6 +418,9 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 	uint64_t alloc = je_stat("stats.allocated"), resident = je_stat("stats.resident");
 	uint64_t active = je_stat("stats.active"), metadata = je_stat("stats.metadata");
 	uint64_t mapped = je_stat("stats.mapped"), retained = je_stat("stats.retained");
+	uint64_t huge = mem_huge_bytes();
+	uint64_t settles = __atomic_load_n(&d->settle.runs, __ATOMIC_RELAXED);
+	uint64_t settle_ns = __atomic_load_n(&d->settle.last_ns, __ATOMIC_RELAXED);
 	struct refl_stats fs;
 	refl_get_stats(d->refl, &fs);
 	uint64_t queued = 0;
@@ -445,6 +449,9 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 		ctl_json_kuint(out, "resident_bytes", resident);
 		ctl_json_kuint(out, "mapped_bytes", mapped);
 		ctl_json_kuint(out, "retained_bytes", retained);
+		ctl_json_kuint(out, "huge_page_bytes", huge);
+		ctl_json_kuint(out, "settles", settles);
+		ctl_json_kuint(out, "last_settle_ns", settle_ns);
 		ctl_json_obj_close(out);
 		return 0;
 	}
@@ -467,6 +474,9 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc resident", "", resident);
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc mapped", "", mapped);
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "jemalloc retained", "", retained);
+	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "in huge pages", "", huge);
+	ctl_printf(out, "heap settled into huge pages %" PRIu64 " times (the last took %.1f ms)\n",
+		   settles, (double)settle_ns / 1e6);
 	if (paths)
 		ctl_printf(out, "bytes per path (allocated / paths): %.1f\n", (double)alloc / (double)paths);
 	return 0;

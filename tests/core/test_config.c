@@ -200,6 +200,14 @@ static void test_defaults(void **state)
 	assert_int_equal(c->max_routes, 0);
 	assert_int_equal(c->n_peers, 0);
 	assert_int_equal(c->n_ranges, 0);
+	assert_false(c->hugepages_off);
+	cfg_free(c);
+
+	c = load_ok("router-id: 10.0.0.1\nhugepages: off\n");
+	assert_true(c->hugepages_off);
+	cfg_free(c);
+	c = load_ok("router-id: 10.0.0.1\nhugepages: settle\n");
+	assert_false(c->hugepages_off);
 	cfg_free(c);
 
 	/* keepalive defaults to hold/3; io-threads as a count; empty listen list */
@@ -362,6 +370,10 @@ static const struct bad_case bad_cases[] = {
 	  "t.yaml:4:20: peers[0].local-address: address family differs" },
 	{ "io-threads word", RID "io-threads: many\n",
 	  "t.yaml:2:13: io-threads: expected auto, per-peer or a thread count 1..1024, got \"many\"" },
+	{ "hugepages word", RID "hugepages: always\n",
+	  "t.yaml:2:12: hugepages: expected one of settle, off, got \"always\"" },
+	{ "hugepages typo", RID "hugepages: setle\n",
+	  "t.yaml:2:12: hugepages: expected one of settle, off, got \"setle\" (did you mean \"settle\"?)" },
 	{ "io-threads zero", RID "io-threads: 0\n",
 	  "t.yaml:2:13: io-threads: expected an integer 1..1024, got \"0\"" },
 	{ "metrics v6 without brackets", RID "metrics: { listen: \"::1:9179\" }\n",
@@ -556,6 +568,10 @@ static void test_reload_diff(void **state)
 		  "peers:\n  - { address: 10.0.0.1, description: one, max-prefixes: 100 }\n"
 		  "  - { address: 10.0.0.2 }\npeer-ranges:\n  - { prefix: 10.9.0.0/16 }\n",
 		  0, CFG_CHG_LISTEN | CFG_CHG_EXPORT },
+		{ "hugepages off",
+		  RID "asn: 65000\nhugepages: off\npeers:\n  - { address: 10.0.0.1, description: one, max-prefixes: 100 }\n"
+		  "  - { address: 10.0.0.2 }\npeer-ranges:\n  - { prefix: 10.9.0.0/16 }\n",
+		  0, CFG_CHG_MEMORY },
 	};
 	struct cfg *old = load_ok(reload_base);
 	struct bgp_addr a = A("10.0.0.1");
@@ -587,7 +603,8 @@ static void test_dump_roundtrip(void **state)
 {
 	(void)state;
 	const char *srcs[] = { NULL, cfg_default_yaml, reload_base,
-		RID "listen: []\npeers: [{address: 10.0.0.1, description: \"a \\\"quoted\\\" name\"}]\n" };
+		RID "listen: []\npeers: [{address: 10.0.0.1, description: \"a \\\"quoted\\\" name\"}]\n",
+		RID "hugepages: off\n" };
 	for (size_t i = 0; i < sizeof(srcs) / sizeof(srcs[0]); i++) {
 		struct cfg *a = srcs[i] ? load_ok(srcs[i])
 					: cfg_load(cfg_file("example.yaml"), errbuf, sizeof(errbuf));

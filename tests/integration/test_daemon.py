@@ -108,7 +108,13 @@ peer-ranges:
         rc, summ = ctl("show", "summary")
         check("cli-show-summary-json", rc == 0 and summ.get("asn") == 65000, str(summ)[:300])
         rc, txt = ctl("show", "memory", js=False)
-        check("cli-show-memory", rc == 0 and "attribute sets" in txt, txt[:300])
+        check("cli-show-memory", rc == 0 and "attribute sets" in txt and "in huge pages" in txt, txt[:300])
+        # the heap-settling counters (rib/mem.h); these tables are far below
+        # the 64 MiB of growth that makes the daemon settle, so none ran
+        rc, mem = ctl("show", "memory")
+        check("cli-show-memory-json-hugepages",
+              rc == 0 and isinstance(mem, dict) and mem.get("settles") == 0 and
+              isinstance(mem.get("huge_page_bytes"), int) and mem.get("last_settle_ns") == 0, str(mem)[:300])
         rc, txt = ctl("show", "nonsense", js=False)
         check("cli-unknown-command-fails", rc != 0, txt[:200])
         check("control-socket-mode-0600", (os.stat(sock).st_mode & 0o777) == 0o600)
