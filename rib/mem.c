@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rib/mem.h"
 
@@ -64,6 +65,10 @@ static size_t mem_spans(struct mem_span **out)
 	char line[512];
 	size_t n = 0, cap = 0;
 	struct mem_span *v = NULL;
+	/* a mapping bigger than the machine's memory is a reservation (the
+	 * sanitizers' shadow memory: terabytes, nearly all of it never touched),
+	 * not heap; scanning it would take millions of mincore() calls */
+	uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
 	*out = NULL;
 	if (!f)
 		return 0;
@@ -76,6 +81,8 @@ static size_t mem_spans(struct mem_span **out)
 			continue;
 		if (path[0] && strcmp(path, "[heap]") != 0)
 			continue;        /* [stack], [vvar], ... and named memfds */
+		if (b - a > ram)
+			continue;
 		uintptr_t lo = (a + MEM_HUGE - 1) & ~(MEM_HUGE - 1), hi = b & ~(MEM_HUGE - 1);
 		if (hi <= lo)
 			continue;
