@@ -745,8 +745,18 @@ static int timers(struct load_worker *w, uint64_t now)
 			p->next_ka_ns = now + (uint64_t)p->hold * 1000000000ull / 3;
 			peer_flush(w, p);
 		}
-		if (p->next_ka_ns < next)
+		/* KEEPALIVEs start with OPENCONFIRM: before that next_ka_ns is 0 or a
+		 * past session's, and taking it made every round's timeout 0 - the
+		 * monitor threads spun on both CPUs for as long as the target had
+		 * sessions in OPENSENT (S4 against BIRD: 177 s of CPU in 92 s, until
+		 * the starved target let a hold timer expire) */
+		if (st >= LOAD_PS_OPENCONFIRM && p->next_ka_ns < next)
 			next = p->next_ka_ns;
+		if (!p->stalled && p->hold) {
+			uint64_t dl = p->last_rx_ns + (uint64_t)p->hold * 1000000000ull;
+			if (dl < next)
+				next = dl;
+		}
 	}
 	if (w->churn_on && next > now + 2000000ull)
 		next = now + 2000000ull;
