@@ -426,8 +426,9 @@ static void settle_tick(struct daemon *d)
 	struct mem_settle_result r;
 	if (mem_settle(MEM_SETTLE_MIN_RESIDENT, &r) < 0) {
 		s->unsupported = true;
-		log_info("hugepages: this kernel does not collapse memory into huge pages (%s); "
-			 "not trying again", strerror(r.unsupported));
+		log_info("hugepages: every range was refused (%s: a kernel before 6.1, transparent "
+			 "huge pages set to never, or a heap marked no-huge-pages); not trying again",
+			 strerror(r.unsupported));
 		return;
 	}
 	s->floor = je_resident();

@@ -33,6 +33,7 @@
 
 #include "io/bmp.h"
 #include "io/daemon.h"
+#include "rib/mem.h"
 #include "io/metrics.h"
 #include "io/mrtdump.h"
 
@@ -311,6 +312,11 @@ char *metrics_render(struct daemon *d, size_t *len)
 	       "jemalloc stats.allocated.", je_stat("stats.allocated"));
 	metric(&b, "ricochet_jemalloc_resident_bytes", "gauge",
 	       "jemalloc stats.resident.", je_stat("stats.resident"));
+	metric(&b, "ricochet_hugepage_bytes", "gauge",
+	       "Process memory in transparent huge pages (AnonHugePages).", mem_huge_bytes());
+	metric(&b, "ricochet_heap_settles_total", "counter",
+	       "Times a quiet RIB's heap was collapsed into huge pages.",
+	       __atomic_load_n(&d->settle.runs, __ATOMIC_RELAXED));
 
 	struct refl_stats st;
 	refl_get_stats(d->refl, &st);

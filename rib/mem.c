@@ -29,6 +29,7 @@
 #define MADV_COLLAPSE 25
 #endif
 
+/* x86-64's sizes: 4 KiB pages, 2 MiB huge pages (PMD) */
 #define MEM_HUGE   (2ul << 20)
 #define MEM_PAGES  (MEM_HUGE / 4096)
 

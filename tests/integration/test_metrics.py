@@ -148,6 +148,11 @@ peer-ranges:
         check("memory-and-attrs", v("ricochet_attribute_sets") > 0 and v("ricochet_jemalloc_allocated_bytes") > 0
               and v("ricochet_memory_bytes", object="path_sets") > 0
               and v("ricochet_memory_bytes", object="attribute_hash") >= 4096 * 16)
+        # huge pages: the gauge is there (a multiple of 2 MiB); a table this
+        # small never makes the daemon settle its heap
+        check("hugepage-metrics", "ricochet_hugepage_bytes" in fams and "ricochet_heap_settles" in fams
+              and v("ricochet_hugepage_bytes") % (2 << 20) == 0 and v("ricochet_heap_settles") == 0,
+              f"{v('ricochet_hugepage_bytes')} {v('ricochet_heap_settles')}")
         check("reflection-counters", v("ricochet_reflect_batches") > 0 and v("ricochet_reflect_prefixes") > 0
               and v("ricochet_update_groups") >= 1)
         h = fams.get("ricochet_propagation_latency_seconds")
