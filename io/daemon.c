@@ -233,6 +233,7 @@ int daemon_start(struct daemon *d, struct cfg *cfg, const char *cfg_path)
 {
 	g_daemon = d;
 	d->cfg = cfg;
+	d->hugepages_off = cfg->hugepages_off;
 	d->cfg_path = cfg_path ? xstrdup(cfg_path) : NULL;
 	d->router_id = cfg->router_id;
 	d->asn = cfg->asn;
@@ -369,6 +370,7 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 		sockopt_listener_keys(d->listen_fds[i], nc, old);
 	d->cfg = nc;
 	__atomic_store_n(&d->max_routes, nc->max_routes, __ATOMIC_RELAXED);
+	__atomic_store_n(&d->hugepages_off, nc->hugepages_off, __ATOMIC_RELAXED);
 	log_set_level(nc->log_level);
 	pthread_mutex_unlock(&d->peers_lock);
 	pthread_mutex_unlock(&d->cfg_lock);
@@ -386,7 +388,7 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
  * huge pages (rib/mem.h).  Quiet, because collapsing memory that is being
  * written makes the writers wait on it; after growth, because a settled
  * heap stays settled until new memory is faulted in.  The main thread has
- * nothing else to do but signals, and a reload waits at most one settle.
+ * nothing else to do but signals, and a SIGHUP reload waits at most one settle.
  */
 #define SETTLE_QUIET_TICKS 2
 #define SETTLE_GROWTH      (64ull << 20)
@@ -405,7 +407,8 @@ static uint64_t je_resident(void)
 static void settle_tick(struct daemon *d)
 {
 	struct daemon_settle *s = &d->settle;
-	if (d->cfg->hugepages_off || s->unsupported)
+	/* not d->cfg: the control thread's `reload` swaps and frees it */
+	if (__atomic_load_n(&d->hugepages_off, __ATOMIC_RELAXED) || s->unsupported)
 		return;
 	struct rib_stats rs;
 	struct attr_stats as;

@@ -29,6 +29,8 @@ struct daemon {
 	uint32_t router_id, asn, cluster_id;
 	uint64_t max_routes;             /* global route limit, 0 = none; reload rewrites it
 					  * while the I/O threads read it: relaxed atomic */
+	bool hugepages_off;              /* cfg's, for the main thread's settling: reload
+					  * (main or control thread) rewrites it, relaxed atomic */
 	atomic_uint_fast64_t routes;     /* paths accepted into the RIB, all peers */
 	struct attr_table *attrs;
 	struct rib *rib;
