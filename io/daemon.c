@@ -380,6 +380,18 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
+uint64_t daemon_je_stat(const char *name)
+{
+	uint64_t epoch = 1;
+	size_t sz = sizeof(epoch);
+	mallctl("epoch", &epoch, &sz, &epoch, sz);
+	size_t v = 0;
+	sz = sizeof(v);
+	if (mallctl(name, &v, &sz, NULL, 0) != 0)
+		return 0;
+	return v;
+}
+
 /*
  * Once a second on the main thread: when the RIB has not changed for
  * SETTLE_QUIET_TICKS seconds (no UPDATE interned, no path added or removed,
@@ -392,17 +404,6 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
  */
 #define SETTLE_QUIET_TICKS 2
 #define SETTLE_GROWTH      (64ull << 20)
-
-static uint64_t je_resident(void)
-{
-	uint64_t epoch = 1, v = 0;
-	size_t sz = sizeof(epoch);
-	mallctl("epoch", &epoch, &sz, &epoch, sz);
-	sz = sizeof(v);
-	if (mallctl("stats.resident", &v, &sz, NULL, 0) != 0)
-		return 0;
-	return v;
-}
 
 static void settle_tick(struct daemon *d)
 {
@@ -421,7 +422,7 @@ static void settle_tick(struct daemon *d)
 	s->interns = as.interns;
 	s->paths = paths;
 	s->nodes = rs.nodes;
-	uint64_t res = je_resident();
+	uint64_t res = daemon_je_stat("stats.resident");
 	if (res < s->floor)
 		s->floor = res;
 	if (s->quiet < SETTLE_QUIET_TICKS || res < s->floor + SETTLE_GROWTH)
@@ -434,7 +435,7 @@ static void settle_tick(struct daemon *d)
 			 strerror(r.unsupported));
 		return;
 	}
-	s->floor = je_resident();
+	s->floor = daemon_je_stat("stats.resident");
 	__atomic_store_n(&s->last_ns, r.ns, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&s->runs, 1, __ATOMIC_RELAXED);
 	log_info("hugepages: RIB quiet, heap settled in %.1f ms: %" PRIu64 " MiB in huge pages "

@@ -9,7 +9,6 @@
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
-#include <jemalloc/jemalloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,18 +391,6 @@ static int cmd_routes_advertised(int argc, char **argv, struct ctl_out *out, voi
 
 /* ------------------------------------------------------------ show memory */
 
-static uint64_t je_stat(const char *name)
-{
-	uint64_t epoch = 1;
-	size_t sz = sizeof(epoch);
-	mallctl("epoch", &epoch, &sz, &epoch, sz);
-	size_t v = 0;
-	sz = sizeof(v);
-	if (mallctl(name, &v, &sz, NULL, 0) != 0)
-		return 0;
-	return v;
-}
-
 static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 {
 	struct daemon *d = arg;
@@ -415,9 +402,9 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 	rib_stats(d->rib, &rs);
 	attr_table_stats(d->attrs, &as);
 	uint64_t paths = rs.paths[0] + rs.paths[1];
-	uint64_t alloc = je_stat("stats.allocated"), resident = je_stat("stats.resident");
-	uint64_t active = je_stat("stats.active"), metadata = je_stat("stats.metadata");
-	uint64_t mapped = je_stat("stats.mapped"), retained = je_stat("stats.retained");
+	uint64_t alloc = daemon_je_stat("stats.allocated"), resident = daemon_je_stat("stats.resident");
+	uint64_t active = daemon_je_stat("stats.active"), metadata = daemon_je_stat("stats.metadata");
+	uint64_t mapped = daemon_je_stat("stats.mapped"), retained = daemon_je_stat("stats.retained");
 	uint64_t huge = mem_huge_bytes();
 	uint64_t settles = __atomic_load_n(&d->settle.runs, __ATOMIC_RELAXED);
 	uint64_t settle_ns = __atomic_load_n(&d->settle.last_ns, __ATOMIC_RELAXED);

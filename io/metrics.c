@@ -21,7 +21,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <jemalloc/jemalloc.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -105,18 +104,6 @@ static void metric(struct sbuf *b, const char *name, const char *type, const cha
 {
 	family(b, name, type, help);
 	sb_printf(b, "%s %" PRIu64 "\n", name, v);
-}
-
-static uint64_t je_stat(const char *name)
-{
-	uint64_t epoch = 1;
-	size_t sz = sizeof(epoch);
-	mallctl("epoch", &epoch, &sz, &epoch, sz);
-	size_t v = 0;
-	sz = sizeof(v);
-	if (mallctl(name, &v, &sz, NULL, 0) != 0)
-		return 0;
-	return v;
 }
 
 /* One line per peer for a per-peer metric; labels are built once per scrape. */
@@ -309,9 +296,9 @@ char *metrics_render(struct daemon *d, size_t *len)
 	sb_printf(&b, "ricochet_memory_bytes{object=\"attribute_hash\"} %" PRIu64 "\n",
 		  as.buckets * (uint64_t)sizeof(struct cds_lfht_node));
 	metric(&b, "ricochet_jemalloc_allocated_bytes", "gauge",
-	       "jemalloc stats.allocated.", je_stat("stats.allocated"));
+	       "jemalloc stats.allocated.", daemon_je_stat("stats.allocated"));
 	metric(&b, "ricochet_jemalloc_resident_bytes", "gauge",
-	       "jemalloc stats.resident.", je_stat("stats.resident"));
+	       "jemalloc stats.resident.", daemon_je_stat("stats.resident"));
 	metric(&b, "ricochet_hugepage_bytes", "gauge",
 	       "Process memory in transparent huge pages (AnonHugePages).", mem_huge_bytes());
 	metric(&b, "ricochet_heap_settles_total", "counter",
