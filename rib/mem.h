@@ -13,8 +13,9 @@
  *
  * Threads: any thread; it does not touch the allocator's or the RIB's data,
  * only the page tables (other threads' accesses to a range being collapsed
- * wait for that range, a few hundred microseconds).  Runs in the caller's
- * thread and takes about a second per GiB collapsed: call it from a thread
+ * wait for that range, a few milliseconds).  Runs in the caller's thread
+ * and takes 6-9 ms per 2 MiB range collapsed on the development VM (0.4-0.5 s
+ * for 116-130 MiB, docs/BENCHMARKS.md stop 21): call it from a thread
  * with nothing else to do (the daemon's main thread).
  */
 #ifndef RICOCHET_RIB_MEM_H
