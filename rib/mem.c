@@ -20,9 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "rib/mem.h"
 
 #ifndef MADV_COLLAPSE
@@ -36,13 +36,6 @@
 struct mem_span {
 	uintptr_t lo, hi;
 };
-
-static uint64_t mem_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 uint64_t mem_huge_bytes(void)
 {
@@ -90,10 +83,8 @@ static size_t mem_spans(struct mem_span **out)
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
 			struct mem_span *nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				fprintf(stderr, "mem: out of memory reading /proc/self/maps\n");
-				abort();
-			}
+			if (!nv)
+				log_fatal("mem: out of memory reading /proc/self/maps");
 			v = nv;
 		}
 		v[n++] = (struct mem_span){ lo, hi };
@@ -111,7 +102,7 @@ int mem_settle(unsigned min_resident_pct, struct mem_settle_result *r)
 	unsigned floor = (unsigned)((uint64_t)MEM_PAGES * (min_resident_pct > 100 ? 100 : min_resident_pct) / 100);
 
 	memset(r, 0, sizeof(*r));
-	uint64_t t0 = mem_now_ns();
+	uint64_t t0 = log_now_ns();
 	r->huge_before = mem_huge_bytes();
 	size_t n = mem_spans(&sp);
 	for (size_t i = 0; i < n; i++) {
@@ -139,7 +130,7 @@ int mem_settle(unsigned min_resident_pct, struct mem_settle_result *r)
 	}
 	free(sp);
 	r->huge_after = mem_huge_bytes();
-	r->ns = mem_now_ns() - t0;
+	r->ns = log_now_ns() - t0;
 	/* a kernel without MADV_COLLAPSE (before 6.1) refuses every range with
 	 * EINVAL; so does one with transparent huge pages set to "never" */
 	if (!ok && einval && einval == r->refused) {
