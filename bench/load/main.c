@@ -109,8 +109,9 @@ static void usage(FILE *out)
 "                           reader; it still sends KEEPALIVEs), then catches up\n"
 "  --withdraw               feeders withdraw everything, time until monitors are empty\n"
 "  --timeout S              per phase (default 120)\n"
-"  --connect-burst N        sessions opening at once per generator thread (default 64): 1000\n"
-"                           simultaneous SYNs overflow a small listen backlog (BIRD's is 8)\n"
+"  --connect-burst N        sessions opening at once per generator thread (default 4): more\n"
+"                           overflow a small listen backlog (BIRD's is 8), and a handshake\n"
+"                           the target dropped can hold a session until its hold timer\n"
 "  --monitor-threads N      threads the monitors are spread over (default: one per 8\n"
 "                           monitors, at most one per CPU)\n"
 "Checks and output:\n"
@@ -261,7 +262,7 @@ static int parse_args(struct load_opts *o, int argc, char **argv)
 	o->verify_attrs = true;
 	o->churn_seconds = 10;
 	o->restore_settle = 5;
-	o->connect_burst = 64;
+	o->connect_burst = 4;
 	o->timeout = 120;
 	o->hold = BGP_DEFAULT_HOLD;
 	o->mrt_speed = 1;
