@@ -380,13 +380,16 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
-uint64_t daemon_je_stat(const char *name)
+void daemon_je_refresh(void)
 {
 	uint64_t epoch = 1;
 	size_t sz = sizeof(epoch);
 	mallctl("epoch", &epoch, &sz, &epoch, sz);
-	size_t v = 0;
-	sz = sizeof(v);
+}
+
+uint64_t daemon_je_stat(const char *name)
+{
+	size_t v = 0, sz = sizeof(v);
 	if (mallctl(name, &v, &sz, NULL, 0) != 0)
 		return 0;
 	return v;
@@ -422,6 +425,7 @@ static void settle_tick(struct daemon *d)
 	s->interns = as.interns;
 	s->paths = paths;
 	s->nodes = rs.nodes;
+	daemon_je_refresh();
 	uint64_t res = daemon_je_stat("stats.resident");
 	if (res < s->floor)
 		s->floor = res;
@@ -435,6 +439,7 @@ static void settle_tick(struct daemon *d)
 			 strerror(r.unsupported));
 		return;
 	}
+	daemon_je_refresh();
 	s->floor = daemon_je_stat("stats.resident");
 	__atomic_store_n(&s->last_ns, r.ns, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&s->runs, 1, __ATOMIC_RELAXED);

@@ -73,8 +73,11 @@ static inline uint32_t daemon_n_peers(const struct daemon *d)
 
 /* Start everything from cfg (takes ownership).  0 on success. */
 int daemon_start(struct daemon *d, struct cfg *cfg, const char *cfg_path);
-/* A jemalloc statistic ("stats.allocated", "stats.resident", ...), its
- * epoch refreshed first; 0 if unknown.  Any thread. */
+/* jemalloc's statistics: daemon_je_refresh() takes a new snapshot (its
+ * "epoch"), daemon_je_stat() reads one figure of the last snapshot
+ * ("stats.allocated", "stats.resident", ...; 0 if unknown).  Refresh once,
+ * then read what belongs together.  Any thread. */
+void daemon_je_refresh(void);
 uint64_t daemon_je_stat(const char *name);
 /* Main-thread loop: signals, reloads; returns when asked to stop. */
 void daemon_run(struct daemon *d);

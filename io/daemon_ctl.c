@@ -402,6 +402,7 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 	rib_stats(d->rib, &rs);
 	attr_table_stats(d->attrs, &as);
 	uint64_t paths = rs.paths[0] + rs.paths[1];
+	daemon_je_refresh();
 	uint64_t alloc = daemon_je_stat("stats.allocated"), resident = daemon_je_stat("stats.resident");
 	uint64_t active = daemon_je_stat("stats.active"), metadata = daemon_je_stat("stats.metadata");
 	uint64_t mapped = daemon_je_stat("stats.mapped"), retained = daemon_je_stat("stats.retained");

@@ -32,9 +32,9 @@
 
 #include "io/bmp.h"
 #include "io/daemon.h"
-#include "rib/mem.h"
 #include "io/metrics.h"
 #include "io/mrtdump.h"
+#include "rib/mem.h"
 
 #define METRICS_REQ_MAX   8192
 #define METRICS_IO_MS     2000
@@ -295,6 +295,7 @@ char *metrics_render(struct daemon *d, size_t *len)
 	sb_printf(&b, "ricochet_memory_bytes{object=\"attribute_sets\"} %" PRIu64 "\n", as.bytes);
 	sb_printf(&b, "ricochet_memory_bytes{object=\"attribute_hash\"} %" PRIu64 "\n",
 		  as.buckets * (uint64_t)sizeof(struct cds_lfht_node));
+	daemon_je_refresh();
 	metric(&b, "ricochet_jemalloc_allocated_bytes", "gauge",
 	       "jemalloc stats.allocated.", daemon_je_stat("stats.allocated"));
 	metric(&b, "ricochet_jemalloc_resident_bytes", "gauge",
