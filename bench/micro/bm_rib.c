@@ -23,7 +23,8 @@
  * collapsed into huge pages (mem_settle, as the daemon does once its RIB is
  * quiet), so they show what that is worth to a loaded table.  insert_v4_upd_* insert
  * UPDATE-shaped runs of 4 prefixes sharing an attribute set, one call per
- * prefix or one rib_update_batch per run.
+ * prefix, one rib_update_batch per run, or (upd_multi) 32 runs per
+ * rib_update_multi, the daemon's ingest path.
  *
  * Threads: with threads=2 each thread owns its own peers (the RIB contract)
  * and the two start half a table apart.  Every writer case builds the same
@@ -355,9 +356,12 @@ static void bm_fill(struct bm_rib *s, unsigned nthr_slots, unsigned peers)
 /*
  * upd: prefixes arrive as UPDATEs do, runs of BM_UPD consecutive prefixes
  * sharing one attribute set (a full table has ~7 prefixes per set), given to
- * rib_update_batch (upd_batch) or to rib_update one by one (upd_single).
+ * rib_update_batch (upd_batch) or to rib_update one by one (upd_single);
+ * upd_multi gives BM_MULTI of them (32 such UPDATEs) to one rib_update_multi,
+ * as an I/O thread flushes what it gathered from a peer's read.
  */
 #define BM_UPD 4
+#define BM_MULTI 128    /* IO_INGEST_MAX: what an I/O thread gathers per flush */
 
 static uint64_t run_insert_mode(void *p, int mode)
 {
@@ -366,10 +370,28 @@ static uint64_t run_insert_mode(void *p, int mode)
 	unsigned t = bm_tid(s);
 	struct bm_thr *th = &s->thr[t];
 	struct rib *r = __atomic_load_n(&s->rib, __ATOMIC_ACQUIRE);
-	unsigned np = BM_PEERS / s->nthreads;
-	for (unsigned b = 0; b < BM_BATCH; b += mode ? BM_UPD : 1) {
+	unsigned np = BM_PEERS / s->nthreads, step;
+	struct attr_set *mset[BM_MULTI];
+	for (unsigned b = 0; b < BM_BATCH; b += step) {
 		uint32_t peer = peer_of(t, th->pk);
-		if (mode == 0) {
+		step = mode ? BM_UPD : 1;
+		if (mode == 3) {
+			/* the daemon's gathered ingest (io/peer.c ingest_flush): up
+			 * to BM_MULTI announcements of consecutive UPDATEs, stopping
+			 * at the table's end and at this thread's starting point */
+			size_t c = BM_MULTI, stop = s->n;
+			if (t && th->idx < s->n / 2)
+				stop = s->n / 2;
+			if (c > stop - th->idx)
+				c = stop - th->idx;
+			if (c > BM_BATCH - b)
+				c = BM_BATCH - b;
+			for (size_t j = 0; j < c; j++)
+				mset[j] = pick_attr(s, (th->idx + j) / BM_UPD, peer, 0);
+			rib_update_multi(r, &s->pfx[th->idx], mset, c, peer, 0, NULL);
+			step = (unsigned)c;
+			th->idx += c - 1;
+		} else if (mode == 0) {
 			rib_update(r, &s->pfx[th->idx], peer, pick_attr(s, th->idx, peer, 0), 0);
 		} else {
 			struct attr_set *a = pick_attr(s, th->idx / BM_UPD, peer, 0);
@@ -419,6 +441,7 @@ static uint64_t run_insert_mode(void *p, int mode)
 static uint64_t run_insert(void *p) { return run_insert_mode(p, 0); }
 static uint64_t run_insert_upd1(void *p) { return run_insert_mode(p, 1); }
 static uint64_t run_insert_updb(void *p) { return run_insert_mode(p, 2); }
+static uint64_t run_insert_updm(void *p) { return run_insert_mode(p, 3); }
 
 static void *setup_ins4_1(int64_t n) { return bm_setup(BGP_FAM_IPV4, (size_t)n, 1); }
 static void *setup_ins4_2(int64_t n) { return bm_setup(BGP_FAM_IPV4, (size_t)n, 2); }
@@ -765,6 +788,8 @@ const struct bm_case bm_rib_cases[] = {
 	{ "rib/insert_v4_upd_single", setup_ins4_1, run_insert_upd1, bm_teardown, { 1000000 }, 1 },
 	{ "rib/insert_v4_upd_batch", setup_ins4_1, run_insert_updb, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/insert_v4_upd_batch_2w", setup_ins4_2, run_insert_updb, bm_teardown, { 10000, 100000, 1000000 }, 2 },
+	{ "rib/insert_v4_upd_multi", setup_ins4_1, run_insert_updm, bm_teardown, { 10000, 100000, 1000000 }, 1 },
+	{ "rib/insert_v4_upd_multi_2w", setup_ins4_2, run_insert_updm, bm_teardown, { 10000, 100000, 1000000 }, 2 },
 	{ "rib/replace_v4", setup_rep4_1, run_replace, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/replace_v4_2w", setup_rep4_2, run_replace, bm_teardown, { 10000, 100000, 1000000 }, 2 },
 	{ "rib/withdraw_reannounce_v4", setup_rep4_1, run_withdraw, bm_teardown, { 10000, 100000, 1000000 }, 1 },
