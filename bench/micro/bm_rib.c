@@ -386,8 +386,13 @@ static uint64_t run_insert_mode(void *p, int mode)
 				c = stop - th->idx;
 			if (c > BM_BATCH - b)
 				c = BM_BATCH - b;
-			for (size_t j = 0; j < c; j++)
-				mset[j] = pick_attr(s, (th->idx + j) / BM_UPD, peer, 0);
+			/* one set per UPDATE-shaped run, as the gathering sees them */
+			struct attr_set *a = NULL;
+			for (size_t j = 0; j < c; j++) {
+				if (!a || (th->idx + j) % BM_UPD == 0)
+					a = pick_attr(s, (th->idx + j) / BM_UPD, peer, 0);
+				mset[j] = a;
+			}
 			rib_update_multi(r, &s->pfx[th->idx], mset, c, peer, 0, NULL);
 			step = (unsigned)c;
 			th->idx += c - 1;
