@@ -483,6 +483,11 @@ def aggregate(runs):
     if ok:
         ok.sort(key=lambda r: r["convergence_s"])
         agg["timeline"] = ok[len(ok) // 2].get("timeline")
+    elif runs:
+        # no run converged (the time limit): its curve up to the limit is
+        # still drawn, so the plot shows how far the daemon got
+        agg["timeline"] = runs[0].get("timeline")
+        agg["timeline_partial"] = True
     return agg
 
 
@@ -575,7 +580,7 @@ def plot(results, scen, outdir):
         tl = g.get("timeline")
         if tl and os.path.exists(tl) and os.path.getsize(tl) > 0:
             files.append(tl)
-            titles.append(d)
+            titles.append(d + ("(unfinished)" if g.get("timeline_partial") else ""))
     if not files:
         return None
     if not gp:
