@@ -15,7 +15,7 @@
  *
  * Usage: ricochet-rib-diag threads prefixes paths [mode]
  *   threads 1 or 2; mode 0 one rib_update per path (insert_v4, default),
- *   1 UPDATE-shaped single calls, 2 rib_update_batch.
+ *   1 UPDATE-shaped single calls, 2 rib_update_batch, 3 rib_update_multi.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -135,8 +135,8 @@ int main(int argc, char **argv)
 	int nt = atoi(argv[1]);
 	long n = atol(argv[2]), total = atol(argv[3]);
 	diag_mode = argc > 4 ? atoi(argv[4]) : 0;
-	if (nt < 1 || nt > 2 || n < 16 || total < BM_BATCH || diag_mode < 0 || diag_mode > 2) {
-		fprintf(stderr, "threads 1..2, prefixes >= 16, paths >= %d, mode 0..2\n", BM_BATCH);
+	if (nt < 1 || nt > 2 || n < 16 || total < BM_BATCH || diag_mode < 0 || diag_mode > 3) {
+		fprintf(stderr, "threads 1..2, prefixes >= 16, paths >= %d, mode 0..3\n", BM_BATCH);
 		return 2;
 	}
 	diag_iters = total / BM_BATCH / nt;
