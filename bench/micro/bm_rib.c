@@ -42,6 +42,7 @@
 #include <urcu.h>
 
 #include "bench/micro/bm.h"
+#include "io/daemon.h"           /* IO_INGEST_MAX */
 #include "rib/mem.h"
 #include "rib/rib.h"
 
@@ -361,7 +362,7 @@ static void bm_fill(struct bm_rib *s, unsigned nthr_slots, unsigned peers)
  * as an I/O thread flushes what it gathered from a peer's read.
  */
 #define BM_UPD 4
-#define BM_MULTI 128    /* IO_INGEST_MAX: what an I/O thread gathers per flush */
+#define BM_MULTI IO_INGEST_MAX   /* what an I/O thread gathers per flush */
 
 static uint64_t run_insert_mode(void *p, int mode)
 {
