@@ -23,8 +23,8 @@
  * collapsed into huge pages (mem_settle, as the daemon does once its RIB is
  * quiet), so they show what that is worth to a loaded table.  insert_v4_upd_* insert
  * UPDATE-shaped runs of 4 prefixes sharing an attribute set, one call per
- * prefix, one rib_update_batch per run, or (upd_multi) 32 runs per
- * rib_update_multi, the daemon's ingest path.
+ * prefix, one rib_update_batch per run, or (upd_multi) IO_INGEST_MAX
+ * prefixes per rib_update_multi, the daemon's ingest path.
  *
  * Threads: with threads=2 each thread owns its own peers (the RIB contract)
  * and the two start half a table apart.  Every writer case builds the same
@@ -358,7 +358,7 @@ static void bm_fill(struct bm_rib *s, unsigned nthr_slots, unsigned peers)
  * upd: prefixes arrive as UPDATEs do, runs of BM_UPD consecutive prefixes
  * sharing one attribute set (a full table has ~7 prefixes per set), given to
  * rib_update_batch (upd_batch) or to rib_update one by one (upd_single);
- * upd_multi gives BM_MULTI of them (32 such UPDATEs) to one rib_update_multi,
+ * upd_multi gives BM_MULTI of them (BM_MULTI / BM_UPD such UPDATEs) to one rib_update_multi,
  * as an I/O thread flushes what it gathered from a peer's read.
  */
 #define BM_UPD 4
