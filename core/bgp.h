@@ -235,4 +235,30 @@ int bgp_addr_parse(const char *s, struct bgp_addr *a);
  * dotted quad; 16 bytes always suffice. */
 int bgp_id_fmt(char *buf, size_t len, uint32_t id);
 
+/* Network byte order at any alignment, the way every BGP and MRT field is
+ * laid out on the wire.  The caller has checked that the bytes are there. */
+static inline uint16_t bgp_get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t bgp_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void bgp_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline void bgp_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
 #endif

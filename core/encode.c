@@ -20,25 +20,6 @@
 
 #include "core/msg.h"
 
-static inline uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static inline void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 /* ---------------------------------------------------------------- output cursor */
 
 /* A bounded writer: the first overflow latches fail, later writes are no-ops. */
@@ -66,7 +47,7 @@ static void enc_hdr(struct enc_buf *b, uint8_t flags, uint8_t type, size_t len)
 		if (o) {
 			o[0] = flags | BGP_ATTR_F_EXTLEN;
 			o[1] = type;
-			put16(o + 2, (uint16_t)len);
+			bgp_put16(o + 2, (uint16_t)len);
 		}
 	} else {
 		uint8_t *o = enc_take(b, 3);
@@ -89,7 +70,7 @@ static void enc_u32(struct enc_buf *b, uint32_t v)
 {
 	uint8_t *o = enc_take(b, 4);
 	if (o)
-		put32(o, v);
+		bgp_put32(o, v);
 }
 
 /* ---------------------------------------------------------------- AS_PATH forms */
@@ -121,9 +102,9 @@ static size_t enc_aspath(struct enc_buf *b, const uint8_t *v, size_t len, uint32
 				o[0] = BGP_AS_SEQUENCE;
 				o[1] = 1;
 				if (asz == 4)
-					put32(o + 2, prepend);
+					bgp_put32(o + 2, prepend);
 				else
-					put16(o + 2, prepend > 0xffff ? BGP_AS_TRANS : (uint16_t)prepend);
+					bgp_put16(o + 2, prepend > 0xffff ? BGP_AS_TRANS : (uint16_t)prepend);
 			}
 		}
 		n_out += 2 + asz;
@@ -148,15 +129,15 @@ static size_t enc_aspath(struct enc_buf *b, const uint8_t *v, size_t len, uint32
 			o += 2;
 		}
 		for (unsigned i = 0; i < cnt; i++) {
-			uint32_t a = (pre && i == 0) ? prepend : get32(as + 4 * (i - (pre ? 1 : 0)));
+			uint32_t a = (pre && i == 0) ? prepend : bgp_get32(as + 4 * (i - (pre ? 1 : 0)));
 			w |= a > 0xffff;
 			if (!o)
 				continue;
 			if (asz == 4) {
-				put32(o, a);
+				bgp_put32(o, a);
 				o += 4;
 			} else {
-				put16(o, a > 0xffff ? BGP_AS_TRANS : (uint16_t)a);
+				bgp_put16(o, a > 0xffff ? BGP_AS_TRANS : (uint16_t)a);
 				o += 2;
 			}
 		}
@@ -269,7 +250,7 @@ size_t msg_attrs_out(uint8_t *out, size_t cap, const uint8_t *blob, size_t len,
 		enc_aspath(NULL, pl.aspath, pl.aspath ? pl.aspath_len : 0, p->prepend_as, ENC_AS4,
 			   &wide);
 		pl.add_as4path = wide && (pl.aspath || p->prepend_as);
-		pl.add_as4aggr = pl.aggr && get32(pl.aggr) > 0xffff;
+		pl.add_as4aggr = pl.aggr && bgp_get32(pl.aggr) > 0xffff;
 	}
 
 	msg_attr_iter_init(&it, blob, len);
@@ -307,11 +288,11 @@ size_t msg_attrs_out(uint8_t *out, size_t cap, const uint8_t *blob, size_t len,
 			break;
 		case BGP_ATTR_AGGREGATOR:
 			if (!p->as4 && a.len == 8) {
-				uint32_t as = get32(a.value);
+				uint32_t as = bgp_get32(a.value);
 				enc_hdr(&b, a.flags, a.type, 6);
 				uint8_t *o = enc_take(&b, 6);
 				if (o) {
-					put16(o, as > 0xffff ? BGP_AS_TRANS : (uint16_t)as);
+					bgp_put16(o, as > 0xffff ? BGP_AS_TRANS : (uint16_t)as);
 					memcpy(o + 2, a.value + 4, 4);
 				}
 				continue;
@@ -335,7 +316,7 @@ size_t msg_attrs_out(uint8_t *out, size_t cap, const uint8_t *blob, size_t len,
 static void enc_msg_header(uint8_t *o, size_t total)
 {
 	memset(o, 0xff, BGP_MARKER_LEN);
-	put16(o + BGP_MARKER_LEN, (uint16_t)total);
+	bgp_put16(o + BGP_MARKER_LEN, (uint16_t)total);
 	o[BGP_MARKER_LEN + 2] = BGP_MSG_UPDATE;
 }
 
@@ -343,7 +324,7 @@ static inline uint8_t *enc_prefix(uint8_t *o, const struct bgp_prefix *p, bool a
 {
 	unsigned nb = (p->len + 7u) / 8u;
 	if (addpath) {
-		put32(o, p->path_id);
+		bgp_put32(o, p->path_id);
 		o += 4;
 	}
 	*o++ = p->len;
@@ -419,7 +400,7 @@ size_t msg_update_pack(uint8_t *out, size_t cap, size_t max_msg, unsigned family
 		uint8_t *o = m + BGP_HDR_LEN;
 		size_t used;
 
-		put16(o, 0);
+		bgp_put16(o, 0);
 		o += 2;
 		uint8_t *alen = o;
 		o += 2;
@@ -427,18 +408,18 @@ size_t msg_update_pack(uint8_t *out, size_t cap, size_t max_msg, unsigned family
 			uint8_t *mp = o;
 			mp[0] = BGP_ATTR_F_OPTIONAL | BGP_ATTR_F_EXTLEN;
 			mp[1] = BGP_ATTR_MP_REACH_NLRI;
-			put16(mp + 4, BGP_AFI_IPV6);
+			bgp_put16(mp + 4, BGP_AFI_IPV6);
 			mp[6] = BGP_SAFI_UNICAST;
 			mp[7] = nh->len;
 			memcpy(mp + 8, nh->addr, nh->len);
 			mp[8 + nh->len] = 0;
 			o = mp + mp_fixed;
 			used = enc_prefixes(o, room - fixed, addpath, pfx, n, &i);
-			put16(mp + 2, (uint16_t)(mp_fixed - 4 + used));
+			bgp_put16(mp + 2, (uint16_t)(mp_fixed - 4 + used));
 			o += used;
 			memcpy(o, attrs, attrs_len);
 			o += attrs_len;
-			put16(alen, (uint16_t)(mp_fixed + used + attrs_len));
+			bgp_put16(alen, (uint16_t)(mp_fixed + used + attrs_len));
 		} else {
 			memcpy(o, attrs, split);
 			o += split;
@@ -449,7 +430,7 @@ size_t msg_update_pack(uint8_t *out, size_t cap, size_t max_msg, unsigned family
 			o += 7;
 			memcpy(o, attrs + split, attrs_len - split);
 			o += attrs_len - split;
-			put16(alen, (uint16_t)(attrs_len + 7));
+			bgp_put16(alen, (uint16_t)(attrs_len + 7));
 			used = enc_prefixes(o, room - fixed, addpath, pfx, n, &i);
 			o += used;
 		}
@@ -484,20 +465,20 @@ size_t msg_withdraw_pack(uint8_t *out, size_t cap, size_t max_msg, unsigned fami
 		size_t used;
 
 		if (v6) {
-			put16(o, 0);
+			bgp_put16(o, 0);
 			uint8_t *mp = o + 4;
 			mp[0] = BGP_ATTR_F_OPTIONAL | BGP_ATTR_F_EXTLEN;
 			mp[1] = BGP_ATTR_MP_UNREACH_NLRI;
-			put16(mp + 4, BGP_AFI_IPV6);
+			bgp_put16(mp + 4, BGP_AFI_IPV6);
 			mp[6] = BGP_SAFI_UNICAST;
 			used = enc_prefixes(mp + 7, room - fixed, addpath, pfx, n, &i);
-			put16(mp + 2, (uint16_t)(3 + used));
-			put16(o + 2, (uint16_t)(7 + used));
+			bgp_put16(mp + 2, (uint16_t)(3 + used));
+			bgp_put16(o + 2, (uint16_t)(7 + used));
 			o = mp + 7 + used;
 		} else {
 			used = enc_prefixes(o + 2, room - fixed, addpath, pfx, n, &i);
-			put16(o, (uint16_t)used);
-			put16(o + 2 + used, 0);
+			bgp_put16(o, (uint16_t)used);
+			bgp_put16(o + 2 + used, 0);
 			o += 4 + used;
 		}
 		size_t total = (size_t)(o - m);
@@ -521,12 +502,12 @@ size_t msg_eor_encode(uint8_t *out, size_t cap, unsigned family)
 		return 0;
 	uint8_t *o = out + BGP_HDR_LEN;
 	enc_msg_header(out, BGP_HDR_LEN + 10);
-	put16(o, 0);
-	put16(o + 2, 6);
+	bgp_put16(o, 0);
+	bgp_put16(o + 2, 6);
 	o[4] = BGP_ATTR_F_OPTIONAL;
 	o[5] = BGP_ATTR_MP_UNREACH_NLRI;
 	o[6] = 3;
-	put16(o + 7, BGP_AFI_IPV6);
+	bgp_put16(o + 7, BGP_AFI_IPV6);
 	o[9] = BGP_SAFI_UNICAST;
 	return BGP_HDR_LEN + 10;
 }

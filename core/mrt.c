@@ -20,28 +20,14 @@ static uint8_t *put8(uint8_t *p, uint8_t v)
 
 static uint8_t *put16(uint8_t *p, uint16_t v)
 {
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
+	bgp_put16(p, v);
 	return p + 2;
 }
 
 static uint8_t *put32(uint8_t *p, uint32_t v)
 {
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
+	bgp_put32(p, v);
 	return p + 4;
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 static unsigned addr_len(const struct bgp_addr *a)
@@ -126,7 +112,7 @@ static uint8_t *put_attrs(uint8_t *p, unsigned fam, const struct bgp_nexthop *nh
 		size_t hl = (flags & BGP_ATTR_F_EXTLEN) ? 4 : 3;
 		if (i + hl > len)
 			break;
-		size_t al = hl == 4 ? get16(blob + i + 2) : blob[i + 2];
+		size_t al = hl == 4 ? bgp_get16(blob + i + 2) : blob[i + 2];
 		if (i + hl + al > len)
 			break;
 		if (!done && type > nht) {
@@ -209,21 +195,21 @@ long mrt_next(const uint8_t *buf, size_t len, struct mrt_rec *r)
 {
 	if (len < MRT_HDR_LEN)
 		return 0;
-	uint32_t blen = get32(buf + 8);
+	uint32_t blen = bgp_get32(buf + 8);
 	if (blen > (64u << 20))
 		return -1;
 	if (len < MRT_HDR_LEN + (size_t)blen)
 		return 0;
 	memset(r, 0, sizeof(*r));
-	r->ts_sec = get32(buf);
-	r->type = get16(buf + 4);
-	r->subtype = get16(buf + 6);
+	r->ts_sec = bgp_get32(buf);
+	r->type = bgp_get16(buf + 4);
+	r->subtype = bgp_get16(buf + 6);
 	r->body = buf + MRT_HDR_LEN;
 	r->len = blen;
 	if (r->type == MRT_BGP4MP_ET) {
 		if (blen < 4)
 			return -1;
-		r->ts_usec = get32(r->body);
+		r->ts_usec = bgp_get32(r->body);
 		r->body += 4;
 		r->len -= 4;
 	}
@@ -236,13 +222,13 @@ int mrt_peer_index_parse(const struct mrt_rec *r, uint32_t *collector_id, struct
 	const uint8_t *p = r->body, *end = r->body + r->len;
 	if (r->type != MRT_TABLE_DUMP_V2 || r->subtype != MRT_TD2_PEER_INDEX_TABLE || end - p < 6)
 		return -1;
-	*collector_id = get32(p);
-	uint16_t vl = get16(p + 4);
+	*collector_id = bgp_get32(p);
+	uint16_t vl = bgp_get16(p + 4);
 	p += 6;
 	if (end - p < vl + 2)
 		return -1;
 	p += vl;
-	uint16_t cnt = get16(p);
+	uint16_t cnt = bgp_get16(p);
 	p += 2;
 	*n = cnt;
 	for (size_t i = 0; i < cnt; i++) {
@@ -255,10 +241,10 @@ int mrt_peer_index_parse(const struct mrt_rec *r, uint32_t *collector_id, struct
 		if (i < max) {
 			struct mrt_peer *pe = &peers[i];
 			memset(pe, 0, sizeof(*pe));
-			pe->bgp_id = get32(p);
+			pe->bgp_id = bgp_get32(p);
 			pe->addr.family = (t & 1) ? BGP_FAM_IPV6 : BGP_FAM_IPV4;
 			memcpy(pe->addr.addr, p + 4, al);
-			pe->asn = asl == 4 ? get32(p + 4 + al) : get16(p + 4 + al);
+			pe->asn = asl == 4 ? bgp_get32(p + 4 + al) : bgp_get16(p + 4 + al);
 		}
 		p += 4 + al + asl;
 	}
@@ -280,7 +266,7 @@ int mrt_rib_parse(const struct mrt_rec *r, struct mrt_rib *rib)
 	const uint8_t *p = r->body, *end = r->body + r->len;
 	if (end - p < 5)
 		return -1;
-	rib->seq = get32(p);
+	rib->seq = bgp_get32(p);
 	rib->pfx.len = p[4];
 	p += 5;
 	if (rib->pfx.len > bgp_family_maxlen(rib->pfx.family))
@@ -292,7 +278,7 @@ int mrt_rib_parse(const struct mrt_rec *r, struct mrt_rib *rib)
 	if (rib->pfx.len % 8)
 		rib->pfx.addr[pl - 1] &= (uint8_t)(0xFF << (8 - rib->pfx.len % 8));
 	p += pl;
-	rib->count = get16(p);
+	rib->count = bgp_get16(p);
 	rib->p = p + 2;
 	rib->end = end;
 	return 0;
@@ -306,15 +292,15 @@ int mrt_rib_next(struct mrt_rib *rib, struct mrt_rib_view *v)
 	if ((size_t)(rib->end - rib->p) < fixed)
 		return -1;
 	const uint8_t *p = rib->p;
-	v->peer_index = get16(p);
-	v->originated = get32(p + 2);
+	v->peer_index = bgp_get16(p);
+	v->originated = bgp_get32(p + 2);
 	p += 6;
 	v->path_id = 0;
 	if (rib->addpath) {
-		v->path_id = get32(p);
+		v->path_id = bgp_get32(p);
 		p += 4;
 	}
-	v->attrs_len = get16(p);
+	v->attrs_len = bgp_get16(p);
 	p += 2;
 	if ((size_t)(rib->end - p) < v->attrs_len)
 		return -1;
@@ -339,10 +325,10 @@ int mrt_bgp4mp_parse(const struct mrt_rec *r, struct mrt_bgp4mp *m)
 	size_t asl = m->as4 ? 4 : 2;
 	if ((size_t)(end - p) < 2 * asl + 4)
 		return -1;
-	m->peer_as = asl == 4 ? get32(p) : get16(p);
-	m->local_as = asl == 4 ? get32(p + asl) : get16(p + asl);
+	m->peer_as = asl == 4 ? bgp_get32(p) : bgp_get16(p);
+	m->local_as = asl == 4 ? bgp_get32(p + asl) : bgp_get16(p + asl);
 	p += 2 * asl + 2;
-	uint16_t afi = get16(p);
+	uint16_t afi = bgp_get16(p);
 	p += 2;
 	size_t al = afi == BGP_AFI_IPV6 ? 16 : afi == BGP_AFI_IPV4 ? 4 : 0;
 	if (!al || (size_t)(end - p) < 2 * al + BGP_HDR_LEN)
@@ -353,7 +339,7 @@ int mrt_bgp4mp_parse(const struct mrt_rec *r, struct mrt_bgp4mp *m)
 	p += 2 * al;
 	m->msg = p;
 	m->msg_len = (size_t)(end - p);
-	if (get16(p + 16) != m->msg_len)
+	if (bgp_get16(p + 16) != m->msg_len)
 		return -1;
 	return 0;
 }
@@ -370,7 +356,7 @@ long mrt_attrs_split(const uint8_t *attrs, size_t len, unsigned family, uint8_t 
 		size_t hl = (flags & BGP_ATTR_F_EXTLEN) ? 4 : 3;
 		if (len - i < hl)
 			return -1;
-		size_t al = hl == 4 ? get16(attrs + i + 2) : attrs[i + 2];
+		size_t al = hl == 4 ? bgp_get16(attrs + i + 2) : attrs[i + 2];
 		if (len - i - hl < al)
 			return -1;
 		const uint8_t *v = attrs + i + hl;

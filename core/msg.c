@@ -37,7 +37,7 @@ static bool cur_u16(struct cur *c, uint16_t *v)
 {
 	if (c->left < 2)
 		return false;
-	*v = (uint16_t)(c->p[0] << 8 | c->p[1]);
+	*v = bgp_get16(c->p);
 	c->p += 2;
 	c->left -= 2;
 	return true;
@@ -47,7 +47,7 @@ static bool cur_u32(struct cur *c, uint32_t *v)
 {
 	if (c->left < 4)
 		return false;
-	*v = (uint32_t)c->p[0] << 24 | (uint32_t)c->p[1] << 16 | (uint32_t)c->p[2] << 8 | c->p[3];
+	*v = bgp_get32(c->p);
 	c->p += 4;
 	c->left -= 4;
 	return true;
@@ -105,17 +105,6 @@ static void w_bytes(struct wcur *w, const uint8_t *b, size_t n)
 	w->left -= n;
 }
 
-static inline uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
 /* ---------------------------------------------------------------- verdicts */
 
 static int set_err(struct msg_error *err, uint8_t code, uint8_t subcode, const uint8_t *data,
@@ -150,7 +139,7 @@ static int err_badlen(struct msg_error *err, uint16_t len, const char *reason)
 {
 	uint8_t d[2];
 
-	wr16(d, len);
+	bgp_put16(d, len);
 	return set_err(err, BGP_ERR_HEADER, BGP_ERR_HDR_LEN, d, 2, reason);
 }
 
@@ -183,7 +172,7 @@ int msg_frame(const uint8_t *buf, size_t len, size_t max_len, struct msg_error *
 	if (max_len > BGP_MAX_EXT_MSG)
 		max_len = BGP_MAX_EXT_MSG;
 
-	mlen = rd16(buf + 16);
+	mlen = bgp_get16(buf + 16);
 	type = buf[18];
 	if (mlen < BGP_HDR_LEN || mlen > max_len)
 		return err_badlen(err, mlen, "header: length out of range");
@@ -205,7 +194,7 @@ int msg_frame(const uint8_t *buf, size_t len, size_t max_len, struct msg_error *
 size_t msg_put_header(uint8_t *out, uint16_t total_len, uint8_t type)
 {
 	memset(out, 0xff, BGP_MARKER_LEN);
-	wr16(out + 16, total_len);
+	bgp_put16(out + 16, total_len);
 	out[18] = type;
 	return BGP_HDR_LEN;
 }
@@ -474,7 +463,7 @@ int msg_open_parse(const uint8_t *msg, size_t len, struct msg_open *open, struct
 	struct cur params;
 
 	memset(open, 0, sizeof(*open));
-	if (len < 29 || len > BGP_MAX_MSG || rd16(msg + 16) != len)
+	if (len < 29 || len > BGP_MAX_MSG || bgp_get16(msg + 16) != len)
 		return err_badlen(err, (uint16_t)(len > 0xffff ? 0xffff : len), "OPEN: bad message length");
 	c.p += BGP_HDR_LEN;
 	c.left -= BGP_HDR_LEN;
@@ -657,7 +646,7 @@ size_t msg_route_refresh_encode(uint8_t *out, size_t cap, unsigned family, uint8
 	if (cap < BGP_HDR_LEN + 4 || family >= BGP_FAM_COUNT)
 		return 0;
 	msg_put_header(out, BGP_HDR_LEN + 4, BGP_MSG_ROUTE_REFRESH);
-	wr16(out + BGP_HDR_LEN, bgp_family_afi(family));
+	bgp_put16(out + BGP_HDR_LEN, bgp_family_afi(family));
 	out[BGP_HDR_LEN + 2] = subtype;
 	out[BGP_HDR_LEN + 3] = BGP_SAFI_UNICAST;
 	return BGP_HDR_LEN + 4;
@@ -674,7 +663,7 @@ int msg_route_refresh_parse(const uint8_t *msg, size_t len, unsigned *family, ui
 	if (len != BGP_HDR_LEN + 4)
 		return set_err(err, BGP_ERR_ROUTE_REFRESH, BGP_ERR_RR_INVALID_LEN, msg, len,
 			       "ROUTE-REFRESH: length is not 23");
-	*family = bgp_family_from_afi(rd16(msg + BGP_HDR_LEN), msg[BGP_HDR_LEN + 3]);
+	*family = bgp_family_from_afi(bgp_get16(msg + BGP_HDR_LEN), msg[BGP_HDR_LEN + 3]);
 	*subtype = msg[BGP_HDR_LEN + 2];
 	set_ok(err);
 	return 0;

@@ -43,30 +43,6 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static inline uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static inline void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 #define F_WK   BGP_ATTR_F_TRANSITIVE                          /* well-known: 0x40 */
 #define F_ON   BGP_ATTR_F_OPTIONAL                            /* optional non-transitive */
 #define F_OT   (BGP_ATTR_F_OPTIONAL | BGP_ATTR_F_TRANSITIVE)  /* optional transitive */
@@ -203,7 +179,7 @@ bool msg_nlri_next(struct msg_nlri_iter *it, struct bgp_prefix *pfx)
 	if (it->addpath) {
 		if (left < 5)
 			goto bad;
-		path_id = get32(p);
+		path_id = bgp_get32(p);
 		p += 4;
 		left -= 4;
 	}
@@ -267,7 +243,7 @@ static const char *upd_aspath_check(const uint8_t *v, size_t len, unsigned asz, 
 
 static inline uint32_t upd_as_at(const uint8_t *p, unsigned asz)
 {
-	return asz == 4 ? get32(p) : get16(p);
+	return asz == 4 ? bgp_get32(p) : bgp_get16(p);
 }
 
 /* Copy a validated path into 4-octet form; returns octets written. */
@@ -286,7 +262,7 @@ static size_t upd_aspath_to4(uint8_t *out, const uint8_t *v, size_t len, unsigne
 		*o++ = n;
 		v += 2;
 		for (unsigned i = 0; i < n; i++, v += 2, o += 4)
-			put32(o, get16(v));
+			bgp_put32(o, bgp_get16(v));
 	}
 	return (size_t)(o - out);
 }
@@ -322,7 +298,7 @@ static size_t upd_aspath_merge(uint8_t *out, const uint8_t *v2, size_t len2, uns
 			out[o] = type;
 			out[o + 1] = (uint8_t)take;
 			for (unsigned i = 0; i < take; i++)
-				put32(out + o + 2 + 4 * i, get16(v2 + 2 + 2 * i));
+				bgp_put32(out + o + 2 + 4 * i, bgp_get16(v2 + 2 + 2 * i));
 		}
 		last_seq = type == BGP_AS_SEQUENCE ? o : SIZE_MAX;
 		last_n = take;
@@ -392,7 +368,7 @@ static bool chk_nexthop(struct upd_state *st, const uint8_t *v, size_t len)
 		return false;  /* no IPv4 NLRI field: NEXT_HOP is meaningless, ignore */
 	if (len != 4)
 		return upd_taw(st, BGP_ERR_UPD_ATTRLEN, "NEXT_HOP: length is not 4");
-	uint32_t a = get32(v);
+	uint32_t a = bgp_get32(v);
 	if (a == 0 || a == 0xffffffffu || (a >> 28) == 0xe)
 		return upd_taw(st, BGP_ERR_UPD_NEXTHOP, "NEXT_HOP: invalid address");
 	st->u->nexthop4.len = 4;
@@ -434,7 +410,7 @@ static bool chk_communities(struct upd_state *st, const uint8_t *v, size_t len)
 	for (size_t i = 0; i < len; i += 4) {
 		if (v[i] != 0xff || v[i + 1] != 0xff || v[i + 2] != 0xff)
 			continue;
-		uint32_t c = get32(v + i);
+		uint32_t c = bgp_get32(v + i);
 		u->no_export |= c == BGP_COMM_NO_EXPORT;
 		u->no_advertise |= c == BGP_COMM_NO_ADVERTISE;
 		u->no_export_subconfed |= c == BGP_COMM_NO_EXPORT_SUBCONFED;
@@ -447,7 +423,7 @@ static bool chk_originator(struct upd_state *st, const uint8_t *v, size_t len)
 	if (len != 4)
 		return upd_taw(st, BGP_ERR_UPD_ATTRLEN, "ORIGINATOR_ID: length is not 4");
 	st->u->has_originator_id = true;
-	st->u->originator_id = get32(v);
+	st->u->originator_id = bgp_get32(v);
 	return true;
 }
 
@@ -463,7 +439,7 @@ static unsigned upd_mp_family(const uint8_t *v, size_t len)
 {
 	if (len < 3)
 		return BGP_FAM_NONE;
-	return bgp_family_from_afi(get16(v), v[2]);
+	return bgp_family_from_afi(bgp_get16(v), v[2]);
 }
 
 static bool chk_mp_reach(struct upd_state *st, const uint8_t *v, size_t len)
@@ -623,7 +599,7 @@ static bool upd_walk_attrs(struct upd_state *st, const uint8_t *p, size_t alen, 
 		size_t hl = (fl & BGP_ATTR_F_EXTLEN) ? 4 : 3;
 		if (left < hl)
 			goto lost;
-		size_t vl = hl == 4 ? get16(p + 2) : p[2];
+		size_t vl = hl == 4 ? bgp_get16(p + 2) : p[2];
 		if (left - hl < vl)
 			goto lost;
 		const uint8_t *v = p + hl;
@@ -706,7 +682,7 @@ static inline uint8_t *upd_put_hdr(uint8_t *o, uint8_t flags, uint8_t type, size
 	if (len > 255) {
 		o[0] = flags | BGP_ATTR_F_EXTLEN;
 		o[1] = type;
-		put16(o + 2, (uint16_t)len);
+		bgp_put16(o + 2, (uint16_t)len);
 		return o + 4;
 	}
 	o[0] = flags;
@@ -724,7 +700,7 @@ static void upd_as4_reconcile(struct upd_state *st, bool *merge_path, const uint
 		return;
 	bool have_as4path = bit_test(st->keep, BGP_ATTR_AS4_PATH);
 	if (bit_test(st->keep, BGP_ATTR_AS4_AGGREGATOR) && bit_test(st->keep, BGP_ATTR_AGGREGATOR)) {
-		if (get16(st->val[BGP_ATTR_AGGREGATOR]) != BGP_AS_TRANS)
+		if (bgp_get16(st->val[BGP_ATTR_AGGREGATOR]) != BGP_AS_TRANS)
 			return;  /* AGGREGATOR by a 2-octet speaker: AS4_* are stale, ignore both */
 		*aggr4 = st->val[BGP_ATTR_AS4_AGGREGATOR];
 	}
@@ -776,7 +752,7 @@ static size_t upd_emit(struct upd_state *st, uint8_t *out)
 				if (aggr4) {
 					memcpy(o, aggr4, 8);
 				} else {
-					put32(o, get16(v));
+					bgp_put32(o, bgp_get16(v));
 					memcpy(o + 4, v + 2, 4);
 				}
 				o += 8;
@@ -828,7 +804,7 @@ int msg_update_parse(const uint8_t *msg, size_t len, const struct msg_session *s
 	}
 	const uint8_t *p = msg + BGP_HDR_LEN;
 	const uint8_t *end = msg + len;
-	size_t wlen = get16(p);
+	size_t wlen = bgp_get16(p);
 	p += 2;
 	if ((size_t)(end - p) < wlen + 2) {
 		upd_reset(&st, BGP_ERR_UPD_ATTRLIST, "Withdrawn Routes Length overruns the message", false);
@@ -836,7 +812,7 @@ int msg_update_parse(const uint8_t *msg, size_t len, const struct msg_session *s
 	}
 	const uint8_t *wd = p;
 	p += wlen;
-	size_t alen = get16(p);
+	size_t alen = bgp_get16(p);
 	p += 2;
 	if ((size_t)(end - p) < alen) {
 		upd_reset(&st, BGP_ERR_UPD_ATTRLIST, "Total Path Attribute Length overruns the message",
@@ -931,7 +907,7 @@ bool msg_attr_next(struct msg_attr_iter *it, struct msg_attr *a)
 	size_t hl = (p[0] & BGP_ATTR_F_EXTLEN) ? 4 : 3;
 	if (left < hl)
 		return false;
-	size_t vl = hl == 4 ? get16(p + 2) : p[2];
+	size_t vl = hl == 4 ? bgp_get16(p + 2) : p[2];
 	if (left - hl < vl) {
 		it->p = it->end;
 		return false;

@@ -80,15 +80,8 @@ static struct {
 /* ------------------------------------------------------------ encoding */
 
 static uint8_t *put8(uint8_t *p, uint8_t v) { *p = v; return p + 1; }
-static uint8_t *put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; return p + 2; }
-static uint8_t *put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-	return p + 4;
-}
+static uint8_t *put16(uint8_t *p, uint16_t v) { bgp_put16(p, v); return p + 2; }
+static uint8_t *put32(uint8_t *p, uint32_t v) { bgp_put32(p, v); return p + 4; }
 static uint8_t *put64(uint8_t *p, uint64_t v) { return put32(put32(p, (uint32_t)(v >> 32)), (uint32_t)v); }
 
 static struct bmsg *bmsg_new(size_t cap)

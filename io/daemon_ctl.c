@@ -197,7 +197,7 @@ static void fmt_aspath(char *buf, size_t len, const struct attr_set *a)
 		if (set)
 			n += (size_t)snprintf(buf + n, len - n, "%s{", n ? " " : "");
 		for (unsigned i = 0; i < cnt && p + 4 <= end && n + 16 < len; i++, p += 4) {
-			uint32_t as = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+			uint32_t as = bgp_get32(p);
 			n += (size_t)snprintf(buf + n, len - n, "%s%u", (n && !(set && i == 0)) ? (set ? "," : " ") : "",
 					      as);
 		}

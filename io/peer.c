@@ -1043,7 +1043,7 @@ static bool is_loop(const struct msg_update *u)
 		return true;
 	for (unsigned i = 0; i < u->cluster_list_len; i++) {
 		const uint8_t *c = u->cluster_list + 4 * i;
-		uint32_t id = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+		uint32_t id = bgp_get32(c);
 		if (id == cfg->cluster_id)
 			return true;
 	}

@@ -139,11 +139,6 @@ static uint64_t attr_hash(const struct attr_table *t, const struct bgp_nexthop *
 
 /* ---- decision field extraction -------------------------------------------- */
 
-static inline uint32_t attr_get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static void attr_parse_aspath(struct attr_set *a, const uint8_t *v, size_t len)
 {
 	size_t off = 0;
@@ -164,7 +159,7 @@ static void attr_parse_aspath(struct attr_set *a, const uint8_t *v, size_t len)
 			 * path beginning with an AS_SET (an aggregate) or an
 			 * empty one counts as local (0). */
 			if (first && cnt)
-				a->neighbor_as = attr_get32(asns);
+				a->neighbor_as = bgp_get32(asns);
 			first = false;
 			break;
 		case BGP_AS_SET:
@@ -205,7 +200,7 @@ static void attr_extract(struct attr_set *a)
 
 		if (off + hl > len)
 			break;
-		vl = (fl & BGP_ATTR_F_EXTLEN) ? ((size_t)p[off + 2] << 8 | p[off + 3]) : p[off + 2];
+		vl = (fl & BGP_ATTR_F_EXTLEN) ? bgp_get16(p + off + 2) : p[off + 2];
 		if (off + hl + vl > len)
 			break;
 		v = p + off + hl;
@@ -219,13 +214,13 @@ static void attr_extract(struct attr_set *a)
 			break;
 		case BGP_ATTR_MED:
 			if (vl == 4) {
-				a->med = attr_get32(v);
+				a->med = bgp_get32(v);
 				a->flags |= ATTR_F_MED;
 			}
 			break;
 		case BGP_ATTR_LOCAL_PREF:
 			if (vl == 4) {
-				a->local_pref = attr_get32(v);
+				a->local_pref = bgp_get32(v);
 				a->flags |= ATTR_F_LOCAL_PREF;
 			}
 			break;
@@ -234,7 +229,7 @@ static void attr_extract(struct attr_set *a)
 			break;
 		case BGP_ATTR_COMMUNITIES:
 			for (size_t i = 0; i + 4 <= vl; i += 4) {
-				switch (attr_get32(v + i)) {
+				switch (bgp_get32(v + i)) {
 				case BGP_COMM_NO_EXPORT:
 					a->flags |= ATTR_F_NO_EXPORT;
 					break;
@@ -249,7 +244,7 @@ static void attr_extract(struct attr_set *a)
 			break;
 		case BGP_ATTR_ORIGINATOR_ID:
 			if (vl == 4) {
-				a->originator_id = attr_get32(v);
+				a->originator_id = bgp_get32(v);
 				a->flags |= ATTR_F_ORIGINATOR;
 			}
 			break;

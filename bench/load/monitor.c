@@ -534,11 +534,6 @@ static void decode_withdraw(struct load_ctx *ctx, struct load_mon *m, const stru
 	nlri_decode(ctx, m, n, false, 0, 0, mm->wids, mm->wpaths, &mm->nw, unknown);
 }
 
-static uint32_t get32(const uint8_t *v)
-{
-	return (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
-}
-
 /* Received blob without ORIGINATOR_ID / CLUSTER_LIST, for comparison. */
 static size_t strip_rr(const uint8_t *blob, size_t len, uint8_t *out, size_t cap)
 {
@@ -647,13 +642,13 @@ void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *ms
 	if (msg_attr_find(u.attrs, u.attrs_len, BGP_ATTR_LARGE_COMMUNITY, &at)) {
 		for (unsigned k = 0; k + 12 <= at.len; k += 12) {
 			const uint8_t *v = at.value + k;
-			uint32_t g = get32(v);
+			uint32_t g = bgp_get32(v);
 			if (g == LOAD_LC_TAG) {
-				f = get32(v + 4) >> 16;
-				gen = get32(v + 4) & 0xFFFF;
-				a = get32(v + 8);
+				f = bgp_get32(v + 4) >> 16;
+				gen = bgp_get32(v + 4) & 0xFFFF;
+				a = bgp_get32(v + 8);
 			} else if (g == LOAD_LC_TS) {
-				ts = (uint64_t)get32(v + 4) << 32 | get32(v + 8);
+				ts = (uint64_t)bgp_get32(v + 4) << 32 | bgp_get32(v + 8);
 			}
 		}
 	}

@@ -185,7 +185,7 @@ static void set_stalled(struct load_worker *w, struct load_peer *p, bool stalled
 
 static size_t msg_len_at(const uint8_t *p)
 {
-	return (size_t)p[16] << 8 | p[17];
+	return bgp_get16(p + 16);
 }
 
 /* Write what can be written now.  Returns false if the peer failed. */
@@ -507,7 +507,7 @@ static void peer_read(struct load_worker *w, struct load_peer *p, uint64_t now)
 			}
 			while (nlook[s] <= pf_dist[s] && b->tail - look[s] >= BGP_HDR_LEN) {
 				const uint8_t *q = b->data + look[s];
-				size_t ml = (size_t)q[16] << 8 | q[17];
+				size_t ml = bgp_get16(q + 16);
 				if (ml < BGP_HDR_LEN || ml > b->tail - look[s])
 					break;
 				if (q[18] == BGP_MSG_UPDATE && nlook[s] > 0) {

@@ -546,7 +546,7 @@ static size_t count_msgs(const uint8_t *p, size_t len)
 {
 	size_t n = 0, off = 0;
 	while (off + BGP_HDR_LEN <= len) {
-		off += (size_t)p[off + 16] << 8 | p[off + 17];
+		off += bgp_get16(p + off + 16);
 		n++;
 	}
 	return n;
@@ -839,8 +839,8 @@ int load_routes_selftest(void)
 			if (at.type == BGP_ATTR_LARGE_COMMUNITY)
 				for (unsigned k = 0; k + 12 <= at.len; k += 12) {
 					const uint8_t *v = at.value + k;
-					uint32_t g = (uint32_t)v[0] << 24 | v[1] << 16 | v[2] << 8 | v[3];
-					uint32_t d1 = (uint32_t)v[4] << 24 | v[5] << 16 | v[6] << 8 | v[7];
+					uint32_t g = bgp_get32(v);
+					uint32_t d1 = bgp_get32(v + 4);
 					if (g == LOAD_LC_TAG && d1 == (1u << 16 | 3))
 						tag = true;
 					if (g == LOAD_LC_TS)
