@@ -364,7 +364,16 @@ static void bm_fill(struct bm_rib *s, unsigned nthr_slots, unsigned peers)
 #define BM_UPD 4
 #define BM_MULTI IO_INGEST_MAX   /* what an I/O thread gathers per flush */
 
-static uint64_t run_insert_mode(void *p, int mode)
+/* The call shapes of the insert cases (also ricochet-rib-diag's mode argument). */
+enum bm_ins_mode {
+	BM_INS_SINGLE = 0,       /* insert_v4: one rib_update per path */
+	BM_INS_UPD_SINGLE = 1,   /* upd_single: UPDATE-shaped runs, one rib_update each */
+	BM_INS_UPD_BATCH = 2,    /* upd_batch: one rib_update_batch per UPDATE */
+	BM_INS_UPD_MULTI = 3,    /* upd_multi: rib_update_multi over BM_MULTI, as ingest_flush */
+	BM_INS_MODES
+};
+
+static uint64_t run_insert_mode(void *p, enum bm_ins_mode mode)
 {
 	struct bm_rib *s = p;
 	bm_thread();
@@ -375,8 +384,7 @@ static uint64_t run_insert_mode(void *p, int mode)
 	struct attr_set *mset[BM_MULTI];
 	for (unsigned b = 0; b < BM_BATCH; b += step) {
 		uint32_t peer = peer_of(t, th->pk);
-		step = mode ? BM_UPD : 1;
-		if (mode == 3) {
+		if (mode == BM_INS_UPD_MULTI) {
 			/* the daemon's gathered ingest (io/peer.c ingest_flush): up
 			 * to BM_MULTI announcements of consecutive UPDATEs, stopping
 			 * at the table's end and at this thread's starting point */
@@ -397,11 +405,13 @@ static uint64_t run_insert_mode(void *p, int mode)
 			rib_update_multi(r, &s->pfx[th->idx], mset, c, peer, 0, NULL);
 			step = (unsigned)c;
 			th->idx += c - 1;
-		} else if (mode == 0) {
+		} else if (mode == BM_INS_SINGLE) {
 			rib_update(r, &s->pfx[th->idx], peer, pick_attr(s, th->idx, peer, 0), 0);
+			step = 1;
 		} else {
 			struct attr_set *a = pick_attr(s, th->idx / BM_UPD, peer, 0);
-			if (mode == 2) {
+			step = BM_UPD;
+			if (mode == BM_INS_UPD_BATCH) {
 				rib_update_batch(r, &s->pfx[th->idx], BM_UPD, peer, a, 0, NULL);
 			} else {
 				for (unsigned j = 0; j < BM_UPD; j++)
@@ -444,10 +454,10 @@ static uint64_t run_insert_mode(void *p, int mode)
 	return BM_BATCH;
 }
 
-static uint64_t run_insert(void *p) { return run_insert_mode(p, 0); }
-static uint64_t run_insert_upd1(void *p) { return run_insert_mode(p, 1); }
-static uint64_t run_insert_updb(void *p) { return run_insert_mode(p, 2); }
-static uint64_t run_insert_updm(void *p) { return run_insert_mode(p, 3); }
+static uint64_t run_insert(void *p) { return run_insert_mode(p, BM_INS_SINGLE); }
+static uint64_t run_insert_upd1(void *p) { return run_insert_mode(p, BM_INS_UPD_SINGLE); }
+static uint64_t run_insert_updb(void *p) { return run_insert_mode(p, BM_INS_UPD_BATCH); }
+static uint64_t run_insert_updm(void *p) { return run_insert_mode(p, BM_INS_UPD_MULTI); }
 
 static void *setup_ins4_1(int64_t n) { return bm_setup(BGP_FAM_IPV4, (size_t)n, 1); }
 static void *setup_ins4_2(int64_t n) { return bm_setup(BGP_FAM_IPV4, (size_t)n, 2); }

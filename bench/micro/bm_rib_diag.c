@@ -69,7 +69,7 @@ struct diag_res {
 
 static void *diag_state;
 static long diag_iters;
-static int diag_mode;
+static enum bm_ins_mode diag_mode;
 static pthread_barrier_t diag_go;
 
 static void *diag_thread(void *arg)
@@ -134,11 +134,13 @@ int main(int argc, char **argv)
 	}
 	int nt = atoi(argv[1]);
 	long n = atol(argv[2]), total = atol(argv[3]);
-	diag_mode = argc > 4 ? atoi(argv[4]) : 0;
-	if (nt < 1 || nt > 2 || n < 16 || total < BM_BATCH || diag_mode < 0 || diag_mode > 3) {
-		fprintf(stderr, "threads 1..2, prefixes >= 16, paths >= %d, mode 0..3\n", BM_BATCH);
+	int mode = argc > 4 ? atoi(argv[4]) : BM_INS_SINGLE;
+	if (nt < 1 || nt > 2 || n < 16 || total < BM_BATCH || mode < 0 || mode >= BM_INS_MODES) {
+		fprintf(stderr, "threads 1..2, prefixes >= 16, paths >= %d, mode 0..%d\n", BM_BATCH,
+			BM_INS_MODES - 1);
 		return 2;
 	}
+	diag_mode = (enum bm_ins_mode)mode;
 	diag_iters = total / BM_BATCH / nt;
 	diag_state = bm_setup(BGP_FAM_IPV4, (size_t)n, (unsigned)nt);
 	pthread_barrier_init(&diag_go, NULL, (unsigned)nt + 1);
