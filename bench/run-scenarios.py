@@ -580,6 +580,7 @@ def plot(results, scen, outdir):
         tl = g.get("timeline")
         if tl and os.path.exists(tl) and os.path.getsize(tl) > 0:
             files.append(tl)
+            # no space before "(unfinished)": plot.gp splits titles on spaces
             titles.append(d + ("(unfinished)" if g.get("timeline_partial") else ""))
     if not files:
         return None
