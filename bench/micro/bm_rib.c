@@ -24,7 +24,8 @@
  * quiet), so they show what that is worth to a loaded table.  insert_v4_upd_* insert
  * UPDATE-shaped runs of 4 prefixes sharing an attribute set, one call per
  * prefix, one rib_update_batch per run, or (upd_multi) IO_INGEST_MAX
- * prefixes per rib_update_multi, the daemon's ingest path.
+ * prefixes per rib_update_multi, the daemon's ingest path; upd_multi_noidx
+ * does that on a RIB without the /24 tables, the daemon's RIB.
  *
  * Threads: with threads=2 each thread owns its own peers (the RIB contract)
  * and the two start half a table apart.  Every writer case builds the same
@@ -460,6 +461,16 @@ static uint64_t run_insert_updb(void *p) { return run_insert_mode(p, BM_INS_UPD_
 static uint64_t run_insert_updm(void *p) { return run_insert_mode(p, BM_INS_UPD_MULTI); }
 
 static void *setup_ins4_1(int64_t n) { return bm_setup(BGP_FAM_IPV4, (size_t)n, 1); }
+
+/* the daemon's RIB: no /24 tables (rib_opts.lpm_index_min in io/daemon.c) */
+static void *setup_ins4_1_noidx(int64_t n)
+{
+	struct bm_rib *s = bm_setup(BGP_FAM_IPV4, (size_t)n, 1);
+	rib_destroy(s->rib);
+	s->lpm_index_min = RIB_LPM_INDEX_OFF;
+	s->rib = bm_newrib(s);
+	return s;
+}
 static void *setup_ins4_2(int64_t n) { return bm_setup(BGP_FAM_IPV4, (size_t)n, 2); }
 static void *setup_ins6_1(int64_t n) { return bm_setup(BGP_FAM_IPV6, (size_t)n, 1); }
 
@@ -805,6 +816,7 @@ const struct bm_case bm_rib_cases[] = {
 	{ "rib/insert_v4_upd_batch", setup_ins4_1, run_insert_updb, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/insert_v4_upd_batch_2w", setup_ins4_2, run_insert_updb, bm_teardown, { 10000, 100000, 1000000 }, 2 },
 	{ "rib/insert_v4_upd_multi", setup_ins4_1, run_insert_updm, bm_teardown, { 10000, 100000, 1000000 }, 1 },
+	{ "rib/insert_v4_upd_multi_noidx", setup_ins4_1_noidx, run_insert_updm, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/insert_v4_upd_multi_2w", setup_ins4_2, run_insert_updm, bm_teardown, { 10000, 100000, 1000000 }, 2 },
 	{ "rib/replace_v4", setup_rep4_1, run_replace, bm_teardown, { 10000, 100000, 1000000 }, 1 },
 	{ "rib/replace_v4_2w", setup_rep4_2, run_replace, bm_teardown, { 10000, 100000, 1000000 }, 2 },
