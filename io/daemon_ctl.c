@@ -422,6 +422,7 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 		ctl_json_kuint(out, "node_bytes", rs.node_bytes);
 		ctl_json_kuint(out, "pathset_bytes", rs.pathset_bytes);
 		ctl_json_kuint(out, "lpm_index_bytes", rs.lpm_index_bytes);
+		ctl_json_kuint(out, "descent_hint_bytes", rs.hint_bytes);
 		ctl_json_kuint(out, "peer_index_bytes", rs.peer_index_bytes);
 		ctl_json_kuint(out, "journal_pending", rs.journal_pending);
 		ctl_json_kuint(out, "attribute_sets", as.sets);
@@ -447,6 +448,7 @@ static int cmd_memory(int argc, char **argv, struct ctl_out *out, void *arg)
 	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "tree nodes", rs.nodes, rs.node_bytes);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "paths (path sets)", paths, rs.pathset_bytes);
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", " of which /24 index", "", rs.lpm_index_bytes);
+	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "descent hints", "", rs.hint_bytes);
 	ctl_printf(out, "%-22s %14s %14" PRIu64 "\n", "per-peer index", "", rs.peer_index_bytes);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", "attribute sets", as.sets, as.bytes);
 	ctl_printf(out, "%-22s %14" PRIu64 " %14" PRIu64 "\n", " hash buckets", as.buckets,

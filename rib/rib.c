@@ -138,6 +138,26 @@
  *   can be pruned).  The warm pass (tree_warm) follows the same route
  *   without the lock, as a hint.
  *
+ * DESCENT HINTS (IPv4 without /24 tables: the daemon's RIB)
+ *   A new prefix's descent from its slot's root is ~5 dependent misses in a
+ *   dense table (S2: 76 prefixes per /16).  Per /20, `hint` holds NULL or a
+ *   node of length 16..20 that is linked in that /20's slot tree and covers
+ *   it: the deepest such node the last insert of a prefix longer than /20
+ *   in it passed (tree_get reports it).  An insert of such a prefix starts
+ *   its descent at the entry's child link - the "covering start" above,
+ *   the entry being linked and covering the key under the stripe lock - and
+ *   so do the warm pass's lanes (a hint there, read without the lock under
+ *   rcu_read_lock).  Entries are written only under the stripe lock of
+ *   their slot.  A node that leaves the tree (tree_prune, glue_fill) first
+ *   takes itself out of the entries of its /20s (hint_unlink; its `hinted`
+ *   flag says whether it ever was one, so most unlinks skip the scan), so
+ *   no entry points at a node handed to defer_free; the warm pass's racy
+ *   read of an entry is covered like any reader's load (argument 3).
+ *   Prefixes of length /16../20 descend from the root: their /20's entry can
+ *   be longer than they are.  The table is 8 MiB, touched at creation: a
+ *   table's first prefixes spread over all of it, and a first touch costs
+ *   more than the descent saves.
+ *
  * BEST PATH, INCREMENTALLY
  *   A path set remembers whether it is a fixed point of decide_sort
  *   (in_order).  Then a new path is placed with decide_insert and a removed
@@ -203,7 +223,7 @@ struct rib_node {
 	uint8_t fam;
 	uint8_t len;
 	uint8_t glue;                    /* short IPv4 glue: the fields from jn on do not exist */
-	uint8_t pad_;
+	uint8_t hinted;                  /* has been a descent hint entry (under the stripe lock) */
 	uint32_t k4;                     /* IPv4 address, host order */
 	/* ---- not in a short glue node (RIB_GLUE4_SIZE bytes) ---- */
 	struct cds_wfcq_node jn;         /* journal link (consumer / enqueuer) */
@@ -276,7 +296,32 @@ struct rib_fam {
 	struct rib_node **sbest;         /* per slot: longest short prefix with paths covering
 					  * it, written under the short stripe's lock */
 	uint16_t *dcount;                /* per slot: prefixes (len >= 16) with paths (writers) */
+	struct rib_node **hint;          /* IPv4 without /24 tables: per /20, NULL or a linked
+					  * node of length 16..20 covering it (DESCENT HINTS) */
 };
+
+/* DESCENT HINTS: the /20 that indexes rib_fam.hint (a node of this length
+ * or shorter, down to the stride, can be an entry). */
+#define RIB_HINT_LEN 20
+
+static inline struct rib_node **hint_at(struct rib_fam *f, rkey_t k)
+{
+	return &f->hint[(uint32_t)(k >> (128 - RIB_HINT_LEN))];
+}
+
+/* Under the stripe lock of n's slot: n (length stride..RIB_HINT_LEN) leaves
+ * the tree, repl (NULL, or the node taking its place) takes its entries. */
+static void hint_unlink(struct rib_fam *f, const struct rib_node *n, struct rib_node *repl)
+{
+	if (!n->hinted)
+		return;
+	struct rib_node **e = hint_at(f, (rkey_t)n->k4 << 96);
+	for (unsigned i = 0; i < 1u << (RIB_HINT_LEN - n->len); i++)
+		if (e[i] == n)
+			rib_pub(e[i], repl);
+	if (repl)
+		repl->hinted = 1;
+}
 
 /* Writer side (stripe lock held): the link holding slot s's subtree root. */
 static inline struct rib_node **slot_link(struct rib_fam *f, unsigned s)
@@ -653,6 +698,7 @@ static struct rib_node *glue_fill(struct rib *r, struct rib_stripe *st, struct r
 	n->ch[0] = g->ch[0];
 	n->ch[1] = g->ch[1];
 	rib_pub(*link, n);
+	hint_unlink(&r->f[g->fam], g, n);
 	wr_relaxed(st->nodes, st->nodes - 1);
 	wr_relaxed(st->node_bytes, st->node_bytes - (int64_t)RIB_GLUE4_SIZE);
 	defer_free(r, st, g, NULL);
@@ -660,9 +706,10 @@ static struct rib_node *glue_fill(struct rib *r, struct rib_stripe *st, struct r
 }
 
 /* Find or create the node for (k, len) in the tree at *link: never a short
- * glue node. */
+ * glue node.  *deep becomes the last node of length <= RIB_HINT_LEN that
+ * the descent passed or made above the result (unchanged if none). */
 static struct rib_node *tree_get(struct rib *r, struct rib_stripe *st, unsigned fam,
-				 struct rib_node **link, rkey_t k, unsigned len)
+				 struct rib_node **link, rkey_t k, unsigned len, struct rib_node **deep)
 {
 	struct rib_node *n;
 	while ((n = *link) != NULL) {
@@ -682,11 +729,15 @@ static struct rib_node *tree_get(struct rib *r, struct rib_stripe *st, unsigned 
 				g->ch[kbit(k, c)] = nn;
 				g->ch[kbit(kn, c)] = n;
 				rib_pub(*link, g);
+				if (c <= RIB_HINT_LEN)
+					*deep = g;
 			}
 			return nn;
 		}
 		if (l == len)
 			return n->glue ? glue_fill(r, st, link, n) : n;
+		if (l <= RIB_HINT_LEN)
+			*deep = n;
 		link = &n->ch[kbit(k, l)];
 	}
 	n = node_new(st, fam, k, len, false);
@@ -729,6 +780,7 @@ static void tree_prune(struct rib *r, struct rib_stripe *st, struct rib_node ***
 			return;
 		struct rib_node *c = n->ch[0] ? n->ch[0] : n->ch[1];
 		rib_pub(*link, c);
+		hint_unlink(&r->f[n->fam], n, NULL);
 		wr_relaxed(st->nodes, st->nodes - 1);
 		wr_relaxed(st->node_bytes, st->node_bytes - (int64_t)node_alloc_size(n));
 		defer_free(r, st, n, NULL);
@@ -1636,8 +1688,23 @@ static int update_locked(struct rib *r, struct rib_stripe *st, unsigned fam, str
 		if (c && cpl32(a, c->k4) >= c->len)
 			link = &c->ch[kbit(k, c->len)];
 	}
-	if (!n)
-		n = tree_get(r, st, fam, link, k, len);
+	if (!n && f->hint && len > RIB_HINT_LEN) {
+		/* a node covering k's /20 from an earlier descent (DESCENT
+		 * HINTS): "covering start" again, and the deepest such node
+		 * this descent passes becomes the /20's entry */
+		struct rib_node **he = hint_at(f, k), *c = *he, *deep = c;
+		if (c)
+			link = &c->ch[kbit(k, c->len)];
+		n = tree_get(r, st, fam, link, k, len, &deep);
+		if (deep != c) {
+			if (!deep->hinted)
+				deep->hinted = 1;
+			rib_pub(*he, deep);
+		}
+	} else if (!n) {
+		struct rib_node *deep = NULL;
+		n = tree_get(r, st, fam, link, k, len, &deep);
+	}
 	struct rib_pathset *old = n->ps;
 	int idx = -1;
 	bool peer_had = false;
@@ -1774,12 +1841,25 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 		struct rib_fam *f = &r->f[fam[j]];
 		__builtin_prefetch(len[j] >= f->stride ? (void *)&f->slots[key_slot(f, k[j])]
 						       : (void *)&f->shortroot);
+		if (use_dir && f->hint && len[j] > RIB_HINT_LEN)
+			__builtin_prefetch(hint_at(f, k[j]));
 	}
 	for (unsigned j = 0; j < g; j++) {
 		struct rib_fam *f = &r->f[fam[j]];
 		ent[j] = NULL;
 		cur[j] = NULL;
 		pss[j] = NULL;
+		if (use_dir && f->hint && len[j] > RIB_HINT_LEN) {
+			/* update_locked's start (an entry is never longer than
+			 * such a prefix).  A shorter prefix descends from the
+			 * root here: its entry may be longer than it, and the
+			 * root's descent passes any entry that is not */
+			cur[j] = rib_deref(*hint_at(f, k[j]));
+			if (cur[j]) {
+				__builtin_prefetch(cur[j]);
+				continue;
+			}
+		}
 		if (f->direct && len[j] >= f->stride) {
 			const struct rib_dir *d = slot_dir_of((uintptr_t)rib_deref(f->slots[key_slot(f, k[j])]));
 			if (d) {
@@ -1833,8 +1913,17 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 				struct rib_pathset *ps = rib_deref(n->ps);
 				if (ps)
 					__builtin_prefetch(ps);
-				if (use_dir && n->len == len[j] && node_key(n) == k[j])
+				if (use_dir && n->len == len[j] && node_key(n) == k[j]) {
 					pss[j] = ps;
+					struct rib_fam *f = &r->f[fam[j]];
+					if (n->glue && f->hint && n->len >= f->stride &&
+					    n->len <= RIB_HINT_LEN) {
+						/* glue_fill will look for it among the
+						 * entries of its /20s (hint_unlink) */
+						__builtin_prefetch(hint_at(f, k[j]));
+						__builtin_prefetch(hint_at(f, k[j]) + 8);
+					}
+				}
 				cur[j] = NULL;
 				continue;
 			}
@@ -3126,6 +3215,12 @@ struct rib *rib_create(const struct rib_opts *o)
 	for (unsigned i = 0; i < BGP_FAM_COUNT; i++) {
 		fam_init(&r->f[i], i);
 		r->f[i].dir_min = o->lpm_index_min ? o->lpm_index_min : RIB_DIR_MIN;
+		if (r->f[i].direct && r->f[i].dir_min == RIB_LPM_INDEX_OFF) {
+			/* 8 MiB, touched now: the first prefixes of a table
+			 * spread over all of it, and a first touch (a page
+			 * fault) costs more than the descent it saves */
+			r->f[i].hint = xcalloc_touched((size_t)1 << RIB_HINT_LEN, sizeof(*r->f[i].hint));
+		}
 	}
 	for (unsigned l = 0; l < RIB_JLANES; l++)
 		for (unsigned i = 0; i < RIB_JQUEUES; i++)
@@ -3200,6 +3295,7 @@ void rib_destroy(struct rib *r)
 		free(f->sbest);
 		free(f->droot);
 		free(f->dcount);
+		free(f->hint);
 	}
 	for (unsigned i = 0; i < RIB_MAX_PEERS; i++) {
 		if (r->peer[i]) {
@@ -3232,6 +3328,9 @@ void rib_stats(struct rib *r, struct rib_stats *st)
 			st->lpm_index_bytes += (uint64_t)rd_relaxed(s->dir_bytes);
 		}
 	}
+	for (unsigned fam = 0; fam < BGP_FAM_COUNT; fam++)
+		if (r->f[fam].hint)
+			st->hint_bytes += ((uint64_t)1 << RIB_HINT_LEN) * sizeof(*r->f[fam].hint);
 	st->peer_index_bytes = rd_relaxed(r->peer_index_bytes);
 	st->journal_pending = rib_journal_pending(r);
 }

@@ -295,6 +295,8 @@ struct rib_stats {
 	uint64_t peer_index_bytes;
 	uint64_t journal_pending;
 	uint64_t lpm_index_bytes;        /* IPv4 direct /24 index (part of node_bytes) */
+	uint64_t hint_bytes;             /* IPv4 descent hints (a RIB without the /24
+					  * index; fixed, not in node_bytes) */
 };
 void rib_stats(struct rib *r, struct rib_stats *st);
 /* Prefixes (per family) for which peer currently has at least one path. */
