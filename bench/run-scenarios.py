@@ -157,8 +157,12 @@ def knobs_for(a, scen):
         name, _, kv = s.partition(".")
         key, _, val = kv.partition("=")
         if name == scen:
-            k[key.replace("-", "_")] = type(k.get(key, 0))(float(val)) \
-                if not isinstance(k.get(key), bool) else val.lower() in ("1", "true", "yes")
+            key = key.replace("-", "_")
+            cur = k.get(key)
+            if isinstance(cur, bool) or val.lower() in ("true", "false", "yes", "no"):
+                k[key] = val.lower() in ("1", "true", "yes")
+            else:
+                k[key] = type(cur if cur is not None else 0)(float(val))
     return k
 
 
