@@ -1688,22 +1688,23 @@ static int update_locked(struct rib *r, struct rib_stripe *st, unsigned fam, str
 		if (c && cpl32(a, c->k4) >= c->len)
 			link = &c->ch[kbit(k, c->len)];
 	}
-	if (!n && f->hint && len > RIB_HINT_LEN) {
+	if (!n) {
 		/* a node covering k's /20 from an earlier descent (DESCENT
 		 * HINTS): "covering start" again, and the deepest such node
 		 * this descent passes becomes the /20's entry */
-		struct rib_node **he = hint_at(f, k), *c = *he, *deep = c;
-		if (c)
-			link = &c->ch[kbit(k, c->len)];
+		struct rib_node **he = NULL, *c = NULL, *deep = NULL;
+		if (f->hint && len > RIB_HINT_LEN) {
+			he = hint_at(f, k);
+			deep = c = *he;
+			if (c)
+				link = &c->ch[kbit(k, c->len)];
+		}
 		n = tree_get(r, st, fam, link, k, len, &deep);
-		if (deep != c) {
+		if (he && deep != c) {
 			if (!deep->hinted)
 				deep->hinted = 1;
 			rib_pub(*he, deep);
 		}
-	} else if (!n) {
-		struct rib_node *deep = NULL;
-		n = tree_get(r, st, fam, link, k, len, &deep);
 	}
 	struct rib_pathset *old = n->ps;
 	int idx = -1;
