@@ -258,6 +258,15 @@ static struct rib *bm_newrib(struct bm_rib *s)
 	return rib_create(&o);
 }
 
+/* Replace s's (empty) RIB and the ones it makes later by RIBs as the daemon
+ * runs them: no /24 tables (rib_opts.lpm_index_min in io/daemon.c). */
+static void bm_noidx(struct bm_rib *s)
+{
+	rib_destroy(s->rib);
+	s->lpm_index_min = RIB_LPM_INDEX_OFF;
+	s->rib = bm_newrib(s);
+}
+
 static struct bm_rib *bm_setup(unsigned fam, size_t n, unsigned nthreads)
 {
 	bm_thread();
@@ -462,13 +471,10 @@ static uint64_t run_insert_updm(void *p) { return run_insert_mode(p, BM_INS_UPD_
 
 static void *setup_ins4_1(int64_t n) { return bm_setup(BGP_FAM_IPV4, (size_t)n, 1); }
 
-/* the daemon's RIB: no /24 tables (rib_opts.lpm_index_min in io/daemon.c) */
 static void *setup_ins4_1_noidx(int64_t n)
 {
 	struct bm_rib *s = bm_setup(BGP_FAM_IPV4, (size_t)n, 1);
-	rib_destroy(s->rib);
-	s->lpm_index_min = RIB_LPM_INDEX_OFF;
-	s->rib = bm_newrib(s);
+	bm_noidx(s);
 	return s;
 }
 static void *setup_ins4_2(int64_t n) { return bm_setup(BGP_FAM_IPV4, (size_t)n, 2); }
@@ -572,12 +578,8 @@ static void *bg_writer(void *p)
 static void *setup_lk(int64_t n, unsigned nthreads, bool writer, bool noidx, bool settle)
 {
 	struct bm_rib *s = bm_setup(BGP_FAM_IPV4, (size_t)n, nthreads);
-	if (noidx) {
-		/* as the daemon runs it: no /24 tables */
-		rib_destroy(s->rib);
-		s->lpm_index_min = RIB_LPM_INDEX_OFF;
-		s->rib = bm_newrib(s);
-	}
+	if (noidx)
+		bm_noidx(s);
 	bm_fill(s, 1, 2);
 	/* same query mix as run_lpm: a table prefix with random host bits */
 	s->nq = 1u << 20;
