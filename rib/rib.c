@@ -1920,9 +1920,12 @@ static void tree_warm(struct rib *r, const uint8_t *fam, const rkey_t *k, const 
 					if (n->glue && f->hint && n->len >= f->stride &&
 					    n->len <= RIB_HINT_LEN) {
 						/* glue_fill will look for it among the
-						 * entries of its /20s (hint_unlink) */
+						 * entries of its /20s (hint_unlink): 16
+						 * for a /16 (two lines), 8 or fewer
+						 * (one) for a longer node */
 						__builtin_prefetch(hint_at(f, k[j]));
-						__builtin_prefetch(hint_at(f, k[j]) + 8);
+						if (n->len < RIB_HINT_LEN - 3)
+							__builtin_prefetch(hint_at(f, k[j]) + 8);
 					}
 				}
 				cur[j] = NULL;
