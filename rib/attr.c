@@ -41,6 +41,7 @@
 #include "core/log.h"
 #include "core/tsan.h"
 #include "rib/attr.h"
+#include "rib/mem.h"
 
 /*
  * ThreadSanitizer does not see liburcu's publication (rculfhash add / lookup
@@ -487,6 +488,7 @@ void attr_ref_n(struct attr_set *a, uint32_t n)
 
 static void attr_free_rcu(struct rcu_head *head)
 {
+	mem_thread_cache();
 	free(caa_container_of(head, struct attr_set, rcu));
 }
 

@@ -1,6 +1,6 @@
 /*
  * mem.c - collapsing the resident heap into huge pages once the RIB is
- * quiet (see mem.h for why not at allocation time).
+ * quiet (see mem.h for why not at allocation time); mem_thread_cache_init.
  *
  * The mappings are read from /proc/self/maps once, then each 2 MiB-aligned
  * range inside a private anonymous read-write mapping is checked with
@@ -36,6 +36,14 @@
 struct mem_span {
 	uintptr_t lo, hi;
 };
+
+void mem_thread_cache_init(void)
+{
+	/* one allocation moves the thread's allocator state to the full one;
+	 * volatile so that the compiler does not drop the pair */
+	void *volatile p = malloc(1);
+	free(p);
+}
 
 uint64_t mem_huge_bytes(void)
 {

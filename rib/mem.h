@@ -1,5 +1,6 @@
 /*
- * mem.h - settling the process's heap into transparent huge pages.
+ * mem.h - settling the process's heap into transparent huge pages, and
+ * giving freeing-only threads an allocator cache.
  *
  * A full table is hundreds of MiB of tree nodes, path sets and attribute
  * sets spread over 4 KiB pages: a lookup or an update touches a handful of
@@ -21,7 +22,29 @@
 #ifndef RICOCHET_RIB_MEM_H
 #define RICOCHET_RIB_MEM_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+/*
+ * A thread cache for a thread that frees what others allocated.  jemalloc
+ * (5.3) leaves a thread that has only ever called free() in a minimal state
+ * with no thread cache, so every one of its frees goes to the arena and takes
+ * the bin's lock: 1.1 lock operations per free, against 0.13 once the thread
+ * has allocated once (docs/BENCHMARKS.md, stop 26).  The RCU callback thread
+ * (rib.c's reclaim_cb, attr.c's attr_free_rcu) is such a thread.  Call
+ * mem_thread_cache() at the top of a callback that frees: after the first
+ * call in a thread it is a thread-local test.
+ */
+void mem_thread_cache_init(void);
+
+static inline void mem_thread_cache(void)
+{
+	static __thread bool ready;
+	if (__builtin_expect(!ready, 0)) {
+		ready = true;
+		mem_thread_cache_init();
+	}
+}
 
 struct mem_settle_result {
 	uint64_t ranges;                 /* 2 MiB ranges of anonymous memory looked at */

@@ -198,6 +198,7 @@
 #include <urcu/wfcqueue.h>
 #include "core/log.h"
 #include "core/tsan.h"
+#include "rib/mem.h"
 #include "rib/rib.h"
 
 typedef unsigned __int128 rkey_t;
@@ -618,6 +619,7 @@ static void reclaim_cb(struct rcu_head *h)
 {
 	struct rib_reclaim *b = caa_container_of(h, struct rib_reclaim, rcu);
 	struct rib *r = b->rib;
+	mem_thread_cache();
 	tsan_acquire(b);
 	for (unsigned i = 0; i < b->n; i++) {
 		if (b->e[i].a)
