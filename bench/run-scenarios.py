@@ -244,11 +244,19 @@ def load_argv(bins, k, out_json, out_tl, limit, daemon, extra, verify_attrs=Fals
 
 # ---------------------------------------------------------------- /proc sampling
 
-def proc_cpu_seconds(pid):
+def proc_stat_fields(pid):
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def proc_cpu_seconds(pid):
+    fields = proc_stat_fields(pid)
     tck = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / tck  # utime, stime
+
+
+def proc_minor_faults(pid):
+    return int(proc_stat_fields(pid)[7])  # minflt: pages the kernel had to map (and zero)
 
 
 def proc_status_kb(pid, key):
@@ -273,12 +281,14 @@ class Sampler(threading.Thread):
         self.mem = []   # (t, dict)
         self.next_mem = 0.0
         self.cpu = 0.0
+        self.minflt = 0
         self.hwm = 0
         self.t0 = time.monotonic()
 
     def sample(self):
         try:
             self.cpu = proc_cpu_seconds(self.pid)
+            self.minflt = proc_minor_faults(self.pid)
             self.hwm = max(self.hwm, proc_status_kb(self.pid, "VmHWM"))
             self.rss.append((time.monotonic() - self.t0, proc_status_kb(self.pid, "VmRSS")))
         except (OSError, ValueError, IndexError):
@@ -330,6 +340,7 @@ def run_once(a, bins, daemon, scen, k, rundir):
                 mem_ctl = (cli, os.path.join(wd, "ricochet.sock"))
         samp = Sampler(proc.pid, mem_ctl)
         cpu0 = proc_cpu_seconds(proc.pid)
+        flt0 = proc_minor_faults(proc.pid)
         samp.start()
         out_json = os.path.join(rundir, "load.json")
         out_tl = os.path.join(rundir, "timeline.tl")
@@ -349,6 +360,7 @@ def run_once(a, bins, daemon, scen, k, rundir):
         res["wall"] = time.monotonic() - t0
         samp.finish()
         res["cpu_s"] = samp.cpu - cpu0
+        res["minor_faults"] = samp.minflt - flt0
         res["peak_rss_mib"] = samp.hwm / 1024.0
         res["rss_samples"] = samp.rss[::max(1, len(samp.rss) // 200)]
         if samp.mem:
@@ -469,7 +481,7 @@ def median_of(runs, key):
 
 def aggregate(runs):
     agg = {}
-    for key in ("convergence_s", "withdraw_s", "cpu_s", "peak_rss_mib", "connect_s",
+    for key in ("convergence_s", "withdraw_s", "cpu_s", "minor_faults", "peak_rss_mib", "connect_s",
                 "churn_p50_ms", "churn_p99_ms", "churn_max_ms", "rss_after_load_mib",
                 "rss_mid_churn_mib", "rss_after_churn_mib", "rss_after_restore_mib"):
         agg[key] = median_of(runs, key)
@@ -772,7 +784,7 @@ def main():
                 runs[d].append(r)
                 print(f"   {d} run {i + 1}: convergence {fmt(r.get('convergence_s'), 's')}, "
                       f"withdraw {fmt(r.get('withdraw_s'), 's')}, cpu {fmt(r.get('cpu_s'))} s, "
-                      f"rss {fmt(r.get('peak_rss_mib'), 'MiB')}"
+                      f"rss {fmt(r.get('peak_rss_mib'), 'MiB')}, faults {r.get('minor_faults', '-')}"
                       + (f"  [{r['failed']}]" if r.get("failed") else "")
                       + (f"  verify: {r['verify_problems']}" if r.get("verify_problems") else ""),
                       flush=True)
