@@ -2,11 +2,19 @@
 // The only C++ in Ricochet: it owns nothing but the glue between the two APIs.
 #include <benchmark/benchmark.h>
 #include <string>
+#include <sys/resource.h>
 #include "bench/micro/bm.h"
 
 namespace {
 
 thread_local benchmark::State *tl_state;    // the calling thread's, while run() runs
+
+long minor_faults()
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
 
 void run_case(benchmark::State &st, const bm_case *c, int64_t arg)
 {
@@ -14,11 +22,18 @@ void run_case(benchmark::State &st, const bm_case *c, int64_t arg)
 	if (st.thread_index() == 0)
 		state = c->setup ? c->setup(arg) : nullptr;
 	uint64_t items = 0;
+	long flt0 = minor_faults();
 	tl_state = &st;
 	for (auto _ : st)
 		items += c->run(state);
 	tl_state = nullptr;
 	st.SetItemsProcessed(static_cast<int64_t>(items));
+	// The process's page faults per iteration, all threads: where a case
+	// writes fresh memory, what a first touch costs on the machine is part of
+	// its time (on a VM whose host takes freed pages back, much of it).
+	if (st.thread_index() == 0)
+		st.counters["minflt"] = benchmark::Counter(static_cast<double>(minor_faults() - flt0),
+							   benchmark::Counter::kAvgIterations);
 	if (st.thread_index() == 0 && c->teardown)
 		c->teardown(state);
 }
