@@ -244,19 +244,13 @@ def load_argv(bins, k, out_json, out_tl, limit, daemon, extra, verify_attrs=Fals
 
 # ---------------------------------------------------------------- /proc sampling
 
-def proc_stat_fields(pid):
+def proc_counters(pid):
+    """(CPU seconds, minor page faults) of pid, from one read of /proc/PID/stat:
+    utime + stime, and minflt - pages the kernel had to map (and zero)."""
     with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
-def proc_cpu_seconds(pid):
-    fields = proc_stat_fields(pid)
+        fields = f.read().rsplit(")", 1)[1].split()
     tck = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tck  # utime, stime
-
-
-def proc_minor_faults(pid):
-    return int(proc_stat_fields(pid)[7])  # minflt: pages the kernel had to map (and zero)
+    return (int(fields[11]) + int(fields[12])) / tck, int(fields[7])
 
 
 def proc_status_kb(pid, key):
@@ -287,8 +281,7 @@ class Sampler(threading.Thread):
 
     def sample(self):
         try:
-            self.cpu = proc_cpu_seconds(self.pid)
-            self.minflt = proc_minor_faults(self.pid)
+            self.cpu, self.minflt = proc_counters(self.pid)
             self.hwm = max(self.hwm, proc_status_kb(self.pid, "VmHWM"))
             self.rss.append((time.monotonic() - self.t0, proc_status_kb(self.pid, "VmRSS")))
         except (OSError, ValueError, IndexError):
@@ -339,8 +332,7 @@ def run_once(a, bins, daemon, scen, k, rundir):
             if os.path.exists(cli):
                 mem_ctl = (cli, os.path.join(wd, "ricochet.sock"))
         samp = Sampler(proc.pid, mem_ctl)
-        cpu0 = proc_cpu_seconds(proc.pid)
-        flt0 = proc_minor_faults(proc.pid)
+        cpu0, flt0 = proc_counters(proc.pid)
         samp.start()
         out_json = os.path.join(rundir, "load.json")
         out_tl = os.path.join(rundir, "timeline.tl")

@@ -22,7 +22,7 @@ void run_case(benchmark::State &st, const bm_case *c, int64_t arg)
 	if (st.thread_index() == 0)
 		state = c->setup ? c->setup(arg) : nullptr;
 	uint64_t items = 0;
-	long flt0 = minor_faults();
+	long flt0 = st.thread_index() == 0 ? minor_faults() : 0;
 	tl_state = &st;
 	for (auto _ : st)
 		items += c->run(state);
