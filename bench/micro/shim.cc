@@ -31,11 +31,12 @@ void run_case(benchmark::State &st, const bm_case *c, int64_t arg)
 	// The process's page faults per iteration, all threads: where a case
 	// writes fresh memory, what a first touch costs on the machine is part of
 	// its time (on a VM whose host takes freed pages back, much of it).
-	if (st.thread_index() == 0)
+	if (st.thread_index() == 0) {
 		st.counters["minflt"] = benchmark::Counter(static_cast<double>(minor_faults() - flt0),
 							   benchmark::Counter::kAvgIterations);
-	if (st.thread_index() == 0 && c->teardown)
-		c->teardown(state);
+		if (c->teardown)
+			c->teardown(state);
+	}
 }
 
 void register_table(const bm_case *t)
