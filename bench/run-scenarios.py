@@ -82,8 +82,8 @@ SCENARIOS = {
             "and any growth left is the daemon's own",
             dict(feeders=1, monitors=100, routes=1050000, churn_rate=10000, churn_seconds=60,
                  churn_attrs="recurring", churn_prefixes=50000, restore=True)),
-    "S6": ("the mission's real target: S3's full table (1.05M IPv4 + 230k IPv6, 2 feeders) to "
-           "1000 clients; only when named (ricochet-load's 1000 monitor tables need ~15 GiB)",
+    "S6": ("the real target: 2 feeders, same 1.05M IPv4 + 230k IPv6, 1000 clients "
+           "(only when named: the monitors' tables need ~15 GiB)",
            dict(feeders=2, monitors=1000, routes=1050000, v6_routes=230000, shared=True,
                 withdraw=True)),
 }
