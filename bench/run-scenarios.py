@@ -791,13 +791,14 @@ def main():
         print(f"== {s}: {SCENARIOS[s][0]}  {k}", flush=True)
         todo = []
         need, avail = load_memory(k), mem_available()
+        too_big = (f"ricochet-load's monitor tables need {need / 2**30:.1f} GiB, "
+                   f"{avail / 2**30:.1f} GiB available"
+                   if avail is not None and need > avail else None)
         for d in a.daemons:
             miss = missing_for(kind_of(d), bins_for(a, bins, d))
-            if avail is not None and need > avail:
-                why = (f"ricochet-load's monitor tables need {need / 2**30:.1f} GiB, "
-                       f"{avail / 2**30:.1f} GiB available")
-                print(f"   {d}: not run, {why}")
-                results.setdefault(s, {})[d] = {"skipped": f"not run: {why}"}
+            if too_big:
+                print(f"   {d}: not run, {too_big}")
+                results.setdefault(s, {})[d] = {"skipped": f"not run: {too_big}"}
             elif miss:
                 print(f"   {d}: skipped, missing {', '.join(miss)}")
                 results.setdefault(s, {})[d] = {"skipped": f"not run: {', '.join(miss)} missing"}
