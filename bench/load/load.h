@@ -316,12 +316,17 @@ struct load_verify {
 		 dead_feeder_paths;
 };
 
-/* One path held by a monitor: 12 octets, one cache line touched per update. */
-struct load_slot {
-	uint32_t path_id;
-	uint32_t fg;                /* feeder << 16 | gen, UINT32_MAX = empty */
+/*
+ * What a monitor holds for one path, named by a tag: the monitor thread
+ * interns each (feeder << 16 | generation, attribute set | LOAD_F_* flags)
+ * pair it meets into a dense index (struct load_memo), so a path costs the
+ * monitor 4 octets (LOAD_TAG_EMPTY = none held), 8 under ADD-PATH.
+ */
+struct load_tag {
+	uint32_t fg;                /* feeder << 16 | gen */
 	uint32_t attr;              /* attr index | LOAD_F_* flags */
 };
+#define LOAD_TAG_EMPTY UINT32_MAX
 
 /*
  * Decoded NLRI blocks, shared by the monitors of one monitor thread: every
@@ -346,7 +351,8 @@ struct load_mon {
 	uint64_t hint_h;
 	unsigned nslots;            /* paths per prefix kept (1, or --addpath) */
 	size_t stride;              /* slots between two prefixes (nslots) */
-	struct load_slot *slots;    /* prefix pid: slots[pid * stride .. + nslots)  */
+	uint32_t *slots;            /* prefix pid: tags at slots[pid * stride .. + nslots) */
+	uint32_t *slot_paths;       /* their path ids, parallel; NULL unless nslots > 1 */
 	_Atomic uint64_t filled;
 	_Atomic uint64_t extra;
 	uint64_t *per_feeder;       /* paths held per feeder */

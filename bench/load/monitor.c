@@ -8,9 +8,14 @@
  * the run goes, and the rest after a LOAD_CMD_VERIFY round trip.
  *
  * Why like this: the expected prefixes are known up front and have dense ids
- * (routes.c), so a monitor's table is three flat arrays indexed by
- * id * paths-per-prefix: path id, (feeder, generation) tag, attribute set +
- * verdict flags - 12 octets per path, no allocation per prefix.  Prefixes that
+ * (routes.c), so a monitor's table is one flat array indexed by
+ * id * paths-per-prefix, no allocation per prefix.  Each entry is a 4-octet
+ * tag: the monitor thread interns every (feeder, generation, attribute set +
+ * verdict flags) it meets into a dense index (tag_intern), and there are few
+ * of them (one per attribute set and generation), so a path costs a monitor
+ * 4 octets, 8 with ADD-PATH (a parallel array of path ids).  Tables of 1000
+ * monitors x a full table fit in memory next to the daemon under test, and
+ * the few adjacent slots an UPDATE writes share a cache line.  Prefixes that
  * are not ours go to a small side hash (there should be none).  Attributes are
  * checked once per UPDATE (not per prefix): the tag names the attribute set,
  * so the monitor rebuilds the blob it should see and compares it byte for byte
@@ -34,7 +39,7 @@
 #include "bench/load/load.h"
 #include "core/log.h"
 
-#define SLOT_EMPTY UINT32_MAX
+#define SLOT_EMPTY LOAD_TAG_EMPTY
 
 void load_mon_init(struct load_mon *m, struct load_ctx *ctx, struct load_peer *p)
 {
@@ -47,10 +52,13 @@ void load_mon_init(struct load_mon *m, struct load_ctx *ctx, struct load_peer *p
 	m->stride = m->nslots;
 	size_t n = (size_t)ctx->rt.npfx * m->stride;
 	m->slots = load_huge_alloc((n ? n : 1) * sizeof(*m->slots));
-	if (!m->slots)
+	if (m->nslots > 1)
+		m->slot_paths = load_huge_alloc((n ? n : 1) * sizeof(*m->slot_paths));
+	if (!m->slots || (m->nslots > 1 && !m->slot_paths))
 		log_fatal("ricochet-load: out of memory for monitor tables (%zu paths)", n);
-	for (size_t i = 0; i < n; i++)
-		m->slots[i] = (struct load_slot){ .path_id = 0, .fg = SLOT_EMPTY, .attr = 0 };
+	memset(m->slots, 0xFF, (n ? n : 1) * sizeof(*m->slots));    /* SLOT_EMPTY */
+	if (m->slot_paths)
+		memset(m->slot_paths, 0, (n ? n : 1) * sizeof(*m->slot_paths));
 	m->per_feeder = calloc(ctx->o.feeders + 1, sizeof(uint64_t));
 	m->scratch = malloc(MSG_SCRATCH_SIZE);
 	m->debug_left = 8;
@@ -185,26 +193,30 @@ static void x_grow(struct load_mon *m)
 
 /* ---------------------------------------------------------------- table ops */
 
+static const struct load_tag *tag_of(const struct load_mon *m, uint32_t tag);
+
+/* Hold tag (whose fg is fg) for (pid, path_id). */
 static void slot_set(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, uint32_t path_id,
-		     uint32_t fg, uint32_t attr)
+		     uint32_t tag, uint32_t fg)
 {
 	size_t base = (size_t)pid * m->stride, hit = SIZE_MAX, free_slot = SIZE_MAX;
 	for (size_t k = base; k < base + m->nslots; k++) {
-		if (m->slots[k].fg == SLOT_EMPTY) {
+		if (m->slots[k] == SLOT_EMPTY) {
 			if (free_slot == SIZE_MAX)
 				free_slot = k;
-		} else if (m->nslots == 1 || m->slots[k].path_id == path_id) {
+		} else if (m->nslots == 1 || m->slot_paths[k] == path_id) {
 			hit = k;
 			break;
 		}
 	}
 	unsigned nf = ctx->o.feeders, f = fg >> 16;
 	if (hit != SIZE_MAX) {
-		if (m->slots[hit].fg == fg && m->slots[hit].attr == attr)
+		/* tags are interned: equal tags are equal (feeder, gen, attributes) */
+		if (m->slots[hit] == tag)
 			load_count(&m->dup_announces, 1);
 		else
 			load_count(&m->replaced, 1);
-		unsigned of = m->slots[hit].fg >> 16;
+		unsigned of = tag_of(m, m->slots[hit])->fg >> 16;
 		m->per_feeder[of < nf ? of : nf]--;
 	} else if (free_slot != SIZE_MAX) {
 		hit = free_slot;
@@ -213,9 +225,9 @@ static void slot_set(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, uin
 		m->overflow++;
 		return;
 	}
-	m->slots[hit].path_id = path_id;
-	m->slots[hit].fg = fg;
-	m->slots[hit].attr = attr;
+	m->slots[hit] = tag;
+	if (m->slot_paths)
+		m->slot_paths[hit] = path_id;
 	m->per_feeder[f < nf ? f : nf]++;
 }
 
@@ -223,10 +235,10 @@ static void slot_clear(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, u
 {
 	size_t base = (size_t)pid * m->stride;
 	for (size_t k = base; k < base + m->nslots; k++) {
-		if (m->slots[k].fg != SLOT_EMPTY && (m->nslots == 1 || m->slots[k].path_id == path_id)) {
-			unsigned of = m->slots[k].fg >> 16, nf = ctx->o.feeders;
+		if (m->slots[k] != SLOT_EMPTY && (m->nslots == 1 || m->slot_paths[k] == path_id)) {
+			unsigned of = tag_of(m, m->slots[k])->fg >> 16, nf = ctx->o.feeders;
 			m->per_feeder[of < nf ? of : nf]--;
-			m->slots[k].fg = SLOT_EMPTY;
+			m->slots[k] = SLOT_EMPTY;
 			load_count(&m->filled, UINT64_MAX);
 			return;
 		}
@@ -252,7 +264,8 @@ struct memo_ent {
 	uint32_t off;                  /* word offset in the arena */
 	uint32_t len;                  /* message octets */
 	uint32_t nw, na;               /* withdrawn, announced prefixes */
-	uint32_t fg, attr;             /* announce tag, attribute set | LOAD_F_* */
+	uint32_t fg;                   /* feeder << 16 | gen of the announcement */
+	uint32_t tag;                  /* its interned (fg, attribute set | LOAD_F_*) */
 	uint32_t ts_hi, ts_lo;         /* churn timestamp community, 0 if none */
 	bool paths;                    /* path id arrays follow the id arrays */
 	bool unknown_tag, attr_event;  /* counters the first decode bumped */
@@ -266,6 +279,12 @@ struct load_memo {
 	uint64_t hits, misses;
 	uint32_t nw, na;               /* decode scratch fill */
 	uint32_t *wids, *wpaths, *aids, *apaths;   /* [MEMO_MAXN] each */
+	/* the monitor thread's tags: tags[0 .. ntags), found through an open
+	 * hash of tag + 1 (0 = free); whatever the arena, never forgotten */
+	struct load_tag *tags;
+	uint32_t ntags, tagcap;
+	uint32_t *tagidx;
+	uint32_t tagmask;
 };
 
 struct load_memo *load_memo_new(size_t arena_bytes)
@@ -287,7 +306,70 @@ struct load_memo *load_memo_new(size_t arena_bytes)
 	mm->wpaths = mm->wids + MEMO_MAXN;
 	mm->aids = mm->wids + 2 * MEMO_MAXN;
 	mm->apaths = mm->wids + 3 * MEMO_MAXN;
+	mm->tagcap = 1024;
+	mm->tagmask = 2 * mm->tagcap - 1;
+	mm->tags = malloc(mm->tagcap * sizeof(*mm->tags));
+	mm->tagidx = calloc((size_t)mm->tagmask + 1, sizeof(*mm->tagidx));
+	if (!mm->tags || !mm->tagidx)
+		log_fatal("ricochet-load: out of memory (monitor tags)");
 	return mm;
+}
+
+static uint32_t tag_hash(uint32_t fg, uint32_t attr)
+{
+	uint64_t k = ((uint64_t)fg << 32 | attr) * 0x9E3779B97F4A7C15ull;
+	return (uint32_t)(k >> 32);
+}
+
+/*
+ * The tag of (fg, attr), made on first sight.  Only the decode path (a memo
+ * miss) calls this; a memo hit carries the tag.  The index stays at most half
+ * full; tags are never dropped (there are as many as distinct announcements
+ * of an attribute set, which a run bounds).
+ */
+static uint32_t tag_intern(struct load_memo *mm, uint32_t fg, uint32_t attr)
+{
+	uint32_t i = tag_hash(fg, attr) & mm->tagmask;
+	for (;; i = (i + 1) & mm->tagmask) {
+		uint32_t t = mm->tagidx[i];
+		if (!t)
+			break;
+		if (mm->tags[t - 1].fg == fg && mm->tags[t - 1].attr == attr)
+			return t - 1;
+	}
+	if (mm->ntags == mm->tagcap) {
+		if (mm->tagcap >= (1u << 30))
+			log_fatal("ricochet-load: more than 2^30 monitor tags");
+		uint32_t nc = mm->tagcap * 2, nmask = 2 * nc - 1;
+		struct load_tag *nt = realloc(mm->tags, nc * sizeof(*nt));
+		uint32_t *ni = calloc((size_t)nmask + 1, sizeof(*ni));
+		if (!nt || !ni)
+			log_fatal("ricochet-load: out of memory (%u monitor tags)", nc);
+		for (uint32_t t = 0; t < mm->ntags; t++) {
+			uint32_t j = tag_hash(nt[t].fg, nt[t].attr) & nmask;
+			while (ni[j])
+				j = (j + 1) & nmask;
+			ni[j] = t + 1;
+		}
+		free(mm->tagidx);
+		mm->tags = nt;
+		mm->tagidx = ni;
+		mm->tagcap = nc;
+		mm->tagmask = nmask;
+		i = tag_hash(fg, attr) & nmask;
+		while (ni[i])
+			i = (i + 1) & nmask;
+	}
+	mm->tags[mm->ntags] = (struct load_tag){ .fg = fg, .attr = attr };
+	mm->tagidx[i] = ++mm->ntags;
+	return mm->ntags - 1;
+}
+
+static const struct load_tag *tag_of(const struct load_mon *m, uint32_t tag)
+{
+	if (tag >= m->memo->ntags)
+		log_fatal("ricochet-load: monitor tag %u out of range (%u)", tag, m->memo->ntags);
+	return &m->memo->tags[tag];
 }
 
 void load_memo_free(struct load_memo *mm)
@@ -297,6 +379,8 @@ void load_memo_free(struct load_memo *mm)
 	free(mm->tab);
 	free(mm->arena);
 	free(mm->wids);
+	free(mm->tags);
+	free(mm->tagidx);
 	free(mm);
 }
 
@@ -429,7 +513,7 @@ void load_mon_prefetch(struct load_mon *m, const uint8_t *msg, size_t len, unsig
  * the table is far bigger than the caches and the ids are scattered.
  */
 static void apply_ids(struct load_ctx *ctx, struct load_mon *m, const uint32_t *ids, const uint32_t *paths,
-		      uint32_t cnt, bool announce, uint32_t fg, uint32_t attr, uint64_t lat_ns)
+		      uint32_t cnt, bool announce, uint32_t fg, uint32_t tag, uint64_t lat_ns)
 {
 	if (!cnt)
 		return;
@@ -462,16 +546,16 @@ static void apply_ids(struct load_ctx *ctx, struct load_mon *m, const uint32_t *
 			}
 		}
 		if (lat_ns) {
-			const struct load_slot *sl = &m->slots[(size_t)id * m->stride];
+			const uint32_t *sl = &m->slots[(size_t)id * m->stride];
 			bool dup = false;
 			for (unsigned k = 0; k < ns && !dup; k++)
-				dup = sl[k].fg == fg;
+				dup = sl[k] != SLOT_EMPTY && tag_of(m, sl[k])->fg == fg;
 			if (dup)
 				m->readvertised++;
 			else
 				load_hist_add(&m->lat, lat_ns);
 		}
-		slot_set(ctx, m, id, path_id, fg, attr);
+		slot_set(ctx, m, id, path_id, tag, fg);
 	}
 	load_count(announce ? &m->announces : &m->withdraws, cnt);
 }
@@ -574,7 +658,7 @@ static void memo_apply(struct load_ctx *ctx, struct load_mon *m, const struct me
 		m->attr_events++;
 	apply_ids(ctx, m, wids, wpaths, e->nw, false, 0, 0, 0);
 	uint64_t ts = (uint64_t)e->ts_hi << 32 | e->ts_lo;
-	apply_ids(ctx, m, aids, apaths, e->na, true, e->fg, e->attr, churn_latency(ts, e->fg & 0xFFFF));
+	apply_ids(ctx, m, aids, apaths, e->na, true, e->fg, e->tag, churn_latency(ts, e->fg & 0xFFFF));
 }
 
 void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *msg, size_t len)
@@ -684,14 +768,15 @@ void load_mon_update(struct load_ctx *ctx, struct load_mon *m, const uint8_t *ms
 	uint32_t fg = f << 16 | (gen & 0xFFFF);
 	nlri_decode(ctx, m, &u.nlri, true, fg, a | flags, mm->aids, mm->apaths, &mm->na, &unknown);
 	nlri_decode(ctx, m, &u.mp_reach, true, fg, a | flags, mm->aids, mm->apaths, &mm->na, &unknown);
+	uint32_t tag = mm->na ? tag_intern(mm, fg, a | flags) : 0;
 	apply_ids(ctx, m, mm->wids, paths ? mm->wpaths : NULL, mm->nw, false, 0, 0, 0);
-	apply_ids(ctx, m, mm->aids, paths ? mm->apaths : NULL, mm->na, true, fg, a | flags,
+	apply_ids(ctx, m, mm->aids, paths ? mm->apaths : NULL, mm->na, true, fg, tag,
 		  churn_latency(ts, gen));
 	if (memo && !unknown) {
 		ne.nw = mm->nw;
 		ne.na = mm->na;
 		ne.fg = fg;
-		ne.attr = a | flags;
+		ne.tag = tag;
 		ne.ts_hi = (uint32_t)(ts >> 32);
 		ne.ts_lo = (uint32_t)ts;
 		memo_store(mm, msg, len, h, &ne);
@@ -743,12 +828,13 @@ void load_mon_verify(struct load_ctx *ctx, struct load_mon *m)
 		unsigned have = 0;
 		size_t base = (size_t)pid * m->stride;
 		for (size_t k = base; k < base + m->nslots; k++) {
-			if (m->slots[k].fg == SLOT_EMPTY)
+			if (m->slots[k] == SLOT_EMPTY)
 				continue;
 			have++;
 			v->present++;
-			unsigned f = m->slots[k].fg >> 16, g = m->slots[k].fg & 0xFFFF;
-			uint32_t j, at = m->slots[k].attr;
+			const struct load_tag *tg = tag_of(m, m->slots[k]);
+			unsigned f = tg->fg >> 16, g = tg->fg & 0xFFFF;
+			uint32_t j, at = tg->attr;
 			if (f >= rt->nfeeders || !load_routes_local(rt, f, pid, &j)) {
 				v->wrong_feeder++;
 				continue;

@@ -14,6 +14,9 @@ Each run must end with ricochet-load's "RESULT: PASS": every monitor holds
 exactly the expected table (nothing missing, nothing extra, attributes
 byte for byte) and, with --withdraw, is empty afterwards.  ricochet-load
 runs with --no-expect-rr (the relay adds no ORIGINATOR_ID / CLUSTER_LIST).
+One run is the other way round, so that the verification is seen to fail:
+expecting reflected routes from the relay, every path held by every
+monitor must be counted as lacking them, and the run must say FAIL.
 Every run is bounded by ricochet-load's --timeout and the relay's
 --duration.  Needs no root (high port, loopback only).
 
@@ -33,15 +36,18 @@ FEEDER_BASE = "127.0.45.11"
 MONITOR_BASE = "127.0.46.11"
 
 CASES = [
-    # name, relay options, ricochet-load options
-    ("default", [], ["--feeders", "2", "--monitors", "3", "--routes", "20000"]),
+    # name, relay options, ricochet-load options, None = must pass, else what
+    # the failing run's summary must say
+    ("default", [], ["--feeders", "2", "--monitors", "3", "--routes", "20000"], None),
     ("monitors-from", ["--monitors-from", "127.0.46.0/24"],
-     ["--feeders", "2", "--monitors", "2", "--routes", "20000", "--v6-routes", "5000"]),
-    ("withdraw", [], ["--feeders", "8", "--monitors", "2", "--routes", "10000", "--withdraw"]),
+     ["--feeders", "2", "--monitors", "2", "--routes", "20000", "--v6-routes", "5000"], None),
+    ("withdraw", [], ["--feeders", "8", "--monitors", "2", "--routes", "10000", "--withdraw"], None),
+    ("expect-rr", [], ["--feeders", "2", "--monitors", "3", "--routes", "5000", "--expect-rr"],
+     "verify: missing 0 extra 0 wrong-feeder 0 stale 0 bad-attrs 0 no-rr 30000 bad-nh 0"),
 ]
 
 
-def run_case(relay, load, work, name, relay_opts, load_opts, checks):
+def run_case(relay, load, work, name, relay_opts, load_opts, fails_with, checks):
     port = H.free_tcp_port(RELAY_ADDR)
     log = open(os.path.join(work, f"relay-{name}.log"), "w")
     rp = subprocess.Popen([relay, "--listen", f"{RELAY_ADDR}:{port}", "--asn", "65000",
@@ -60,8 +66,13 @@ def run_case(relay, load, work, name, relay_opts, load_opts, checks):
             out, rc = str(e), -1
         with open(os.path.join(work, f"load-{name}.log"), "w") as f:
             f.write(out)
-        ok = rc == 0 and "RESULT: PASS" in out
-        checks.check(f"{name}: every monitor holds exactly the table", ok,
+        if fails_with is None:
+            ok = rc == 0 and "RESULT: PASS" in out
+            what = "every monitor holds exactly the table"
+        else:
+            ok = rc == 1 and "RESULT: FAIL" in out and fails_with in out
+            what = f"the verification fails as it must ({fails_with})"
+        checks.check(f"{name}: {what}", ok,
                      "" if ok else f"exit {rc}: " + " | ".join(out.strip().splitlines()[-4:]))
         checks.check(f"{name}: relay still running", rp.poll() is None,
                      f"exit {rp.poll()}: {H.tail_file(log.name)}")
@@ -76,8 +87,8 @@ def main():
     H.require(programs=(relay, load))
     checks = H.Checks()
     work = tempfile.mkdtemp(prefix="ricochet-nullrelay-")
-    for name, ropts, lopts in CASES:
-        run_case(relay, load, work, name, ropts, lopts, checks)
+    for name, ropts, lopts, fails_with in CASES:
+        run_case(relay, load, work, name, ropts, lopts, fails_with, checks)
     rc = checks.summary()
     H.clean_workdir(work, keep=a.keep or rc != 0)
     return rc
