@@ -337,8 +337,12 @@ struct load_tag {
  * used by one monitor thread only.
  */
 struct load_memo;
-#define LOAD_MEMO_BYTES (64u << 20)
-struct load_memo *load_memo_new(size_t arena_bytes);
+/* on: keep decoded blocks (pointless for a thread with one monitor); the
+ * arena takes 48 octets per path one monitor is sent (paths), within
+ * [LOAD_MEMO_MIN, LOAD_MEMO_MAX]. */
+#define LOAD_MEMO_MIN (4u << 20)
+#define LOAD_MEMO_MAX (512u << 20)
+struct load_memo *load_memo_new(bool on, uint64_t paths);
 void load_memo_free(struct load_memo *mm);
 /* Blocks found / decoded, for the summary (read after the thread is joined or quiet). */
 void load_memo_stats(const struct load_memo *mm, uint64_t *hits, uint64_t *misses);

@@ -820,9 +820,10 @@ int main(int argc, char **argv)
 	/* the monitors receive the same UPDATEs: each monitor thread decodes
 	 * each block once (monitor.c) */
 	struct load_memo *memo[LOAD_MAX_MW];
+	uint64_t sent = (uint64_t)ctx.rt.npfx * (ctx.rt.shared ? o->feeders : 1);
 	for (unsigned t = 0; t < ctx.n_mw; t++) {
 		unsigned mine = (o->monitors - t + ctx.n_mw - 1) / ctx.n_mw;   /* i % n_mw == t */
-		memo[t] = load_memo_new(mine > 1 ? LOAD_MEMO_BYTES : 0);
+		memo[t] = load_memo_new(mine > 1, sent);
 	}
 	for (unsigned i = 0; i < o->monitors; i++) {
 		struct load_worker *w = &ctx.mw[i % ctx.n_mw];

@@ -248,7 +248,6 @@ static void slot_clear(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, u
 
 /* ---------------------------------------------------------------- UPDATE memo */
 
-#define MEMO_TAB   (1u << 18)          /* direct-mapped entries */
 #define MEMO_MAXN  65536u              /* prefixes in one message (65535 octets, /0 each) */
 
 /*
@@ -272,7 +271,8 @@ struct memo_ent {
 };
 
 struct load_memo {
-	struct memo_ent *tab;
+	struct memo_ent *tab;          /* linear probing, tabmask + 1 entries, at most half used */
+	uint32_t tabmask, nents;
 	uint32_t *arena;               /* per message: bytes (word-padded), wids, [wpaths], aids, [apaths] */
 	size_t cap, used;              /* words */
 	uint32_t epoch;
@@ -287,20 +287,32 @@ struct load_memo {
 	uint32_t tagmask;
 };
 
-struct load_memo *load_memo_new(size_t arena_bytes)
+struct load_memo *load_memo_new(bool on, uint64_t paths)
 {
 	struct load_memo *mm = calloc(1, sizeof(*mm));
 	if (!mm)
 		log_fatal("ricochet-load: out of memory (UPDATE memo)");
+	/* sized for the whole announcement (a reflector packs a few prefixes per
+	 * UPDATE, and the slowest monitor may be most of a table behind the
+	 * fastest); past that the arena is emptied and refilled as it goes */
+	uint64_t arena_bytes = 0;
+	if (on) {
+		uint64_t want = paths * 48;
+		arena_bytes = want < LOAD_MEMO_MIN ? LOAD_MEMO_MIN : want > LOAD_MEMO_MAX ? LOAD_MEMO_MAX : want;
+	}
+	uint32_t ents = 1u << 12;
+	while (ents < (1u << 21) && ents < paths / 2)
+		ents <<= 1;
+	mm->tabmask = ents - 1;
 	mm->cap = arena_bytes / 4;
 	mm->epoch = 1;
-	mm->tab = mm->cap ? load_huge_alloc(MEMO_TAB * sizeof(*mm->tab)) : NULL;
+	mm->tab = mm->cap ? load_huge_alloc((size_t)ents * sizeof(*mm->tab)) : NULL;
 	mm->arena = mm->cap ? load_huge_alloc(mm->cap * 4) : NULL;
 	mm->wids = malloc(4 * MEMO_MAXN * sizeof(uint32_t));
 	if ((mm->cap && (!mm->tab || !mm->arena)) || !mm->wids)
 		log_fatal("ricochet-load: out of memory (UPDATE memo, %zu octets)", arena_bytes);
 	if (mm->cap) {                     /* fault it in now, not during the run */
-		memset(mm->tab, 0, MEMO_TAB * sizeof(*mm->tab));
+		memset(mm->tab, 0, (size_t)ents * sizeof(*mm->tab));
 		memset(mm->arena, 0, mm->cap * 4);
 	}
 	mm->wpaths = mm->wids + MEMO_MAXN;
@@ -391,25 +403,46 @@ void load_memo_stats(const struct load_memo *mm, uint64_t *hits, uint64_t *misse
 }
 
 /* Index hash over the length, the first 64 and the last 32 octets; a match is
- * confirmed with memcmp over the whole message. */
+ * confirmed with memcmp over the whole message.  Every monitor hashes every
+ * message it gets, so the usual case (64 octets or more) skips the marker
+ * and runs four independent lanes: three multiplies deep, not ten. */
+static inline uint64_t hash_step(uint64_t h, const uint8_t *p, uint64_t k)
+{
+	uint64_t w;
+	memcpy(&w, p, 8);
+	h = (h ^ w) * k;
+	return h ^ (h >> 31);
+}
+
 static uint64_t memo_hash(const uint8_t *p, size_t len)
 {
-	uint64_t h = 0x9E3779B97F4A7C15ull ^ len;
-	size_t head = len < 64 ? len & ~(size_t)7 : 64;
-	for (size_t i = 0; i < head; i += 8) {
-		uint64_t w;
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
-		h ^= h >> 31;
+	const uint64_t k0 = 0xBF58476D1CE4E5B9ull, k1 = 0x94D049BB133111EBull,
+		       k2 = 0x9E3779B97F4A7C15ull, k3 = 0xD6E8FEB86659FD93ull;
+	uint64_t h;
+	if (len >= 64) {
+		const uint8_t *t = p + len - 32;
+		uint64_t a = len, b = k2, c = k3, d = k0;
+		a = hash_step(a, p + 16, k0);
+		b = hash_step(b, p + 24, k1);
+		c = hash_step(c, p + 32, k2);
+		d = hash_step(d, p + 40, k3);
+		a = hash_step(a, p + 48, k0);
+		b = hash_step(b, p + 56, k1);
+		c = hash_step(c, t, k2);
+		d = hash_step(d, t + 8, k3);
+		a = hash_step(a, t + 16, k0);
+		b = hash_step(b, t + 24, k1);
+		h = a ^ (b << 16 | b >> 48) ^ (c << 32 | c >> 32) ^ (d << 48 | d >> 16);
+	} else {
+		h = 0x9E3779B97F4A7C15ull ^ len;
+		size_t i = 16;
+		for (; i + 8 <= len; i += 8)
+			h = hash_step(h, p + i, k0);
+		if (len >= 8)
+			h = hash_step(h, p + len - 8, k1);
+		h ^= p[len - 1];
 	}
-	for (size_t i = len >= 32 ? len - 32 : head; i + 8 <= len; i += 8) {
-		uint64_t w;
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0x94D049BB133111EBull;
-		h ^= h >> 29;
-	}
-	h ^= p[len - 1];
-	h *= 0xBF58476D1CE4E5B9ull;
+	h *= k0;
 	return h ^ (h >> 32);
 }
 
@@ -425,11 +458,14 @@ static void memo_sig(const struct msg_session *s, uint64_t sig[2])
 static const struct memo_ent *memo_find(struct load_memo *mm, const uint8_t *msg, size_t len, uint64_t h,
 					const uint64_t sig[2])
 {
-	const struct memo_ent *e = &mm->tab[h & (MEMO_TAB - 1)];
-	if (e->epoch != mm->epoch || e->h != h || e->len != len || e->sig[0] != sig[0] ||
-	    e->sig[1] != sig[1] || memcmp(mm->arena + e->off, msg, len) != 0)
-		return NULL;
-	return e;
+	for (uint32_t i = (uint32_t)h & mm->tabmask;; i = (i + 1) & mm->tabmask) {
+		const struct memo_ent *e = &mm->tab[i];
+		if (e->epoch != mm->epoch)
+			return NULL;       /* a free entry ends the probe */
+		if (e->h == h && e->len == len && e->sig[0] == sig[0] && e->sig[1] == sig[1] &&
+		    memcmp(mm->arena + e->off, msg, len) == 0)
+			return e;
+	}
 }
 
 /* Keep the decoded message (ids in the scratch arrays). */
@@ -439,8 +475,9 @@ static void memo_store(struct load_memo *mm, const uint8_t *msg, size_t len, uin
 	size_t need = bw + pm * ((size_t)ne->nw + ne->na);
 	if (!mm->cap || need > mm->cap)
 		return;
-	if (mm->used + need > mm->cap) {
+	if (mm->used + need > mm->cap || mm->nents >= (mm->tabmask + 1) / 2) {
 		mm->used = 0;              /* full: forget everything, keep going */
+		mm->nents = 0;
 		mm->epoch++;
 	}
 	uint32_t *w = mm->arena + mm->used;
@@ -461,7 +498,11 @@ static void memo_store(struct load_memo *mm, const uint8_t *msg, size_t len, uin
 	ne->epoch = mm->epoch;
 	ne->off = (uint32_t)mm->used;
 	ne->len = (uint32_t)len;
-	mm->tab[h & (MEMO_TAB - 1)] = *ne;
+	uint32_t i = (uint32_t)h & mm->tabmask;
+	while (mm->tab[i].epoch == mm->epoch)
+		i = (i + 1) & mm->tabmask;
+	mm->tab[i] = *ne;
+	mm->nents++;
 	mm->used += need;
 }
 
@@ -485,7 +526,7 @@ void load_mon_prefetch(struct load_mon *m, const uint8_t *msg, size_t len, unsig
 	struct load_memo *mm = m->memo;
 	if (!mm->cap)
 		return;
-	const struct memo_ent *e = &mm->tab[h & (MEMO_TAB - 1)];
+	const struct memo_ent *e = &mm->tab[h & mm->tabmask];
 	if (stage == 0) {
 		__builtin_prefetch(e);
 		return;
