@@ -83,7 +83,7 @@ SCENARIOS = {
             dict(feeders=1, monitors=100, routes=1050000, churn_rate=10000, churn_seconds=60,
                  churn_attrs="recurring", churn_prefixes=50000, restore=True)),
     "S6": ("the real target: 2 feeders, same 1.05M IPv4 + 230k IPv6, 1000 clients "
-           "(only when named: the monitors' tables need ~15 GiB)",
+           "(only when named: minutes per daemon, BIRD over half an hour)",
            dict(feeders=2, monitors=1000, routes=1050000, v6_routes=230000, shared=True,
                 withdraw=True)),
 }
