@@ -39,8 +39,6 @@
 #include "bench/load/load.h"
 #include "core/log.h"
 
-#define SLOT_EMPTY LOAD_TAG_EMPTY
-
 void load_mon_init(struct load_mon *m, struct load_ctx *ctx, struct load_peer *p)
 {
 	memset(m, 0, sizeof(*m));
@@ -56,7 +54,7 @@ void load_mon_init(struct load_mon *m, struct load_ctx *ctx, struct load_peer *p
 		m->slot_paths = load_huge_alloc((n ? n : 1) * sizeof(*m->slot_paths));
 	if (!m->slots || (m->nslots > 1 && !m->slot_paths))
 		log_fatal("ricochet-load: out of memory for monitor tables (%zu paths)", n);
-	memset(m->slots, 0xFF, (n ? n : 1) * sizeof(*m->slots));    /* SLOT_EMPTY */
+	memset(m->slots, 0xFF, (n ? n : 1) * sizeof(*m->slots));    /* LOAD_TAG_EMPTY */
 	if (m->slot_paths)
 		memset(m->slot_paths, 0, (n ? n : 1) * sizeof(*m->slot_paths));
 	m->per_feeder = calloc(ctx->o.feeders + 1, sizeof(uint64_t));
@@ -201,7 +199,7 @@ static void slot_set(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, uin
 {
 	size_t base = (size_t)pid * m->stride, hit = SIZE_MAX, free_slot = SIZE_MAX;
 	for (size_t k = base; k < base + m->nslots; k++) {
-		if (m->slots[k] == SLOT_EMPTY) {
+		if (m->slots[k] == LOAD_TAG_EMPTY) {
 			if (free_slot == SIZE_MAX)
 				free_slot = k;
 		} else if (m->nslots == 1 || m->slot_paths[k] == path_id) {
@@ -235,10 +233,10 @@ static void slot_clear(struct load_ctx *ctx, struct load_mon *m, uint32_t pid, u
 {
 	size_t base = (size_t)pid * m->stride;
 	for (size_t k = base; k < base + m->nslots; k++) {
-		if (m->slots[k] != SLOT_EMPTY && (m->nslots == 1 || m->slot_paths[k] == path_id)) {
+		if (m->slots[k] != LOAD_TAG_EMPTY && (m->nslots == 1 || m->slot_paths[k] == path_id)) {
 			unsigned of = tag_of(m, m->slots[k])->fg >> 16, nf = ctx->o.feeders;
 			m->per_feeder[of < nf ? of : nf]--;
-			m->slots[k] = SLOT_EMPTY;
+			m->slots[k] = LOAD_TAG_EMPTY;
 			load_count(&m->filled, UINT64_MAX);
 			return;
 		}
@@ -590,7 +588,7 @@ static void apply_ids(struct load_ctx *ctx, struct load_mon *m, const uint32_t *
 			const uint32_t *sl = &m->slots[(size_t)id * m->stride];
 			bool dup = false;
 			for (unsigned k = 0; k < ns && !dup; k++)
-				dup = sl[k] != SLOT_EMPTY && tag_of(m, sl[k])->fg == fg;
+				dup = sl[k] != LOAD_TAG_EMPTY && tag_of(m, sl[k])->fg == fg;
 			if (dup)
 				m->readvertised++;
 			else
@@ -869,7 +867,7 @@ void load_mon_verify(struct load_ctx *ctx, struct load_mon *m)
 		unsigned have = 0;
 		size_t base = (size_t)pid * m->stride;
 		for (size_t k = base; k < base + m->nslots; k++) {
-			if (m->slots[k] == SLOT_EMPTY)
+			if (m->slots[k] == LOAD_TAG_EMPTY)
 				continue;
 			have++;
 			v->present++;
