@@ -346,6 +346,8 @@ struct load_memo *load_memo_new(bool on, uint64_t paths);
 void load_memo_free(struct load_memo *mm);
 /* Blocks found / decoded, for the summary (read after the thread is joined or quiet). */
 void load_memo_stats(const struct load_memo *mm, uint64_t *hits, uint64_t *misses);
+/* Checks of the tags and the memo alone (--self-test); returns the failures. */
+int load_mon_selftest(void);
 
 struct load_mon {
 	struct load_peer *peer;

@@ -897,3 +897,82 @@ void load_mon_verify(struct load_ctx *ctx, struct load_mon *m)
 	}
 	v->extra += atomic_load(&m->extra);
 }
+
+/* ---------------------------------------------------------------- self-test */
+
+#define MT_CHECK(cond, ...)                                                        \
+	do {                                                                       \
+		if (!(cond)) {                                                     \
+			fprintf(stderr, "self-test FAIL %s:%d: ", __FILE__, __LINE__); \
+			fprintf(stderr, __VA_ARGS__);                              \
+			fputc('\n', stderr);                                       \
+			fails++;                                                   \
+		}                                                                  \
+	} while (0)
+
+/*
+ * The monitor thread's tags and memo on their own: tags stay distinct and
+ * stable across the index's growth; the memo finds what it stored, under
+ * colliding hashes too (the probe must walk past other messages), tells
+ * messages apart by their bytes and session parameters, and forgets
+ * everything, not a part, when its table reaches half full.
+ */
+int load_mon_selftest(void)
+{
+	int fails = 0;
+	struct load_memo *mm = load_memo_new(true, 1);   /* the smallest memo: 4096 entries */
+	struct load_mon m = { .memo = mm };
+	enum { NT = 5000 };                             /* grows the index from 1024 thrice */
+	for (uint32_t i = 0; i < NT; i++)
+		MT_CHECK(tag_intern(mm, i << 16 | (i & 7), i * 3) == i, "tag %u not new", i);
+	for (uint32_t i = 0; i < NT; i++) {
+		uint32_t t = tag_intern(mm, i << 16 | (i & 7), i * 3);
+		MT_CHECK(t == i, "tag %u re-interned as %u", i, t);
+		MT_CHECK(tag_of(&m, t)->fg == (i << 16 | (i & 7)) && tag_of(&m, t)->attr == i * 3,
+			 "tag %u holds another pair", i);
+	}
+	MT_CHECK(mm->ntags == NT, "%u tags for %u pairs", mm->ntags, (unsigned)NT);
+
+	/* messages i: 40 + i % 90 octets of a pattern of i; all share one hash in
+	 * groups of 16 so that each lookup probes past others */
+	uint8_t msg[160];
+	const uint64_t sig[2] = { 1, 2 }, other[2] = { 1, 3 };
+	const uint32_t half = (mm->tabmask + 1) / 2;
+	for (uint32_t i = 0; i < half; i++) {
+		size_t len = 40 + i % 90;
+		for (size_t k = 0; k < len; k++)
+			msg[k] = (uint8_t)(i * 31 + k * 7 + (i >> 8));
+		mm->wids[0] = i;
+		mm->aids[0] = i + 1;
+		struct memo_ent ne = { .sig = { sig[0], sig[1] }, .nw = 1, .na = 1, .fg = i, .tag = i };
+		memo_store(mm, msg, len, i / 16, &ne);
+	}
+	MT_CHECK(mm->nents == half, "%u entries stored, %u wanted", mm->nents, half);
+	uint32_t found = 0;
+	for (uint32_t i = 0; i < half; i++) {
+		size_t len = 40 + i % 90;
+		for (size_t k = 0; k < len; k++)
+			msg[k] = (uint8_t)(i * 31 + k * 7 + (i >> 8));
+		const struct memo_ent *e = memo_find(mm, msg, len, i / 16, sig);
+		if (e && e->fg == i && e->tag == i && e->nw == 1 && e->na == 1) {
+			const uint32_t *w = mm->arena + e->off + (e->len + 3) / 4;
+			found += w[0] == i && w[1] == i + 1;
+		}
+		MT_CHECK(!memo_find(mm, msg, len, i / 16, other), "message %u found under other session parameters", i);
+		msg[len - 1] ^= 1;
+		MT_CHECK(!memo_find(mm, msg, len, i / 16, sig), "message %u found with its last octet changed", i);
+	}
+	MT_CHECK(found == half, "%u of %u messages found with their ids", found, half);
+	/* one more: the table was half full, so everything is forgotten first */
+	memset(msg, 0xAB, 64);
+	struct memo_ent ne = { .sig = { sig[0], sig[1] } };
+	mm->nw = mm->na = 0;
+	memo_store(mm, msg, 64, 7, &ne);
+	MT_CHECK(mm->nents == 1, "%u entries after the table filled", mm->nents);
+	MT_CHECK(memo_find(mm, msg, 64, 7, sig) != NULL, "the message stored after the reset is lost");
+	for (size_t k = 0; k < 40; k++)
+		msg[k] = (uint8_t)(k * 7);            /* message 0 again */
+	MT_CHECK(!memo_find(mm, msg, 40, 0, sig), "a message from before the reset is still found");
+	load_memo_free(mm);
+	return fails;
+}

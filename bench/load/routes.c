@@ -892,6 +892,7 @@ int load_routes_selftest(void)
 	ST_CHECK(p50 > 480000 && p50 < 520000, "p50 %llu", (unsigned long long)p50);
 	ST_CHECK(p99 > 970000 && p99 < 1010000, "p99 %llu", (unsigned long long)p99);
 	ST_CHECK(h.max_ns == 1000000, "max %llu", (unsigned long long)h.max_ns);
+	st_fail += load_mon_selftest();
 	fprintf(stderr, "ricochet-load self-test: %s (%d failures)\n", st_fail ? "FAIL" : "ok", st_fail);
 	return st_fail ? 1 : 0;
 }
