@@ -200,6 +200,16 @@ size_t load_encode_announce(const struct load_routes *rt, unsigned f, size_t max
 size_t load_encode_withdraw(const struct load_routes *rt, unsigned f, size_t max_msg,
 			    struct load_bytes *out);
 int load_routes_selftest(void);
+/* A self-test check: on failure, say where and why on stderr and count it in fails. */
+#define LOAD_ST_CHECK(fails, cond, ...)                                            \
+	do {                                                                       \
+		if (!(cond)) {                                                     \
+			fprintf(stderr, "self-test FAIL %s:%d: ", __FILE__, __LINE__); \
+			fprintf(stderr, __VA_ARGS__);                              \
+			fputc('\n', stderr);                                       \
+			(fails)++;                                                 \
+		}                                                                  \
+	} while (0)
 
 /* ---------------------------------------------------------------- peer.c */
 

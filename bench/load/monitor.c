@@ -900,15 +900,7 @@ void load_mon_verify(struct load_ctx *ctx, struct load_mon *m)
 
 /* ---------------------------------------------------------------- self-test */
 
-#define MT_CHECK(cond, ...)                                                        \
-	do {                                                                       \
-		if (!(cond)) {                                                     \
-			fprintf(stderr, "self-test FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                              \
-			fputc('\n', stderr);                                       \
-			fails++;                                                   \
-		}                                                                  \
-	} while (0)
+#define MT_CHECK(cond, ...) LOAD_ST_CHECK(fails, cond, __VA_ARGS__)
 
 /*
  * The monitor thread's tags and memo on their own: tags stay distinct and

@@ -649,15 +649,7 @@ size_t load_encode_withdraw(const struct load_routes *rt, unsigned f, size_t max
 /* ---------------------------------------------------------------- self-test */
 
 static int st_fail;
-#define ST_CHECK(cond, ...)                                                        \
-	do {                                                                       \
-		if (!(cond)) {                                                     \
-			fprintf(stderr, "self-test FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                              \
-			fputc('\n', stderr);                                       \
-			st_fail++;                                                 \
-		}                                                                  \
-	} while (0)
+#define ST_CHECK(cond, ...) LOAD_ST_CHECK(st_fail, cond, __VA_ARGS__)
 
 static uint64_t checksum_routes(const struct load_routes *rt)
 {
