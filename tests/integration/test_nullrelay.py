@@ -42,6 +42,7 @@ CASES = [
     ("monitors-from", ["--monitors-from", "127.0.46.0/24"],
      ["--feeders", "2", "--monitors", "2", "--routes", "20000", "--v6-routes", "5000"], None),
     ("withdraw", [], ["--feeders", "8", "--monitors", "2", "--routes", "10000", "--withdraw"], None),
+    # --expect-rr comes after run_case's --no-expect-rr: ricochet-load takes the last
     ("expect-rr", [], ["--feeders", "2", "--monitors", "3", "--routes", "5000", "--expect-rr"],
      "verify: missing 0 extra 0 wrong-feeder 0 stale 0 bad-attrs 0 no-rr 30000 bad-nh 0"),
 ]
