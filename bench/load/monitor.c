@@ -331,6 +331,15 @@ static uint32_t tag_hash(uint32_t fg, uint32_t attr)
 	return (uint32_t)(k >> 32);
 }
 
+/* The first free index slot for (fg, attr) under mask. */
+static uint32_t tag_free_slot(const uint32_t *idx, uint32_t mask, uint32_t fg, uint32_t attr)
+{
+	uint32_t i = tag_hash(fg, attr) & mask;
+	while (idx[i])
+		i = (i + 1) & mask;
+	return i;
+}
+
 /*
  * The tag of (fg, attr), made on first sight.  Only the decode path (a memo
  * miss) calls this; a memo hit carries the tag.  The index stays at most half
@@ -355,20 +364,14 @@ static uint32_t tag_intern(struct load_memo *mm, uint32_t fg, uint32_t attr)
 		uint32_t *ni = calloc((size_t)nmask + 1, sizeof(*ni));
 		if (!nt || !ni)
 			log_fatal("ricochet-load: out of memory (%u monitor tags)", nc);
-		for (uint32_t t = 0; t < mm->ntags; t++) {
-			uint32_t j = tag_hash(nt[t].fg, nt[t].attr) & nmask;
-			while (ni[j])
-				j = (j + 1) & nmask;
-			ni[j] = t + 1;
-		}
+		for (uint32_t t = 0; t < mm->ntags; t++)
+			ni[tag_free_slot(ni, nmask, nt[t].fg, nt[t].attr)] = t + 1;
 		free(mm->tagidx);
 		mm->tags = nt;
 		mm->tagidx = ni;
 		mm->tagcap = nc;
 		mm->tagmask = nmask;
-		i = tag_hash(fg, attr) & nmask;
-		while (ni[i])
-			i = (i + 1) & nmask;
+		i = tag_free_slot(ni, nmask, fg, attr);
 	}
 	mm->tags[mm->ntags] = (struct load_tag){ .fg = fg, .attr = attr };
 	mm->tagidx[i] = ++mm->ntags;
