@@ -905,6 +905,15 @@ void load_mon_verify(struct load_ctx *ctx, struct load_mon *m)
 
 #define MT_CHECK(cond, ...) LOAD_ST_CHECK(fails, cond, __VA_ARGS__)
 
+/* Test message i: 40 + i % 90 octets of a pattern of i; returns its length. */
+static size_t st_msg(uint8_t *msg, uint32_t i)
+{
+	size_t len = 40 + i % 90;
+	for (size_t k = 0; k < len; k++)
+		msg[k] = (uint8_t)(i * 31 + k * 7 + (i >> 8));
+	return len;
+}
+
 /*
  * The monitor thread's tags and memo on their own: tags stay distinct and
  * stable across the index's growth; the memo finds what it stored, under
@@ -928,15 +937,13 @@ int load_mon_selftest(void)
 	}
 	MT_CHECK(mm->ntags == NT, "%u tags for %u pairs", mm->ntags, (unsigned)NT);
 
-	/* messages i: 40 + i % 90 octets of a pattern of i; all share one hash in
-	 * groups of 16 so that each lookup probes past others */
+	/* messages st_msg(i) share one hash in groups of 16, so that each lookup
+	 * probes past others */
 	uint8_t msg[160];
 	const uint64_t sig[2] = { 1, 2 }, other[2] = { 1, 3 };
 	const uint32_t half = (mm->tabmask + 1) / 2;
 	for (uint32_t i = 0; i < half; i++) {
-		size_t len = 40 + i % 90;
-		for (size_t k = 0; k < len; k++)
-			msg[k] = (uint8_t)(i * 31 + k * 7 + (i >> 8));
+		size_t len = st_msg(msg, i);
 		mm->wids[0] = i;
 		mm->aids[0] = i + 1;
 		struct memo_ent ne = { .sig = { sig[0], sig[1] }, .nw = 1, .na = 1, .fg = i, .tag = i };
@@ -945,9 +952,7 @@ int load_mon_selftest(void)
 	MT_CHECK(mm->nents == half, "%u entries stored, %u wanted", mm->nents, half);
 	uint32_t found = 0;
 	for (uint32_t i = 0; i < half; i++) {
-		size_t len = 40 + i % 90;
-		for (size_t k = 0; k < len; k++)
-			msg[k] = (uint8_t)(i * 31 + k * 7 + (i >> 8));
+		size_t len = st_msg(msg, i);
 		const struct memo_ent *e = memo_find(mm, msg, len, i / 16, sig);
 		if (e && e->fg == i && e->tag == i && e->nw == 1 && e->na == 1) {
 			const uint32_t *w = mm->arena + e->off + (e->len + 3) / 4;
@@ -965,9 +970,8 @@ int load_mon_selftest(void)
 	memo_store(mm, msg, 64, 7, &ne);
 	MT_CHECK(mm->nents == 1, "%u entries after the table filled", mm->nents);
 	MT_CHECK(memo_find(mm, msg, 64, 7, sig) != NULL, "the message stored after the reset is lost");
-	for (size_t k = 0; k < 40; k++)
-		msg[k] = (uint8_t)(k * 7);            /* message 0 again */
-	MT_CHECK(!memo_find(mm, msg, 40, 0, sig), "a message from before the reset is still found");
+	size_t len0 = st_msg(msg, 0);
+	MT_CHECK(!memo_find(mm, msg, len0, 0, sig), "a message from before the reset is still found");
 	load_memo_free(mm);
 	return fails;
 }
