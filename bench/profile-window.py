@@ -55,7 +55,7 @@ def main():
     ap.add_argument('json_glob', help="ricochet-load --json files of the runs, e.g. 'w-*.json'")
     ap.add_argument('--anchor', default='ingest_announce', help='function that marks the start')
     ap.add_argument('--lead', type=float, default=0.0003, help='seconds before the anchor (0.0003)')
-    ap.add_argument('--gap', type=float, default=0.1, help='idle seconds that separate runs (0.1)')
+    ap.add_argument('--gap', type=float, default=0.1, help='seconds without an anchor sample that separate runs (0.1)')
     ap.add_argument('--phase', default='announce', help='phase of the --json files (announce)')
     ap.add_argument('--callers', default='ingest_announce,writev,process_batch,encode_bset,lane_drain',
                     help='comma-separated functions to report inclusive shares for')
@@ -67,7 +67,7 @@ def main():
         sys.exit('profile-window: no samples in %s' % a.perf_text)
     files = sorted(glob.glob(a.json_glob), key=lambda f: [int(x) for x in re.findall(r'\d+', f)] or [0])
     secs = [json.load(open(f))['phases'][a.phase]['seconds'] for f in files]
-    has = lambda s, fn: any(x == fn or x.startswith(fn + '+') or fn in x for x in s[2])
+    has = lambda s, fn: any(fn in x for x in s[2])   # a frame naming fn (writev: __GI___writev too)
     # a run starts at an anchor sample more than --gap after the previous one
     starts, last = [], None
     for s in samples:
@@ -80,18 +80,16 @@ def main():
               % (len(starts), a.anchor, len(secs), min(len(starts), len(secs))), file=sys.stderr)
     callers = [x for x in a.callers.split(',') if x]
     thr, leaf, inc = collections.Counter(), collections.Counter(), collections.Counter()
-    n = used = 0
     times = [s[0] for s in samples]
+    used = min(len(starts), len(secs))
     for t0, dur in zip(starts, secs):
-        win = samples[bisect.bisect_left(times, t0):bisect.bisect_right(times, t0 + dur)]
-        used += 1
-        for s in win:
-            n += 1
+        for s in samples[bisect.bisect_left(times, t0):bisect.bisect_right(times, t0 + dur)]:
             thr[s[1]] += 1
             leaf[(s[1], s[2][0] if s[2] else '?')] += 1
             for fn in callers:
                 if has(s, fn):
                     inc[(s[1], fn)] += 1
+    n = sum(thr.values())
     if not n:
         sys.exit('profile-window: no sample inside any window')
     pct = lambda v: 100.0 * v / n
