@@ -35,6 +35,10 @@ struct bm_case {
  * threaded case pauses its own clock; call both from every thread. */
 void bm_pause(void);
 void bm_resume(void);
+/* One-way time in ns for a cache line written on CPU 0 to be seen on CPU 1,
+ * measured now (bm_xfer.c); 0 if it cannot be measured (one CPU, pinning
+ * refused, or the helper thread did not run within a second). */
+double bm_xfer_ns(void);
 /* Every bm_<module>.c exports one table, NULL-name terminated. */
 extern const struct bm_case bm_msg_cases[];
 extern const struct bm_case bm_rib_cases[];

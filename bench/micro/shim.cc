@@ -19,8 +19,11 @@ long minor_faults()
 void run_case(benchmark::State &st, const bm_case *c, int64_t arg)
 {
 	static void *state;                 // shared by the threads of one case
-	if (st.thread_index() == 0)
+	static double xfer0;
+	if (st.thread_index() == 0) {
+		xfer0 = bm_xfer_ns();
 		state = c->setup ? c->setup(arg) : nullptr;
+	}
 	uint64_t items = 0;
 	long flt0 = st.thread_index() == 0 ? minor_faults() : 0;
 	tl_state = &st;
@@ -36,6 +39,11 @@ void run_case(benchmark::State &st, const bm_case *c, int64_t arg)
 							   benchmark::Counter::kAvgIterations);
 		if (c->teardown)
 			c->teardown(state);
+		// Where the host had the CPUs before and after (bm_xfer.c): cases
+		// with threads that share lines run at two speeds on the
+		// development VM, and it moves them within a minute.
+		st.counters["xfer0_ns"] = xfer0;
+		st.counters["xfer_ns"] = bm_xfer_ns();
 	}
 }
 
