@@ -177,6 +177,9 @@ static void *io_main(void *arg)
 	struct epoll_event evs[256];
 	uint64_t next_tick = 0;
 	rcu_register_thread();
+	/* what this thread's updates free waits in a batch of its own, not in
+	 * stripe batches the other I/O threads append to (rib.h) */
+	rib_thread_batches();
 	while (!atomic_load_explicit(&t->stop, memory_order_acquire)) {
 		/* sweeps pending: look at the sockets, do not wait on them */
 		int n = epoll_wait(t->epfd, evs, 256, t->n_sweeping ? 0 : TICK_MS);
@@ -224,6 +227,9 @@ static void *io_main(void *arg)
 		}
 		if (now >= next_tick) {
 			next_tick = now + TICK_MS * 1000000ull;
+			/* a partly filled free batch waits at most a tick (a busy
+			 * thread fills and hands over whole ones long before) */
+			rib_reclaim_mine(t->d->rib);
 			for (size_t k = 0; k < t->n_peers; k++)
 				sess_timers(t->peers[k], now);
 		}
@@ -231,6 +237,7 @@ static void *io_main(void *arg)
 	if (t->n_sweeping)
 		log_info("io-%u: stopping with %zu peers' paths not yet withdrawn (left to exit)",
 			 t->idx, t->n_sweeping);
+	rib_reclaim_mine(t->d->rib);
 	rcu_unregister_thread();
 	return NULL;
 }

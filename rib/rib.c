@@ -56,7 +56,8 @@
  *      a path through some valid tree (old or new), never a mix that skips or
  *      invents a subtree.  Paths change only by publishing a whole new set.
  *   3. Memory is freed only after a grace period: an unlinked node or replaced
- *      path set goes on its stripe's reclaim batch (under the stripe lock) and
+ *      path set goes on a reclaim batch - its stripe's (under the stripe
+ *      lock) or the writer thread's own (PER-THREAD FREE BATCHES) - and
  *      the batch is handed to call_rcu, so its free runs after every
  *      read-side section that began before the hand-over has ended.  A reader
  *      starting later can only reach nodes that were linked at some time after
@@ -250,6 +251,7 @@ struct rib_node6 {
  * memory - 4 MiB and ~640 page faults on that withdrawal (S1). */
 #define RIB_RECLAIM_FIRST 8
 #define RIB_RECLAIM_BATCH 128
+#define RIB_WSLOTS 64                /* threads with a free batch of their own (rib_thread_batches) */
 struct rib_reclaim {
 	struct rcu_head rcu;
 	struct rib *rib;
@@ -397,6 +399,11 @@ struct rib {
 	pthread_mutex_t wmu;
 	pthread_cond_t wcv;
 	int wflag;
+	/* per-thread free batches (rib_thread_batches): slot i belongs to the
+	 * thread holding index i; a line each, written by that thread only */
+	struct rib_wslot {
+		struct rib_reclaim *pending;
+	} __attribute__((aligned(64))) ws[RIB_WSLOTS];
 };
 
 /* ---- keys --------------------------------------------------------------- */
@@ -629,40 +636,110 @@ static void reclaim_cb(struct rcu_head *h)
 	free(b);
 }
 
-static void stripe_flush(struct rib_stripe *st)
+/* Hand the batch at *slot (a stripe's, under its lock, or a writer slot's,
+ * by its owner) to call_rcu. */
+static void batch_flush(struct rib_reclaim **slot)
 {
-	struct rib_reclaim *b = st->pending;
+	struct rib_reclaim *b = *slot;
 	if (b) {
 		/* the store is atomic because rib_reclaim_idle peeks without the lock */
-		__atomic_store_n(&st->pending, NULL, __ATOMIC_RELAXED);
+		__atomic_store_n(slot, NULL, __ATOMIC_RELAXED);
 		tsan_release(b);
 		call_rcu(&b->rcu, reclaim_cb);
 	}
+}
+
+static void stripe_flush(struct rib_stripe *st)
+{
+	batch_flush(&st->pending);
+}
+
+/*
+ * PER-THREAD FREE BATCHES
+ *   A stripe's batch is written by whichever writer last replaced a path
+ *   set in that stripe: with two I/O threads, most appends find the batch's
+ *   lines in the other core's cache.  On a VM whose two vCPUs share no cache
+ *   that is a DRAM-latency miss per append (docs/BENCHMARKS.md, stop 31:
+ *   two writers on one RIB ran 1.1x one writer, on two RIBs 1.8x).  So a
+ *   thread that asks for it (rib_thread_batches) gets one of RIB_WSLOTS
+ *   indices, process-wide, and in every RIB the slot of that index is its
+ *   own: defer_free appends there without a lock, and the owner hands a
+ *   partial batch over itself (rib_reclaim_mine) when it goes idle.  The
+ *   index goes back to the pool when the thread exits (a key destructor,
+ *   which touches no RIB); a batch it left behind stays in its slot for the
+ *   next owner of the index, or for rib_flush - the release store and the
+ *   claim's compare-and-swap order the two owners' accesses.  A thread
+ *   without an index (it never asked, or all were taken) uses the stripe's
+ *   batch, under the stripe lock, as before.  The grace-period argument
+ *   (3 above) does not depend on which batch an object waits in.
+ */
+static uint64_t rib_ws_free = ~(uint64_t)0;     /* bit i set: index i is free */
+static __thread int rib_ws_mine = -1;
+static pthread_key_t rib_ws_key;
+static pthread_once_t rib_ws_once = PTHREAD_ONCE_INIT;
+
+static void ws_release(void *v)
+{
+	unsigned i = (unsigned)((uintptr_t)v - 1);
+	__atomic_fetch_or(&rib_ws_free, (uint64_t)1 << i, __ATOMIC_RELEASE);
+}
+
+static void ws_key_init(void)
+{
+	if (pthread_key_create(&rib_ws_key, ws_release))
+		log_fatal("rib: pthread_key_create failed");
+}
+
+bool rib_thread_batches(void)
+{
+	if (rib_ws_mine >= 0)
+		return true;
+	pthread_once(&rib_ws_once, ws_key_init);
+	uint64_t v = __atomic_load_n(&rib_ws_free, __ATOMIC_ACQUIRE);
+	while (v) {
+		unsigned i = (unsigned)__builtin_ctzll(v);
+		if (__atomic_compare_exchange_n(&rib_ws_free, &v, v & ~((uint64_t)1 << i), false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			if (pthread_setspecific(rib_ws_key, (void *)(uintptr_t)(i + 1)))
+				log_fatal("rib: pthread_setspecific failed");
+			rib_ws_mine = (int)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+void rib_reclaim_mine(struct rib *r)
+{
+	if (rib_ws_mine >= 0)
+		batch_flush(&r->ws[rib_ws_mine].pending);
 }
 
 /* Free p (may be NULL) and drop a reference to a (may be NULL) after a
  * grace period.  Caller holds st->lk. */
 static void defer_free(struct rib *r, struct rib_stripe *st, void *p, struct attr_set *a)
 {
-	struct rib_reclaim *b = st->pending;
+	struct rib_reclaim **slot = rib_ws_mine >= 0 ? &r->ws[rib_ws_mine].pending : &st->pending;
+	struct rib_reclaim *b = *slot;
 	if (!b || b->n == b->cap) {
 		/* new, or full but not yet RIB_RECLAIM_BATCH: grow (under the
-		 * lock; rib_reclaim_idle only peeks at the pointer without it) */
+		 * lock or by the slot's owner; rib_reclaim_idle only peeks at a
+		 * stripe's pointer without the lock) */
 		unsigned cap = b ? 2 * b->cap : RIB_RECLAIM_FIRST;
 		b = realloc(b, sizeof(*b) + cap * sizeof(b->e[0]));
 		if (!b)
 			log_fatal("rib: out of memory (reclaim batch)");
-		if (!st->pending) {
+		if (!*slot) {
 			b->rib = r;
 			b->n = 0;
 		}
 		b->cap = cap;
-		__atomic_store_n(&st->pending, b, __ATOMIC_RELAXED);   /* see stripe_flush */
+		__atomic_store_n(slot, b, __ATOMIC_RELAXED);   /* see batch_flush */
 	}
 	b->e[b->n].p = p;
 	b->e[b->n].a = a;
 	if (++b->n == RIB_RECLAIM_BATCH)
-		stripe_flush(st);
+		batch_flush(slot);
 }
 
 /* ---- tree (writer side: caller holds the stripe lock) ------------------- */
@@ -3257,6 +3334,7 @@ static void tree_free(struct rib *r, struct rib_node *n)
 
 void rib_reclaim_idle(struct rib *r)
 {
+	rib_reclaim_mine(r);
 	for (unsigned fam = 0; fam < BGP_FAM_COUNT; fam++) {
 		struct rib_fam *f = &r->f[fam];
 		for (unsigned i = 0; i <= f->nstripes; i++) {
@@ -3280,6 +3358,9 @@ void rib_flush(struct rib *r)
 			stripe_unlock(&f->stripes[i].lk);
 		}
 	}
+	/* no writer runs now (rib.h): every thread's slot can be emptied here */
+	for (unsigned i = 0; i < RIB_WSLOTS; i++)
+		batch_flush(&r->ws[i].pending);
 	rcu_barrier();
 }
 

@@ -63,9 +63,11 @@ void rib_destroy(struct rib *r);
 /*
  * Hand every deferred free (replaced path sets, unlinked nodes, the attribute
  * references of removed paths) to call_rcu now, wait for the grace periods
- * (rcu_barrier) and free them.  Writers batch these per stripe (freed by
- * the call_rcu thread once their grace period is over); tests and memory
- * accounting call this to see the settled state.  Not under rcu_read_lock.
+ * (rcu_barrier) and free them.  Writers batch these per stripe or per
+ * thread (freed by the call_rcu thread once their grace period is over);
+ * tests and memory accounting call this to see the settled state.  No
+ * writer may run meanwhile (it empties every thread's batch).  Not under
+ * rcu_read_lock.
  */
 void rib_flush(struct rib *r);
 
@@ -283,6 +285,21 @@ bool rib_node_queued(const struct rib_node *n);
  * Call now and then from a thread that is otherwise idle.
  */
 void rib_reclaim_idle(struct rib *r);
+
+/*
+ * Per-thread free batches.  A writer thread that calls rib_thread_batches()
+ * (once; later calls are free) defers its frees in a batch of its own in
+ * each RIB instead of the stripe's, which writers on other cores also
+ * append to (rib.c, PER-THREAD FREE BATCHES).  false: all RIB_WSLOTS (64)
+ * indices are held by live threads; the thread keeps the stripes' batches.
+ * The index is released when the thread exits.
+ * Such a thread must call rib_reclaim_mine(r) for each RIB it writes when it
+ * goes idle (or before it exits): its partly filled batch would otherwise
+ * pin up to a batch of old path sets, nodes and attribute references until
+ * rib_flush.  rib_reclaim_idle also hands over the caller's own batch.
+ */
+bool rib_thread_batches(void);
+void rib_reclaim_mine(struct rib *r);
 
 /* ---- accounting ------------------------------------------------------- */
 

@@ -76,6 +76,7 @@ static void bm_thread(void)
 	pthread_once(&bm_once, bm_key_init);
 	rcu_register_thread();
 	pthread_setspecific(bm_key, (void *)1);
+	rib_thread_batches();            /* as the daemon's I/O threads do */
 	bm_registered = true;
 }
 
@@ -435,6 +436,7 @@ static uint64_t run_insert_mode(void *p, enum bm_ins_mode mode)
 			/* this thread's peers announced everything: swap in an empty RIB */
 			th->pk = 0;
 			bm_drain(s, r);
+			rib_reclaim_mine(r);     /* its own partial free batch, as an idle I/O thread */
 			/* both threads are done (waiting for the slower one is timed);
 			 * retiring the full table and making an empty one is not insert
 			 * work, so the clocks stop while one thread does it */

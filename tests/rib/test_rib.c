@@ -7,11 +7,12 @@
  * (one hand-over per drain however many changes, node lifetime until
  * release), withdraw_peer, stale marking and the per-peer index, resumable
  * sweeps in bounded steps, batched
- * withdrawal and batched journal release.
+ * withdrawal and batched journal release, writer threads' own free batches.
  *
  * Attribute sets are real interned ones (rib/attr.c) that differ in
  * LOCAL_PREF, so the expected best path is obvious from the table.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1585,6 +1586,78 @@ static void test_destroy_full(void **state)
 	 * reference leaked */
 }
 
+/* ---- per-thread free batches (rib_thread_batches) ---------------------- */
+
+struct tb_arg {
+	struct fx *f;
+	struct attr_set *a1, *a2;
+	bool reclaim;                    /* rib_reclaim_mine before leaving */
+	bool got;                        /* rib_thread_batches' answer */
+};
+
+/* Announce a prefix with a1, then replace it with a2: the replaced path set
+ * and a1's reference go to this thread's own batch. */
+static void *tb_writer(void *arg)
+{
+	struct tb_arg *t = arg;
+	rcu_register_thread();
+	t->got = rib_thread_batches();
+	struct bgp_prefix p = p4(198, 51, 100, 0, 24);
+	rib_update(t->f->rib, &p, 1, t->a1, 0);
+	rib_update(t->f->rib, &p, 1, t->a2, 0);
+	if (t->reclaim)
+		rib_reclaim_mine(t->f->rib);
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void *tb_claim(void *arg)
+{
+	*(bool *)arg = rib_thread_batches();
+	return NULL;
+}
+
+static void test_thread_batches(void **state)
+{
+	struct fx *f = *state;
+	struct tb_arg t = { f, mk_attr(f->at, 100), mk_attr(f->at, 200), false, false };
+	pthread_t th;
+
+	/* left in the thread's slot: a grace period does not free it, and the
+	 * stripes' idle hand-over (another thread) does not reach it */
+	assert_int_equal(pthread_create(&th, NULL, tb_writer, &t), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_true(t.got);
+	rcu_barrier();
+	assert_int_equal(__atomic_load_n(&t.a1->refcnt, __ATOMIC_RELAXED), 2);
+	rib_reclaim_idle(f->rib);
+	rcu_barrier();
+	assert_int_equal(__atomic_load_n(&t.a1->refcnt, __ATOMIC_RELAXED), 2);
+	/* rib_flush empties every thread's slot */
+	rib_flush(f->rib);
+	assert_int_equal(__atomic_load_n(&t.a1->refcnt, __ATOMIC_RELAXED), 1);
+
+	/* the owner hands its batch over itself: a2 replaced by a1 this time */
+	struct tb_arg u = { f, t.a2, t.a1, true, false };
+	assert_int_equal(pthread_create(&th, NULL, tb_writer, &u), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_true(u.got);
+	rcu_barrier();
+	assert_int_equal(__atomic_load_n(&t.a2->refcnt, __ATOMIC_RELAXED), 1);
+	assert_int_equal(__atomic_load_n(&t.a1->refcnt, __ATOMIC_RELAXED), 2);  /* ours + the path */
+
+	/* an exiting thread gives its index back: more threads than indices,
+	 * one after the other, all get one */
+	for (unsigned i = 0; i < 100; i++) {
+		bool got = false;
+		assert_int_equal(pthread_create(&th, NULL, tb_claim, &got), 0);
+		assert_int_equal(pthread_join(th, NULL), 0);
+		assert_true(got);
+	}
+	attr_unref(f->at, t.a1);
+	attr_unref(f->at, t.a2);
+}
+
 /* ---- short IPv4 glue nodes ---------------------------------------------- */
 
 /* Two /24s make a /23 glue node (32 bytes); the /23 itself landing on it
@@ -1732,6 +1805,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lookup_batch_random, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_batch_random, setup_noindex, teardown),
 		cmocka_unit_test_setup_teardown(test_best_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_thread_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_walk_resume_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_lanes, setup, teardown),

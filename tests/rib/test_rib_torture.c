@@ -7,7 +7,8 @@
  * time) and keep a private reference model of their own peers' paths; R
  * reader threads run exact lookups, longest-prefix matches (single calls and
  * batches) and resumable walks and check every path set they see; one
- * consumer drains the journal.
+ * consumer drains the journal.  Half the writers defer their frees in
+ * batches of their own (rib_thread_batches), half in the stripes'.
  * The run is bounded by time (RIB_TORTURE_SECONDS, default 3) and operation
  * count.  At the end the table must equal the union of the models, path for
  * path (attr pointer and flags included), and after withdrawing everything
@@ -423,6 +424,10 @@ static void *writer(void *arg)
 	unsigned w = (unsigned)(uintptr_t)arg;
 	uint64_t s = 0x1234567ull * (w + 1);
 	rcu_register_thread();
+	/* even writers keep their own free batches (rib_thread_batches), odd
+	 * ones the stripes', so both kinds run side by side */
+	if (!(w & 1))
+		assert_true(rib_thread_batches());
 	for (unsigned long op = 0; op < MAX_OPS && !stopped(); op++) {
 		if ((op & 63) == 0 && now_ns() >= g_deadline_ns)
 			break;
@@ -503,6 +508,8 @@ static void *writer(void *arg)
 			for (unsigned fam = 0; fam < BGP_FAM_COUNT; fam++)
 				CHECK(rib_peer_prefixes(g_rib, peer, fam) == model_prefixes(w, pi, fam));
 		g_ops[w]++;
+		if ((op & 1023) == 0)
+			rib_reclaim_mine(g_rib);   /* as an I/O thread's tick does (no-op for odd w) */
 	}
 	rcu_unregister_thread();
 	return NULL;
