@@ -248,7 +248,9 @@ struct rib_node6 {
  * doubles up to RIB_RECLAIM_BATCH: most stripes of a big RIB see a few
  * frees between flushes (2,050 stripes; a 10,000-route session withdrawn
  * gives each about 5), and a full-size batch for each was 2 KiB of fresh
- * memory - 4 MiB and ~640 page faults on that withdrawal (S1). */
+ * memory - 4 MiB and ~640 page faults on that withdrawal (S1).  A thread's
+ * own batch (rib_thread_batches) takes every free of its thread, so it
+ * starts at full size. */
 #define RIB_RECLAIM_FIRST 8
 #define RIB_RECLAIM_BATCH 128
 #define RIB_WSLOTS 64                /* threads with a free batch of their own (rib_thread_batches) */
@@ -725,7 +727,7 @@ static void defer_free(struct rib *r, struct rib_stripe *st, void *p, struct att
 		/* new, or full but not yet RIB_RECLAIM_BATCH: grow (under the
 		 * lock or by the slot's owner; rib_reclaim_idle only peeks at a
 		 * stripe's pointer without the lock) */
-		unsigned cap = b ? 2 * b->cap : RIB_RECLAIM_FIRST;
+		unsigned cap = b ? 2 * b->cap : slot == &st->pending ? RIB_RECLAIM_FIRST : RIB_RECLAIM_BATCH;
 		b = realloc(b, sizeof(*b) + cap * sizeof(b->e[0]));
 		if (!b)
 			log_fatal("rib: out of memory (reclaim batch)");
