@@ -17,10 +17,10 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench/micro/bm.h"
+#include "core/log.h"
 
 #define XFER_BLOCKS 6                /* the first is a warm-up; the best of the rest counts */
 #define XFER_ROUNDS 4000             /* round trips per block: ~0.3-1.6 ms */
@@ -36,13 +36,6 @@ static int pin(int cpu)
 	CPU_ZERO(&s);
 	CPU_SET(cpu, &s);
 	return pthread_setaffinity_np(pthread_self(), sizeof(s), &s);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
 /* The helper answers each odd value with the next even one. */
@@ -73,14 +66,14 @@ double bm_xfer_ns(void)
 	double ns = 0;
 	if (pthread_create(&t, NULL, xfer_pong, NULL) == 0) {
 		/* bounded: a helper that cannot run on CPU 1 makes this give up */
-		uint64_t t0 = now_ns(), limit = t0 + 1000000000ull, best = UINT64_MAX;
+		uint64_t t0 = log_now_ns(), limit = t0 + 1000000000ull, best = UINT64_MAX;
 		uint64_t i;
 		for (i = 1; i <= (uint64_t)XFER_BLOCKS * XFER_ROUNDS; i++) {
 			if (i % XFER_ROUNDS == 1) {
 				/* a block starts: close the last one (interference from
 				 * other threads only ever adds, so the fastest block is
 				 * the line's own cost) */
-				uint64_t tb = now_ns();
+				uint64_t tb = log_now_ns();
 				if (i > XFER_ROUNDS && tb - t0 < best)
 					best = tb - t0;
 				t0 = tb;
@@ -88,12 +81,12 @@ double bm_xfer_ns(void)
 			xf.v = 2 * i - 1;
 			/* the clock is read once per 4096 looks, not in the spin */
 			for (unsigned k = 1; xf.v != 2 * i; k++)
-				if (!(k & 4095) && now_ns() > limit)
+				if (!(k & 4095) && log_now_ns() > limit)
 					break;
 			if (xf.v != 2 * i)
 				break;
 		}
-		uint64_t t1 = now_ns();
+		uint64_t t1 = log_now_ns();
 		xf.stop = 1;
 		pthread_join(t, NULL);
 		if (i > (uint64_t)XFER_BLOCKS * XFER_ROUNDS) {
