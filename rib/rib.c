@@ -675,6 +675,7 @@ static void stripe_flush(struct rib_stripe *st)
  *   batch, under the stripe lock, as before.  The grace-period argument
  *   (3 above) does not depend on which batch an object waits in.
  */
+_Static_assert(RIB_WSLOTS == 64, "rib_ws_free has one bit per writer slot");
 static uint64_t rib_ws_free = ~(uint64_t)0;     /* bit i set: index i is free */
 static __thread int rib_ws_mine = -1;
 static pthread_key_t rib_ws_key;
