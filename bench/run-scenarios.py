@@ -207,6 +207,7 @@ def binaries(a):
             "load": os.environ.get("RICOCHET_LOAD", os.path.join(b, "bench", "ricochet-load")),
             "nullrelay": os.environ.get("RICOCHET_NULLRELAY",
                                         os.path.join(b, "bench", "ricochet-nullrelay")),
+            "xfer": os.path.join(b, "bench", "ricochet-xfer"),
             "bird": shutil.which("bird") or "bird", "frr": C.FRR_BGPD,
             "gobgp": shutil.which("gobgpd") or "gobgpd"}
 
@@ -340,6 +341,32 @@ class Sampler(threading.Thread):
 
 # ---------------------------------------------------------------- one run
 
+def xfer_ns(bins):
+    """The cache-line hand-over time from CPU 0 to CPU 1 now (bench/xfer.c),
+    or None.  The development VM's host moves the vCPUs between cores that
+    share a cache ("near", 35-60 ns) and cores that do not ("far", 180-200
+    ns); every hand-over between a daemon's threads pays it."""
+    x = bins.get("xfer")
+    if not x or not os.access(x, os.X_OK):
+        return None
+    try:
+        v = float(subprocess.run([x], stdout=subprocess.PIPE, text=True, timeout=10).stdout)
+    except (subprocess.SubprocessError, ValueError, OSError):
+        return None
+    return v or None
+
+
+def placement(x0, x1):
+    """near / far when both readings agree (< 90 ns, > 140 ns), else mixed."""
+    if not isinstance(x0, (int, float)) or not isinstance(x1, (int, float)):
+        return None
+    if max(x0, x1) < 90:
+        return "near"
+    if min(x0, x1) > 140:
+        return "far"
+    return "mixed"
+
+
 def run_once(a, bins, daemon, scen, k, rundir):
     """Start daemon, drive it, return a dict of figures (or a 'failed' reason)."""
     res = {"daemon": daemon, "scenario": scen}
@@ -351,6 +378,7 @@ def run_once(a, bins, daemon, scen, k, rundir):
         argv = gen_config(kind, peers, wd, bins, a.limit)
         if H.port_in_use("127.0.0.1", 179):
             H.wait_until(lambda: not H.port_in_use("127.0.0.1", 179), 15, "127.0.0.1:179 free")
+        res["xfer0_ns"] = xfer_ns(bins)
         proc = h.spawn(tag, argv, wd)
         try:
             H.wait_until(lambda: (proc.alive() or (_ for _ in ()).throw(
@@ -386,6 +414,8 @@ def run_once(a, bins, daemon, scen, k, rundir):
             res["failed"] = f"did not finish within {budget:.0f} s (load tool killed)"
         res["wall"] = time.monotonic() - t0
         samp.finish()
+        res["xfer_ns"] = xfer_ns(bins)
+        res["placement"] = placement(res.get("xfer0_ns"), res["xfer_ns"])
         res["cpu_s"] = samp.cpu - cpu0
         res["minor_faults"] = samp.minflt - flt0
         res["peak_rss_mib"] = samp.hwm / 1024.0
@@ -523,6 +553,10 @@ def aggregate(runs):
         if isinstance(agg["convergence_s"], (int, float)) and len(fails) == len(runs):
             agg["convergence_s"] = None
     agg["runs"] = len(runs)
+    pl = [r.get("placement") for r in runs if r.get("placement")]
+    if pl:
+        agg["placement"] = ", ".join(f"{pl.count(p)} {p}" for p in ("near", "far", "mixed")
+                                     if pl.count(p))
     conv = [r["convergence_s"] for r in runs if isinstance(r.get("convergence_s"), (int, float))]
     if len(conv) > 1:
         agg["convergence_min_s"], agg["convergence_max_s"] = min(conv), max(conv)
@@ -561,7 +595,7 @@ def ratio(num, den):
 
 def table(results, scenarios, daemons):
     hdr = ["scenario", "daemon", "convergence", "withdraw", "CPU s", "peak RSS",
-           "other/ricochetd", "x null relay", "churn p50/p99/max ms", "note"]
+           "other/ricochetd", "x null relay", "churn p50/p99/max ms", "runs by placement", "note"]
     rows = []
     for s in scenarios:
         rc = (results.get(s, {}).get("ricochetd") or {}).get("convergence_s")
@@ -593,8 +627,28 @@ def table(results, scenarios, daemons):
                          fmt(g.get("cpu_s")), fmt(g.get("peak_rss_mib"), "MiB"),
                          f"{sp:.1f}x" if sp else "-",
                          f"{ratio(conv, nr):.1f}x" if ratio(conv, nr) else "-",
-                         churn, g.get("failed") or g.get("skipped") or ""])
+                         churn, g.get("placement") or "-",
+                         g.get("failed") or g.get("skipped") or ""])
     return hdr, rows
+
+
+def by_placement(raw, scenarios, daemons):
+    """Lines giving each daemon's median convergence over its near runs and
+    over its far runs, where a scenario saw both (ratios are only read
+    between runs of the same placement)."""
+    out = []
+    for s in scenarios:
+        for d in daemons:
+            runs = raw.get(s, {}).get(d) or []
+            cells = []
+            for p in ("near", "far"):
+                v = [r["convergence_s"] for r in runs if r.get("placement") == p
+                     and isinstance(r.get("convergence_s"), (int, float))]
+                if v:
+                    cells.append(f"{p} {fmt(statistics.median(v), 's')} (n={len(v)})")
+            if cells:
+                out.append(f"{s} {d}: " + ", ".join(cells))
+    return out
 
 
 def print_table(hdr, rows):
@@ -824,6 +878,8 @@ def main():
                 print(f"   {d} run {i + 1}: convergence {fmt(r.get('convergence_s'), 's')}, "
                       f"withdraw {fmt(r.get('withdraw_s'), 's')}, cpu {fmt(r.get('cpu_s'))} s, "
                       f"rss {fmt(r.get('peak_rss_mib'), 'MiB')}, faults {r.get('minor_faults', '-')}"
+                      + (f", xfer {r['xfer0_ns']:.0f}/{r['xfer_ns']:.0f} ns ({r['placement']})"
+                         if r.get("placement") else "")
                       + (f"  [{r['failed']}]" if r.get("failed") else "")
                       + (f"  verify: {r['verify_problems']}" if r.get("verify_problems") else ""),
                       flush=True)
@@ -842,11 +898,19 @@ def main():
     hdr, rows = table(results, a.scenarios, a.daemons)
     print()
     print_table(hdr, rows)
+    bp = by_placement(raw, a.scenarios, a.daemons)
+    if bp:
+        print("\nmedian convergence by placement (xfer before and after the run, both < 90 ns: "
+              "near, both > 140 ns: far):")
+        print("\n".join("  " + line for line in bp))
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump({"meta": meta, "scenarios": {s: SCENARIOS[s][0] for s in a.scenarios},
                    "medians": results, "runs": raw}, f, indent=1, default=str)
     with open(os.path.join(outdir, "results.md"), "w") as f:
         f.write(markdown(hdr, rows, a, meta))
+        if bp:
+            f.write("\nMedian convergence by placement (`ricochet-xfer` before and after each run: "
+                    "both < 90 ns near, both > 140 ns far):\n\n" + "".join(f"- {x}\n" for x in bp))
     for s in a.scenarios:
         b = plot(results, s, outdir)
         if b:
