@@ -634,8 +634,8 @@ def table(results, scenarios, daemons):
 
 def by_placement(raw, scenarios, daemons):
     """Lines giving each daemon's median convergence over its near runs and
-    over its far runs, where a scenario saw both (ratios are only read
-    between runs of the same placement)."""
+    over its far runs (mixed runs left out): ratios are only read between
+    runs of the same placement."""
     out = []
     for s in scenarios:
         for d in daemons:

@@ -663,7 +663,7 @@ static uint64_t run_lpm_q(void *p)
 }
 
 /* Prepared queries, 64 per batch call: longest matches of s->q or exact
- * lookups of s->qp (a hit is a node with paths, lpm_hit). */
+ * lookups of s->qp (a hit is a node with paths, lk_hit). */
 static uint64_t run_batch(struct bm_rib *s, bool exact)
 {
 	bm_thread();
