@@ -13,9 +13,14 @@
  * machine (/proc/interrupts) and the page faults of each writer.  Stop 12 in
  * docs/BENCHMARKS.md is the analysis it was written for.
  *
- * Usage: ricochet-rib-diag threads prefixes paths [mode]
+ * Usage: ricochet-rib-diag threads prefixes paths [mode [warm]]
  *   threads 1 or 2; mode 0 one rib_update per path (insert_v4, default),
- *   1 UPDATE-shaped single calls, 2 rib_update_batch, 3 rib_update_multi.
+ *   1 UPDATE-shaped single calls, 2 rib_update_batch, 3 rib_update_multi;
+ *   warm 1: the same writer threads do the same work once untimed first and
+ *   it is freed, so that the timed round reuses a heap (their allocator
+ *   arenas) whose pages are already faulted in, as Google Benchmark's
+ *   repetitions do.  A fresh heap's page faults are taken by two writers in
+ *   parallel and flatter a two-writer ratio (docs/BENCHMARKS.md, stop 32).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -71,11 +76,21 @@ static void *diag_state;
 static long diag_iters;
 static enum bm_ins_mode diag_mode;
 static pthread_barrier_t diag_go;
+static bool diag_warm;
 
 static void *diag_thread(void *arg)
 {
 	struct diag_res *r = arg;
 	struct rusage a, b;
+	if (diag_warm) {
+		/* the untimed round; main frees its tables between the waits */
+		pthread_barrier_wait(&diag_go);
+		for (long i = 0; i < diag_iters; i++)
+			run_insert_mode(diag_state, diag_mode);
+		pthread_barrier_wait(&diag_go);
+		diag_pw = diag_pc = diag_bwait = 0;
+		diag_bcalls = 0;
+	}
 	pthread_barrier_wait(&diag_go);
 	getrusage(RUSAGE_THREAD, &a);
 	double w0 = diag_now(CLOCK_MONOTONIC), c0 = diag_now(CLOCK_THREAD_CPUTIME_ID);
@@ -129,7 +144,7 @@ static double diag_selfcpu(void)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: %s threads prefixes paths [mode]\n", argv[0]);
+		fprintf(stderr, "usage: %s threads prefixes paths [mode [warm]]\n", argv[0]);
 		return 2;
 	}
 	int nt = atoi(argv[1]);
@@ -140,6 +155,7 @@ int main(int argc, char **argv)
 			BM_INS_MODES - 1);
 		return 2;
 	}
+	diag_warm = argc > 5 && atoi(argv[5]) != 0;
 	diag_mode = (enum bm_ins_mode)mode;
 	diag_iters = total / BM_BATCH / nt;
 	diag_state = bm_setup(BGP_FAM_IPV4, (size_t)n, (unsigned)nt);
@@ -148,6 +164,12 @@ int main(int argc, char **argv)
 	struct diag_res r[2];
 	for (int i = 0; i < nt; i++)
 		pthread_create(&t[i], NULL, diag_thread, &r[i]);
+	if (diag_warm) {
+		pthread_barrier_wait(&diag_go);
+		pthread_barrier_wait(&diag_go);
+		bm_teardown(diag_state);
+		diag_state = bm_setup(BGP_FAM_IPV4, (size_t)n, (unsigned)nt);
+	}
 	double s0 = diag_selfcpu(), m0 = diag_now(CLOCK_THREAD_CPUTIME_ID);
 	long tlb0 = diag_tlb();
 	double w0 = diag_now(CLOCK_MONOTONIC);
