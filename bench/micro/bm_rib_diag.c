@@ -78,6 +78,13 @@ static enum bm_ins_mode diag_mode;
 static pthread_barrier_t diag_go;
 static bool diag_warm;
 
+/* One thread's share of a round: the same work timed or not. */
+static void diag_work(void)
+{
+	for (long i = 0; i < diag_iters; i++)
+		run_insert_mode(diag_state, diag_mode);
+}
+
 static void *diag_thread(void *arg)
 {
 	struct diag_res *r = arg;
@@ -85,8 +92,7 @@ static void *diag_thread(void *arg)
 	if (diag_warm) {
 		/* the untimed round; main frees its tables between the waits */
 		pthread_barrier_wait(&diag_go);
-		for (long i = 0; i < diag_iters; i++)
-			run_insert_mode(diag_state, diag_mode);
+		diag_work();
 		pthread_barrier_wait(&diag_go);
 		diag_pw = diag_pc = diag_bwait = 0;
 		diag_bcalls = 0;
@@ -94,8 +100,7 @@ static void *diag_thread(void *arg)
 	pthread_barrier_wait(&diag_go);
 	getrusage(RUSAGE_THREAD, &a);
 	double w0 = diag_now(CLOCK_MONOTONIC), c0 = diag_now(CLOCK_THREAD_CPUTIME_ID);
-	for (long i = 0; i < diag_iters; i++)
-		run_insert_mode(diag_state, diag_mode);
+	diag_work();
 	r->wall = diag_now(CLOCK_MONOTONIC) - w0;
 	r->cpu = diag_now(CLOCK_THREAD_CPUTIME_ID) - c0;
 	getrusage(RUSAGE_THREAD, &b);
